@@ -1,0 +1,358 @@
+// One CARP group's state machine (carp-protocol.md §5–7), as a pure function of
+// (state, event, now). Times are milliseconds on a monotonic clock supplied by the caller;
+// intervals are kept in 1/256 s units so that comparisons are exact integer comparisons.
+
+export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
+
+export interface GroupParams {
+  vhid: number;
+  advbase: number;
+  advskew: number;
+  deadratio: number;
+  preempt: boolean;
+  neutral: boolean;
+  ignoreifstate: boolean;
+  /** This node's source address as an unsigned 32-bit integer (big-endian reading). */
+  srcip: number;
+}
+
+/** Operator override (ucarpctl demote/promote); cleared by reset or reload. */
+export type Override = 'none' | 'demote' | 'promote';
+
+export interface MasterInfo {
+  src: number;
+  advbase: number;
+  advskew: number;
+}
+
+export interface GroupState {
+  readonly params: GroupParams;
+  readonly state: CarpState;
+  /** When the current state was entered. */
+  readonly since: number;
+  readonly linkUp: boolean;
+  readonly stopped: boolean;
+  /** MASTER: when the next advertisement is due. */
+  readonly advertAt: number | null;
+  /** BACKUP: when the master is declared dead. */
+  readonly masterDownAt: number | null;
+  /** BACKUP timer base: the last valid advertisement from another node, or when we started listening. */
+  readonly lastAdvertAt: number | null;
+  /** After a SIGUSR2-style demote, no takeover before this time. */
+  readonly holdUntil: number;
+  /** Periodic advertisements left before the delayed gratuitous ARP; 0 = none pending. */
+  readonly delayedGarp: number;
+  readonly sendFailures: number;
+  readonly sendSuccesses: number;
+  /** True while advertising advskew 240 because sends keep failing. */
+  readonly suppressed: boolean;
+  readonly override: Override;
+  /** The node currently believed master (null when unknown); src = own srcip when MASTER. */
+  readonly master: MasterInfo | null;
+}
+
+export type Event =
+  | { type: 'start' }
+  | { type: 'timer' }
+  | { type: 'advert'; src: number; advbase: number; advskew: number }
+  | { type: 'link'; up: boolean }
+  | { type: 'demote' }
+  | { type: 'override'; override: Override }
+  | { type: 'sendResult'; ok: boolean }
+  | { type: 'update'; params: GroupParams }
+  | { type: 'stop'; bowOut: boolean };
+
+export type TransitionReason =
+  | 'start'
+  | 'master-down'
+  | 'preempt'
+  | 'master-timing-out'
+  | 'better-master'
+  | 'link-down'
+  | 'link-up'
+  | 'demote'
+  | 'stop';
+
+export type Action =
+  | { type: 'send'; advbase: number; advskew: number }
+  | { type: 'garp' }
+  | { type: 'transition'; from: CarpState; to: CarpState; reason: TransitionReason; runScript: boolean };
+
+export interface StepResult {
+  state: GroupState;
+  actions: Action[];
+}
+
+/** The bow-out advertisement: receivers take over at once, the sender schedules no more. */
+export const BOW_OUT = { advbase: 255, advskew: 255 } as const;
+export const SUPPRESSED_ADVSKEW = 240;
+export const DEMOTE_HOLD_MS = 3000;
+const SEND_STREAK = 3;
+/** Periodic advertisements after which the second gratuitous ARP goes out. */
+const DELAYED_GARP_ADVERTS = 2;
+
+/** (advbase, advskew) as a time in 1/256 s: "shorter is better". */
+export function intervalUnits(advbase: number, advskew: number): number {
+  return advbase * 256 + advskew;
+}
+
+export function unitsToMs(units: number): number {
+  return (units * 1000) / 256;
+}
+
+/** ucarp compares s_addr in host byte order; on x86 that is the address read little-endian. */
+export function ucarpAddressOrder(addr: number): number {
+  return (
+    (((addr & 0xff) << 24) | (((addr >>> 8) & 0xff) << 16) | (((addr >>> 16) & 0xff) << 8) | (addr >>> 24)) >>> 0
+  );
+}
+
+/** The (advbase, advskew) this node puts on the wire now. */
+export function advertisedTiming(s: GroupState): { advbase: number; advskew: number } {
+  let advskew = s.params.advskew;
+  if (s.override === 'promote') advskew = 0;
+  if (s.override === 'demote') advskew = 255;
+  if (s.suppressed) advskew = Math.max(advskew, SUPPRESSED_ADVSKEW);
+  return { advbase: s.params.advbase, advskew };
+}
+
+function preempts(s: GroupState): boolean {
+  if (s.override === 'promote') return true;
+  if (s.override === 'demote') return false;
+  return s.params.preempt;
+}
+
+export function advertIntervalMs(s: GroupState): number {
+  const t = advertisedTiming(s);
+  return unitsToMs(intervalUnits(t.advbase, t.advskew));
+}
+
+export function masterDownMs(s: GroupState): number {
+  const t = advertisedTiming(s);
+  return unitsToMs(intervalUnits(t.advbase * s.params.deadratio, t.advskew));
+}
+
+export function initialState(params: GroupParams, now: number, linkUp = true): GroupState {
+  return {
+    params,
+    state: 'INIT',
+    since: now,
+    linkUp,
+    stopped: false,
+    advertAt: null,
+    masterDownAt: null,
+    lastAdvertAt: null,
+    holdUntil: 0,
+    delayedGarp: 0,
+    sendFailures: 0,
+    sendSuccesses: 0,
+    suppressed: false,
+    override: 'none',
+    master: null,
+  };
+}
+
+/** The earliest deadline the caller must wake the group at, or null. */
+export function nextDeadline(s: GroupState): number | null {
+  if (s.advertAt === null) return s.masterDownAt;
+  if (s.masterDownAt === null) return s.advertAt;
+  return Math.min(s.advertAt, s.masterDownAt);
+}
+
+function selfMaster(s: GroupState): MasterInfo {
+  return { src: s.params.srcip, ...advertisedTiming(s) };
+}
+
+function linkActive(s: GroupState): boolean {
+  return s.linkUp || s.params.ignoreifstate;
+}
+
+function backupDeadline(s: GroupState, now: number): number {
+  const base = s.lastAdvertAt ?? now;
+  return Math.max(base + masterDownMs(s), s.holdUntil);
+}
+
+function becomeMaster(s: GroupState, now: number, reason: TransitionReason, actions: Action[]): GroupState {
+  const next: GroupState = {
+    ...s,
+    state: 'MASTER',
+    since: now,
+    masterDownAt: null,
+    delayedGarp: DELAYED_GARP_ADVERTS,
+  };
+  const timed = { ...next, advertAt: now + advertIntervalMs(next) };
+  actions.push(
+    { type: 'transition', from: s.state, to: 'MASTER', reason, runScript: true },
+    { type: 'garp' },
+    { type: 'send', ...advertisedTiming(timed) },
+  );
+  return { ...timed, master: selfMaster(timed) };
+}
+
+function becomeBackup(
+  s: GroupState,
+  now: number,
+  reason: TransitionReason,
+  runScript: boolean,
+  actions: Action[],
+): GroupState {
+  actions.push({ type: 'transition', from: s.state, to: 'BACKUP', reason, runScript });
+  const next: GroupState = {
+    ...s,
+    state: 'BACKUP',
+    since: now,
+    advertAt: null,
+    delayedGarp: 0,
+    lastAdvertAt: s.lastAdvertAt ?? now,
+    master: s.state === 'MASTER' ? null : s.master,
+  };
+  return { ...next, masterDownAt: linkActive(next) && !next.stopped ? backupDeadline(next, now) : null };
+}
+
+function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
+  if (s.state === 'BACKUP' && s.masterDownAt !== null && now >= s.masterDownAt) {
+    return becomeMaster({ ...s, lastAdvertAt: null }, now, 'master-down', actions);
+  }
+  if (s.state === 'MASTER' && s.advertAt !== null && now >= s.advertAt) {
+    actions.push({ type: 'send', ...advertisedTiming(s) });
+    let delayedGarp = s.delayedGarp;
+    if (delayedGarp > 0) {
+      delayedGarp -= 1;
+      if (delayedGarp === 0) actions.push({ type: 'garp' });
+    }
+    const interval = advertIntervalMs(s);
+    // Drift-free: the next deadline follows the previous deadline, not "now"; only after a
+    // stall longer than an interval do we resynchronise instead of sending a burst.
+    let advertAt = s.advertAt + interval;
+    if (advertAt <= now) advertAt = now + interval;
+    return { ...s, advertAt, delayedGarp };
+  }
+  return s;
+}
+
+function onAdvert(
+  s: GroupState,
+  ev: { src: number; advbase: number; advskew: number },
+  now: number,
+  actions: Action[],
+): GroupState {
+  if (s.stopped || s.state === 'INIT' || !linkActive(s)) return s;
+  const mine = advertisedTiming(s);
+  const ours = intervalUnits(mine.advbase, mine.advskew);
+  const theirs = intervalUnits(ev.advbase, ev.advskew);
+  const sender: MasterInfo = { src: ev.src, advbase: ev.advbase, advskew: ev.advskew };
+
+  if (s.state === 'MASTER') {
+    const senderLower = ucarpAddressOrder(ev.src) < ucarpAddressOrder(s.params.srcip);
+    if (theirs < ours || (theirs === ours && senderLower)) {
+      // Tell the others once more who we were, so that a third node does not time out.
+      actions.push({ type: 'send', ...mine });
+      const backup = becomeBackup({ ...s, lastAdvertAt: now }, now, 'better-master', true, actions);
+      return { ...backup, master: sender };
+    }
+    // A worse master is out there: re-assert our address now and once more later.
+    actions.push({ type: 'garp' });
+    return { ...s, delayedGarp: DELAYED_GARP_ADVERTS };
+  }
+
+  // BACKUP
+  const held = now < s.holdUntil;
+  if (!held && preempts(s) && theirs > ours) {
+    return becomeMaster({ ...s, lastAdvertAt: null }, now, 'preempt', actions);
+  }
+  const deadUnits = intervalUnits(mine.advbase * s.params.deadratio, mine.advskew);
+  if (!held && theirs > deadUnits) {
+    return becomeMaster({ ...s, lastAdvertAt: null }, now, 'master-timing-out', actions);
+  }
+  const next = { ...s, lastAdvertAt: now, master: sender };
+  return { ...next, masterDownAt: backupDeadline(next, now) };
+}
+
+export function step(s: GroupState, ev: Event, now: number): StepResult {
+  const actions: Action[] = [];
+  let next = s;
+  switch (ev.type) {
+    case 'start':
+      if (s.state === 'INIT' && !s.stopped) {
+        next = becomeBackup(s, now, 'start', !s.params.neutral, actions);
+      }
+      break;
+    case 'timer':
+      if (!s.stopped) next = onTimer(s, now, actions);
+      break;
+    case 'advert':
+      next = onAdvert(s, ev, now, actions);
+      break;
+    case 'link':
+      if (ev.up === s.linkUp) break;
+      next = { ...s, linkUp: ev.up };
+      if (s.params.ignoreifstate || s.stopped || s.state === 'INIT') break;
+      if (!ev.up) {
+        next =
+          s.state === 'MASTER'
+            ? becomeBackup(next, now, 'link-down', true, actions)
+            : { ...next, masterDownAt: null, master: null };
+      } else {
+        next = { ...next, lastAdvertAt: now, masterDownAt: now + masterDownMs(next) };
+      }
+      break;
+    case 'demote':
+      // ucarp's SIGUSR2: give mastership away and stay out of elections for 3 s. Unlike
+      // ucarp we bow out on the wire, so a backup takes over now rather than ~3 s later.
+      next = { ...s, holdUntil: now + DEMOTE_HOLD_MS };
+      if (s.state === 'MASTER') next = handOver(next, now, actions);
+      else if (next.masterDownAt !== null) next = { ...next, masterDownAt: backupDeadline(next, now) };
+      break;
+    case 'override':
+      next = retime(s, { ...s, override: ev.override }, now);
+      if (ev.override === 'demote' && s.state === 'MASTER') next = handOver(next, now, actions);
+      break;
+    case 'sendResult':
+      next = onSendResult(s, ev.ok, now);
+      break;
+    case 'update':
+      next = retime(s, { ...s, params: ev.params }, now);
+      break;
+    case 'stop':
+      if (s.stopped) break;
+      if (s.state === 'MASTER' && ev.bowOut) actions.push({ type: 'send', ...BOW_OUT });
+      next = { ...s, stopped: true };
+      if (s.state === 'MASTER') {
+        next = becomeBackup(next, now, 'stop', true, actions);
+      }
+      next = { ...next, advertAt: null, masterDownAt: null };
+      break;
+  }
+  return { state: next, actions };
+}
+
+function handOver(s: GroupState, now: number, actions: Action[]): GroupState {
+  actions.push({ type: 'send', ...BOW_OUT });
+  return becomeBackup({ ...s, lastAdvertAt: now }, now, 'demote', true, actions);
+}
+
+/** Re-derives deadlines after a change of timing parameters, without a state change. */
+function retime(prev: GroupState, next: GroupState, now: number): GroupState {
+  if (next.stopped) return next;
+  if (next.state === 'MASTER' && prev.advertAt !== null) {
+    const start = prev.advertAt - advertIntervalMs(prev);
+    return { ...next, advertAt: Math.max(start + advertIntervalMs(next), now), master: selfMaster(next) };
+  }
+  if (next.state === 'BACKUP' && prev.masterDownAt !== null) {
+    return { ...next, masterDownAt: backupDeadline(next, now) };
+  }
+  return next;
+}
+
+function onSendResult(s: GroupState, ok: boolean, now: number): GroupState {
+  if (ok) {
+    const sendSuccesses = s.sendSuccesses + 1;
+    const clear = s.suppressed && sendSuccesses >= SEND_STREAK;
+    const next = { ...s, sendFailures: 0, sendSuccesses, suppressed: clear ? false : s.suppressed };
+    return clear ? retime(s, next, now) : next;
+  }
+  const sendFailures = s.sendFailures + 1;
+  const suppress = !s.suppressed && sendFailures >= SEND_STREAK;
+  const next = { ...s, sendSuccesses: 0, sendFailures, suppressed: suppress ? true : s.suppressed };
+  return suppress ? retime(s, next, now) : next;
+}

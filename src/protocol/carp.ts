@@ -1,0 +1,148 @@
+// CARP v2 advertisement codec (carp-protocol.md §1–4). Pure: no sockets, no clock.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { internetChecksum } from './checksum';
+
+export const CARP_HEADER_LEN = 36;
+export const CARP_VERSION = 2;
+export const CARP_TYPE_ADVERTISEMENT = 1;
+export const CARP_AUTHLEN = 7;
+export const CARP_TTL = 255;
+export const IPPROTO_CARP = 112;
+export const MAX_PASSWORD_BYTES = 19;
+export const KEY_LEN = 20;
+
+/** Why a received packet was not accepted; each has its own counter. */
+export type RejectReason =
+  | 'short'
+  | 'ttl'
+  | 'version'
+  | 'type'
+  | 'length'
+  | 'vhid'
+  | 'destination'
+  | 'checksum'
+  | 'digest';
+
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'short',
+  'ttl',
+  'version',
+  'type',
+  'length',
+  'vhid',
+  'destination',
+  'checksum',
+  'digest',
+];
+
+export interface Advertisement {
+  vhid: number;
+  advbase: number;
+  advskew: number;
+  /** OpenBSD's demotion byte; ucarp always sends 0. */
+  demote: number;
+  counter: bigint;
+}
+
+/** Fields of the IPv4 + CARP framing that demultiplexing needs, read without authenticating. */
+export interface Framing {
+  /** Offset of the CARP header (the IPv4 header length). */
+  offset: number;
+  /** IPv4 source and destination as unsigned 32-bit integers (network order read big-endian). */
+  src: number;
+  dst: number;
+  vhid: number;
+}
+
+export type FramingResult = { ok: true; framing: Framing } | { ok: false; reason: RejectReason };
+export type VerifyResult = { ok: true; adv: Advertisement } | { ok: false; reason: RejectReason };
+
+/** The HMAC key: the password bytes zero-padded to 20 bytes, as ucarp does. */
+export function passwordKey(password: string | Buffer): Buffer {
+  const bytes = typeof password === 'string' ? Buffer.from(password, 'utf8') : password;
+  if (bytes.length > MAX_PASSWORD_BYTES) throw new RangeError('password too long (at most 19 bytes)');
+  const key = Buffer.alloc(KEY_LEN);
+  bytes.copy(key);
+  return key;
+}
+
+/** Authentication context of one group: everything the digest covers except the counter. */
+export interface GroupAuth {
+  key: Buffer;
+  vhid: number;
+  /** The virtual addresses as unsigned 32-bit integers; hashed sorted ascending. */
+  addresses: readonly number[];
+}
+
+/** Precomputes the constant prefix (version, type, vhid, sorted addresses) of the HMAC input. */
+export function authPrefix(auth: GroupAuth): Buffer {
+  const sorted = [...auth.addresses].sort((a, b) => a - b);
+  const buf = Buffer.alloc(3 + 4 * sorted.length);
+  buf[0] = CARP_VERSION;
+  buf[1] = CARP_TYPE_ADVERTISEMENT;
+  buf[2] = auth.vhid;
+  sorted.forEach((a, i) => buf.writeUInt32BE(a >>> 0, 3 + 4 * i));
+  return buf;
+}
+
+export function computeDigest(key: Buffer, prefix: Buffer, counter: Uint8Array): Buffer {
+  return createHmac('sha1', key).update(prefix).update(counter).digest();
+}
+
+/** Builds the 36-byte CARP header (checksum and digest included). */
+export function encodeAdvertisement(
+  adv: { advbase: number; advskew: number; counter: bigint; vhid: number; demote?: number },
+  key: Buffer,
+  prefix: Buffer,
+  out: Buffer = Buffer.alloc(CARP_HEADER_LEN),
+): Buffer {
+  out[0] = (CARP_VERSION << 4) | CARP_TYPE_ADVERTISEMENT;
+  out[1] = adv.vhid;
+  out[2] = adv.advskew;
+  out[3] = CARP_AUTHLEN;
+  out[4] = adv.demote ?? 0;
+  out[5] = adv.advbase;
+  out.writeUInt16BE(0, 6);
+  out.writeBigUInt64BE(BigInt.asUintN(64, adv.counter), 8);
+  computeDigest(key, prefix, out.subarray(8, 16)).copy(out, 16);
+  out.writeUInt16BE(internetChecksum(out, 0, CARP_HEADER_LEN), 6);
+  return out;
+}
+
+/**
+ * Checks the framing of a received IPv4 packet in ucarp's order (length, TTL, version) plus
+ * the type and authlen checks ucarp omits, so that VRRP traffic on protocol 112 is rejected
+ * by reason instead of failing later as a digest mismatch.
+ */
+export function parseFraming(pkt: Uint8Array): FramingResult {
+  if (pkt.length < 20) return { ok: false, reason: 'short' };
+  const ihl = (pkt[0] & 0x0f) * 4;
+  if (ihl < 20 || pkt.length < ihl + CARP_HEADER_LEN) return { ok: false, reason: 'short' };
+  if (pkt[8] !== CARP_TTL) return { ok: false, reason: 'ttl' };
+  const c = ihl;
+  if (pkt[c] >> 4 !== CARP_VERSION) return { ok: false, reason: 'version' };
+  if ((pkt[c] & 0x0f) !== CARP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
+  if (pkt[c + 3] !== CARP_AUTHLEN) return { ok: false, reason: 'length' };
+  const src = ((pkt[12] << 24) | (pkt[13] << 16) | (pkt[14] << 8) | pkt[15]) >>> 0;
+  const dst = ((pkt[16] << 24) | (pkt[17] << 16) | (pkt[18] << 8) | pkt[19]) >>> 0;
+  return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1] } };
+}
+
+/** Verifies checksum and digest of a framed packet for one group and decodes it. */
+export function verifyAdvertisement(pkt: Uint8Array, offset: number, key: Buffer, prefix: Buffer): VerifyResult {
+  const carp = pkt.subarray(offset, offset + CARP_HEADER_LEN);
+  if (internetChecksum(carp) !== 0) return { ok: false, reason: 'checksum' };
+  const expected = computeDigest(key, prefix, carp.subarray(8, 16));
+  if (!timingSafeEqual(expected, carp.subarray(16, 36))) return { ok: false, reason: 'digest' };
+  const view = Buffer.from(carp.buffer, carp.byteOffset, CARP_HEADER_LEN);
+  return {
+    ok: true,
+    adv: {
+      vhid: carp[1],
+      advskew: carp[2],
+      demote: carp[4],
+      advbase: carp[5],
+      counter: view.readBigUInt64BE(8),
+    },
+  };
+}
