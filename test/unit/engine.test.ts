@@ -1,0 +1,289 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Action,
+  Event,
+  GroupParams,
+  GroupState,
+  initialState,
+  nextDeadline,
+  step,
+  advertisedTiming,
+  ucarpAddressOrder,
+} from '../../src/engine/group';
+
+const ip = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+
+function params(p: Partial<GroupParams> = {}): GroupParams {
+  return {
+    vhid: 1,
+    advbase: 1,
+    advskew: 0,
+    deadratio: 3,
+    preempt: false,
+    neutral: false,
+    ignoreifstate: false,
+    srcip: ip('192.0.2.1'),
+    ...p,
+  };
+}
+
+/** A group driven by a fake clock; collects every action. */
+class Driver {
+  s: GroupState;
+  actions: Action[] = [];
+  constructor(
+    p: Partial<GroupParams> = {},
+    public now = 1000,
+  ) {
+    this.s = initialState(params(p), now);
+  }
+  ev(e: Event): Action[] {
+    const r = step(this.s, e, this.now);
+    this.s = r.state;
+    this.actions.push(...r.actions);
+    return r.actions;
+  }
+  /** Advances the clock to `t`, firing every deadline on the way exactly on time. */
+  runUntil(t: number): Action[] {
+    const out: Action[] = [];
+    for (;;) {
+      const d = nextDeadline(this.s);
+      if (d === null || d > t) break;
+      this.now = d;
+      out.push(...this.ev({ type: 'timer' }));
+    }
+    this.now = t;
+    return out;
+  }
+  advert(src: string, advbase = 1, advskew = 0): Action[] {
+    return this.ev({ type: 'advert', src: ip(src), advbase, advskew });
+  }
+}
+
+const transitions = (a: Action[]) =>
+  a.filter((x) => x.type === 'transition').map((x) => (x.type === 'transition' ? `${x.to}:${x.reason}` : ''));
+const sends = (a: Action[]) => a.filter((x) => x.type === 'send');
+const garps = (a: Action[]) => a.filter((x) => x.type === 'garp').length;
+
+test('start goes INIT → BACKUP with the downscript, unless neutral', () => {
+  const d = new Driver();
+  const a = d.ev({ type: 'start' });
+  assert.deepEqual(a, [{ type: 'transition', from: 'INIT', to: 'BACKUP', reason: 'start', runScript: true }]);
+  assert.equal(d.s.masterDownAt, 1000 + 3000);
+  assert.deepEqual(new Driver({ neutral: true }).ev({ type: 'start' }), [
+    { type: 'transition', from: 'INIT', to: 'BACKUP', reason: 'start', runScript: false },
+  ]);
+});
+
+test('master-down timeout is deadratio × advbase + advskew/256 of our own timing', () => {
+  const d = new Driver({ advbase: 2, advskew: 128, deadratio: 4 });
+  d.ev({ type: 'start' });
+  assert.equal(d.s.masterDownAt, 1000 + 8000 + 500);
+  assert.deepEqual(d.runUntil(9499), []);
+  const a = d.runUntil(9500);
+  assert.deepEqual(transitions(a), ['MASTER:master-down']);
+  assert.equal(garps(a), 1);
+  assert.deepEqual(sends(a), [{ type: 'send', advbase: 2, advskew: 128 }]);
+  assert.equal(d.s.advertAt, 9500 + 2500);
+});
+
+test('a master advertises once per interval without drift, even when woken late', () => {
+  const d = new Driver({ advskew: 64 });
+  d.ev({ type: 'start' });
+  d.runUntil(4250); // master at 4250
+  assert.equal(d.s.state, 'MASTER');
+  d.now = 4250 + 1250 + 7; // the event loop was 7 ms late
+  d.ev({ type: 'timer' });
+  assert.equal(d.s.advertAt, 4250 + 2 * 1250);
+  // A stall longer than an interval resynchronises instead of bursting.
+  d.now = 20000;
+  const a = d.ev({ type: 'timer' });
+  assert.equal(sends(a).length, 1);
+  assert.equal(d.s.advertAt, 21250);
+});
+
+test('the second gratuitous ARP rides on the second periodic advertisement', () => {
+  const d = new Driver();
+  d.ev({ type: 'start' });
+  d.runUntil(4000);
+  assert.equal(d.s.state, 'MASTER');
+  assert.equal(garps(d.runUntil(5000)), 0);
+  assert.equal(garps(d.runUntil(6000)), 1);
+  assert.equal(garps(d.runUntil(20000)), 0);
+});
+
+test('a backup restarts its master-down timer on every valid advertisement', () => {
+  const d = new Driver();
+  d.ev({ type: 'start' });
+  for (let t = 1500; t < 10000; t += 1000) {
+    d.runUntil(t);
+    d.advert('192.0.2.2', 1, 0);
+  }
+  assert.equal(d.s.state, 'BACKUP');
+  assert.equal(d.s.masterDownAt, 9500 + 3000);
+  assert.deepEqual(d.s.master, { src: ip('192.0.2.2'), advbase: 1, advskew: 0 });
+  assert.deepEqual(transitions(d.runUntil(12500)), ['MASTER:master-down']);
+});
+
+test('preemption: a backup with a shorter interval takes over at once only with preempt', () => {
+  const p = new Driver({ preempt: true, advskew: 10 });
+  p.ev({ type: 'start' });
+  assert.deepEqual(transitions(p.advert('192.0.2.2', 1, 50)), ['MASTER:preempt']);
+  const q = new Driver({ preempt: false, advskew: 10 });
+  q.ev({ type: 'start' });
+  assert.deepEqual(transitions(q.advert('192.0.2.2', 1, 50)), []);
+  // Equal interval is not "longer": no preemption.
+  const r = new Driver({ preempt: true, advskew: 50 });
+  r.ev({ type: 'start' });
+  assert.deepEqual(transitions(r.advert('192.0.2.2', 1, 50)), []);
+});
+
+test('master going to time out: an interval longer than our dead time means take over now', () => {
+  const d = new Driver();
+  d.ev({ type: 'start' });
+  assert.deepEqual(transitions(d.advert('192.0.2.2', 3, 1)), ['MASTER:master-timing-out']);
+  const e = new Driver();
+  e.ev({ type: 'start' });
+  assert.deepEqual(transitions(e.advert('192.0.2.2', 3, 0)), [], 'exactly the dead time is not longer');
+  const bow = new Driver({ advbase: 10, deadratio: 20 });
+  bow.ev({ type: 'start' });
+  assert.deepEqual(transitions(bow.advert('192.0.2.2', 255, 255)), ['MASTER:master-timing-out']);
+});
+
+function master(p: Partial<GroupParams> = {}): Driver {
+  const d = new Driver(p);
+  d.ev({ type: 'start' });
+  d.runUntil(d.s.masterDownAt!);
+  assert.equal(d.s.state, 'MASTER');
+  d.actions = [];
+  return d;
+}
+
+test('a master yields to a better master after one more advertisement', () => {
+  const d = master({ advskew: 100 });
+  const a = d.advert('192.0.2.2', 1, 10);
+  assert.deepEqual(a, [
+    { type: 'send', advbase: 1, advskew: 100 },
+    { type: 'transition', from: 'MASTER', to: 'BACKUP', reason: 'better-master', runScript: true },
+  ]);
+  assert.equal(d.s.advertAt, null);
+  assert.equal(d.s.masterDownAt, d.now + 3000 + 390.625);
+});
+
+test('a master facing a worse master re-asserts with a gratuitous ARP now and two adverts later', () => {
+  const d = master({ advskew: 10 });
+  const t0 = d.now;
+  assert.deepEqual(d.advert('192.0.2.2', 1, 100), [{ type: 'garp' }]);
+  assert.equal(d.s.state, 'MASTER');
+  const later = d.runUntil(t0 + 3000);
+  assert.equal(garps(later), 1);
+});
+
+test('equal intervals: tie-break compares addresses in ucarp (x86 host) byte order', () => {
+  // Naturally 10.0.2.1 > 10.0.1.2, but read little-endian 10.0.2.1 is the lower one.
+  assert.ok(ucarpAddressOrder(ip('10.0.2.1')) < ucarpAddressOrder(ip('10.0.1.2')));
+  const a = master({ srcip: ip('10.0.1.2') });
+  assert.deepEqual(transitions(a.advert('10.0.2.1')), ['BACKUP:better-master']);
+  const b = master({ srcip: ip('10.0.2.1') });
+  assert.deepEqual(transitions(b.advert('10.0.1.2')), []);
+  assert.equal(b.s.state, 'MASTER');
+});
+
+test('carrier loss forces BACKUP and stops timers; carrier back restarts the master-down timer', () => {
+  const d = master();
+  const a = d.ev({ type: 'link', up: false });
+  assert.deepEqual(transitions(a), ['BACKUP:link-down']);
+  assert.equal(nextDeadline(d.s), null);
+  assert.deepEqual(d.runUntil(d.now + 60000), []);
+  assert.deepEqual(d.advert('192.0.2.2'), [], 'advertisements are ignored without carrier');
+  d.ev({ type: 'link', up: true });
+  assert.equal(d.s.state, 'BACKUP');
+  assert.equal(d.s.masterDownAt, d.now + 3000);
+});
+
+test('ignoreifstate: carrier loss changes nothing', () => {
+  const d = master({ ignoreifstate: true });
+  assert.deepEqual(d.ev({ type: 'link', up: false }), []);
+  assert.equal(d.s.state, 'MASTER');
+  assert.equal(sends(d.runUntil(d.now + 1000)).length, 1);
+});
+
+test('three failed sends advertise advskew 240 until three sends succeed', () => {
+  const d = master({ advskew: 5 });
+  for (let i = 0; i < 2; i++) d.ev({ type: 'sendResult', ok: false });
+  assert.equal(advertisedTiming(d.s).advskew, 5);
+  d.ev({ type: 'sendResult', ok: false });
+  assert.equal(advertisedTiming(d.s).advskew, 240);
+  assert.deepEqual(sends(d.runUntil(d.s.advertAt!)), [{ type: 'send', advbase: 1, advskew: 240 }]);
+  d.ev({ type: 'sendResult', ok: true });
+  d.ev({ type: 'sendResult', ok: true });
+  assert.equal(advertisedTiming(d.s).advskew, 240);
+  d.ev({ type: 'sendResult', ok: true });
+  assert.equal(advertisedTiming(d.s).advskew, 5);
+});
+
+test('demote (SIGUSR2) bows out on the wire, then stays out of elections for 3 s', () => {
+  const d = master({ preempt: true, advskew: 0 });
+  const t0 = d.now;
+  const a = d.ev({ type: 'demote' });
+  assert.deepEqual(sends(a), [{ type: 'send', advbase: 255, advskew: 255 }]);
+  assert.deepEqual(transitions(a), ['BACKUP:demote']);
+  // A worse master would normally be preempted; not during the hold.
+  d.now = t0 + 1000;
+  assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 100)), []);
+  d.now = t0 + 3500;
+  assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 100)), ['MASTER:preempt']);
+});
+
+test('a demoted lone node takes mastership back only after the hold and its dead time', () => {
+  const d = master();
+  const t0 = d.now;
+  d.ev({ type: 'demote' });
+  assert.equal(d.s.masterDownAt, t0 + 3000);
+  assert.deepEqual(transitions(d.runUntil(t0 + 3000)), ['MASTER:master-down']);
+});
+
+test('stop: a master sends the bow-out, then goes BACKUP with its downscript and schedules nothing', () => {
+  const d = master();
+  const a = d.ev({ type: 'stop', bowOut: true });
+  assert.deepEqual(a, [
+    { type: 'send', advbase: 255, advskew: 255 },
+    { type: 'transition', from: 'MASTER', to: 'BACKUP', reason: 'stop', runScript: true },
+  ]);
+  assert.equal(nextDeadline(d.s), null);
+  assert.deepEqual(d.advert('192.0.2.2', 255, 255), []);
+  const b = new Driver();
+  b.ev({ type: 'start' });
+  assert.deepEqual(b.ev({ type: 'stop', bowOut: true }), []);
+});
+
+test('update in place: a new advskew applies to the next advertisement without a transition', () => {
+  const d = master({ advskew: 0 });
+  const next = d.s.advertAt!;
+  const a = d.ev({ type: 'update', params: { ...d.s.params, advskew: 128 } });
+  assert.deepEqual(a, []);
+  assert.equal(d.s.state, 'MASTER');
+  assert.equal(d.s.advertAt, next + 500);
+  assert.deepEqual(sends(d.runUntil(next + 500)), [{ type: 'send', advbase: 1, advskew: 128 }]);
+  const b = new Driver();
+  b.ev({ type: 'start' });
+  b.ev({ type: 'update', params: { ...b.s.params, advbase: 2 } });
+  assert.equal(b.s.masterDownAt, 1000 + 6000);
+});
+
+test('promote advertises advskew 0 and preempts; demote override hands over and never preempts', () => {
+  const d = new Driver({ advskew: 100 });
+  d.ev({ type: 'start' });
+  assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 50)), []);
+  d.ev({ type: 'override', override: 'promote' });
+  assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 50)), ['MASTER:preempt']);
+  assert.deepEqual(sends(d.actions).at(-1), { type: 'send', advbase: 1, advskew: 0 });
+  const m = master({ preempt: true });
+  const a = m.ev({ type: 'override', override: 'demote' });
+  assert.deepEqual(sends(a), [{ type: 'send', advbase: 255, advskew: 255 }]);
+  m.now += 5000;
+  assert.deepEqual(transitions(m.advert('192.0.2.2', 1, 200)), []);
+  m.ev({ type: 'override', override: 'none' });
+  assert.deepEqual(transitions(m.advert('192.0.2.2', 1, 200)), ['MASTER:preempt']);
+});

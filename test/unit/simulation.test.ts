@@ -1,0 +1,126 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GroupParams, masterDownMs, initialState } from '../../src/engine/group';
+import { Simulation } from '../helpers/sim';
+
+const ip = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+
+function nodeParams(i: number, rand: () => number): GroupParams {
+  return {
+    vhid: 7,
+    advbase: 1,
+    // Some nodes share a skew so that the equal-interval tie-break is exercised.
+    advskew: [0, 0, 20, 20, 100, 100][i % 6] + (rand() < 0.2 ? 1 : 0),
+    deadratio: 3,
+    preempt: rand() < 0.5,
+    neutral: false,
+    ignoreifstate: false,
+    // Addresses whose natural and ucarp (little-endian) orders disagree.
+    srcip: ip(`192.0.${(i * 37) % 250}.${1 + ((i * 11) % 250)}`),
+  };
+}
+
+/** Chaos for `chaosMs`, then a healed network; returns the time chaos ended. */
+function chaos(sim: Simulation, from: number, chaosMs: number, seedRand: () => number): number {
+  const n = sim.nodes.length;
+  let t = from;
+  const end = from + chaosMs;
+  while (t < end) {
+    t += 200 + seedRand() * 1800;
+    if (t >= end) break;
+    const r = seedRand();
+    const id = Math.floor(seedRand() * n);
+    const when = t;
+    if (r < 0.2) sim.at(when, () => (sim.loss = seedRand() * 0.5));
+    else if (r < 0.4) sim.at(when, () => sim.setPartition(id, Math.floor(seedRand() * 3)));
+    else if (r < 0.55) sim.at(when, () => sim.nodes[id].alive && sim.kill(id));
+    else if (r < 0.7) sim.at(when, () => !sim.nodes[id].alive && sim.start(id));
+    else if (r < 0.8) sim.at(when, () => sim.nodes[id].alive && sim.stop(id));
+    else sim.at(when, () => sim.nodes.forEach((x) => sim.setPartition(x.id, 0)));
+  }
+  sim.at(end, () => {
+    sim.loss = 0;
+    sim.nodes.forEach((x) => sim.setPartition(x.id, 0));
+    // At least one node must be up for "exactly one master" to be possible.
+    if (!sim.nodes.some((x) => x.alive)) sim.start(0);
+  });
+  return end;
+}
+
+for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 42, 1234]) {
+  test(`simulation seed ${seed}: 6 nodes, loss, partitions, kills and restarts converge to one master`, () => {
+    const rand = (() => {
+      let a = seed * 7919;
+      return () => ((a = (a * 16807) % 2147483647) / 2147483647);
+    })();
+    const params = Array.from({ length: 6 }, (_, i) => nodeParams(i, rand));
+    const sim = new Simulation(seed, params);
+    // Staggered start within the first 50 ms.
+    params.forEach((_, i) => sim.at(rand() * 50, () => sim.start(i)));
+    const maxDown = Math.max(...params.map((p) => masterDownMs(initialState(p, 0))));
+    const maxInterval = Math.max(...params.map((p) => 1000 * p.advbase + (p.advskew * 1000) / 256));
+    // Converged after the start, then several rounds of chaos, each followed by a check.
+    let t = 0;
+    for (let round = 0; round < 6; round++) {
+      t = chaos(sim, t, 20000, rand);
+      // Stable network: after the dead time plus two intervals, exactly one master, and it
+      // stays exactly one for a further 10 s of steady state.
+      const settle = t + maxDown + 2 * maxInterval;
+      sim.runUntil(settle);
+      for (let probe = settle; probe <= settle + 10000; probe += 250) {
+        sim.runUntil(probe);
+        const m = sim.masters();
+        assert.equal(m.length, 1, `seed ${seed} round ${round} t=${probe}: masters ${JSON.stringify(m)}`);
+      }
+      t = sim.now;
+    }
+    assert.deepEqual(sim.violations, []);
+    assert.ok(sim.transitions.length > 10, 'the chaos must actually cause transitions');
+  });
+}
+
+test('a backup takes over exactly at its dead time after the master dies, lowest interval wins', () => {
+  const params: GroupParams[] = [0, 50, 100].map((skew, i) => ({
+    vhid: 1,
+    advbase: 1,
+    advskew: skew,
+    deadratio: 3,
+    preempt: true,
+    neutral: false,
+    ignoreifstate: false,
+    srcip: ip(`198.51.100.${i + 1}`),
+  }));
+  const sim = new Simulation(99, params);
+  [0, 1, 2].forEach((i) => sim.start(i));
+  sim.runUntil(10000);
+  assert.deepEqual(sim.masters(), [0]);
+  const lastAdvert = Math.floor((10000 - 3000) / 1000) * 1000 + 3000; // node 0 sends on whole seconds
+  sim.kill(0);
+  sim.runUntil(30000);
+  assert.deepEqual(sim.masters(), [1]);
+  const takeover = sim.transitions.find((x) => x.node === 1 && x.to === 'MASTER')!;
+  assert.equal(takeover.at, lastAdvert + 0.3 + 3000 + (50 * 1000) / 256);
+  assert.deepEqual(sim.violations, []);
+});
+
+test('a graceful stop hands mastership over at once instead of after the dead time', () => {
+  const params: GroupParams[] = [0, 0].map((_, i) => ({
+    vhid: 1,
+    advbase: 1,
+    advskew: i * 10,
+    deadratio: 3,
+    preempt: false,
+    neutral: false,
+    ignoreifstate: false,
+    srcip: ip(`203.0.113.${i + 1}`),
+  }));
+  const sim = new Simulation(5, params);
+  sim.start(0);
+  sim.runUntil(5000);
+  sim.start(1);
+  sim.runUntil(10000);
+  assert.deepEqual(sim.masters(), [0]);
+  sim.stop(0);
+  sim.runUntil(10001);
+  assert.deepEqual(sim.masters(), [1]);
+});
