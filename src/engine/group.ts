@@ -103,7 +103,11 @@ export function unitsToMs(units: number): number {
 /** ucarp compares s_addr in host byte order; on x86 that is the address read little-endian. */
 export function ucarpAddressOrder(addr: number): number {
   return (
-    (((addr & 0xff) << 24) | (((addr >>> 8) & 0xff) << 16) | (((addr >>> 16) & 0xff) << 8) | (addr >>> 24)) >>> 0
+    (((addr & 0xff) << 24) |
+      (((addr >>> 8) & 0xff) << 16) |
+      (((addr >>> 16) & 0xff) << 8) |
+      (addr >>> 24)) >>>
+    0
   );
 }
 

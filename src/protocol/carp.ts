@@ -13,15 +13,7 @@ export const KEY_LEN = 20;
 
 /** Why a received packet was not accepted; each has its own counter. */
 export type RejectReason =
-  | 'short'
-  | 'ttl'
-  | 'version'
-  | 'type'
-  | 'length'
-  | 'vhid'
-  | 'destination'
-  | 'checksum'
-  | 'digest';
+  'short' | 'ttl' | 'version' | 'type' | 'length' | 'vhid' | 'destination' | 'checksum' | 'digest';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'short',
@@ -129,7 +121,12 @@ export function parseFraming(pkt: Uint8Array): FramingResult {
 }
 
 /** Verifies checksum and digest of a framed packet for one group and decodes it. */
-export function verifyAdvertisement(pkt: Uint8Array, offset: number, key: Buffer, prefix: Buffer): VerifyResult {
+export function verifyAdvertisement(
+  pkt: Uint8Array,
+  offset: number,
+  key: Buffer,
+  prefix: Buffer,
+): VerifyResult {
   const carp = pkt.subarray(offset, offset + CARP_HEADER_LEN);
   if (internetChecksum(carp) !== 0) return { ok: false, reason: 'checksum' };
   const expected = computeDigest(key, prefix, carp.subarray(8, 16));

@@ -136,6 +136,16 @@ export class Lab {
     await ip('-n', this.sw, 'link', 'set', h.swPorts[segment], up ? 'up' : 'down');
   }
 
+  /**
+   * Detaches a host from segment s's bridge (or re-attaches it): it can no longer reach the
+   * others, but unlike setSwitchPort its carrier stays up.
+   */
+  async isolate(h: Host, isolated: boolean, segment = 0): Promise<void> {
+    const port = h.swPorts[segment];
+    if (isolated) await ip('-n', this.sw, 'link', 'set', port, 'nomaster');
+    else await ip('-n', this.sw, 'link', 'set', port, 'master', `br${segment}`);
+  }
+
   async destroy(): Promise<void> {
     this.destroySync();
   }
@@ -155,7 +165,9 @@ export class Lab {
     // hold it open, so kill whatever still runs inside before deleting.
     for (const ns of [...this.hosts.map((h) => h.ns), this.sw]) {
       try {
-        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
+        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+          .split(/\s+/)
+          .filter(Boolean);
         for (const pid of pids) {
           try {
             process.kill(Number(pid), 'SIGKILL');

@@ -1,6 +1,14 @@
 // A deterministic discrete-event simulation of CARP nodes on one shared segment, driving the
 // pure engine with a virtual clock: random loss, partitions, kills and restarts, all seeded.
-import { GroupParams, GroupState, initialState, nextDeadline, step, masterDownMs, Action } from '../../src/engine/group';
+import {
+  GroupParams,
+  GroupState,
+  initialState,
+  nextDeadline,
+  step,
+  masterDownMs,
+  Action,
+} from '../../src/engine/group';
 
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;

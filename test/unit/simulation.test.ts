@@ -51,7 +51,7 @@ for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 42, 1234]) {
   test(`simulation seed ${seed}: 6 nodes, loss, partitions, kills and restarts converge to one master`, () => {
     const rand = (() => {
       let a = seed * 7919;
-      return () => ((a = (a * 16807) % 2147483647) / 2147483647);
+      return () => (a = (a * 16807) % 2147483647) / 2147483647;
     })();
     const params = Array.from({ length: 6 }, (_, i) => nodeParams(i, rand));
     const sim = new Simulation(seed, params);

@@ -1,0 +1,44 @@
+// Reload as a diff by group name. Which settings can change in place is a protocol question:
+// anything that is part of the group's identity on the wire (vhid, destination, addresses,
+// password, source) or of its place on the host (interface) needs a fresh group.
+import { isDeepStrictEqual } from 'node:util';
+import type { GroupConfig } from '../config/types';
+
+const IDENTITY: readonly (keyof GroupConfig)[] = [
+  'vhid',
+  'interface',
+  'srcip',
+  'mcast',
+  'broadcast',
+  'addresses',
+  'password',
+  'manageAddresses',
+];
+
+export interface GroupDiff {
+  added: GroupConfig[];
+  removed: string[];
+  /** Changed only in settings that apply in place. */
+  updated: GroupConfig[];
+  /** Changed in identity: stopped and started again. */
+  restarted: GroupConfig[];
+  unchanged: number;
+}
+
+export function diffGroups(
+  current: ReadonlyMap<string, GroupConfig>,
+  next: readonly GroupConfig[],
+): GroupDiff {
+  const d: GroupDiff = { added: [], removed: [], updated: [], restarted: [], unchanged: 0 };
+  const names = new Set<string>();
+  for (const cfg of next) {
+    names.add(cfg.name);
+    const old = current.get(cfg.name);
+    if (!old) d.added.push(cfg);
+    else if (isDeepStrictEqual(old, cfg)) d.unchanged++;
+    else if (IDENTITY.some((k) => !isDeepStrictEqual(old[k], cfg[k]))) d.restarted.push(cfg);
+    else d.updated.push(cfg);
+  }
+  for (const name of current.keys()) if (!names.has(name)) d.removed.push(name);
+  return d;
+}
