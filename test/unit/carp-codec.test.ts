@@ -59,8 +59,12 @@ test('a wrong password, vhid or address is a digest rejection', () => {
     authPrefix({ key: KEY, vhid: 42, addresses: [ip('192.0.2.101')] }),
     authPrefix({ key: KEY, vhid: 43, addresses: [ip('192.0.2.100')] }),
   ];
-  for (const p of wrong) assert.deepEqual(verifyAdvertisement(pkt, 20, KEY, p), { ok: false, reason: 'digest' });
-  assert.deepEqual(verifyAdvertisement(pkt, 20, passwordKey('other'), PREFIX), { ok: false, reason: 'digest' });
+  for (const p of wrong)
+    assert.deepEqual(verifyAdvertisement(pkt, 20, KEY, p), { ok: false, reason: 'digest' });
+  assert.deepEqual(verifyAdvertisement(pkt, 20, passwordKey('other'), PREFIX), {
+    ok: false,
+    reason: 'digest',
+  });
 });
 
 test('framing rejections carry their reason', () => {
@@ -72,11 +76,26 @@ test('framing rejections carry their reason', () => {
   };
   assert.deepEqual(parseFraming(base.subarray(0, 55)), { ok: false, reason: 'short' });
   assert.deepEqual(parseFraming(base.subarray(0, 10)), { ok: false, reason: 'short' });
-  assert.deepEqual(mod((b) => (b[0] = 0x44)), { ok: false, reason: 'short' });
-  assert.deepEqual(mod((b) => (b[8] = 64)), { ok: false, reason: 'ttl' });
-  assert.deepEqual(mod((b) => (b[20] = 0x31)), { ok: false, reason: 'version' });
-  assert.deepEqual(mod((b) => (b[20] = 0x22)), { ok: false, reason: 'type' });
-  assert.deepEqual(mod((b) => (b[23] = 1)), { ok: false, reason: 'length' });
+  assert.deepEqual(
+    mod((b) => (b[0] = 0x44)),
+    { ok: false, reason: 'short' },
+  );
+  assert.deepEqual(
+    mod((b) => (b[8] = 64)),
+    { ok: false, reason: 'ttl' },
+  );
+  assert.deepEqual(
+    mod((b) => (b[20] = 0x31)),
+    { ok: false, reason: 'version' },
+  );
+  assert.deepEqual(
+    mod((b) => (b[20] = 0x22)),
+    { ok: false, reason: 'type' },
+  );
+  assert.deepEqual(
+    mod((b) => (b[23] = 1)),
+    { ok: false, reason: 'length' },
+  );
 });
 
 test('a corrupted byte fails the checksum before the digest is computed', () => {

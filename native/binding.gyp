@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "ucarp_native",
+      "sources": ["ucarp_native.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-std=gnu11"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,476 @@
+/*
+ * The few system calls Node cannot make by itself: an AF_PACKET socket for gratuitous ARP
+ * (raw-socket only opens AF_INET/AF_INET6), the systemd readiness datagram (Node has no
+ * AF_UNIX SOCK_DGRAM), and a netlink notification socket that survives a receive-buffer
+ * overrun. Sends are synchronous: each is one short system call, and a GARP burst during a
+ * mass failover is cheaper as a loop of sendto() than as queued async work.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* Minimum Ethernet frame without FCS; the kernel does not pad AF_PACKET SOCK_RAW frames. */
+#define MIN_FRAME 60
+#define MAX_FRAME 1514
+
+static void throw_errno(napi_env env, const char *what, int err) {
+  char msg[256];
+  char code[32];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  snprintf(code, sizeof code, "%d", err);
+  napi_value error, message, errno_value, code_value;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
+  if (napi_create_error(env, NULL, message, &error) != napi_ok) return;
+  /* Same shape as Node's system errors: err.errno (number) and err.code (name). */
+  if (napi_create_int32(env, err, &errno_value) == napi_ok)
+    napi_set_named_property(env, error, "errno", errno_value);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *name = strerrorname_np(err);
+#else
+  const char *name = NULL;
+#endif
+  if (napi_create_string_utf8(env, name ? name : code, NAPI_AUTO_LENGTH, &code_value) == napi_ok)
+    napi_set_named_property(env, error, "code", code_value);
+  napi_throw(env, error);
+}
+
+/* Reads argument i as a non-negative int32; throws a TypeError and returns -1 otherwise. */
+static int32_t int_arg(napi_env env, napi_value *argv, size_t argc, size_t i, const char *name) {
+  napi_valuetype type;
+  int32_t value;
+  if (i >= argc || napi_typeof(env, argv[i], &type) != napi_ok || type != napi_number ||
+      napi_get_value_int32(env, argv[i], &value) != napi_ok || value < 0) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s must be a non-negative integer", name);
+    napi_throw_type_error(env, NULL, msg);
+    return -1;
+  }
+  return value;
+}
+
+static napi_value packet_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t ifindex = int_arg(env, argv, argc, 0, "ifindex");
+  if (ifindex < 0) return NULL;
+  if (ifindex == 0) {
+    napi_throw_range_error(env, NULL, "ifindex must be > 0");
+    return NULL;
+  }
+
+  /*
+   * Protocol 0: the socket receives nothing, so no frame ever queues up in a buffer nobody
+   * reads. Sending still works because every frame we write is complete (SOCK_RAW).
+   */
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, "socket(AF_PACKET)", errno);
+    return NULL;
+  }
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = 0;
+  sll.sll_ifindex = ifindex;
+  if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, "bind(AF_PACKET)", err);
+    return NULL;
+  }
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
+static napi_value packet_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t fd = int_arg(env, argv, argc, 0, "fd");
+  if (fd < 0) return NULL;
+  bool is_buffer = false;
+  if (argc < 2 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) {
+    napi_throw_type_error(env, NULL, "frame must be a Buffer");
+    return NULL;
+  }
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return NULL;
+  if (len < ETH_HLEN || len > MAX_FRAME) {
+    napi_throw_range_error(env, NULL, "frame must be 14..1514 bytes");
+    return NULL;
+  }
+
+  unsigned char padded[MIN_FRAME];
+  const void *out = data;
+  if (len < MIN_FRAME) {
+    memset(padded, 0, sizeof padded);
+    memcpy(padded, data, len);
+    out = padded;
+    len = MIN_FRAME;
+  }
+  ssize_t sent;
+  do {
+    sent = send(fd, out, len, 0);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    throw_errno(env, "send(AF_PACKET)", errno);
+    return NULL;
+  }
+  if ((size_t)sent != len) {
+    throw_errno(env, "send(AF_PACKET) short write", EIO);
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t fd = int_arg(env, argv, argc, 0, "fd");
+  if (fd < 0) return NULL;
+  /* Linux releases the descriptor even when close() reports EINTR: never retry. */
+  if (close(fd) < 0 && errno != EINTR) throw_errno(env, "close", errno);
+  return NULL;
+}
+
+static napi_value sd_notify(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  napi_valuetype type;
+  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string) {
+    napi_throw_type_error(env, NULL, "state must be a string");
+    return NULL;
+  }
+  size_t state_len;
+  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &state_len) != napi_ok) return NULL;
+  char *state = malloc(state_len + 1);
+  if (!state) {
+    throw_errno(env, "sdNotify", ENOMEM);
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, argv[0], state, state_len + 1, &state_len);
+
+  napi_value result;
+  const char *path = getenv("NOTIFY_SOCKET");
+  if (!path || !*path) {
+    free(state);
+    napi_get_boolean(env, false, &result);
+    return result;
+  }
+
+  struct sockaddr_un sun;
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  size_t path_len = strlen(path);
+  if (path[0] != '/' && path[0] != '@') {
+    free(state);
+    throw_errno(env, "sdNotify: NOTIFY_SOCKET must be an absolute path or @abstract", EAFNOSUPPORT);
+    return NULL;
+  }
+  if (path_len > sizeof sun.sun_path) {
+    free(state);
+    throw_errno(env, "sdNotify: NOTIFY_SOCKET too long", ENAMETOOLONG);
+    return NULL;
+  }
+  memcpy(sun.sun_path, path, path_len);
+  /* Abstract namespace: leading NUL, and the address length counts the name exactly. */
+  if (path[0] == '@') sun.sun_path[0] = '\0';
+  socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
+  if (path[0] == '/' && path_len < sizeof sun.sun_path) addr_len += 1;
+
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int err = errno;
+    free(state);
+    throw_errno(env, "sdNotify: socket", err);
+    return NULL;
+  }
+  ssize_t sent;
+  do {
+    sent = sendto(fd, state, state_len, MSG_NOSIGNAL, (struct sockaddr *)&sun, addr_len);
+  } while (sent < 0 && errno == EINTR);
+  int err = errno;
+  close(fd);
+  free(state);
+  if (sent < 0) {
+    throw_errno(env, "sdNotify: sendto", err);
+    return NULL;
+  }
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
+/*
+ * Netlink multicast subscription. The `netlink` npm package aborts the whole process when its
+ * socket overruns (libuv reports POLLERR as a poll error and the package's handler throws a C++
+ * exception outside any JS frame). Here an overrun is an ordinary event: the callback gets
+ * (null, ENOBUFS) and the JS side re-reads the state it may have missed.
+ */
+#define NL_RECV_BUFFER 65536
+#define NL_MAX_PER_WAKEUP 256
+
+typedef struct {
+  uv_poll_t poll; /* first member: uv callbacks cast back from it */
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  int fd;
+  int closed;
+  unsigned char buffer[NL_RECV_BUFFER];
+} nl_watch;
+
+/* Calls the JS callback with (data, errno); exactly one of them is meaningful. */
+static void nl_deliver(nl_watch *w, const void *data, size_t len, int err) {
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, this_arg, argv[2], result;
+  napi_get_global(env, &this_arg); /* make_callback needs an object receiver */
+  if (napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != NULL) {
+    if (data) {
+      void *copy;
+      napi_create_buffer_copy(env, len, data, &copy, &argv[0]);
+    } else {
+      napi_get_null(env, &argv[0]);
+    }
+    napi_create_int32(env, err, &argv[1]);
+    if (napi_make_callback(env, w->async, this_arg, cb, 2, argv, &result) != napi_ok) {
+      /* No JS frame below us: hand a throwing callback to process 'uncaughtException'. */
+      bool pending = false;
+      napi_value exception;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+          napi_get_and_clear_last_exception(env, &exception) == napi_ok)
+        napi_fatal_exception(env, exception);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* Reads what is queued; returns the first error other than EAGAIN and ENOBUFS, or 0. */
+static int nl_drain(nl_watch *w, int *saw_enobufs) {
+  for (int i = 0; i < NL_MAX_PER_WAKEUP && !w->closed; i++) {
+    ssize_t n = recv(w->fd, w->buffer, sizeof w->buffer, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      if (errno == ENOBUFS) {
+        *saw_enobufs = 1;
+        nl_deliver(w, NULL, 0, ENOBUFS);
+        continue;
+      }
+      return errno;
+    }
+    if ((size_t)n > sizeof w->buffer) {
+      /* A datagram that did not fit is as lost as an overrun one. */
+      nl_deliver(w, NULL, 0, EMSGSIZE);
+      continue;
+    }
+    nl_deliver(w, w->buffer, (size_t)n, 0);
+  }
+  return 0;
+}
+
+static void nl_on_poll(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  nl_watch *w = (nl_watch *)handle;
+  if (w->closed) return;
+  int saw_enobufs = 0;
+  int err = nl_drain(w, &saw_enobufs);
+  if (w->closed) return;
+  if (err) {
+    nl_deliver(w, NULL, 0, err);
+    return;
+  }
+  if (status < 0) {
+    /* libuv stops the handle on POLLERR. Reading cleared the overrun error: resume. */
+    if (!saw_enobufs) {
+      nl_deliver(w, NULL, 0, EIO);
+      return;
+    }
+    if (!w->closed) uv_poll_start(&w->poll, UV_READABLE, nl_on_poll);
+  }
+}
+
+static void nl_free(uv_handle_t *handle) { free(handle); }
+
+typedef struct {
+  nl_watch *watch; /* NULL once unsubscribed */
+} nl_box;
+
+/* Stops reading and releases everything; the memory goes once libuv is done with the handle. */
+static void nl_stop(nl_watch *w) {
+  w->closed = 1;
+  uv_poll_stop(&w->poll);
+  close(w->fd);
+  napi_delete_reference(w->env, w->callback);
+  napi_async_destroy(w->env, w->async);
+  uv_close((uv_handle_t *)&w->poll, nl_free);
+}
+
+/* Frees the box; a subscription whose handle was collected without unsubscribe stops here. */
+static void nl_box_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  nl_box *box = data;
+  if (box->watch) nl_stop(box->watch);
+  free(box);
+}
+
+static napi_value nl_subscribe(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t groups = int_arg(env, argv, argc, 0, "groups");
+  if (groups < 0) return NULL;
+  int32_t rcvbuf = int_arg(env, argv, argc, 1, "rcvbuf");
+  if (rcvbuf < 0) return NULL;
+  napi_valuetype type;
+  if (argc < 3 || napi_typeof(env, argv[2], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "callback must be a function");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) {
+    throw_errno(env, "socket(AF_NETLINK)", errno);
+    return NULL;
+  }
+  if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0) {
+    /* Without CAP_NET_ADMIN the size is capped by net.core.rmem_max; overruns stay handled. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  }
+  struct sockaddr_nl snl;
+  memset(&snl, 0, sizeof snl);
+  snl.nl_family = AF_NETLINK;
+  snl.nl_groups = (uint32_t)groups;
+  if (bind(fd, (struct sockaddr *)&snl, sizeof snl) < 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, "bind(AF_NETLINK)", err);
+    return NULL;
+  }
+
+  nl_watch *w = calloc(1, sizeof *w);
+  if (!w) {
+    close(fd);
+    throw_errno(env, "netlinkSubscribe", ENOMEM);
+    return NULL;
+  }
+  w->env = env;
+  w->fd = fd;
+  napi_value name, resource;
+  napi_create_string_utf8(env, "ucarp:netlink", NAPI_AUTO_LENGTH, &name);
+  napi_create_object(env, &resource);
+  int rc = uv_poll_init_socket(loop, &w->poll, fd);
+  if (rc < 0) {
+    close(fd);
+    free(w);
+    throw_errno(env, "uv_poll_init", -rc);
+    return NULL;
+  }
+  if (napi_create_reference(env, argv[2], 1, &w->callback) != napi_ok ||
+      napi_async_init(env, resource, name, &w->async) != napi_ok ||
+      (rc = uv_poll_start(&w->poll, UV_READABLE, nl_on_poll)) < 0) {
+    if (w->callback) napi_delete_reference(env, w->callback);
+    if (w->async) napi_async_destroy(env, w->async);
+    uv_close((uv_handle_t *)&w->poll, nl_free);
+    close(fd);
+    if (rc < 0) throw_errno(env, "uv_poll_start", -rc);
+    return NULL;
+  }
+  /* Like a timer with unref(): JS decides whether a subscription keeps the process alive. */
+  uv_unref((uv_handle_t *)&w->poll);
+  /* JS holds a box, not the watch: after unsubscribe the box is emptied, never dangling. */
+  nl_box *box = malloc(sizeof *box);
+  if (!box) {
+    nl_stop(w);
+    throw_errno(env, "netlinkSubscribe", ENOMEM);
+    return NULL;
+  }
+  box->watch = w;
+  napi_value handle;
+  if (napi_create_external(env, box, nl_box_finalize, NULL, &handle) != napi_ok) {
+    nl_stop(w);
+    free(box);
+    return NULL;
+  }
+  return handle;
+}
+
+/* The subscription behind a handle; NULL (nothing thrown) when already unsubscribed. */
+static nl_box *nl_arg(napi_env env, napi_value *argv, size_t argc) {
+  napi_valuetype type;
+  void *data = NULL;
+  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "expected a netlink subscription handle");
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value nl_set_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  nl_box *box = nl_arg(env, argv, argc);
+  if (!box) return NULL;
+  bool ref = false;
+  if (argc < 2 || napi_get_value_bool(env, argv[1], &ref) != napi_ok) {
+    napi_throw_type_error(env, NULL, "ref must be a boolean");
+    return NULL;
+  }
+  if (!box->watch) return NULL;
+  if (ref)
+    uv_ref((uv_handle_t *)&box->watch->poll);
+  else
+    uv_unref((uv_handle_t *)&box->watch->poll);
+  return NULL;
+}
+
+static napi_value nl_unsubscribe(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  nl_box *box = nl_arg(env, argv, argc);
+  if (!box || !box->watch) return NULL;
+  nl_stop(box->watch);
+  box->watch = NULL;
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetSend", NULL, packet_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netlinkSubscribe", NULL, nl_subscribe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netlinkSetRef", NULL, nl_set_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netlinkUnsubscribe", NULL, nl_unsubscribe, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

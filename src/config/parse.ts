@@ -1,0 +1,143 @@
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { Document, Node, Pair } from 'yaml';
+import { formatPath, type KeyPath } from './errors';
+import type { ConfigError } from './types';
+
+/** Which part of a node an error points at. */
+export type Target = 'key' | 'value';
+
+export interface Position {
+  line: number;
+  column: number;
+  /** Offset in the text, to order nodes. */
+  offset: number;
+}
+
+/**
+ * A parsed YAML document that remembers where every node came from, so that any error found on
+ * the plain data (by ajv or by semantic checks) can be reported at `file:line:column`.
+ */
+export class YamlSource {
+  constructor(
+    readonly file: string,
+    private readonly doc: Document.Parsed,
+    private readonly lines: LineCounter,
+  ) {}
+
+  /**
+   * Position of the node at `path`. `key` points at the map key naming the node (for unknown or
+   * conflicting keys), `value` at the node itself (for wrong values, and for a map that misses a
+   * required key). When the path leads nowhere, the deepest node found is used.
+   */
+  locate(path: KeyPath, target: Target): Position {
+    let node: unknown = this.doc.contents;
+    let key: unknown = null;
+    for (const segment of path) {
+      node = this.deref(node);
+      if (isMap(node)) {
+        const pair = node.items.find((p) => keyName(p) === String(segment));
+        if (!pair) break;
+        key = pair.key;
+        node = pair.value;
+      } else if (isSeq(node) && typeof segment === 'number' && segment < node.items.length) {
+        key = null;
+        node = node.items[segment];
+      } else {
+        break;
+      }
+    }
+    const keyOffset = rangeStart(key);
+    const valueOffset = isEmptyScalar(node) ? undefined : rangeStart(node);
+    const offset = target === 'key' ? (keyOffset ?? valueOffset) : (valueOffset ?? keyOffset);
+    return this.position(offset ?? 0);
+  }
+
+  error(path: KeyPath, target: Target, message: string): ConfigError {
+    const { line, column } = this.locate(path, target);
+    return { file: this.file, line, column, path: formatPath(path), message };
+  }
+
+  position(offset: number): Position {
+    const { line, col } = this.lines.linePos(offset);
+    return { line, column: col, offset };
+  }
+
+  /** Key path of the map key that starts exactly at `offset` (where YAML reports a duplicate key). */
+  keyPathAt(offset: number): KeyPath {
+    const walk = (node: unknown, path: Array<string | number>): KeyPath | undefined => {
+      if (isMap(node)) {
+        for (const pair of node.items) {
+          const name = keyName(pair);
+          if (name === undefined) continue;
+          if (rangeStart(pair.key) === offset) return [...path, name];
+          const found = walk(pair.value, [...path, name]);
+          if (found) return found;
+        }
+      } else if (isSeq(node)) {
+        for (let i = 0; i < node.items.length; i++) {
+          const found = walk(node.items[i], [...path, i]);
+          if (found) return found;
+        }
+      }
+      return undefined;
+    };
+    return walk(this.doc.contents, []) ?? [];
+  }
+
+  private deref(node: unknown): unknown {
+    return isAlias(node) ? node.resolve(this.doc) : node;
+  }
+}
+
+function keyName(pair: Pair<unknown, unknown>): string | undefined {
+  return isScalar(pair.key) ? String(pair.key.value) : undefined;
+}
+
+function rangeStart(node: unknown): number | undefined {
+  const range = (node as Node | null)?.range;
+  return range ? range[0] : undefined;
+}
+
+/** `key:` with nothing after it: the null scalar has no text of its own, so point at the key. */
+function isEmptyScalar(node: unknown): boolean {
+  return isScalar(node) && node.value === null && node.source === '';
+}
+
+/** Messages of the yaml library that speak to its API user rather than to the file's author. */
+const YAML_MESSAGES: Partial<Record<string, string>> = {
+  DUPLICATE_KEY: 'duplicate key (YAML keys must be unique)',
+  MULTIPLE_DOCS: 'the file must contain a single YAML document (remove the second ---)',
+};
+
+export type ParseResult =
+  { ok: true; source: YamlSource; data: unknown } | { ok: false; errors: ConfigError[] };
+
+/**
+ * Parses YAML keeping positions. Duplicate keys are errors (the later value would silently win),
+ * and so are YAML warnings such as unknown tags: a configuration must mean exactly what it says.
+ * Once the YAML itself is broken the data is not validated further, because the tree the parser
+ * recovered may not be what the author meant and would produce misleading follow-up errors.
+ */
+export function parseYaml(text: string, file: string): ParseResult {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const source = new YamlSource(file, doc, lines);
+  const problems = [...doc.errors, ...doc.warnings];
+  if (problems.length > 0) {
+    return {
+      ok: false,
+      errors: problems.map((e) => {
+        const { line, column } = source.position(e.pos[0]);
+        const path = e.code === 'DUPLICATE_KEY' ? formatPath(source.keyPathAt(e.pos[0])) : '';
+        const message = YAML_MESSAGES[e.code] ?? e.message;
+        return { file, line, column, path, message };
+      }),
+    };
+  }
+  try {
+    return { ok: true, source, data: doc.toJS({ maxAliasCount: 1000 }) };
+  } catch (err) {
+    // toJS throws for aliases to anchors defined later, which the parser does not report.
+    return { ok: false, errors: [{ file, line: 1, column: 1, path: '', message: (err as Error).message }] };
+  }
+}

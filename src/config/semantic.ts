@@ -1,0 +1,241 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { formatPath, type KeyPath } from './errors';
+import type { MergedGroup } from './merge';
+import type { YamlSource } from './parse';
+import type { ConfigError, HostInfo, RawConfig, RawSettings } from './types';
+
+/** ucarp pads the key to 20 bytes and refuses passwords that fill it. */
+export const MAX_PASSWORD_BYTES = 19;
+export const PASSWORD_TOO_LONG = `must be at most ${MAX_PASSWORD_BYTES} bytes (ucarp rejects longer passwords)`;
+
+/** What the checks learned that normalization needs: per group name. */
+export interface Resolved {
+  password: string;
+  srcip: string;
+}
+
+export interface SemanticResult {
+  errors: ConfigError[];
+  warnings: ConfigError[];
+  resolved: Map<string, Resolved>;
+}
+
+export interface SemanticContext {
+  source: YamlSource;
+  host: HostInfo;
+  /** Directory relative password_file paths are resolved against: the configuration's own. */
+  baseDir: string;
+}
+
+/**
+ * Checks that need the whole file or the host, run once the schema has passed. Error messages
+ * name files and keys but never a password, not even its length.
+ */
+export function checkSemantics(
+  config: RawConfig,
+  groups: MergedGroup[],
+  ctx: SemanticContext,
+): SemanticResult {
+  const result: SemanticResult = { errors: [], warnings: [], resolved: new Map() };
+  const fail = (at: KeyPath, target: 'key' | 'value', message: string): void => {
+    result.errors.push(ctx.source.error(at, target, message));
+  };
+
+  if (config.defaults) checkDestination(config.defaults, ['defaults'], fail);
+  checkMetrics(config, fail);
+
+  const interfaces = ctx.host.interfaces();
+  const passwordFiles = new PasswordFiles(ctx, result);
+  const destinations = new Map<string, string>();
+  const addressOwners = new Map<string, string>();
+  // After a crash our virtual addresses may still sit on the interface: never mistake one for ours.
+  const virtual = new Set(groups.flatMap((g) => g.settings.addresses.map((cidr) => cidr.split('/')[0])));
+
+  for (const group of groups) {
+    const s = group.settings;
+    checkDestination(config.groups[group.name], group.path, fail);
+
+    const password = resolvePassword(group, ctx.source, passwordFiles, fail);
+    if (s.advbase === 0 && (s.advskew ?? 0) === 0) {
+      const inherited = group.where('advbase')[0] === 'defaults';
+      fail(
+        group.where('advbase'),
+        'value',
+        `0 requires advskew > 0${inherited ? ` (group '${group.name}' has advskew 0)` : ''}`,
+      );
+    }
+
+    let srcip: string | undefined;
+    if (s.interface === undefined) {
+      fail(group.path, 'value', "must have required property 'interface' (in the group or in defaults)");
+    } else {
+      srcip = resolveSrcip(group, s.interface, interfaces, virtual, fail);
+      const destination = s.broadcast ? 'broadcast' : (s.mcast ?? '224.0.0.18');
+      const key = `${s.interface} ${destination} ${s.vhid}`;
+      const owner = destinations.get(key);
+      if (owner !== undefined) {
+        fail(
+          [...group.path, 'vhid'],
+          'value',
+          `vhid ${s.vhid} is already used on ${s.interface} (${destination}) by group '${owner}'`,
+        );
+      } else {
+        destinations.set(key, group.name);
+      }
+    }
+
+    s.addresses.forEach((cidr, index) => {
+      const ip = cidr.split('/')[0];
+      const at: KeyPath = [...group.path, 'addresses', index];
+      const owner = addressOwners.get(ip);
+      if (owner === group.name) fail(at, 'value', `${ip} is listed twice in this group`);
+      else if (owner !== undefined) fail(at, 'value', `${ip} is already used by group '${owner}'`);
+      else addressOwners.set(ip, group.name);
+      // Releasing a virtual address on becoming backup would take the host's own address away.
+      if (ip === srcip) fail(at, 'value', `${ip} is this host's own address on ${s.interface} (srcip)`);
+    });
+
+    if (password !== undefined && srcip !== undefined) result.resolved.set(group.name, { password, srcip });
+  }
+  return result;
+}
+
+type Fail = (at: KeyPath, target: 'key' | 'value', message: string) => void;
+
+function checkDestination(section: RawSettings, at: KeyPath, fail: Fail): void {
+  if (section.mcast !== undefined && section.broadcast === true) {
+    fail([...at, 'broadcast'], 'key', 'cannot be combined with mcast in the same section; use one of them');
+  }
+}
+
+function checkMetrics(config: RawConfig, fail: Fail): void {
+  const listen = config.metrics?.listen;
+  const bracketed = listen?.match(/^\[(.*)\]:\d+$/);
+  if (bracketed && !net.isIPv6(bracketed[1]))
+    fail(['metrics', 'listen'], 'value', 'must contain a valid IPv6 address');
+}
+
+function resolvePassword(
+  group: MergedGroup,
+  source: YamlSource,
+  files: PasswordFiles,
+  fail: Fail,
+): string | undefined {
+  const s = group.settings;
+  if (s.password === undefined && s.password_file === undefined) {
+    fail(group.path, 'value', "must have one of 'password' or 'password_file' (in the group or in defaults)");
+    return undefined;
+  }
+  if (s.password !== undefined && s.password_file !== undefined) {
+    const [first, second] = [group.where('password'), group.where('password_file')].sort(
+      (a, b) => source.locate(a, 'key').offset - source.locate(b, 'key').offset,
+    );
+    fail(
+      second,
+      'key',
+      `cannot be combined with ${formatPath(first)}; set exactly one of password and password_file`,
+    );
+    return undefined;
+  }
+  if (s.password !== undefined) {
+    if (Buffer.byteLength(s.password, 'utf8') > MAX_PASSWORD_BYTES) {
+      fail(group.where('password'), 'value', PASSWORD_TOO_LONG);
+      return undefined;
+    }
+    return s.password;
+  }
+  return files.read(s.password_file as string, group.where('password_file'));
+}
+
+/** Reads each password file once however many groups share it, as ucarp --passfile would. */
+class PasswordFiles {
+  private readonly cache = new Map<string, string | undefined>();
+
+  constructor(
+    private readonly ctx: SemanticContext,
+    private readonly result: SemanticResult,
+  ) {}
+
+  read(file: string, at: KeyPath): string | undefined {
+    const full = path.resolve(this.ctx.baseDir, file);
+    const cacheKey = `${formatPath(at)} ${full}`;
+    if (!this.cache.has(cacheKey)) this.cache.set(cacheKey, this.load(full, at));
+    return this.cache.get(cacheKey);
+  }
+
+  private load(full: string, at: KeyPath): string | undefined {
+    let text: string;
+    let mode: number;
+    try {
+      mode = fs.statSync(full).mode;
+      text = fs.readFileSync(full, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      this.result.errors.push(this.ctx.source.error(at, 'value', `cannot read ${full} (${code})`));
+      return undefined;
+    }
+    if ((mode & 0o004) !== 0) {
+      const perms = (mode & 0o777).toString(8).padStart(4, '0');
+      this.result.warnings.push(
+        this.ctx.source.error(
+          at,
+          'value',
+          `${full} is readable by everyone (mode ${perms}); run chmod o-r ${full}`,
+        ),
+      );
+    }
+    // ucarp --passfile: the first line, without its newline.
+    const newline = text.indexOf('\n');
+    const password = newline === -1 ? text : text.slice(0, newline);
+    if (password.length === 0) {
+      this.result.errors.push(this.ctx.source.error(at, 'value', `the first line of ${full} is empty`));
+      return undefined;
+    }
+    if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
+      this.result.errors.push(
+        this.ctx.source.error(
+          at,
+          'value',
+          `the password in ${full} is longer than ${MAX_PASSWORD_BYTES} bytes (ucarp rejects it)`,
+        ),
+      );
+      return undefined;
+    }
+    return password;
+  }
+}
+
+function resolveSrcip(
+  group: MergedGroup,
+  name: string,
+  interfaces: Map<string, { addresses: string[] }>,
+  virtual: Set<string>,
+  fail: Fail,
+): string | undefined {
+  const iface = interfaces.get(name);
+  if (!iface) {
+    fail(group.where('interface'), 'value', `no interface named ${name} on this host`);
+    return undefined;
+  }
+  const own = iface.addresses.filter((a) => net.isIPv4(a));
+  const srcip = group.settings.srcip;
+  if (srcip === undefined) {
+    const primary = own.find((a) => !virtual.has(a));
+    if (primary === undefined) {
+      fail(
+        group.where('interface'),
+        'value',
+        `${name} has no IPv4 address of its own to advertise from; add one or set srcip`,
+      );
+    }
+    return primary;
+  }
+  if (!own.includes(srcip)) {
+    const has = own.length > 0 ? `it has ${own.join(', ')}` : 'it has no IPv4 address';
+    fail(group.where('srcip'), 'value', `${srcip} is not an address of ${name} (${has})`);
+    return undefined;
+  }
+  return srcip;
+}

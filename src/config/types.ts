@@ -1,0 +1,104 @@
+/** Shapes of the configuration: as written (after schema validation) and as the daemon uses it. */
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/**
+ * One problem found in a configuration file. `line` and `column` are 1-based; both are 0 when the
+ * problem concerns the file as a whole (it cannot be read). `path` is the key path of the node,
+ * like `groups.web.addresses[0]`, or '' when no key is concerned (YAML syntax errors).
+ */
+export interface ConfigError {
+  file: string;
+  line: number;
+  column: number;
+  path: string;
+  message: string;
+}
+
+/** What the loader needs to know about one network interface of this host. */
+export interface HostInterface {
+  /** IPv4 addresses without prefix, the primary address first. */
+  addresses: string[];
+}
+
+/** The host facts semantic checks depend on, injected so that tests can use a fake host. */
+export interface HostInfo {
+  interfaces(): Map<string, HostInterface>;
+}
+
+export interface AddressConfig {
+  address: string;
+  prefixlen: number;
+}
+
+/** A group with every value resolved: defaults merged, password read, srcip chosen. */
+export interface GroupConfig {
+  name: string;
+  vhid: number;
+  interface: string;
+  srcip: string;
+  /** Sorted ascending by address, as the advertisement digest covers them. */
+  addresses: AddressConfig[];
+  password: string;
+  advbase: number;
+  advskew: number;
+  deadratio: number;
+  preempt: boolean;
+  neutral: boolean;
+  ignoreifstate: boolean;
+  /** Destination of advertisements: the multicast group, or 255.255.255.255 when broadcast. */
+  mcast: string;
+  broadcast: boolean;
+  manageAddresses: boolean;
+  upscript?: string;
+  downscript?: string;
+  xparam?: string;
+  scriptTimeoutMs: number;
+}
+
+export interface Config {
+  logging: { level: LogLevel; facility: string };
+  control: { socket: string };
+  metrics?: { host: string; port: number };
+  /** In file order. */
+  groups: GroupConfig[];
+}
+
+export type LoadResult =
+  | { ok: true; config: Config; warnings: ConfigError[] }
+  | { ok: false; errors: ConfigError[]; warnings: ConfigError[] };
+
+/** Group settings as written, in a group or in `defaults`. */
+export interface RawSettings {
+  interface?: string;
+  srcip?: string;
+  password?: string;
+  password_file?: string;
+  advbase?: number;
+  advskew?: number;
+  deadratio?: number;
+  preempt?: boolean;
+  neutral?: boolean;
+  ignoreifstate?: boolean;
+  mcast?: string;
+  broadcast?: boolean;
+  manage_addresses?: boolean;
+  upscript?: string;
+  downscript?: string;
+  xparam?: string;
+  script_timeout?: number;
+}
+
+export interface RawGroup extends RawSettings {
+  vhid: number;
+  addresses: string[];
+}
+
+/** The document once it has passed the JSON Schema. */
+export interface RawConfig {
+  defaults?: RawSettings;
+  logging?: { level?: LogLevel; facility?: string };
+  control?: { socket?: string };
+  metrics?: { listen: string };
+  groups: Record<string, RawGroup>;
+}

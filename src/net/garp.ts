@@ -1,0 +1,85 @@
+// Gratuitous ARP, exactly as ucarp sends it (carp-protocol.md §8): a broadcast ARP request
+// whose sender and target are both the virtual address, from the interface's own MAC.
+import { isIPv4 } from 'node:net';
+import { native } from './native';
+
+const ETH_P_ARP = 0x0806;
+const ETH_P_IP = 0x0800;
+const ARPHRD_ETHER = 1;
+const ARPOP_REQUEST = 1;
+/** Shortest legal Ethernet frame without FCS; shorter frames are runts on the wire. */
+export const MIN_FRAME_LENGTH = 60;
+
+function ipv4Bytes(ipv4: string): Buffer {
+  if (!isIPv4(ipv4)) throw new Error(`not an IPv4 address: ${ipv4}`);
+  return Buffer.from(ipv4.split('.').map(Number));
+}
+
+export function buildGratuitousArp(mac: Buffer, ipv4: string): Buffer {
+  if (mac.length !== 6) throw new Error(`MAC must be 6 bytes, got ${mac.length}`);
+  const ip = ipv4Bytes(ipv4);
+  const frame = Buffer.alloc(MIN_FRAME_LENGTH);
+  frame.fill(0xff, 0, 6);
+  mac.copy(frame, 6);
+  frame.writeUInt16BE(ETH_P_ARP, 12);
+  frame.writeUInt16BE(ARPHRD_ETHER, 14);
+  frame.writeUInt16BE(ETH_P_IP, 16);
+  frame[18] = 6; // hardware address length
+  frame[19] = 4; // protocol address length
+  frame.writeUInt16BE(ARPOP_REQUEST, 20);
+  mac.copy(frame, 22);
+  ip.copy(frame, 28);
+  mac.copy(frame, 32);
+  ip.copy(frame, 38);
+  return frame;
+}
+
+/**
+ * Sends gratuitous ARPs on one interface. The packet socket is opened on first use and kept,
+ * so a failover of hundreds of addresses costs one sendto() each and no socket churn.
+ */
+export class GarpSender {
+  private fd: number | undefined;
+  private closed = false;
+  private readonly mac: Buffer;
+
+  constructor(
+    readonly ifindex: number,
+    mac: Buffer,
+  ) {
+    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new Error(`bad ifindex ${ifindex}`);
+    if (mac.length !== 6) throw new Error(`MAC must be 6 bytes, got ${mac.length}`);
+    this.mac = Buffer.from(mac);
+  }
+
+  /**
+   * One frame per address. Frames are built before anything is sent, so a bad address throws
+   * without a partial burst; a send error throws after the frames before it went out.
+   */
+  send(addresses: string[]): void {
+    if (this.closed) throw new Error('GarpSender is closed');
+    const frames = addresses.map((a) => buildGratuitousArp(this.mac, a));
+    if (frames.length === 0) return;
+    const n = native();
+    if (this.fd === undefined) this.fd = n.packetOpen(this.ifindex);
+    try {
+      for (const frame of frames) n.packetSend(this.fd, frame);
+    } catch (e) {
+      // A socket bound to a vanished interface never recovers; the next burst reopens it.
+      this.dropSocket();
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.dropSocket();
+  }
+
+  private dropSocket(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    native().close(fd);
+  }
+}

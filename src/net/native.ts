@@ -1,0 +1,53 @@
+// Typed access to the project's N-API addon (native/ucarp_native.c): AF_PACKET sockets for
+// gratuitous ARP, the systemd notification datagram, and a netlink multicast subscription
+// that survives receive-buffer overruns; none of which Node or our dependencies do safely.
+import path from 'node:path';
+
+/** Opaque handle of a netlink subscription. */
+export type NetlinkSubscription = { readonly __brand: 'NetlinkSubscription' };
+
+/**
+ * Called with one received datagram (errno 0), or with data null and an errno: ENOBUFS or
+ * EMSGSIZE mean notifications were lost and the subscription goes on; any other errno means
+ * it stopped and must be replaced.
+ */
+export type NetlinkListener = (data: Buffer | null, errno: number) => void;
+
+export interface UcarpNative {
+  /** Opens an AF_PACKET/SOCK_RAW socket bound to the interface; it never receives. */
+  packetOpen(ifindex: number): number;
+  /** Sends one complete Ethernet frame (padded to 60 bytes if shorter). */
+  packetSend(fd: number, frame: Buffer): void;
+  close(fd: number): void;
+  /** Sends `state` to $NOTIFY_SOCKET; false when the variable is unset. */
+  sdNotify(state: string): boolean;
+  /**
+   * NETLINK_ROUTE socket bound to the legacy group bitmask `groups` (RTMGRP_*), receive buffer
+   * `rcvbuf` bytes (0: default). Does not keep the process alive until netlinkSetRef(h, true).
+   */
+  netlinkSubscribe(groups: number, rcvbuf: number, listener: NetlinkListener): NetlinkSubscription;
+  netlinkSetRef(subscription: NetlinkSubscription, ref: boolean): void;
+  /** Closes the socket; idempotent. */
+  netlinkUnsubscribe(subscription: NetlinkSubscription): void;
+}
+
+/** Compiled location: dist/src/net/native.js, addon: native/build/Release/. */
+export const NATIVE_ADDON_PATH = path.resolve(__dirname, '../../../native/build/Release/ucarp_native.node');
+
+let loaded: UcarpNative | undefined;
+
+/** Loads the addon on first use so that modules importing this file stay usable without it. */
+export function native(): UcarpNative {
+  if (!loaded) {
+    loaded = require(NATIVE_ADDON_PATH) as UcarpNative;
+  }
+  return loaded;
+}
+
+/**
+ * systemd readiness protocol (sd_notify(3)): e.g. 'READY=1', 'RELOADING=1\nMONOTONIC_USEC=…',
+ * 'STOPPING=1', 'STATUS=…'. Returns false when not started by systemd with Type=notify.
+ */
+export function sdNotify(state: string): boolean {
+  return native().sdNotify(state);
+}

@@ -1,0 +1,239 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { formatErrors, loadConfig, loadConfigText } from '../../src/config';
+import type { ConfigError, HostInfo } from '../../src/config';
+
+// Fixtures are read from the source tree: tsc does not copy .yaml files into dist.
+const FIXTURES = path.join(__dirname, '../../../test/fixtures/config');
+
+const host: HostInfo = {
+  interfaces: () =>
+    new Map([
+      ['eth0', { addresses: ['192.0.2.1'] }],
+      ['eth1', { addresses: ['198.51.100.1'] }],
+      ['eth2', { addresses: [] }],
+    ]),
+};
+
+/** [line, column, key path, message pattern] of each expected error, in report order. */
+type Expected = [number, number, string, RegExp];
+
+const CASES: Record<string, Expected[]> = {
+  '01-unknown-key.yaml': [[7, 5, 'groups.web.advskwe', /^unknown key \(did you mean 'advskew'\?\)$/]],
+  '02-defaults-typo.yaml': [[2, 3, 'defaults.intreface', /did you mean 'interface'/]],
+  '03-vhid-zero.yaml': [[3, 11, 'groups.web.vhid', /^must be >= 1$/]],
+  '04-vhid-256.yaml': [[4, 11, 'groups.web.vhid', /^must be <= 255$/]],
+  '05-vhid-string.yaml': [[3, 11, 'groups.web.vhid', /^must be an integer$/]],
+  '06-missing-vhid.yaml': [[3, 5, 'groups.web', /^must have required property 'vhid'$/]],
+  '07-missing-interface.yaml': [
+    [5, 5, 'groups.web', /required property 'interface' \(in the group or in defaults\)/],
+  ],
+  '08-addresses-empty.yaml': [[5, 16, 'groups.web.addresses', /^must not be empty$/]],
+  '09-bad-cidr.yaml': [[7, 9, 'groups.web.addresses[1]', /IPv4 address with a prefix length/]],
+  '10-prefix-33.yaml': [[5, 33, 'groups.web.addresses[1]', /prefix length 0\.\.32/]],
+  '11-password-too-long.yaml': [[6, 15, 'groups.web.password', /^must be at most 19 bytes/]],
+  '12-password-and-file.yaml': [
+    [7, 5, 'groups.web.password_file', /cannot be combined with groups\.web\.password/],
+  ],
+  '13-no-password.yaml': [[3, 5, 'groups.web', /one of 'password' or 'password_file'/]],
+  '14-advbase-zero-advskew-zero.yaml': [[7, 14, 'groups.web.advbase', /^0 requires advskew > 0$/]],
+  '15-advskew-300.yaml': [[7, 14, 'groups.web.advskew', /^must be <= 255$/]],
+  '16-deadratio-zero.yaml': [[7, 16, 'groups.web.deadratio', /^must be >= 1$/]],
+  '17-mcast-not-multicast.yaml': [[7, 12, 'groups.web.mcast', /multicast address/]],
+  '18-mcast-and-broadcast.yaml': [[8, 5, 'groups.web.broadcast', /cannot be combined with mcast/]],
+  '19-duplicate-group-key.yaml': [[8, 3, 'groups.web', /^duplicate key/]],
+  '20-duplicate-vhid.yaml': [
+    [9, 11, 'groups.db.vhid', /^vhid 10 is already used on eth0 \(224\.0\.0\.18\) by group 'web'$/],
+  ],
+  '21-address-in-two-groups.yaml': [
+    [10, 33, 'groups.db.addresses[1]', /^192\.0\.2\.100 is already used by group 'web'$/],
+  ],
+  '22-unknown-interface.yaml': [[4, 16, 'groups.web.interface', /^no interface named eth9 on this host$/]],
+  '23-srcip-not-on-interface.yaml': [
+    [5, 12, 'groups.web.srcip', /^198\.51\.100\.1 is not an address of eth0 \(it has 192\.0\.2\.1\)$/],
+  ],
+  '24-bad-group-name.yaml': [[5, 3, 'groups["web server"]', /^group names must be 1\.\.64 characters/]],
+  '25-yaml-syntax.yaml': [[6, 5, '', /Flow sequence .* end with a \]/]],
+  '27-groups-empty.yaml': [[3, 9, 'groups', /^must not be empty$/]],
+  '28-groups-not-map.yaml': [[2, 3, 'groups', /^must be a map/]],
+  '29-logging-level.yaml': [[2, 10, 'logging.level', /^must be one of: error, warn, info, debug$/]],
+  '30-logging-facility.yaml': [[1, 35, 'logging.facility', /^must be one of: auth, .*local7, none$/]],
+  '31-metrics-listen.yaml': [[2, 11, 'metrics.listen', /^must be host:port/]],
+  '32-script-timeout-negative.yaml': [[7, 21, 'groups.web.script_timeout', /^must be > 0$/]],
+  // Set in defaults, shared by two groups: reported once, where it is written.
+  '33-password-file-unreadable.yaml': [
+    [3, 18, 'defaults.password_file', /^cannot read \/nonexistent\/ucarp\/password \(ENOENT\)$/],
+  ],
+  '34-multiple-errors.yaml': [
+    [2, 10, 'logging.level', /^must be one of/],
+    [5, 11, 'groups.web.vhid', /^must be <= 255$/],
+    [7, 17, 'groups.web.addresses[0]', /prefix length/],
+    [9, 14, 'groups.web.preempt', /^must be true or false$/],
+    [11, 5, 'groups.db', /^must have required property 'vhid'$/],
+    [14, 14, 'groups.db.advskew', /^must be >= 0$/],
+    [15, 5, 'groups.db.colour', /^unknown key \(expected one of: vhid, addresses, /],
+  ],
+  '35-vhid-in-defaults.yaml': [[2, 3, 'defaults.vhid', /vhid identifies a group and cannot be a default/]],
+  '36-unknown-top-level-key.yaml': [
+    [1, 1, '', /^must have required property 'groups'$/],
+    [1, 1, 'group', /did you mean 'groups'/],
+  ],
+  '37-address-without-prefix.yaml': [[5, 17, 'groups.web.addresses[0]', /prefix length/]],
+  '38-duplicate-address-in-list.yaml': [[8, 9, 'groups.web.addresses[2]', /^duplicate of item 0$/]],
+  '39-srcip-not-ipv4.yaml': [[5, 12, 'groups.web.srcip', /^must be an IPv4 address$/]],
+  '40-password-too-many-bytes.yaml': [[6, 15, 'groups.web.password', /^must be at most 19 bytes/]],
+  '41-upscript-relative.yaml': [[7, 15, 'groups.web.upscript', /^must be an absolute path$/]],
+  '42-interface-without-ipv4.yaml': [[2, 14, 'defaults.interface', /^eth2 has no IPv4 address of its own/]],
+  '43-address-is-srcip.yaml': [[6, 17, 'groups.web.addresses[0]', /this host's own address on eth0/]],
+  '44-empty-file.yaml': [[1, 1, '', /^must be a map/]],
+  '45-password-in-group-file-in-defaults.yaml': [
+    [8, 5, 'groups.web.password', /cannot be combined with defaults\.password_file/],
+  ],
+  // Same vhid on another interface or another multicast group is fine; twice on broadcast is not.
+  '46-duplicate-vhid-broadcast.yaml': [
+    [23, 11, 'groups.db2.vhid', /^vhid 20 is already used on eth0 \(broadcast\) by group 'db'$/],
+  ],
+  '47-metrics-bad-ipv6.yaml': [[1, 20, 'metrics.listen', /valid IPv6 address/]],
+  '48-group-not-a-map.yaml': [
+    [2, 3, 'groups.web', /^must be a map/],
+    [3, 7, 'groups.db', /^must be a map/],
+  ],
+};
+
+function errorsOf(file: string): ConfigError[] {
+  const result = loadConfig(file, host);
+  assert.equal(result.ok, false, `${path.basename(file)} must be rejected`);
+  return result.ok ? [] : result.errors;
+}
+
+function assertErrors(actual: ConfigError[], expected: Expected[], file: string): void {
+  const shown = formatErrors(actual);
+  assert.equal(actual.length, expected.length, `error count for ${file}:\n${shown}`);
+  expected.forEach(([line, column, keyPath, message], i) => {
+    const e = actual[i];
+    assert.equal(e.file, file);
+    assert.deepEqual(
+      [e.line, e.column, e.path],
+      [line, column, keyPath],
+      `position of error ${i}:\n${shown}`,
+    );
+    assert.match(e.message, message, `message of error ${i}:\n${shown}`);
+  });
+}
+
+for (const [name, expected] of Object.entries(CASES)) {
+  test(`config error fixture ${name}`, () => {
+    const file = path.join(FIXTURES, name);
+    assertErrors(errorsOf(file), expected, file);
+  });
+}
+
+test('tab indentation is reported at the tab, before any follow-up error', () => {
+  const file = path.join(FIXTURES, '26-tab-indentation.yaml');
+  const errors = errorsOf(file);
+  assert.deepEqual([errors[0].line, errors[0].column, errors[0].path], [3, 1, '']);
+  assert.match(errors[0].message, /^Tabs are not allowed as indentation$/);
+  assert.ok(errors.every((e) => e.line >= 3));
+});
+
+test('every fixture has expectations, and there are at least 30', () => {
+  const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.yaml'));
+  const covered = new Set([...Object.keys(CASES), '26-tab-indentation.yaml']);
+  assert.deepEqual(
+    files.filter((f) => !covered.has(f)),
+    [],
+  );
+  assert.ok(files.length >= 30);
+});
+
+test('no error or warning ever contains a password', () => {
+  for (const name of fs.readdirSync(FIXTURES)) {
+    const result = loadConfig(path.join(FIXTURES, name), host);
+    const text = formatErrors([...(result.ok ? [] : result.errors), ...result.warnings]);
+    for (const secret of ['s3cret', 'abcdefghijklmnopqrs', 'éééé'])
+      assert.ok(!text.includes(secret), `${name}: ${text}`);
+  }
+});
+
+test('errors format as file:line:column: path: message, one per line', () => {
+  const text =
+    'groups:\n  web:\n    vhid: 10\n    interface: eth0\n    addresses: [192.0.2.100/24]\n    password: x\n    advskew: 256\n    advbase: -1\n';
+  const result = loadConfigText(text, '/etc/ucarp.yaml', host);
+  assert.equal(result.ok, false);
+  assert.equal(
+    result.ok ? '' : formatErrors(result.errors),
+    '/etc/ucarp.yaml:7:14: groups.web.advskew: must be <= 255\n/etc/ucarp.yaml:8:14: groups.web.advbase: must be >= 0',
+  );
+});
+
+test('a file that cannot be read is one error without a position', () => {
+  const file = path.join(FIXTURES, 'does-not-exist.yaml');
+  const errors = errorsOf(file);
+  assert.deepEqual(errors, [
+    { file, line: 0, column: 0, path: '', message: 'cannot read the file (ENOENT)' },
+  ]);
+  assert.equal(formatErrors(errors), `${file}: cannot read the file (ENOENT)`);
+});
+
+test('several documents in one file are refused', () => {
+  const result = loadConfigText('groups: {}\n---\ngroups: {}\n', 'x.yaml', host);
+  assert.equal(result.ok, false);
+  assert.deepEqual(result.ok ? [] : result.errors.map((e) => [e.line, e.column]), [[2, 1]]);
+  assert.match(result.ok ? '' : result.errors[0].message, /single YAML document/);
+});
+
+test('an alias to a missing anchor is an error, not an exception', () => {
+  const result = loadConfigText('groups: *nowhere\n', 'x.yaml', host);
+  assert.equal(result.ok, false);
+  assert.match(result.ok ? '' : result.errors[0].message, /nowhere/);
+});
+
+test('advbase 0 from defaults names the group with advskew 0', () => {
+  const text =
+    'defaults: { interface: eth0, password: x, advbase: 0 }\ngroups:\n  web: { vhid: 1, addresses: [192.0.2.100/24], advskew: 5 }\n  db: { vhid: 2, addresses: [192.0.2.101/24] }\n';
+  const result = loadConfigText(text, 'x.yaml', host);
+  assert.equal(result.ok, false);
+  assert.deepEqual(result.ok ? [] : result.errors.map((e) => [e.line, e.column, e.path, e.message]), [
+    [1, 52, 'defaults.advbase', "0 requires advskew > 0 (group 'db' has advskew 0)"],
+  ]);
+});
+
+test('the same address with two prefixes in one group is refused', () => {
+  const text =
+    'groups:\n  web: { vhid: 1, interface: eth0, password: x, addresses: [192.0.2.100/24, 192.0.2.100/32] }\n';
+  const result = loadConfigText(text, 'x.yaml', host);
+  assert.deepEqual(result.ok ? [] : result.errors.map((e) => [e.line, e.column, e.path, e.message]), [
+    [2, 77, 'groups.web.addresses[1]', '192.0.2.100 is listed twice in this group'],
+  ]);
+});
+
+test('password files: empty first line and over-long password are errors', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-config-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'empty'), '\nsecond line\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'long'), `${'x'.repeat(20)}\n`, { mode: 0o600 });
+    const text = [
+      'defaults: { interface: eth0 }',
+      'groups:',
+      '  a: { vhid: 1, addresses: [192.0.2.100/24], password_file: empty }',
+      '  b: { vhid: 2, addresses: [192.0.2.101/24], password_file: long }',
+      '',
+    ].join('\n');
+    const result = loadConfigText(text, path.join(dir, 'ucarp.yaml'), host);
+    assert.deepEqual(result.ok ? [] : result.errors.map((e) => [e.line, e.column, e.path, e.message]), [
+      [3, 61, 'groups.a.password_file', `the first line of ${path.join(dir, 'empty')} is empty`],
+      [
+        4,
+        61,
+        'groups.b.password_file',
+        `the password in ${path.join(dir, 'long')} is longer than 19 bytes (ucarp rejects it)`,
+      ],
+    ]);
+    assert.ok(!formatErrors(result.ok ? [] : result.errors).includes('x'.repeat(20)));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
