@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Lab, waitFor } from '../helpers/netns';
+import { Lab, ip, waitFor } from '../helpers/netns';
 import { CarpProc, carpArgs, ROOT } from '../helpers/carp-proc';
 import { carpPayload, ipv4Packet, vrrpPayload } from '../helpers/packets';
 import { mulberry32 } from '../helpers/sim';
@@ -160,4 +160,21 @@ test('malformed input is dropped and counted by reason, with no state change and
   assert.equal(a.history.filter((h) => h.state === 'BACKUP').length, 1, 'only the start transition');
   assert.equal(a.exited, false);
   await a.waitLine(/bad digest: check vhid, password and virtual IP address/);
+});
+
+test('--daemonize returns at once and the background daemon keeps advertising', async () => {
+  const l = await lab();
+  const [h1, h2] = l.hosts;
+  const a = new CarpProc(l, h1, 'ours', carpArgs(h1, { extra: ['-B'] }));
+  await a.exit(5000);
+  assert.equal(a.child.exitCode, 0);
+  const pids = (await ip('netns', 'pids', h1.ns)).trim().split('\n').filter(Boolean);
+  assert.equal(pids.length, 1, 'one daemon left running in the background');
+  // A ucarp peer that preempts only a worse master stays backup: it hears our advertisements.
+  const b = new CarpProc(l, h2, 'ucarp', carpArgs(h2, { advskew: 100, extra: ['-P'] }));
+  await b.waitState('BACKUP');
+  await new Promise((r) => setTimeout(r, 4500));
+  assert.equal(b.state, 'BACKUP');
+  process.kill(Number(pids[0]), 'SIGTERM');
+  await b.waitState('MASTER', 6000);
 });
