@@ -10,6 +10,9 @@ import { sdNotify } from '../net/native';
 import { statusLine } from '../runtime/status';
 import type { CarpState } from '../engine/group';
 import type { GroupRuntime } from '../runtime/group-runtime';
+import { ControlServer } from '../control/server';
+import { handleRequest } from '../control/commands';
+import { MetricsServer, createMetricsRegistry } from '../control/metrics';
 
 /** Editors write a file in several steps (truncate, write, rename): wait for quiet. */
 const WATCH_DEBOUNCE_MS = 150;
@@ -139,6 +142,8 @@ export class Supervisor {
       this.config = r.config;
       this.log.level = r.config.logging.level;
       const summary = await this.daemon.apply(r.config.groups);
+      // ucarpctl demote/promote last until reset or the next successful reload.
+      for (const g of this.daemon.list()) if (g.engineState.override !== 'none') g.setOverride('none');
       this.reloads.ok++;
       const line = `reload (${why}): ${summaryLine(summary)}`;
       this.log.info(line);
@@ -171,13 +176,36 @@ export async function runSupervisor(file: string): Promise<void> {
   const { level, facility } = r.config.logging;
   const log = createLogger({ facility, debug: level === 'debug', level });
   for (const w of r.warnings) log.warn(formatErrors([w]));
-  const sup = new Supervisor(file, r.config, log);
+  // The control socket and metrics endpoint are bound once; a reload cannot move them.
+  const endpoints = (c: Config) => JSON.stringify([c.control, c.metrics ?? null]);
+  const sup = new Supervisor(file, r.config, log, {
+    onReload: (o) => {
+      if (o.ok && endpoints(sup.config) !== endpoints(r.config))
+        log.warn('control socket and metrics settings take effect at the next restart');
+    },
+  });
+  // Before any group starts: a second daemon must not touch the network.
+  const control = await ControlServer.open({
+    path: r.config.control.socket,
+    log,
+    handle: (req) => handleRequest(sup, req),
+  });
+  let metrics: MetricsServer | undefined;
+  if (r.config.metrics) {
+    const registry = createMetricsRegistry(sup);
+    metrics = await MetricsServer.open({ ...r.config.metrics, registry, log }).catch(async (e: Error) => {
+      await control.close();
+      throw new Error(`metrics endpoint ${r.config.metrics?.host}:${r.config.metrics?.port}: ${e.message}`);
+    });
+  }
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
     stopping = true;
     log.info(`received ${sig}, releasing every group`);
-    void sup.stop().finally(() => process.exit(0));
+    void Promise.allSettled([control.close(), metrics?.close()])
+      .then(() => sup.stop())
+      .finally(() => process.exit(0));
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(sig, () => stop(sig));
   process.on('SIGHUP', () => void sup.reload('SIGHUP'));

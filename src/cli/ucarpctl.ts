@@ -1,0 +1,267 @@
+// `ucarpctl`: asks the running supervisor what it thinks, and tells it what to do, over its
+// control socket. Exit status: 0 done, 1 the daemon refused (no such group, invalid
+// configuration), 2 usage error or the daemon cannot be reached.
+import fs from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { formatError } from '../config/errors';
+import { ControlClientError, DEFAULT_SOCKET, request } from '../control/client';
+import type {
+  ErrorResponse,
+  GroupStatusJson,
+  OverrideResponse,
+  ReloadResponse,
+  Request,
+  Response,
+  StatusDocument,
+} from '../control/protocol';
+import { isGroupName } from '../control/protocol';
+import { formatRejects } from '../runtime/counters';
+
+export const USAGE = `Usage: ucarpctl [--socket PATH | -c FILE] COMMAND
+
+Commands:
+  status [GROUP] [--json]  state of every group (or one); --json prints the status document
+  demote GROUP             advertise advskew 255 and hand mastership over, until reset or reload
+  promote GROUP            advertise advskew 0 and preempt, until reset or reload
+  reset GROUP              drop a demote/promote override
+  reload                   reload the configuration (as SIGHUP); prints every error if rejected
+
+Options:
+  -s, --socket PATH   control socket (default: from -c FILE, else ${DEFAULT_SOCKET})
+  -c, --config FILE   read the control socket path from this configuration file
+  -h, --help          this text
+`;
+
+export type CtlArgs =
+  | { kind: 'help' }
+  | { kind: 'error'; message: string }
+  | { kind: 'run'; socket?: string; config?: string; request: Request; json: boolean };
+
+export function parseCtlArgs(argv: string[]): CtlArgs {
+  let socket: string | undefined;
+  let config: string | undefined;
+  let json = false;
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string | undefined => {
+      const eq = a.indexOf('=');
+      if (a.startsWith('--') && eq > 0) return a.slice(eq + 1);
+      i++;
+      return argv[i];
+    };
+    const name = a.startsWith('--') && a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    switch (name) {
+      case '-h':
+      case '--help':
+        return { kind: 'help' };
+      case '-s':
+      case '--socket':
+        socket = value();
+        if (!socket) return { kind: 'error', message: `${name} needs a path` };
+        break;
+      case '-c':
+      case '--config':
+        config = value();
+        if (!config) return { kind: 'error', message: `${name} needs a file` };
+        break;
+      case '--json':
+        json = true;
+        break;
+      default:
+        if (a.startsWith('-') && a !== '-') return { kind: 'error', message: `unknown option ${a}` };
+        words.push(a);
+    }
+  }
+  const [cmd, ...rest] = words;
+  if (!cmd) return { kind: 'error', message: 'no command given' };
+  const tooMany = (n: number) => (rest.length > n ? `too many arguments for ${cmd}` : null);
+  const run = (req: Request): CtlArgs => ({ kind: 'run', socket, config, request: req, json });
+  if (json && cmd !== 'status') return { kind: 'error', message: '--json applies to status only' };
+  switch (cmd) {
+    case 'status': {
+      const err = tooMany(1);
+      if (err) return { kind: 'error', message: err };
+      if (rest[0] !== undefined && !isGroupName(rest[0]))
+        return { kind: 'error', message: `invalid group name ${JSON.stringify(rest[0])}` };
+      return run(rest[0] === undefined ? { cmd } : { cmd, group: rest[0] });
+    }
+    case 'demote':
+    case 'promote':
+    case 'reset': {
+      const err = tooMany(1);
+      if (err) return { kind: 'error', message: err };
+      if (rest[0] === undefined) return { kind: 'error', message: `${cmd} needs a GROUP` };
+      if (!isGroupName(rest[0]))
+        return { kind: 'error', message: `invalid group name ${JSON.stringify(rest[0])}` };
+      return run({ cmd, group: rest[0] });
+    }
+    case 'reload': {
+      const err = tooMany(0);
+      return err ? { kind: 'error', message: err } : run({ cmd });
+    }
+    default:
+      return { kind: 'error', message: `unknown command ${cmd}` };
+  }
+}
+
+/**
+ * The socket path a configuration file names. Only that key is read, without validating the
+ * rest: `ucarpctl -c FILE reload` must reach the daemon precisely when FILE is broken.
+ */
+export function socketFromConfig(file: string): string {
+  const doc: unknown = parseYaml(fs.readFileSync(file, 'utf8'), { uniqueKeys: false });
+  if (typeof doc === 'object' && doc !== null && 'control' in doc) {
+    const control = (doc as { control: unknown }).control;
+    if (typeof control === 'object' && control !== null && 'socket' in control) {
+      const s = (control as { socket: unknown }).socket;
+      if (typeof s === 'string' && s !== '') return s;
+    }
+  }
+  return DEFAULT_SOCKET;
+}
+
+/** `45s`, `3m07s`, `2h05m`, `4d03h`: two units at most, enough to read at a glance. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const pad = (n: number) => String(n).padStart(2, '0');
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${pad(Math.floor((s % 3600) / 60))}m`;
+  return `${Math.floor(s / 86400)}d${pad(Math.floor((s % 86400) / 3600))}h`;
+}
+
+function stateCell(g: GroupStatusJson): string {
+  return g.override === 'none' ? g.state : `${g.state} (${g.override}d)`;
+}
+
+function masterCell(g: GroupStatusJson): string {
+  if (!g.master) return '-';
+  const self = g.state === 'MASTER' ? ' (self)' : '';
+  return `${g.master.address}${self} ${g.master.advbase}/${g.master.advskew}`;
+}
+
+function rejectsCell(g: GroupStatusJson): string {
+  return g.rejectsTotal === 0 ? '0' : `${g.rejectsTotal} (${formatRejects(g.rejects)})`;
+}
+
+/** Left-aligned columns separated by two spaces; numbers right-aligned. */
+function table(header: string[], rows: string[][], numeric: Set<number>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (numeric.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function formatStatus(doc: StatusDocument): string {
+  if (doc.groups.length === 0) return 'no groups\n';
+  const header = [
+    'GROUP',
+    'VHID',
+    'IFACE',
+    'STATE',
+    'SINCE',
+    'ADDRESSES',
+    'MASTER',
+    'SENT',
+    'RECV',
+    'REJECTS',
+  ];
+  const rows = doc.groups.map((g) => [
+    g.name,
+    String(g.vhid),
+    g.interface,
+    stateCell(g),
+    formatDuration(g.sinceMs),
+    g.addresses.join(','),
+    masterCell(g),
+    String(g.sent),
+    String(g.received),
+    rejectsCell(g),
+  ]);
+  let out = table(header, rows, new Set([1, 7, 8]));
+  for (const i of doc.interfaces) {
+    if (i.rejectsTotal > 0)
+      out += `${i.name}: ${i.rejectsTotal} packet(s) for no group of ours (${formatRejects(i.rejects)})\n`;
+  }
+  return out;
+}
+
+function describeOverride(r: OverrideResponse): string {
+  const g = r.group;
+  const what = g.override === 'none' ? 'override cleared' : `${g.override}d`;
+  return `${g.name}: ${what}; now ${g.state}, advertising advbase ${g.advbase} advskew ${g.advskew}\n`;
+}
+
+export interface CtlOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Turns the daemon's answer into what the user sees and the exit status. */
+export function render(req: Request, res: Response, json: boolean): CtlOutput {
+  if (!res.ok) return renderError(res);
+  switch (req.cmd) {
+    case 'status': {
+      // The document without the envelope's "ok": what --json promises is the document.
+      const { ok: _ok, ...doc } = res as { ok: true } & StatusDocument;
+      return { code: 0, stdout: json ? JSON.stringify(doc, null, 2) + '\n' : formatStatus(doc), stderr: '' };
+    }
+    case 'demote':
+    case 'promote':
+    case 'reset':
+      return { code: 0, stdout: describeOverride(res as OverrideResponse), stderr: '' };
+    case 'reload':
+      return { code: 0, stdout: (res as ReloadResponse).line + '\n', stderr: '' };
+  }
+}
+
+function renderError(res: ErrorResponse): CtlOutput {
+  let stderr = `ucarpctl: ${res.error}\n`;
+  if (res.errors) stderr = res.errors.map((e) => formatError(e) + '\n').join('') + stderr;
+  return { code: 1, stdout: '', stderr };
+}
+
+export async function run(argv: string[]): Promise<CtlOutput> {
+  const args = parseCtlArgs(argv);
+  if (args.kind === 'help') return { code: 0, stdout: USAGE, stderr: '' };
+  if (args.kind === 'error') return { code: 2, stdout: '', stderr: `ucarpctl: ${args.message}\n${USAGE}` };
+  let socket = args.socket;
+  if (socket === undefined && args.config !== undefined) {
+    try {
+      socket = socketFromConfig(args.config);
+    } catch (e) {
+      return {
+        code: 2,
+        stdout: '',
+        stderr: `ucarpctl: cannot read ${args.config}: ${(e as Error).message}\n`,
+      };
+    }
+  }
+  socket ??= DEFAULT_SOCKET;
+  try {
+    const res = await request(socket, args.request);
+    return render(args.request, res, args.json);
+  } catch (e) {
+    if (e instanceof ControlClientError) return { code: 2, stdout: '', stderr: `ucarpctl: ${e.message}\n` };
+    throw e;
+  }
+}
+
+export function main(argv: string[]): void {
+  run(argv).then(
+    (o) => {
+      process.stdout.write(o.stdout);
+      process.stderr.write(o.stderr);
+      process.exitCode = o.code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`ucarpctl: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 2;
+    },
+  );
+}

@@ -1,0 +1,128 @@
+// What each control request does to the daemon. The daemon is seen through the narrow
+// ControlTarget view (the Supervisor satisfies it), so tests can drive this without sockets.
+import type { Override } from '../engine/group';
+import type { ScriptStats } from '../hooks/scripts';
+import { totalRejects, type RejectCounters } from '../runtime/counters';
+import type { GroupStatus } from '../runtime/group-runtime';
+import type { ReloadOutcome } from '../supervisor/supervisor';
+import {
+  STATUS_VERSION,
+  errorResponse,
+  type GroupStatusJson,
+  type InterfaceStatusJson,
+  type OverrideCommand,
+  type Request,
+  type Response,
+  type StatusDocument,
+} from './protocol';
+
+export interface ControlledGroup {
+  status(): GroupStatus;
+  readonly scripts: { readonly stats: Readonly<ScriptStats> };
+  setOverride(override: Override): void;
+}
+
+export interface InterfaceInfo {
+  name: string;
+  running: boolean;
+  groups: number;
+  rejects: RejectCounters;
+}
+
+export interface ControlTarget {
+  readonly file: string;
+  readonly reloads: { readonly ok: number; readonly failed: number };
+  readonly daemon: {
+    list(): ControlledGroup[];
+    group(name: string): ControlledGroup | undefined;
+    interfaces(): InterfaceInfo[];
+  };
+  reload(why: string): Promise<ReloadOutcome>;
+}
+
+const OVERRIDES: Record<OverrideCommand, Override> = { demote: 'demote', promote: 'promote', reset: 'none' };
+
+/** Copies field by field: the JSON contract must not follow internal renames by accident. */
+export function groupJson(g: ControlledGroup): GroupStatusJson {
+  const s = g.status();
+  const scripts = g.scripts.stats;
+  return {
+    name: s.name,
+    vhid: s.vhid,
+    interface: s.interface,
+    state: s.state,
+    sinceMs: Math.floor(s.sinceMs),
+    addresses: [...s.addresses],
+    srcip: s.srcip,
+    advbase: s.advbase,
+    advskew: s.advskew,
+    override: s.override,
+    master: s.master
+      ? { address: s.master.address, advbase: s.master.advbase, advskew: s.master.advskew }
+      : null,
+    sent: s.stats.sent,
+    received: s.stats.received,
+    sendErrors: s.stats.sendErrors,
+    transitions: s.stats.transitions,
+    rejects: { ...s.stats.rejects },
+    rejectsTotal: totalRejects(s.stats.rejects),
+    scripts: { runs: scripts.runs, failures: scripts.failures, timeouts: scripts.timeouts },
+  };
+}
+
+export function interfaceJson(i: InterfaceInfo): InterfaceStatusJson {
+  return {
+    name: i.name,
+    running: i.running,
+    groups: i.groups,
+    rejects: { ...i.rejects },
+    rejectsTotal: totalRejects(i.rejects),
+  };
+}
+
+export function statusDocument(
+  t: ControlTarget,
+  groups: ControlledGroup[] = t.daemon.list(),
+): StatusDocument {
+  return {
+    version: STATUS_VERSION,
+    pid: process.pid,
+    configFile: t.file,
+    reloads: { ok: t.reloads.ok, failed: t.reloads.failed },
+    groups: groups.map(groupJson),
+    interfaces: t.daemon.interfaces().map(interfaceJson),
+  };
+}
+
+function noGroup(name: string) {
+  return errorResponse('unknown-group', `no group named ${JSON.stringify(name)}`);
+}
+
+export async function handleRequest(t: ControlTarget, req: Request): Promise<Response> {
+  switch (req.cmd) {
+    case 'status': {
+      if (req.group === undefined) return { ok: true, ...statusDocument(t) };
+      const g = t.daemon.group(req.group);
+      return g ? { ok: true, ...statusDocument(t, [g]) } : noGroup(req.group);
+    }
+    case 'demote':
+    case 'promote':
+    case 'reset': {
+      const g = t.daemon.group(req.group);
+      if (!g) return noGroup(req.group);
+      g.setOverride(OVERRIDES[req.cmd]);
+      return { ok: true, group: groupJson(g) };
+    }
+    case 'reload': {
+      const r = await t.reload('ucarpctl');
+      if (r.ok) return { ok: true, summary: r.summary, line: r.line };
+      return {
+        ...errorResponse(
+          'config-invalid',
+          `configuration rejected with ${r.errors.length} error(s); running groups unchanged`,
+        ),
+        errors: r.errors,
+      };
+    }
+  }
+}

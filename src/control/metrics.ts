@@ -1,0 +1,186 @@
+// Prometheus metrics. Every value is read from the groups' own counters when scraped (collect
+// callbacks), so the packet path pays nothing for metrics and a scrape always agrees with
+// `ucarpctl status`.
+import http from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CarpState } from '../engine/group';
+import { REJECT_REASONS } from '../protocol/carp';
+import type { Logger } from '../util/log';
+import type { ControlTarget } from './commands';
+
+const STATES: readonly CarpState[] = ['INIT', 'BACKUP', 'MASTER'];
+/**
+ * The default metrics sample event-loop delay with a timer; at prom-client's 10 ms that is
+ * 100 wake-ups a second for an otherwise idle daemon, so sample ten times less often.
+ */
+const EVENT_LOOP_SAMPLE_MS = 100;
+
+type GroupLabels = 'group' | 'vhid' | 'interface';
+
+/** A registry of its own: nothing registered elsewhere in the process leaks into it. */
+export function createMetricsRegistry(target: ControlTarget): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  const groups = () => target.daemon.list().map((g) => ({ s: g.status(), scripts: g.scripts.stats }));
+  const groupLabelNames: GroupLabels[] = ['group', 'vhid', 'interface'];
+
+  new Gauge({
+    name: 'ucarp_group_state',
+    help: 'CARP state of each group: 1 for the current state, 0 for the others.',
+    labelNames: [...groupLabelNames, 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { s } of groups()) {
+        for (const state of STATES)
+          this.set(
+            { group: s.name, vhid: String(s.vhid), interface: s.interface, state },
+            s.state === state ? 1 : 0,
+          );
+      }
+    },
+  });
+
+  /** A counter whose value is copied from the daemon's own at scrape time. */
+  const perGroup = (name: string, help: string, value: (g: ReturnType<typeof groups>[number]) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: groupLabelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const g of groups())
+          this.inc({ group: g.s.name, vhid: String(g.s.vhid), interface: g.s.interface }, value(g));
+      },
+    });
+  perGroup('ucarp_group_transitions_total', 'State changes of each group.', (g) => g.s.stats.transitions);
+  perGroup('ucarp_advertisements_sent_total', 'Advertisements sent by each group.', (g) => g.s.stats.sent);
+  perGroup(
+    'ucarp_advertisements_received_total',
+    'Valid advertisements received by each group.',
+    (g) => g.s.stats.received,
+  );
+  perGroup(
+    'ucarp_advertisement_send_errors_total',
+    'Advertisements of each group the kernel refused to send.',
+    (g) => g.s.stats.sendErrors,
+  );
+  perGroup('ucarp_script_runs_total', 'Up/down script runs of each group.', (g) => g.scripts.runs);
+  perGroup(
+    'ucarp_script_failures_total',
+    'Up/down script runs of each group that exited non-zero or could not start.',
+    (g) => g.scripts.failures,
+  );
+  perGroup(
+    'ucarp_script_timeouts_total',
+    'Up/down script runs of each group killed after script_timeout.',
+    (g) => g.scripts.timeouts,
+  );
+
+  new Counter({
+    name: 'ucarp_rejects_total',
+    help: 'Advertisements addressed to a group and rejected, by reason.',
+    labelNames: [...groupLabelNames, 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { s } of groups())
+        for (const reason of REJECT_REASONS)
+          this.inc(
+            { group: s.name, vhid: String(s.vhid), interface: s.interface, reason },
+            s.stats.rejects[reason],
+          );
+    },
+  });
+
+  new Counter({
+    name: 'ucarp_interface_rejects_total',
+    help: 'CARP packets on an interface no group could be blamed for (unknown vhid, other destination, malformed), by reason.',
+    labelNames: ['interface', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const i of target.daemon.interfaces())
+        for (const reason of REJECT_REASONS) this.inc({ interface: i.name, reason }, i.rejects[reason]);
+    },
+  });
+
+  new Counter({
+    name: 'ucarp_reloads_total',
+    help: 'Configuration reloads since start, by result.',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ result: 'ok' }, target.reloads.ok);
+      this.inc({ result: 'failed' }, target.reloads.failed);
+    },
+  });
+
+  return registry;
+}
+
+export interface MetricsServerOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  log: Logger;
+}
+
+/** Serves GET /metrics and nothing else. */
+export class MetricsServer {
+  private constructor(
+    private readonly server: http.Server,
+    readonly address: { host: string; port: number },
+  ) {}
+
+  static async open(opts: MetricsServerOptions): Promise<MetricsServer> {
+    const server = http.createServer((req, res) => void serve(opts, req, res));
+    // Scrapers are local and quick; anything slow is not a scraper.
+    server.requestTimeout = 10_000;
+    server.headersTimeout = 5_000;
+    server.keepAliveTimeout = 5_000;
+    server.maxHeadersCount = 50;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: opts.host, port: opts.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (e) => opts.log.error(`metrics endpoint: ${e.message}`));
+    const a = server.address();
+    const port = typeof a === 'object' && a ? a.port : opts.port;
+    opts.log.info(
+      `metrics on http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}/metrics`,
+    );
+    return new MetricsServer(server, { host: opts.host, port });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+async function serve(
+  opts: MetricsServerOptions,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (req.method !== 'GET' || url.pathname !== '/metrics') {
+    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: try GET /metrics\n');
+    return;
+  }
+  try {
+    const body = await opts.registry.metrics();
+    res.writeHead(200, { 'Content-Type': opts.registry.contentType }).end(body);
+  } catch (e) {
+    opts.log.error(`metrics collection failed: ${(e as Error).message}`);
+    res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n');
+  }
+}

@@ -1,0 +1,215 @@
+// The control socket's wire format: one JSON object per line in each direction, one response
+// per request, in order. Everything a client may send is checked here, so the server never
+// hands anything but a well-formed Request to the daemon.
+import type { ConfigError } from '../config/types';
+import type { ApplySummary } from '../runtime/daemon';
+import type { CarpState, Override } from '../engine/group';
+import type { RejectCounters } from '../runtime/counters';
+
+/** A request line longer than this is refused and the connection closed. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+/** Bumped only when a field changes meaning or disappears; new fields do not bump it. */
+export const STATUS_VERSION = 1;
+
+/** Same rule as the configuration's group names. */
+const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export type OverrideCommand = 'demote' | 'promote' | 'reset';
+export const COMMANDS = ['status', 'demote', 'promote', 'reset', 'reload'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export type Request =
+  { cmd: 'status'; group?: string } | { cmd: OverrideCommand; group: string } | { cmd: 'reload' };
+
+export type ErrorCode =
+  'bad-request' | 'unknown-command' | 'unknown-group' | 'too-long' | 'config-invalid' | 'internal';
+
+export interface ErrorResponse {
+  ok: false;
+  code: ErrorCode;
+  error: string;
+  /** Only with code 'config-invalid': every problem of the rejected file. */
+  errors?: ConfigError[];
+}
+
+/*
+ * Status document, the answer to {"cmd":"status"} and the output of `ucarpctl status --json`.
+ * Stable: fields are only ever added; STATUS_VERSION changes if one changes meaning.
+ *
+ *   version        1
+ *   pid            process id of the daemon
+ *   configFile     the configuration file the daemon runs from
+ *   reloads        { ok, failed }: reloads since start (SIGHUP, file change, ucarpctl reload)
+ *   groups[]       one per group, in configuration order:
+ *     name           group name (the key under `groups:`)
+ *     vhid           1..255
+ *     interface      network interface the group runs on
+ *     state          "INIT" | "BACKUP" | "MASTER"
+ *     sinceMs        whole milliseconds spent in the current state
+ *     addresses      virtual addresses, "a.b.c.d/prefix", sorted
+ *     srcip          source address of this host's advertisements
+ *     advbase        advbase this host advertises now
+ *     advskew        advskew this host advertises now (0 when promoted, 255 when demoted)
+ *     override       "none" | "demote" | "promote" (set by ucarpctl, cleared by reset or reload)
+ *     master         current master as { address, advbase, advskew }, this host's own values
+ *                    when it is master, or null when no master is known
+ *     sent           advertisements sent
+ *     received       valid advertisements received
+ *     sendErrors     advertisements the kernel refused to send
+ *     transitions    state changes
+ *     rejects        { short, ttl, version, type, length, vhid, destination, checksum, digest }:
+ *                    advertisements for this group rejected, by reason (every key present)
+ *     rejectsTotal   sum of rejects
+ *     scripts        { runs, failures, timeouts } of its up/down scripts
+ *   interfaces[]   one per interface in use:
+ *     name           interface name
+ *     running        carrier up
+ *     groups         number of groups on it
+ *     rejects        same keys as above: packets no group could be blamed for (unknown vhid,
+ *                    other destination, malformed)
+ *     rejectsTotal   sum of rejects
+ */
+export interface GroupStatusJson {
+  name: string;
+  vhid: number;
+  interface: string;
+  state: CarpState;
+  sinceMs: number;
+  addresses: string[];
+  srcip: string;
+  advbase: number;
+  advskew: number;
+  override: Override;
+  master: { address: string; advbase: number; advskew: number } | null;
+  sent: number;
+  received: number;
+  sendErrors: number;
+  transitions: number;
+  rejects: RejectCounters;
+  rejectsTotal: number;
+  scripts: { runs: number; failures: number; timeouts: number };
+}
+
+export interface InterfaceStatusJson {
+  name: string;
+  running: boolean;
+  groups: number;
+  rejects: RejectCounters;
+  rejectsTotal: number;
+}
+
+export interface StatusDocument {
+  version: number;
+  pid: number;
+  configFile: string;
+  reloads: { ok: number; failed: number };
+  groups: GroupStatusJson[];
+  interfaces: InterfaceStatusJson[];
+}
+
+export type StatusResponse = { ok: true } & StatusDocument;
+/** Answer to demote/promote/reset: the group as it is right after the change. */
+export interface OverrideResponse {
+  ok: true;
+  group: GroupStatusJson;
+}
+export interface ReloadResponse {
+  ok: true;
+  summary: ApplySummary;
+  /** The summary line the daemon logged. */
+  line: string;
+}
+
+export type Response = StatusResponse | OverrideResponse | ReloadResponse | ErrorResponse;
+
+export type ParseResult = { ok: true; request: Request } | ErrorResponse;
+
+export function errorResponse(code: ErrorCode, error: string): ErrorResponse {
+  return { ok: false, code, error };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Checks one request line (without its newline). */
+export function parseRequest(line: string): ParseResult {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return errorResponse('bad-request', 'request is not valid JSON');
+  }
+  if (!isRecord(v)) return errorResponse('bad-request', 'request must be a JSON object');
+  const { cmd } = v;
+  if (typeof cmd !== 'string') return errorResponse('bad-request', 'request needs a string "cmd"');
+  const extra = Object.keys(v).filter((k) => k !== 'cmd' && k !== 'group');
+  const group = v.group;
+  if (!isCommand(cmd))
+    return errorResponse(
+      'unknown-command',
+      `unknown command ${JSON.stringify(cmd.slice(0, 64))}: expected ${COMMANDS.join(', ')}`,
+    );
+  if (cmd === 'reload' && group !== undefined) extra.push('group');
+  if (extra.length > 0)
+    return errorResponse('bad-request', `unexpected key(s) for ${cmd}: ${extra.join(', ')}`);
+  if (cmd === 'reload') return { ok: true, request: { cmd } };
+  if (cmd === 'status' && group === undefined) return { ok: true, request: { cmd } };
+  if (!isGroupName(group)) return errorResponse('bad-request', `${cmd} needs "group": a group name`);
+  return { ok: true, request: { cmd, group } };
+}
+
+function isCommand(v: string): v is Command {
+  return (COMMANDS as readonly string[]).includes(v);
+}
+
+export function isGroupName(v: unknown): v is string {
+  return typeof v === 'string' && GROUP_NAME.test(v);
+}
+
+/**
+ * Splits a byte stream into lines without ever holding more than `max` bytes of an unfinished
+ * one: a client cannot make the daemon buffer an endless line.
+ */
+export class LineSplitter {
+  private parts: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly max: number = MAX_REQUEST_BYTES) {}
+
+  /** Complete lines in `chunk`, or 'too-long' once the unfinished line exceeds the cap. */
+  push(chunk: Buffer): string[] | 'too-long' {
+    const lines: string[] = [];
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      if (nl < 0) break;
+      const piece = chunk.subarray(start, nl);
+      if (this.size + piece.length > this.max) return 'too-long';
+      lines.push(this.take(piece));
+      start = nl + 1;
+    }
+    const rest = chunk.subarray(start);
+    if (this.size + rest.length > this.max) return 'too-long';
+    if (rest.length > 0) {
+      // Copy: the socket may reuse its buffer.
+      this.parts.push(Buffer.from(rest));
+      this.size += rest.length;
+    }
+    return lines;
+  }
+
+  /** What remains after the peer stopped sending (a last line without newline). */
+  end(): string | null {
+    if (this.size === 0) return null;
+    return this.take(Buffer.alloc(0));
+  }
+
+  private take(tail: Buffer): string {
+    const line = (this.parts.length > 0 ? Buffer.concat([...this.parts, tail]) : tail).toString('utf8');
+    this.parts = [];
+    this.size = 0;
+    return line.endsWith('\r') ? line.slice(0, -1) : line;
+  }
+}

@@ -1,0 +1,220 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import winston from 'winston';
+import { formatDuration, formatStatus, parseCtlArgs, run, socketFromConfig } from '../../src/cli/ucarpctl';
+import { ControlServer } from '../../src/control/server';
+import { handleRequest, statusDocument } from '../../src/control/commands';
+import { FakeGroup, FakeTarget } from '../fixtures/control-fake';
+
+let tmp: string;
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarpctl-'));
+});
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('ucarpctl arguments', () => {
+  it('parses commands and options in any order', () => {
+    assert.deepEqual(parseCtlArgs(['status']), {
+      kind: 'run',
+      socket: undefined,
+      config: undefined,
+      request: { cmd: 'status' },
+      json: false,
+    });
+    assert.deepEqual(parseCtlArgs(['status', '--json', '--socket', '/x.sock']), {
+      kind: 'run',
+      socket: '/x.sock',
+      config: undefined,
+      request: { cmd: 'status' },
+      json: true,
+    });
+    assert.deepEqual(parseCtlArgs(['-c', '/etc/u.yaml', 'demote', 'web']), {
+      kind: 'run',
+      socket: undefined,
+      config: '/etc/u.yaml',
+      request: { cmd: 'demote', group: 'web' },
+      json: false,
+    });
+    assert.deepEqual(parseCtlArgs(['--socket=/s', 'status', 'db']), {
+      kind: 'run',
+      socket: '/s',
+      config: undefined,
+      request: { cmd: 'status', group: 'db' },
+      json: false,
+    });
+    assert.deepEqual(parseCtlArgs(['reload']).kind, 'run');
+    assert.deepEqual(parseCtlArgs(['-h', 'status']), { kind: 'help' });
+  });
+
+  const bad: [string[], RegExp][] = [
+    [[], /no command given/],
+    [['frobnicate'], /unknown command frobnicate/],
+    [['demote'], /demote needs a GROUP/],
+    [['promote', 'a', 'b'], /too many arguments for promote/],
+    [['reset', 'a/b'], /invalid group name "a\/b"/],
+    [['reload', 'web'], /too many arguments for reload/],
+    [['reload', '--json'], /--json applies to status only/],
+    [['status', '--socket'], /--socket needs a path/],
+    [['status', '--verbose'], /unknown option --verbose/],
+  ];
+  for (const [argv, msg] of bad) {
+    it(`refuses ${JSON.stringify(argv)}`, () => {
+      const r = parseCtlArgs(argv);
+      assert.equal(r.kind, 'error');
+      assert.match(r.kind === 'error' ? r.message : '', msg);
+    });
+  }
+});
+
+describe('ucarpctl formatting', () => {
+  it('formats durations with two units at most', () => {
+    assert.equal(formatDuration(0), '0s');
+    assert.equal(formatDuration(59_999), '59s');
+    assert.equal(formatDuration(187_000), '3m07s');
+    assert.equal(formatDuration(2 * 3600_000 + 5 * 60_000 + 9000), '2h05m');
+    assert.equal(formatDuration(4 * 86400_000 + 3 * 3600_000), '4d03h');
+  });
+
+  it('prints one aligned row per group, with the master, counters, overrides and rejects', () => {
+    const web = new FakeGroup('web', 10, {
+      state: 'MASTER',
+      sinceMs: 125_000,
+      addresses: ['192.0.2.100/24', '192.0.2.101/24'],
+      master: { address: '192.0.2.1', advbase: 1, advskew: 0 },
+      override: 'promote',
+    });
+    web.s.stats.sent = 1234;
+    const db = new FakeGroup('db', 200, { master: null, sinceMs: 3000, addresses: ['192.0.2.200/24'] });
+    db.s.stats.received = 7;
+    db.s.stats.rejects.digest = 3;
+    const t = new FakeTarget([web, db]);
+    t.ifaces[0].rejects.vhid = 2;
+    const out = formatStatus(statusDocument(t));
+    assert.equal(
+      out,
+      [
+        'GROUP  VHID  IFACE  STATE              SINCE  ADDRESSES                      MASTER                SENT  RECV  REJECTS',
+        'web      10  eth0   MASTER (promoted)  2m05s  192.0.2.100/24,192.0.2.101/24  192.0.2.1 (self) 1/0  1234     0  0',
+        'db      200  eth0   BACKUP             3s     192.0.2.200/24                 -                        0     7  3 (digest=3)',
+        'eth0: 2 packet(s) for no group of ours (vhid=2)',
+        '',
+      ].join('\n'),
+    );
+    assert.equal(formatStatus(statusDocument(new FakeTarget())), 'no groups\n');
+  });
+
+  it('reads the socket path from a configuration file, even a broken one', () => {
+    const f = path.join(tmp, 'c.yaml');
+    fs.writeFileSync(f, 'control:\n  socket: /tmp/x/control.sock\ngroups:\n  web: {vhid: 999\n');
+    assert.throws(() => socketFromConfig(f), /./, 'a YAML syntax error is reported');
+    fs.writeFileSync(f, 'control:\n  socket: /tmp/x/control.sock\ngroups:\n  web: {vhid: 999, bogus: 1}\n');
+    assert.equal(socketFromConfig(f), '/tmp/x/control.sock');
+    fs.writeFileSync(f, 'groups: {}\n');
+    assert.equal(socketFromConfig(f), '/run/ucarp/control.sock');
+  });
+});
+
+describe('ucarpctl against a control socket', () => {
+  const log = winston.createLogger({ silent: true });
+
+  async function withServer(t: FakeTarget, fn: (sock: string) => Promise<void>): Promise<void> {
+    const sock = path.join(tmp, `d${Math.random().toString(36).slice(2)}`, 'control.sock');
+    const srv = await ControlServer.open({ path: sock, log, handle: (req) => handleRequest(t, req) });
+    try {
+      await fn(sock);
+    } finally {
+      await srv.close();
+    }
+  }
+
+  it('status --json prints the status document without the envelope', async () => {
+    const t = new FakeTarget([new FakeGroup('web', 10)]);
+    await withServer(t, async (sock) => {
+      const o = await run(['--socket', sock, 'status', '--json']);
+      assert.equal(o.code, 0);
+      assert.equal(o.stderr, '');
+      const doc = JSON.parse(o.stdout) as Record<string, unknown>;
+      assert.deepEqual(doc, JSON.parse(JSON.stringify(statusDocument(t))));
+      assert.equal('ok' in doc, false);
+    });
+  });
+
+  it('demote / promote / reset print the new state; an unknown group exits 1', async () => {
+    const t = new FakeTarget([new FakeGroup('web', 10, { state: 'MASTER' })]);
+    await withServer(t, async (sock) => {
+      const d = await run(['--socket', sock, 'demote', 'web']);
+      assert.deepEqual(d, {
+        code: 0,
+        stdout: 'web: demoted; now BACKUP, advertising advbase 1 advskew 255\n',
+        stderr: '',
+      });
+      const r = await run(['--socket', sock, 'reset', 'web']);
+      assert.equal(r.stdout, 'web: override cleared; now BACKUP, advertising advbase 1 advskew 10\n');
+      const p = await run(['--socket', sock, 'promote', 'web']);
+      assert.equal(p.stdout, 'web: promoted; now BACKUP, advertising advbase 1 advskew 0\n');
+      assert.deepEqual(await run(['--socket', sock, 'promote', 'nope']), {
+        code: 1,
+        stdout: '',
+        stderr: 'ucarpctl: no group named "nope"\n',
+      });
+    });
+  });
+
+  it('reload prints the summary, or every error with its position and exits 1', async () => {
+    const t = new FakeTarget();
+    await withServer(t, async (sock) => {
+      const ok = await run(['--socket', sock, 'reload']);
+      assert.equal(ok.code, 0);
+      assert.match(
+        ok.stdout,
+        /^reload \(ucarpctl\): added 0, removed 0, updated 0, restarted 0, unchanged 0\n$/,
+      );
+      t.nextReload = {
+        ok: false,
+        text: '',
+        errors: [
+          { file: '/e/u.yaml', line: 4, column: 11, path: 'groups.web.vhid', message: 'must be <= 255' },
+          { file: '/e/u.yaml', line: 7, column: 3, path: 'groups.db', message: 'unknown key "bogus"' },
+        ],
+      };
+      const bad = await run(['--socket', sock, 'reload']);
+      assert.deepEqual(bad, {
+        code: 1,
+        stdout: '',
+        stderr:
+          '/e/u.yaml:4:11: groups.web.vhid: must be <= 255\n' +
+          '/e/u.yaml:7:3: groups.db: unknown key "bogus"\n' +
+          'ucarpctl: configuration rejected with 2 error(s); running groups unchanged\n',
+      });
+    });
+  });
+
+  it('finds the socket through -c FILE', async () => {
+    const t = new FakeTarget([new FakeGroup('web', 10)]);
+    await withServer(t, async (sock) => {
+      const f = path.join(tmp, 'via-config.yaml');
+      fs.writeFileSync(f, `control:\n  socket: ${sock}\n`);
+      const o = await run(['-c', f, 'status', 'web', '--json']);
+      assert.equal(o.code, 0);
+      assert.equal((JSON.parse(o.stdout) as { groups: unknown[] }).groups.length, 1);
+    });
+  });
+
+  it('exits 2 with a clear message when the daemon is not running, or on usage errors', async () => {
+    const sock = path.join(tmp, 'absent', 'control.sock');
+    assert.deepEqual(await run(['--socket', sock, 'status']), {
+      code: 2,
+      stdout: '',
+      stderr: `ucarpctl: ucarp daemon not running (no socket at ${sock})\n`,
+    });
+    const usage = await run(['bogus']);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /^ucarpctl: unknown command bogus\nUsage: ucarpctl/);
+    const missing = await run(['-c', path.join(tmp, 'nope.yaml'), 'status']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot read .*nope\.yaml/);
+  });
+});
