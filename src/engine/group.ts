@@ -185,10 +185,12 @@ function becomeMaster(s: GroupState, now: number, reason: TransitionReason, acti
     delayedGarp: DELAYED_GARP_ADVERTS,
   };
   const timed = { ...next, advertAt: now + advertIntervalMs(next) };
+  // The advertisement first: it is what stops the other nodes' timers, and in a mass
+  // takeover every microsecond before it is spent by all the groups still waiting.
   actions.push(
-    { type: 'transition', from: s.state, to: 'MASTER', reason, runScript: true },
-    { type: 'garp' },
     { type: 'send', ...advertisedTiming(timed) },
+    { type: 'garp' },
+    { type: 'transition', from: s.state, to: 'MASTER', reason, runScript: true },
   );
   return { ...timed, master: selfMaster(timed) };
 }

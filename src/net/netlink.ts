@@ -41,7 +41,9 @@ const REQUEST_TIMEOUT_MS = 5000;
  * and flag the socket (which the `netlink` package's native code does not survive). A bound
  * keeps a burst far below the default buffer size.
  */
-const MAX_IN_FLIGHT = 32;
+const MAX_IN_FLIGHT = 128;
+/** Room for MAX_IN_FLIGHT ACKs with a wide margin (the kernel caps it at net.core.rmem_max × 2). */
+const REQUEST_RCVBUF = 1 << 20;
 /** Room for a burst of link changes (many VLANs flapping with their parent). */
 const MONITOR_RCVBUF = 1 << 20;
 
@@ -112,7 +114,7 @@ export class Rtnl {
   private closed = false;
 
   constructor() {
-    this.sock = createRtNetlink();
+    this.sock = createRtNetlink({ recvBufferSize: REQUEST_RCVBUF, sendBufferSize: 0 });
     this.dumpSock = createRtNetlink();
     // Without a listener an asynchronous socket error would crash the process; requests
     // still fail on their own through their timeout.

@@ -77,6 +77,21 @@ const U64 = (1n << 64n) - 1n;
 /** Rejections of the same reason are logged once per this period, with a count. */
 const REJECT_LOG_PERIOD_MS = 10_000;
 
+/**
+ * Log lines of state changes are written after the current batch of timers and packets: in a
+ * mass failover, formatting 255 lines before the last group has sent its advertisement would
+ * delay that group by the sum of them.
+ */
+const pendingLogs: (() => void)[] = [];
+function deferLog(write: () => void): void {
+  if (pendingLogs.length === 0) {
+    setImmediate(() => {
+      for (const w of pendingLogs.splice(0)) w();
+    });
+  }
+  pendingLogs.push(write);
+}
+
 export function groupParams(cfg: GroupConfig): GroupParams {
   return {
     vhid: cfg.vhid,
@@ -298,6 +313,9 @@ export class GroupRuntime {
       this.stats.sendErrors++;
       this.log.warn(`sending advertisement failed: ${(e as Error).message}`);
     }
+    // Successes only matter while failures are being counted; skipping them keeps the
+    // steady state at one engine step per advertisement.
+    if (ok && this.s.sendFailures === 0 && !this.s.suppressed) return;
     // Feed the outcome back after this action list is done (step must not re-enter).
     queueMicrotask(() => {
       if (this.stopping) return;
@@ -310,8 +328,7 @@ export class GroupRuntime {
   private transition(from: CarpState, to: CarpState, reason: string, runScript: boolean): void {
     this.stats.transitions++;
     const line = `Switching to state: ${to} (${reason})`;
-    if (to === 'MASTER' || from === 'MASTER') this.log.warn(line);
-    else this.log.info(line);
+    deferLog(() => (to === 'MASTER' || from === 'MASTER' ? this.log.warn(line) : this.log.info(line)));
     this.io.onTransition?.(this, from, to, reason);
     const stop = this.stopping;
     const manage = this.cfg.manageAddresses && (!stop || stop.releaseAddresses);

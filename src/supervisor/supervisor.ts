@@ -4,6 +4,7 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { loadConfig, formatErrors, systemHostInfo } from '../config';
 import type { Config, ConfigError } from '../config/types';
+import { ConfigLoader } from '../config/off-thread';
 import { createLogger, registerSecret, type Logger } from '../util/log';
 import { Daemon, type ApplySummary } from '../runtime/daemon';
 import { sdNotify } from '../net/native';
@@ -66,6 +67,7 @@ export class Supervisor {
   /** Reloads are serialized; requests arriving meanwhile collapse into one more run. */
   private running: Promise<ReloadOutcome> | null = null;
   private pending: Promise<ReloadOutcome> | null = null;
+  private readonly loader = new ConfigLoader();
 
   constructor(
     readonly file: string,
@@ -125,10 +127,11 @@ export class Supervisor {
 
   private async reloadOnce(why: string): Promise<ReloadOutcome> {
     notify(
-      `RELOADING=1\nMONOTONIC_USEC=${BigInt(Math.round(performance.timeOrigin + performance.now())) * 1000n}`,
+      // hrtime is CLOCK_MONOTONIC, which is what systemd expects here.
+      `RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`,
     );
     try {
-      const r = loadConfig(this.file, systemHostInfo());
+      const r = await this.loader.load(this.file);
       for (const w of r.warnings) this.log.warn(formatErrors([w]));
       if (!r.ok) {
         this.reloads.failed++;
@@ -163,6 +166,7 @@ export class Supervisor {
     notify('STOPPING=1');
     if (this.debounce) clearTimeout(this.debounce);
     await this.watcher?.close();
+    await this.loader.close();
     await this.daemon.stop();
   }
 }
