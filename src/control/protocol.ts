@@ -3,7 +3,8 @@
 // hands anything but a well-formed Request to the daemon.
 import type { ConfigError } from '../config/types';
 import type { ApplySummary } from '../runtime/daemon';
-import type { CarpState, Override } from '../engine/group';
+import type { GroupStats, GroupStatus } from '../runtime/group-runtime';
+import type { ScriptStats } from '../hooks/scripts';
 import type { RejectCounters } from '../runtime/counters';
 
 /** A request line longer than this is refused and the connection closed. */
@@ -70,26 +71,12 @@ export interface ErrorResponse {
  *                    other destination, malformed)
  *     rejectsTotal   sum of rejects
  */
-export interface GroupStatusJson {
-  name: string;
-  vhid: number;
-  interface: string;
-  state: CarpState;
-  sinceMs: number;
-  addresses: string[];
-  srcip: string;
-  advbase: number;
-  advskew: number;
-  override: Override;
-  master: { address: string; advbase: number; advskew: number } | null;
-  sent: number;
-  received: number;
-  sendErrors: number;
-  transitions: number;
-  rejects: RejectCounters;
-  rejectsTotal: number;
-  scripts: { runs: number; failures: number; timeouts: number };
-}
+/** The runtime's status with its counters flattened, plus totals and script counters. */
+export type GroupStatusJson = Omit<GroupStatus, 'stats'> &
+  GroupStats & {
+    rejectsTotal: number;
+    scripts: ScriptStats;
+  };
 
 export interface InterfaceStatusJson {
   name: string;
