@@ -1,8 +1,9 @@
 // Test hosts built from network namespaces: one "switch" namespace holding a bridge per
 // segment, and N hosts each with one veth per segment. Every name carries a per-run prefix so
 // parallel runs never collide, and everything is deleted on destroy() and on process exit.
-import { execFile, execFileSync, spawn, ChildProcess, SpawnOptions } from 'node:child_process';
+import { execFile, spawn, ChildProcess, SpawnOptions } from 'node:child_process';
 import { promisify } from 'node:util';
+import { deleteNamespace } from '../../src/demo/lab';
 
 const run = promisify(execFile);
 
@@ -161,29 +162,7 @@ export class Lab {
         /* already gone */
       }
     }
-    // Deleting a namespace kills nothing by itself; processes started with `ip netns exec`
-    // hold it open, so kill whatever still runs inside before deleting.
-    for (const ns of [...this.hosts.map((h) => h.ns), this.sw]) {
-      try {
-        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-          .split(/\s+/)
-          .filter(Boolean);
-        for (const pid of pids) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
-      } catch {
-        /* namespace missing */
-      }
-      try {
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        /* already deleted */
-      }
-    }
+    for (const ns of [...this.hosts.map((h) => h.ns), this.sw]) deleteNamespace(ns);
   }
 }
 
