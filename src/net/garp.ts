@@ -61,14 +61,21 @@ export class GarpSender {
     const frames = addresses.map((a) => buildGratuitousArp(this.mac, a));
     if (frames.length === 0) return;
     const n = native();
-    if (this.fd === undefined) this.fd = n.packetOpen(this.ifindex);
+    const fd = this.open();
     try {
-      for (const frame of frames) n.packetSend(this.fd, frame);
+      for (const frame of frames) n.packetSend(fd, frame);
     } catch (e) {
       // A socket bound to a vanished interface never recovers; the next burst reopens it.
       this.dropSocket();
       throw e;
     }
+  }
+
+  /** Opens the packet socket now, so that the first takeover does not pay for it. */
+  open(): number {
+    if (this.closed) throw new Error('GarpSender is closed');
+    if (this.fd === undefined) this.fd = native().packetOpen(this.ifindex);
+    return this.fd;
   }
 
   close(): void {

@@ -32,6 +32,12 @@ export class InterfaceHub {
     this.running = link.running;
     this.sock = InterfaceSocket.open(ifname);
     this.garp = new GarpSender(link.index, link.mac);
+    try {
+      this.garp.open();
+    } catch (e) {
+      // Not fatal here: the first takeover retries and logs if it still fails.
+      this.log.warn(`cannot open a packet socket on ${ifname} yet: ${(e as Error).message}`);
+    }
     this.sock.on('packet', (buf) => this.onPacket(buf));
     this.sock.on('receiveError', (err) => this.log.warn(`receive error on ${ifname}: ${err.message}`));
   }

@@ -1,0 +1,228 @@
+// Failover benchmark (not a test): how long after the master's last advertisement the
+// backup's first one goes out, minus what the protocol demands, as seen on the wire by a
+// third host. Usage: node dist/bench/failover.js [--impl ours|ucarp] [--trials N]
+//                    [--graceful-trials N] [--settle SECONDS]
+import os from 'node:os';
+import { Lab, type Host } from '../test/helpers/netns';
+import { CarpProc, carpArgs, type Kind } from '../test/helpers/carp-proc';
+import {
+  Capture,
+  epochNow,
+  formatTable,
+  isBowOut,
+  ms,
+  parseOptions,
+  sleep,
+  summarize,
+  type CarpPacket,
+  type Summary,
+} from './common';
+
+const VHID = 10;
+const ADVBASE = 1;
+const DEADRATIO = 3;
+const MASTER_SKEW = 0;
+const BACKUP_SKEW = 20;
+/** The backup's master-down timeout (carp-protocol.md §5): the least takeover delay allowed. */
+const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
+/**
+ * How long both nodes run before the master is stopped. A backup in production has been
+ * running for hours; in its first seconds V8 still compiles the receive path lazily, which
+ * adds milliseconds that say nothing about steady-state failover (2 s: median ≈ +4 ms).
+ */
+const DEFAULT_SETTLE_S = 10;
+const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50 };
+
+interface Pair {
+  master: CarpProc;
+  backup: CarpProc;
+}
+
+interface Setup {
+  lab: Lab;
+  impl: Kind;
+  cap: Capture;
+  h1: Host;
+  h2: Host;
+  settleMs: number;
+}
+
+async function startPair({ lab, impl, h1, h2, settleMs }: Setup, masterExtra: string[]): Promise<Pair> {
+  const common = { vhid: VHID, advbase: ADVBASE };
+  const master = new CarpProc(
+    lab,
+    h1,
+    impl,
+    carpArgs(h1, { ...common, advskew: MASTER_SKEW, extra: masterExtra }),
+  );
+  // Alone on the segment, the first node becomes master after its own master-down timeout;
+  // ucarp only looks at its timers when its poll (about one interval long) returns.
+  await master.waitState('MASTER', 15000);
+  const backup = new CarpProc(lab, h2, impl, carpArgs(h2, { ...common, advskew: BACKUP_SKEW }));
+  await backup.waitState('BACKUP', 15000);
+  await sleep(settleMs);
+  if (backup.state !== 'BACKUP' || master.state !== 'MASTER') {
+    throw new Error(`roles did not settle: master ${master.state}, backup ${backup.state}`);
+  }
+  return { master, backup };
+}
+
+async function stopPair(p: Pair): Promise<void> {
+  for (const n of [p.master, p.backup]) {
+    if (!n.exited) n.kill('SIGKILL');
+    await n.exit();
+  }
+}
+
+/** The last advertisement from `src` captured before the packet at index `before`. */
+function lastFrom(cap: Capture, src: string, before: number, notBefore: number): CarpPacket {
+  for (let i = before - 1; i >= 0; i--) {
+    const p = cap.packets[i];
+    if (p.t < notBefore) break;
+    if (p.src === src && p.vhid === VHID && !isBowOut(p)) return p;
+  }
+  throw new Error(`no advertisement from ${src} captured in this trial`);
+}
+
+/** SIGKILL of the master: takeover delay after its last advertisement, minus the bound (ms). */
+async function hardKillTrial(setup: Setup): Promise<number> {
+  const { cap, h1, h2 } = setup;
+  const trialStart = epochNow();
+  const pair = await startPair(setup, []);
+  try {
+    const mark = cap.packets.length;
+    pair.master.kill('SIGKILL');
+    const first = await cap.next((p) => p.src === h2.ips[0] && p.vhid === VHID, mark, 15000);
+    const last = lastFrom(cap, h1.ips[0], cap.packets.indexOf(first), trialStart);
+    return (first.t - last.t - BOUND_S) * 1000;
+  } finally {
+    await stopPair(pair);
+  }
+}
+
+interface GracefulResult {
+  /** From the signal to the backup's first advertisement (ms). */
+  fromSignal: number;
+  /** From the bow-out advertisement on the wire to it (ms); null when none was sent. */
+  fromBowOut: number | null;
+}
+
+/** SIGTERM of a master started with --shutdown: it bows out, the backup takes over at once. */
+async function gracefulTrial(setup: Setup): Promise<GracefulResult> {
+  const { cap, h1, h2 } = setup;
+  const pair = await startPair(setup, ['--shutdown']);
+  try {
+    const mark = cap.packets.length;
+    const signalledAt = epochNow();
+    pair.master.kill('SIGTERM');
+    const first = await cap.next((p) => p.src === h2.ips[0] && p.vhid === VHID, mark, 15000);
+    const upTo = cap.packets.indexOf(first);
+    const bow = cap.packets.slice(mark, upTo).find((p) => p.src === h1.ips[0] && isBowOut(p));
+    await pair.master.exit();
+    return {
+      fromSignal: (first.t - signalledAt) * 1000,
+      fromBowOut: bow ? (first.t - bow.t) * 1000 : null,
+    };
+  } finally {
+    await stopPair(pair);
+  }
+}
+
+function row(label: string, s: Summary, target: string, met: boolean | null): string[] {
+  const verdict = met === null ? 'reference' : met ? 'met' : 'MISSED';
+  return [label, String(s.n), ms(s.median), ms(s.p95), ms(s.max), target, verdict];
+}
+
+function progress(label: string, i: number, n: number, value: string): void {
+  process.stderr.write(`${label} ${i + 1}/${n}: ${value}\n`);
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2), ['impl', 'trials', 'graceful-trials', 'settle']);
+  const impl = (opts.get('impl') ?? 'ours') as Kind;
+  if (impl !== 'ours' && impl !== 'ucarp') throw new Error('--impl must be ours or ucarp');
+  const trials = Number(opts.get('trials') ?? 20);
+  const gracefulTrials = Number(opts.get('graceful-trials') ?? 10);
+  for (const [name, n] of [
+    ['trials', trials],
+    ['graceful-trials', gracefulTrials],
+  ] as const) {
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number`);
+  }
+  const settleS = Number(opts.get('settle') ?? DEFAULT_SETTLE_S);
+  if (!Number.isFinite(settleS) || settleS < 1) throw new Error('--settle must be at least 1 (seconds)');
+  const reference = impl === 'ucarp';
+
+  const lab = await Lab.create({ hosts: 3 });
+  try {
+    const [h1, h2, h3] = [lab.host(1), lab.host(2), lab.host(3)];
+    const cap = new Capture(lab, h3);
+    await cap.ready();
+    const setup: Setup = { lab, impl, cap, h1, h2, settleMs: settleS * 1000 };
+
+    const hard: number[] = [];
+    for (let i = 0; i < trials; i++) {
+      hard.push(await hardKillTrial(setup));
+      progress('hard kill', i, trials, `${ms(hard[i], 2)} ms after the bound`);
+    }
+    const graceful: GracefulResult[] = [];
+    for (let i = 0; i < gracefulTrials; i++) {
+      const r = await gracefulTrial(setup);
+      graceful.push(r);
+      const bow = r.fromBowOut === null ? 'no bow-out seen' : `${ms(r.fromBowOut, 2)} ms after the bow-out`;
+      progress('graceful', i, gracefulTrials, `${ms(r.fromSignal, 2)} ms after SIGTERM, ${bow}`);
+    }
+    cap.stop();
+
+    const rows: string[][] = [];
+    if (hard.length > 0) {
+      const s = summarize(hard);
+      const met = s.median <= TARGETS.hardMedianMs && s.max <= TARGETS.hardMaxMs;
+      rows.push(
+        row(
+          'SIGKILL master: takeover - bound',
+          s,
+          `median<=${TARGETS.hardMedianMs}, max<=${TARGETS.hardMaxMs}`,
+          reference ? null : met,
+        ),
+      );
+    }
+    if (graceful.length > 0) {
+      const s = summarize(graceful.map((g) => g.fromSignal));
+      rows.push(
+        row(
+          'SIGTERM --shutdown: signal -> takeover',
+          s,
+          `max<${TARGETS.gracefulMs}`,
+          reference ? null : s.max < TARGETS.gracefulMs,
+        ),
+      );
+      const bows = graceful.map((g) => g.fromBowOut).filter((x): x is number => x !== null);
+      if (bows.length > 0) {
+        rows.push(row('SIGTERM --shutdown: bow-out -> takeover', summarize(bows), '', null));
+      }
+    }
+
+    const cpu = os.cpus();
+    process.stdout.write(
+      [
+        `failover benchmark: impl=${impl}, advbase ${ADVBASE}, deadratio ${DEADRATIO}, master advskew ${MASTER_SKEW}, backup advskew ${BACKUP_SKEW}, nodes up ${settleS} s before each stop`,
+        `protocol bound = ${DEADRATIO} x ${ADVBASE} + ${BACKUP_SKEW}/256 = ${(BOUND_S * 1000).toFixed(3)} ms; times from tcpdump -tt on a third host`,
+        `machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${os.release()}, node ${process.version}, ${new Date().toISOString()}`,
+        '',
+        formatTable(['case (ms)', 'n', 'median', 'p95', 'max', 'target', 'verdict'], rows),
+        '',
+        `hard-kill samples (ms after the bound): ${hard.map((x) => ms(x, 2)).join(' ')}`,
+        `graceful samples (ms after SIGTERM): ${graceful.map((g) => ms(g.fromSignal, 2)).join(' ')}`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await lab.destroy();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});
