@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Installs the system tools the integration tests drive (ip, ucarp, tcpdump) when missing.
+# Installs the system tools the integration tests (or, with arguments, only the named tools)
+# drive, when they are missing: ip (iproute2), ucarp, tcpdump.
 set -euo pipefail
+declare -A pkg=([ip]=iproute2 [ucarp]=ucarp [tcpdump]=tcpdump)
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(ip ucarp tcpdump)
 need=()
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-command -v ucarp >/dev/null 2>&1 || [ -x /usr/sbin/ucarp ] || need+=(ucarp)
-command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || need+=(tcpdump)
+for t in "${tools[@]}"; do
+  command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || [ -x "/sbin/$t" ] || need+=("${pkg[$t]}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "pretest: missing ${need[*]} and not root; install them or run as root" >&2
+    echo "missing ${need[*]} and not root: install them, or run as root" >&2
     exit 1
   fi
-  echo "pretest: installing ${need[*]}" >&2
+  echo "installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
