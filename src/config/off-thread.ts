@@ -7,8 +7,15 @@ import { loadConfig } from './load';
 import { systemHostInfo } from './host';
 import type { LoadResult } from './types';
 
+/**
+ * The worker's own heap costs tens of MB; reloads come in bursts, so it is kept for a while
+ * after the last one and then let go.
+ */
+const IDLE_MS = 10_000;
+
 export class ConfigLoader {
   private worker: Worker | undefined;
+  private idle: NodeJS.Timeout | undefined;
   private seq = 0;
   private readonly waiting = new Map<number, { file: string; resolve: (r: LoadResult) => void }>();
 
@@ -16,13 +23,19 @@ export class ConfigLoader {
     const w = this.ensureWorker();
     if (!w) return Promise.resolve(loadConfig(file, systemHostInfo()));
     const id = ++this.seq;
-    return new Promise((resolve) => {
+    if (this.idle) clearTimeout(this.idle);
+    return new Promise<LoadResult>((resolve) => {
       this.waiting.set(id, { file, resolve });
       w.postMessage({ id, file });
+    }).finally(() => {
+      if (this.waiting.size > 0) return;
+      this.idle = setTimeout(() => void this.close(), IDLE_MS);
+      this.idle.unref();
     });
   }
 
   close(): Promise<number> | undefined {
+    if (this.idle) clearTimeout(this.idle);
     const w = this.worker;
     this.worker = undefined;
     return w?.terminate();
@@ -38,8 +51,9 @@ export class ConfigLoader {
         this.waiting.get(m.id)?.resolve(m.result);
         this.waiting.delete(m.id);
       });
-      w.on('error', () => this.fail());
-      w.on('exit', () => this.fail());
+      // A worker let go by close() exits too: only the current one's death is a failure.
+      w.on('error', () => this.worker === w && this.fail());
+      w.on('exit', () => this.worker === w && this.fail());
       this.worker = w;
       return w;
     } catch {

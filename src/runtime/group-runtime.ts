@@ -268,10 +268,11 @@ export class GroupRuntime {
     if (at === null) return;
     this.timerAt = at;
     // The kernel lets a long epoll_wait() expire up to ~0.1 % late (3 ms on a 3 s dead time),
-    // so a long wait aims a little early; the engine then does nothing and the short re-arm
-    // for the remainder lands within a millisecond.
+    // so a backup's wait aims a little early; the engine then does nothing and the short
+    // re-arm for the remainder lands within a millisecond. A master's advertisement being a
+    // millisecond late is harmless, so it does not pay for the extra wake-up.
     const remaining = at - this.now();
-    const early = remaining > 20 ? Math.ceil(remaining / 500) + 1 : 0;
+    const early = this.s.state === 'BACKUP' && remaining > 20 ? Math.ceil(remaining / 500) + 1 : 0;
     this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(remaining) - early));
   }
 
