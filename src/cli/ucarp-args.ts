@@ -323,30 +323,13 @@ function parseFacility(value: string): SyslogFacility | 'none' | undefined {
 
 // ---------------------------------------------------------------- parse
 
-interface Draft {
-  interface?: string;
-  srcip?: string;
-  mcast: string;
-  vhid?: number;
-  password?: string;
-  preempt: boolean;
-  neutral: boolean;
-  addr?: string;
-  advbase: number;
-  advskew: number;
-  upscript?: string;
-  downscript?: string;
-  deadratio: number;
-  shutdown: boolean;
-  daemonize: boolean;
-  ignoreifstate: boolean;
-  nomcast: boolean;
-  facility: SyslogFacility | 'none';
-  xparam?: string;
-  debug: boolean;
-  configPath?: string;
-  checkOnly: boolean;
-}
+/** The options while they are being read: the required ones may still be missing. */
+type MandatoryKey = 'srcip' | 'vhid' | 'password' | 'addr';
+type Draft = Omit<UcarpOptions, MandatoryKey> &
+  Partial<Pick<UcarpOptions, MandatoryKey>> & {
+    configPath?: string;
+    checkOnly: boolean;
+  };
 
 type Step = { error: string } | { help: true } | undefined;
 
