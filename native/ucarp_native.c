@@ -459,6 +459,24 @@ static napi_value nl_unsubscribe(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The uid of the process at the other end of a connected AF_UNIX socket (SO_PEERCRED). */
+static napi_value peer_uid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t fd = int_arg(env, argv, argc, 0, "fd");
+  if (fd < 0) return NULL;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    throw_errno(env, "getsockopt(SO_PEERCRED)", errno);
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_uint32(env, cred.uid, &result) != napi_ok) return NULL;
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -468,6 +486,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"netlinkSubscribe", NULL, nl_subscribe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"netlinkSetRef", NULL, nl_set_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"netlinkUnsubscribe", NULL, nl_unsubscribe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -24,7 +24,13 @@ export type Request =
   { cmd: 'status'; group?: string } | { cmd: OverrideCommand; group: string } | { cmd: 'reload' };
 
 export type ErrorCode =
-  'bad-request' | 'unknown-command' | 'unknown-group' | 'too-long' | 'config-invalid' | 'internal';
+  | 'bad-request'
+  | 'unknown-command'
+  | 'unknown-group'
+  | 'too-long'
+  | 'config-invalid'
+  | 'forbidden'
+  | 'internal';
 
 export interface ErrorResponse {
   ok: false;

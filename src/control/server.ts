@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../util/log';
+import { native } from '../net/native';
 import {
   LineSplitter,
   MAX_REQUEST_BYTES,
@@ -135,6 +136,20 @@ export class ControlServer {
       c.destroy();
       return;
     }
+    // Mode 0600 already keeps other users out; the peer's uid is checked as well so that a
+    // socket file whose mode was loosened by hand still answers only root and our own user.
+    const uid = peerUid(c);
+    if (uid !== 0 && uid !== process.geteuid?.()) {
+      this.opts.log.warn(`control socket: refused a client running as uid ${uid ?? 'unknown'}`);
+      // Read and drop what it sends, so that its end arrives and closing cannot reset the
+      // answer away; a client that never ends is cut after a second.
+      c.on('data', () => undefined);
+      c.on('end', () => c.destroy());
+      c.on('error', () => c.destroy());
+      c.setTimeout(1000, () => c.destroy());
+      c.end(JSON.stringify(errorResponse('forbidden', 'the control socket is for root only')) + '\n');
+      return;
+    }
     this.conns.add(c);
     new Connection(c, this.opts, () => this.conns.delete(c));
   }
@@ -230,5 +245,19 @@ class Connection {
       this.opts.log.error(`control request ${parsed.request.cmd} failed: ${(e as Error).message}`);
       return errorResponse('internal', (e as Error).message);
     }
+  }
+}
+
+/**
+ * The uid of a unix-socket client (Node keeps the descriptor on its internal pipe handle), or
+ * undefined when it cannot be told: such a client is refused.
+ */
+function peerUid(c: net.Socket): number | undefined {
+  const fd = (c as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  try {
+    return native().peerUid(fd);
+  } catch {
+    return undefined;
   }
 }

@@ -29,6 +29,8 @@ export interface UcarpNative {
   netlinkSetRef(subscription: NetlinkSubscription, ref: boolean): void;
   /** Closes the socket; idempotent. */
   netlinkUnsubscribe(subscription: NetlinkSubscription): void;
+  /** The uid of the peer of a connected AF_UNIX socket (SO_PEERCRED). */
+  peerUid(fd: number): number;
 }
 
 /** Compiled location: dist/src/net/native.js, addon: native/build/Release/. */

@@ -1,5 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -103,6 +104,32 @@ describe('control server', () => {
     } finally {
       process.umask(old);
     }
+  });
+
+  it('refuses a client of another user by its peer credentials even when the mode would let it in', async () => {
+    const { srv } = await serve();
+    fs.chmodSync(tmp, 0o755);
+    fs.chmodSync(srv.path, 0o666);
+    const client = `const c = require('net').connect(${JSON.stringify(srv.path)});
+      let out = ''; c.on('data', (d) => (out += d)); c.on('error', (e) => console.log('error ' + e.code));
+      c.on('close', () => console.log(out.trim())); c.write('{"cmd":"status"}\\n');`;
+    // Asynchronous: the server under test runs on this process's event loop.
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', client],
+        { encoding: 'utf8', timeout: 10000 },
+        (err, stdout) => (err ? reject(err) : resolve(stdout)),
+      );
+    });
+    assert.deepEqual(JSON.parse(out), {
+      ok: false,
+      code: 'forbidden',
+      error: 'the control socket is for root only',
+    });
+    const root = await exchange(srv.path, '{"cmd":"status"}\n', { want: 1 });
+    assert.equal(root.lines[0]?.ok, true, 'root is still served');
+    await srv.close();
   });
 
   it('answers pipelined requests in order on one connection, then closes after a half-close', async () => {
