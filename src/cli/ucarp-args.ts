@@ -10,39 +10,43 @@
 // - no interface means "not chosen": ucarp asks libpcap for a default device, which is left
 //   to the caller.
 
-import fs from 'node:fs';
 import net from 'node:net';
 import { isSyslogFacility, type SyslogFacility } from '../util/log';
+import { readPasswordFile } from '../config/password-file';
+import {
+  DEFAULT_CONFIG_PATH,
+  GROUP_DEFAULTS,
+  GROUP_LIMITS,
+  LOGGING_DEFAULTS,
+  MAX_IFNAME_BYTES,
+  MAX_PASSWORD_BYTES,
+} from '../config/settings';
+import type { RawGroup } from '../config/types';
 
-export const DEFAULT_MCAST = '224.0.0.18';
-export const DEFAULT_CONFIG_PATH = '/etc/ucarp.yaml';
-/** ucarp refuses a password of this many bytes or more (it fills a 20-byte HMAC key). */
-export const MAX_PASSWORD_BYTES = 19;
-/** Linux IFNAMSIZ minus the terminating NUL. */
-export const MAX_IFNAME_BYTES = 15;
+/** Group settings ucarp takes under the YAML key's name and meaning. */
+type SharedSetting =
+  | 'srcip'
+  | 'password'
+  | 'vhid'
+  | 'advbase'
+  | 'advskew'
+  | 'deadratio'
+  | 'preempt'
+  | 'neutral'
+  | 'ignoreifstate'
+  | 'mcast';
 
-export interface UcarpOptions {
-  interface?: string;
-  srcip: string;
-  mcast: string;
-  vhid: number;
-  password: string;
-  preempt: boolean;
-  neutral: boolean;
-  addr: string;
-  advbase: number;
-  advskew: number;
-  upscript?: string;
-  downscript?: string;
-  deadratio: number;
-  shutdown: boolean;
-  daemonize: boolean;
-  ignoreifstate: boolean;
-  nomcast: boolean;
-  facility: SyslogFacility | 'none';
-  xparam?: string;
-  debug: boolean;
-}
+export type UcarpOptions = Required<Pick<RawGroup, SharedSetting>> &
+  Pick<RawGroup, 'interface' | 'upscript' | 'downscript' | 'xparam'> & {
+    /** The one virtual address (-a), without prefix. */
+    addr: string;
+    /** -M: broadcast instead of multicast. */
+    nomcast: boolean;
+    shutdown: boolean;
+    daemonize: boolean;
+    facility: SyslogFacility | 'none';
+    debug: boolean;
+  };
 
 export type ParseResult =
   | { kind: 'run'; opts: UcarpOptions; warnings: string[] }
@@ -117,7 +121,7 @@ const SUPERVISOR_KEYS: ReadonlySet<Key> = new Set(['config', 'checkConfig']);
 const USAGE_LINES = [
   '--interface=<if> (-i <if>): bind interface <if>',
   '--srcip=<ip> (-s <ip>): source (real) IP address of that host',
-  `--mcast=<ip> (-m <ip>): multicast group IP address (default ${DEFAULT_MCAST})`,
+  `--mcast=<ip> (-m <ip>): multicast group IP address (default ${GROUP_DEFAULTS.mcast})`,
   '--vhid=<id> (-v <id>): virtual IP identifier (1-255)',
   '--pass=<pass> (-p <pass>): password',
   '--passfile=<file> (-o <file>): read password from file',
@@ -284,33 +288,13 @@ function strerror(err: unknown): string {
   return (e.code !== undefined ? STRERROR[e.code] : undefined) ?? e.message;
 }
 
-/** Like ucarp: the first line (fgets into 512 bytes), without its newline. */
 function readPassfile(file: string): { password: string } | { error: string } {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    return { error: `unable to open passfile ${file} for reading: ${strerror(err)}` };
-  }
-  try {
-    const buf = Buffer.alloc(511);
-    let n: number;
-    try {
-      n = fs.readSync(fd, buf, 0, buf.length, null);
-    } catch (err) {
-      return { error: `error reading passfile ${file}: ${strerror(err)}` };
-    }
-    if (n === 0) return { error: `error reading passfile ${file}: unexpected end of file` };
-    const line = buf.subarray(0, n);
-    // fgets stops after a newline; the C string also ends at a NUL byte.
-    const nl = line.indexOf(0x0a);
-    let end = nl < 0 ? n : nl;
-    const nul = line.subarray(0, end).indexOf(0);
-    if (nul >= 0) end = nul;
-    return { password: line.subarray(0, end).toString('utf8') };
-  } finally {
-    fs.closeSync(fd);
-  }
+  const r = readPasswordFile(file);
+  if (r.ok) return { password: r.password };
+  if (r.stage === 'open')
+    return { error: `unable to open passfile ${file} for reading: ${strerror(r.error)}` };
+  if (r.stage === 'read') return { error: `error reading passfile ${file}: ${strerror(r.error)}` };
+  return { error: `error reading passfile ${file}: unexpected end of file` };
 }
 
 function parseFacility(value: string): SyslogFacility | 'none' | undefined {
@@ -355,8 +339,9 @@ function apply(d: Draft, o: Occurrence, warnings: string[]): Step {
       return;
     }
     case 'vhid': {
-      const n = inRange(v, 1, 255);
-      if (n === undefined) return { error: 'vhid must be between 1 and 255.' };
+      const { minimum, maximum } = GROUP_LIMITS.vhid;
+      const n = inRange(v, minimum, maximum);
+      if (n === undefined) return { error: `vhid must be between ${minimum} and ${maximum}.` };
       d.vhid = n;
       return;
     }
@@ -467,18 +452,19 @@ function finalCheck(d: Draft, warnings: string[]): { opts: UcarpOptions } | { er
  */
 export function parseUcarpArgs(argv: string[]): ParseResult {
   if (argv.length === 0) return { kind: 'help', text: usage() };
+  const g = GROUP_DEFAULTS;
   const d: Draft = {
-    mcast: DEFAULT_MCAST,
-    preempt: false,
-    neutral: false,
-    advbase: 1,
-    advskew: 0,
-    deadratio: 3,
+    mcast: g.mcast,
+    preempt: g.preempt,
+    neutral: g.neutral,
+    advbase: g.advbase,
+    advskew: g.advskew,
+    deadratio: g.deadratio,
     shutdown: false,
     daemonize: false,
-    ignoreifstate: false,
-    nomcast: false,
-    facility: 'daemon',
+    ignoreifstate: g.ignoreifstate,
+    nomcast: g.broadcast,
+    facility: LOGGING_DEFAULTS.facility,
     debug: false,
     checkOnly: false,
   };

@@ -3,15 +3,16 @@
 import { spawn } from 'node:child_process';
 import { parseUcarpArgs, type UcarpOptions } from './ucarp-args';
 import { createLogger, registerSecret, type Logger } from '../util/log';
-import { Daemon } from '../runtime/daemon';
-import { Rtnl } from '../net/netlink';
+import { GroupSet } from '../runtime/group-set';
+import { Rtnl } from '../net/rtnl';
 import type { GroupConfig } from '../config/types';
+import { normalizeGroup } from '../config/normalize';
 import { statusLine } from '../runtime/status';
 import { runSupervisor, checkConfig } from '../supervisor/supervisor';
+import { UsageError } from '../errors';
 
 /** Set in the environment of the background copy started by --daemonize. */
 const DAEMON_CHILD_ENV = 'UCARP_TS_DAEMONIZED';
-const DEFAULT_SCRIPT_TIMEOUT_MS = 10_000;
 
 export function main(argv: string[]): void {
   const r = parseUcarpArgs(argv);
@@ -59,36 +60,37 @@ async function defaultInterface(): Promise<string> {
   try {
     // pcap_lookupdev()'s choice: the first interface that is up and not loopback.
     const l = (await rtnl.links()).find((x) => x.up && x.name !== 'lo' && x.mac.length === 6);
-    if (!l) throw new Error('no suitable interface found; use --interface');
+    if (!l) throw new UsageError('no suitable interface found; use --interface');
     return l.name;
   } finally {
     rtnl.close();
   }
 }
 
+/** ucarp's one group, through the same normalization as a YAML group. */
 export function ucarpGroup(o: UcarpOptions, iface: string): GroupConfig {
-  return {
-    name: `vhid${o.vhid}`,
-    vhid: o.vhid,
-    interface: iface,
-    srcip: o.srcip,
-    addresses: [{ address: o.addr, prefixlen: 32 }],
-    password: o.password,
-    advbase: o.advbase,
-    advskew: o.advskew,
-    deadratio: o.deadratio,
-    preempt: o.preempt,
-    neutral: o.neutral,
-    ignoreifstate: o.ignoreifstate,
-    mcast: o.nomcast ? '255.255.255.255' : o.mcast,
-    broadcast: o.nomcast,
-    // ucarp leaves addresses to the up/down scripts.
-    manageAddresses: false,
-    upscript: o.upscript,
-    downscript: o.downscript,
-    xparam: o.xparam,
-    scriptTimeoutMs: DEFAULT_SCRIPT_TIMEOUT_MS,
-  };
+  return normalizeGroup(
+    `vhid${o.vhid}`,
+    {
+      vhid: o.vhid,
+      interface: iface,
+      addresses: [o.addr],
+      advbase: o.advbase,
+      advskew: o.advskew,
+      deadratio: o.deadratio,
+      preempt: o.preempt,
+      neutral: o.neutral,
+      ignoreifstate: o.ignoreifstate,
+      mcast: o.mcast,
+      broadcast: o.nomcast,
+      // ucarp leaves addresses to the up/down scripts.
+      manage_addresses: false,
+      upscript: o.upscript,
+      downscript: o.downscript,
+      xparam: o.xparam,
+    },
+    { srcip: o.srcip, password: o.password },
+  );
 }
 
 async function runUcarp(o: UcarpOptions, warnings: string[]): Promise<void> {
@@ -97,7 +99,7 @@ async function runUcarp(o: UcarpOptions, warnings: string[]): Promise<void> {
   const log: Logger = createLogger({ facility: o.facility, debug: o.debug, console: !daemonized });
   for (const w of warnings) log.warn(w);
   const iface = o.interface ?? (await defaultInterface());
-  const daemon = new Daemon({
+  const daemon = new GroupSet({
     log,
     stopPolicy: { bowOut: o.shutdown, downscript: o.shutdown, releaseAddresses: false },
   });
@@ -112,6 +114,6 @@ async function runUcarp(o: UcarpOptions, warnings: string[]): Promise<void> {
   process.on('SIGUSR1', () => {
     for (const g of daemon.list()) log.info(statusLine(g));
   });
-  process.on('SIGUSR2', () => daemon.demoteAll());
+  process.on('SIGUSR2', () => daemon.stepDownAll());
   await daemon.start([ucarpGroup(o, iface)]);
 }

@@ -1,48 +1,58 @@
+// The one way a group's settings become a GroupConfig: the YAML front end (after its checks)
+// and ucarp's command line (src/cli/ucarp.ts) both come through normalizeGroup, so a default
+// or a derived value is decided here and nowhere else.
+import { ipv4ToInt } from '../net/ipv4';
+import { InternalError } from '../errors';
 import type { MergedGroup } from './merge';
 import type { Resolved } from './semantic';
-import type { AddressConfig, Config, GroupConfig, RawConfig } from './types';
-
-export const DEFAULT_MCAST = '224.0.0.18';
-export const BROADCAST = '255.255.255.255';
-export const DEFAULT_CONTROL_SOCKET = '/run/ucarp/control.sock';
+import { BROADCAST_ADDRESS, DEFAULT_CONTROL_SOCKET, GROUP_DEFAULTS, LOGGING_DEFAULTS } from './settings';
+import type { AddressConfig, Config, GroupConfig, RawConfig, RawGroup } from './types';
 
 /** Builds the daemon's view once every check passed: nothing left optional that has a default. */
 export function normalize(config: RawConfig, groups: MergedGroup[], resolved: Map<string, Resolved>): Config {
   const out: Config = {
-    logging: { level: config.logging?.level ?? 'info', facility: config.logging?.facility ?? 'daemon' },
+    logging: {
+      level: config.logging?.level ?? LOGGING_DEFAULTS.level,
+      facility: config.logging?.facility ?? LOGGING_DEFAULTS.facility,
+    },
     control: { socket: config.control?.socket ?? DEFAULT_CONTROL_SOCKET },
-    groups: groups.map((g) => normalizeGroup(g, resolved)),
+    groups: groups.map((g) => {
+      const facts = resolved.get(g.name);
+      if (!facts) throw new InternalError(`group ${g.name} normalized before its semantic checks passed`);
+      return normalizeGroup(g.name, g.settings, facts);
+    }),
   };
   if (config.metrics) out.metrics = parseListen(config.metrics.listen);
   return out;
 }
 
-function normalizeGroup(group: MergedGroup, resolved: Map<string, Resolved>): GroupConfig {
-  const s = group.settings;
-  const facts = resolved.get(group.name);
-  if (!facts || s.interface === undefined) {
-    throw new Error(`group ${group.name} normalized before its semantic checks passed`);
-  }
-  const broadcast = s.broadcast === true;
+/**
+ * One group's settings as written (defaults already merged in), plus what the checks resolved
+ * from the host (source address, password), with every default applied.
+ */
+export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): GroupConfig {
+  if (s.interface === undefined) throw new InternalError(`group ${name} has no interface`);
+  const d = GROUP_DEFAULTS;
+  const broadcast = s.broadcast ?? d.broadcast;
   const out: GroupConfig = {
-    name: group.name,
+    name,
     vhid: s.vhid,
     interface: s.interface,
     srcip: facts.srcip,
     addresses: s.addresses
       .map(parseCidr)
-      .sort((a, b) => ipToInt(a.address) - ipToInt(b.address) || a.prefixlen - b.prefixlen),
+      .sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address) || a.prefixlen - b.prefixlen),
     password: facts.password,
-    advbase: s.advbase ?? 1,
-    advskew: s.advskew ?? 0,
-    deadratio: s.deadratio ?? 3,
-    preempt: s.preempt ?? false,
-    neutral: s.neutral ?? false,
-    ignoreifstate: s.ignoreifstate ?? false,
-    mcast: broadcast ? BROADCAST : (s.mcast ?? DEFAULT_MCAST),
+    advbase: s.advbase ?? d.advbase,
+    advskew: s.advskew ?? d.advskew,
+    deadratio: s.deadratio ?? d.deadratio,
+    preempt: s.preempt ?? d.preempt,
+    neutral: s.neutral ?? d.neutral,
+    ignoreifstate: s.ignoreifstate ?? d.ignoreifstate,
+    destination: broadcast ? BROADCAST_ADDRESS : (s.mcast ?? d.mcast),
     broadcast,
-    manageAddresses: s.manage_addresses ?? true,
-    scriptTimeoutMs: Math.round((s.script_timeout ?? 10) * 1000),
+    manageAddresses: s.manage_addresses ?? d.manage_addresses,
+    scriptTimeoutMs: Math.round((s.script_timeout ?? d.script_timeout) * 1000),
   };
   if (s.upscript !== undefined) out.upscript = s.upscript;
   if (s.downscript !== undefined) out.downscript = s.downscript;
@@ -50,14 +60,10 @@ function normalizeGroup(group: MergedGroup, resolved: Map<string, Resolved>): Gr
   return out;
 }
 
+/** `192.0.2.10/24`; an address without a prefix is a host address (/32), as ucarp's --addr. */
 function parseCidr(cidr: string): AddressConfig {
   const [address, prefix] = cidr.split('/');
-  return { address, prefixlen: Number(prefix) };
-}
-
-/** Numeric value of a dotted quad, so that 192.0.2.9 sorts before 192.0.2.10. */
-export function ipToInt(ip: string): number {
-  return ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+  return { address, prefixlen: prefix === undefined ? 32 : Number(prefix) };
 }
 
 function parseListen(listen: string): { host: string; port: number } {

@@ -1,13 +1,11 @@
-import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { formatPath, type KeyPath } from './errors';
 import type { MergedGroup } from './merge';
 import type { YamlSource } from './parse';
 import type { ConfigError, HostInfo, RawConfig, RawSettings } from './types';
-
-/** ucarp pads the key to 20 bytes and refuses passwords that fill it. */
-export const MAX_PASSWORD_BYTES = 19;
+import { GROUP_DEFAULTS, MAX_PASSWORD_BYTES } from './settings';
+import { readPasswordFile } from './password-file';
 export const PASSWORD_TOO_LONG = `must be at most ${MAX_PASSWORD_BYTES} bytes (ucarp rejects longer passwords)`;
 
 /** What the checks learned that normalization needs: per group name. */
@@ -72,7 +70,7 @@ export function checkSemantics(
       fail(group.path, 'value', "must have required property 'interface' (in the group or in defaults)");
     } else {
       srcip = resolveSrcip(group, s.interface, interfaces, virtual, fail);
-      const destination = s.broadcast ? 'broadcast' : (s.mcast ?? '224.0.0.18');
+      const destination = s.broadcast ? 'broadcast' : (s.mcast ?? GROUP_DEFAULTS.mcast);
       const key = `${s.interface} ${destination} ${s.vhid}`;
       const owner = destinations.get(key);
       if (owner !== undefined) {
@@ -166,18 +164,17 @@ class PasswordFiles {
   }
 
   private load(full: string, at: KeyPath): string | undefined {
-    let text: string;
-    let mode: number;
-    try {
-      mode = fs.statSync(full).mode;
-      text = fs.readFileSync(full, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      this.result.errors.push(this.ctx.source.error(at, 'value', `cannot read ${full} (${code})`));
+    const r = readPasswordFile(full);
+    if (!r.ok && r.stage !== 'empty') {
+      this.result.errors.push(this.ctx.source.error(at, 'value', `cannot read ${full} (${r.error.code})`));
       return undefined;
     }
-    if ((mode & 0o004) !== 0) {
-      const perms = (mode & 0o777).toString(8).padStart(4, '0');
+    if (!r.ok || r.password.length === 0) {
+      this.result.errors.push(this.ctx.source.error(at, 'value', `the first line of ${full} is empty`));
+      return undefined;
+    }
+    if ((r.mode & 0o004) !== 0) {
+      const perms = (r.mode & 0o777).toString(8).padStart(4, '0');
       this.result.warnings.push(
         this.ctx.source.error(
           at,
@@ -186,13 +183,7 @@ class PasswordFiles {
         ),
       );
     }
-    // ucarp --passfile: the first line, without its newline.
-    const newline = text.indexOf('\n');
-    const password = newline === -1 ? text : text.slice(0, newline);
-    if (password.length === 0) {
-      this.result.errors.push(this.ctx.source.error(at, 'value', `the first line of ${full} is empty`));
-      return undefined;
-    }
+    const password = r.password;
     if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
       this.result.errors.push(
         this.ctx.source.error(

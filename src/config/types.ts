@@ -46,8 +46,8 @@ export interface GroupConfig {
   preempt: boolean;
   neutral: boolean;
   ignoreifstate: boolean;
-  /** Destination of advertisements: the multicast group, or 255.255.255.255 when broadcast. */
-  mcast: string;
+  /** Where advertisements go: the multicast group, or the broadcast address when `broadcast`. */
+  destination: string;
   broadcast: boolean;
   manageAddresses: boolean;
   upscript?: string;

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import type { Request, Response } from './protocol';
 
-export const DEFAULT_SOCKET = '/run/ucarp/control.sock';
+export { DEFAULT_CONTROL_SOCKET as DEFAULT_SOCKET } from '../config/settings';
 /** Longer than any reload takes; only a wedged daemon hits it. */
 const DEFAULT_TIMEOUT_MS = 30_000;
 

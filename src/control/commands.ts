@@ -3,8 +3,8 @@
 import type { Override } from '../engine/group';
 import type { ScriptStats } from '../hooks/scripts';
 import { totalRejects, type RejectCounters } from '../runtime/counters';
-import type { GroupStatus } from '../runtime/group-runtime';
-import type { ReloadOutcome } from '../supervisor/supervisor';
+import type { GroupStatus } from '../runtime/status';
+import type { ReloadOutcome } from '../supervisor/reload';
 import {
   STATUS_VERSION,
   errorResponse,
@@ -32,7 +32,7 @@ export interface InterfaceInfo {
 export interface ControlTarget {
   readonly file: string;
   readonly reloads: { readonly ok: number; readonly failed: number };
-  readonly daemon: {
+  readonly groups: {
     list(): ControlledGroup[];
     group(name: string): ControlledGroup | undefined;
     interfaces(): InterfaceInfo[];
@@ -82,7 +82,7 @@ export function interfaceJson(i: InterfaceInfo): InterfaceStatusJson {
 
 export function statusDocument(
   t: ControlTarget,
-  groups: ControlledGroup[] = t.daemon.list(),
+  groups: ControlledGroup[] = t.groups.list(),
 ): StatusDocument {
   return {
     version: STATUS_VERSION,
@@ -90,7 +90,7 @@ export function statusDocument(
     configFile: t.file,
     reloads: { ok: t.reloads.ok, failed: t.reloads.failed },
     groups: groups.map(groupJson),
-    interfaces: t.daemon.interfaces().map(interfaceJson),
+    interfaces: t.groups.interfaces().map(interfaceJson),
   };
 }
 
@@ -102,13 +102,13 @@ export async function handleRequest(t: ControlTarget, req: Request): Promise<Res
   switch (req.cmd) {
     case 'status': {
       if (req.group === undefined) return { ok: true, ...statusDocument(t) };
-      const g = t.daemon.group(req.group);
+      const g = t.groups.group(req.group);
       return g ? { ok: true, ...statusDocument(t, [g]) } : noGroup(req.group);
     }
     case 'demote':
     case 'promote':
     case 'reset': {
-      const g = t.daemon.group(req.group);
+      const g = t.groups.group(req.group);
       if (!g) return noGroup(req.group);
       g.setOverride(OVERRIDES[req.cmd]);
       return { ok: true, group: groupJson(g) };

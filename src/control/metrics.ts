@@ -21,7 +21,7 @@ type GroupLabels = 'group' | 'vhid' | 'interface';
 export function createMetricsRegistry(target: ControlTarget): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
-  const groups = () => target.daemon.list().map((g) => ({ s: g.status(), scripts: g.scripts.stats }));
+  const groups = () => target.groups.list().map((g) => ({ s: g.status(), scripts: g.scripts.stats }));
   const groupLabelNames: GroupLabels[] = ['group', 'vhid', 'interface'];
 
   new Gauge({
@@ -101,7 +101,7 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const i of target.daemon.interfaces())
+      for (const i of target.groups.interfaces())
         for (const reason of REJECT_REASONS) this.inc({ interface: i.name, reason }, i.rejects[reason]);
     },
   });

@@ -2,8 +2,8 @@
 // per request, in order. Everything a client may send is checked here, so the server never
 // hands anything but a well-formed Request to the daemon.
 import type { ConfigError } from '../config/types';
-import type { ApplySummary } from '../runtime/daemon';
-import type { GroupStats, GroupStatus } from '../runtime/group-runtime';
+import type { ApplySummary } from '../runtime/group-set';
+import type { GroupStats, GroupStatus } from '../runtime/status';
 import type { ScriptStats } from '../hooks/scripts';
 import type { RejectCounters } from '../runtime/counters';
 

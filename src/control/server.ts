@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../util/log';
-import { native } from '../net/native';
+import { native } from '../native';
 import {
   LineSplitter,
   MAX_REQUEST_BYTES,
@@ -17,6 +17,7 @@ import {
   type Request,
   type Response,
 } from './protocol';
+import { ControlSocketBusyError } from '../errors';
 
 export interface ControlServerOptions {
   path: string;
@@ -95,9 +96,10 @@ export class ControlServer {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
     if (st) {
-      if (!st.isSocket()) throw new Error(`control socket ${p} exists and is not a socket; not removing it`);
+      if (!st.isSocket())
+        throw new ControlSocketBusyError(`control socket ${p} exists and is not a socket; not removing it`);
       if (await socketAnswers(p))
-        throw new Error(`another ucarp daemon is running (its control socket ${p} answers)`);
+        throw new ControlSocketBusyError(`another ucarp daemon is running (its control socket ${p} answers)`);
       fs.unlinkSync(p);
       this.opts.log.info(`removed stale control socket ${p}`);
     }

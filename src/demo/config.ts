@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { parseDocument, type Document } from 'yaml';
 import type { LabHostSpec } from './lab';
+import { UsageError } from '../errors';
 
 export interface PlanGroup {
   name: string;
@@ -32,13 +33,13 @@ function isObj(v: unknown): v is Obj {
 }
 
 function obj(v: unknown, where: string): Obj {
-  if (!isObj(v)) throw new Error(`${where} must be a mapping`);
+  if (!isObj(v)) throw new UsageError(`${where} must be a mapping`);
   return v;
 }
 
 function int(v: unknown, where: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-    throw new Error(`${where} must be an integer ${min}..${max}`);
+    throw new UsageError(`${where} must be an integer ${min}..${max}`);
   return v;
 }
 
@@ -46,7 +47,7 @@ const ADDRESS = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
 
 export function loadTemplate(file: string): DemoTemplate {
   const doc = parseDocument(fs.readFileSync(file, 'utf8'));
-  if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0].message}`);
+  if (doc.errors.length > 0) throw new UsageError(`${file}: ${doc.errors[0].message}`);
   const root = obj(doc.toJS(), file);
   const defaults = isObj(root.defaults) ? root.defaults : {};
   const groupsIn = obj(root.groups, `${file}: groups`);
@@ -57,11 +58,11 @@ export function loadTemplate(file: string): DemoTemplate {
   for (const [name, v] of Object.entries(hostsIn)) {
     const h = obj(v, `${file}: demo.hosts.${name}`);
     if (typeof h.address !== 'string' || !ADDRESS.test(h.address))
-      throw new Error(`${file}: demo.hosts.${name}.address must look like 192.0.2.1/24`);
+      throw new UsageError(`${file}: demo.hosts.${name}.address must look like 192.0.2.1/24`);
     hosts.push({ name, address: h.address });
     skews.set(name, obj(h.advskew, `${file}: demo.hosts.${name}.advskew`));
   }
-  if (hosts.length < 2) throw new Error(`${file}: demo.hosts needs at least two hosts`);
+  if (hosts.length < 2) throw new UsageError(`${file}: demo.hosts needs at least two hosts`);
 
   const groups: PlanGroup[] = Object.entries(groupsIn).map(([name, v]) => {
     const g = obj(v, `${file}: groups.${name}`);
@@ -72,7 +73,7 @@ export function loadTemplate(file: string): DemoTemplate {
         advskew.set(h.name, int(s, `${file}: demo.hosts.${h.name}.advskew.${name}`, 0, 255));
     }
     if (advskew.size === 0)
-      throw new Error(`${file}: no host in demo.hosts has an advskew for group ${name}`);
+      throw new UsageError(`${file}: no host in demo.hosts has an advskew for group ${name}`);
     const setting = (key: string, fallback: unknown): unknown => g[key] ?? defaults[key] ?? fallback;
     return {
       name,

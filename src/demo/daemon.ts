@@ -7,6 +7,7 @@ import { request } from '../control/client';
 import type { StatusDocument } from '../control/protocol';
 import type { CarpState } from '../engine/group';
 import type { Lab, LabHost } from './lab';
+import { LabError } from '../errors';
 
 /** Enough log to explain a failure. */
 const KEEP_LINES = 200;
@@ -50,7 +51,7 @@ export class DemoDaemon {
 
   /** Starts the daemon; returns the time it was started. */
   start(): number {
-    if (this.running) throw new Error(`ucarp already runs on ${this.name}`);
+    if (this.running) throw new LabError(`ucarp already runs on ${this.name}`);
     this.stopping = false;
     this.crashed = undefined;
     this.buf = '';

@@ -21,6 +21,7 @@ import {
 import { DemoDaemon } from './daemon';
 import { Lab, runPrefix } from './lab';
 import { LiveView, columns, groupOn, masterMap, renderTable, unsettled, type Snapshot } from './view';
+import { LabError } from '../errors';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const UCARP = path.join(ROOT, 'bin', 'ucarp');
@@ -74,7 +75,7 @@ function checkConfig(ns: string, file: string): Promise<string> {
       'ip',
       ['netns', 'exec', ns, process.execPath, UCARP, '--check-config', '-c', file],
       (err, so, se) => {
-        if (err) reject(new Error(`${file} fails ucarp --check-config:\n${se || err.message}`));
+        if (err) reject(new LabError(`${file} fails ucarp --check-config:\n${se || err.message}`));
         else resolve(so.trim());
       },
     );
@@ -117,7 +118,7 @@ class Demo {
 
   private daemon(host: string): DemoDaemon {
     const d = this.daemons.get(host);
-    if (!d) throw new Error(`no demo host ${host}`);
+    if (!d) throw new LabError(`no demo host ${host}`);
     return d;
   }
 
@@ -191,7 +192,7 @@ class Demo {
     out();
     out(`  what an operator on ${this.hosts[0]} sees:  ucarpctl --socket ${sock} status`);
     const r = await ucarpctl(['--socket', sock, 'status']);
-    if (r.code !== 0) throw new Error(`ucarpctl status failed: ${r.stderr}`);
+    if (r.code !== 0) throw new LabError(`ucarpctl status failed: ${r.stderr}`);
     for (const l of r.stdout.trimEnd().split('\n')) out(`    ${l}`);
   }
 
@@ -325,7 +326,7 @@ class Demo {
     const t0 = performance.now();
     out(`  $ ucarpctl --socket ${d.socket} reload`);
     const r = await ucarpctl(['--socket', d.socket, 'reload']);
-    if (r.code !== 0) throw new Error(`ucarpctl reload failed:\n${r.stderr}`);
+    if (r.code !== 0) throw new LabError(`ucarpctl reload failed:\n${r.stderr}`);
     for (const l of r.stdout.trimEnd().split('\n')) out(`  ${l}`);
     const snap = await this.settle('the reload to take effect', false);
     for (const m of this.moves(before, snap, t0)) {
@@ -372,7 +373,7 @@ class Demo {
 
   private plan(name: string): PlanGroup {
     const g = this.groups.find((x) => x.name === name);
-    if (!g) throw new Error(`no group ${name} in the plan`);
+    if (!g) throw new LabError(`no group ${name} in the plan`);
     return g;
   }
 
@@ -401,7 +402,7 @@ class Demo {
     for (;;) {
       for (const h of this.live) {
         const d = this.daemon(h);
-        if (d.crashed) throw new Error(`ucarp on ${h} ${d.crashed}`);
+        if (d.crashed) throw new LabError(`ucarp on ${h} ${d.crashed}`);
       }
       const snap = await this.snapshot();
       const why = unsettled(snap);
@@ -412,7 +413,7 @@ class Demo {
       }
       if (why.length === 0) return snap;
       if (now > end)
-        throw new Error(
+        throw new LabError(
           `no settled cluster after ${SETTLE_TIMEOUT_MS} ms waiting for ${what}: ${why.join('; ')}`,
         );
       await sleep(POLL_MS);
@@ -479,7 +480,7 @@ class Demo {
 
   private async exited(host: string): Promise<void> {
     await Promise.race([this.daemon(host).exited(), sleep(STOP_TIMEOUT_MS)]);
-    if (this.daemon(host).running) throw new Error(`ucarp on ${host} did not exit after SIGTERM`);
+    if (this.daemon(host).running) throw new LabError(`ucarp on ${host} did not exit after SIGTERM`);
   }
 }
 

@@ -4,6 +4,7 @@
 // everything. Every process the demo starts inside is tracked, so that teardown can end it.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { LabError } from '../errors';
 
 const run = promisify(execFile);
 
@@ -84,7 +85,7 @@ export class Lab {
 
   host(name: string): LabHost {
     const h = this.hosts.find((x) => x.name === name);
-    if (!h) throw new Error(`no demo host named ${name}`);
+    if (!h) throw new LabError(`no demo host named ${name}`);
     return h;
   }
 
@@ -138,15 +139,6 @@ export class Lab {
     this.children.add(child);
     child.on('exit', () => this.children.delete(child));
   }
-}
-
-/** Namespaces that currently exist and start with `prefix`. */
-export function listNamespaces(prefix: string): string[] {
-  const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .map((l) => l.split(' ')[0])
-    .filter((n) => n.startsWith(prefix));
 }
 
 /**

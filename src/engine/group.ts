@@ -1,20 +1,26 @@
-// One CARP group's state machine (carp-protocol.md §5–7), as a pure function of
+// One CARP group's state machine (docs/protocol.md §5–7), as a pure function of
 // (state, event, now). Times are milliseconds on a monotonic clock supplied by the caller;
 // intervals are kept in 1/256 s units so that comparisons are exact integer comparisons.
 
+import type { GroupConfig } from '../config/types';
+
 export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
 
-export interface GroupParams {
-  vhid: number;
-  advbase: number;
-  advskew: number;
-  deadratio: number;
-  preempt: boolean;
-  neutral: boolean;
-  ignoreifstate: boolean;
+/** The settings of a GroupConfig the state machine decides with, taken as they are. */
+export const ENGINE_SETTINGS = [
+  'vhid',
+  'advbase',
+  'advskew',
+  'deadratio',
+  'preempt',
+  'neutral',
+  'ignoreifstate',
+] as const satisfies readonly (keyof GroupConfig)[];
+
+export type GroupParams = Pick<GroupConfig, (typeof ENGINE_SETTINGS)[number]> & {
   /** This node's source address as an unsigned 32-bit integer (big-endian reading). */
   srcip: number;
-}
+};
 
 /** Operator override (ucarpctl demote/promote); cleared by reset or reload. */
 export type Override = 'none' | 'demote' | 'promote';
@@ -38,7 +44,7 @@ export interface GroupState {
   readonly masterDownAt: number | null;
   /** BACKUP timer base: the last valid advertisement from another node, or when we started listening. */
   readonly lastAdvertAt: number | null;
-  /** After a SIGUSR2-style demote, no takeover before this time. */
+  /** After a step-down (SIGUSR2), no takeover before this time. */
   readonly holdUntil: number;
   /** Periodic advertisements left before the delayed gratuitous ARP; 0 = none pending. */
   readonly delayedGarp: number;
@@ -52,11 +58,13 @@ export interface GroupState {
 }
 
 export type Event =
-  | { type: 'start' }
+  /** Leave INIT; `linkUp` is the carrier the runtime found when it started listening. */
+  | { type: 'start'; linkUp: boolean }
   | { type: 'timer' }
   | { type: 'advert'; src: number; advbase: number; advskew: number }
   | { type: 'link'; up: boolean }
-  | { type: 'demote' }
+  /** ucarp's SIGUSR2: give mastership away once and hold off for DEMOTE_HOLD_MS. */
+  | { type: 'stepDown' }
   | { type: 'override'; override: Override }
   | { type: 'sendResult'; ok: boolean }
   | { type: 'update'; params: GroupParams }
@@ -70,7 +78,10 @@ export type TransitionReason =
   | 'better-master'
   | 'link-down'
   | 'link-up'
+  /** ucarpctl demote: the lasting advskew-255 override. */
   | 'demote'
+  /** SIGUSR2: a one-off hand-over. */
+  | 'step-down'
   | 'stop';
 
 export type Action =
@@ -280,7 +291,7 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
   switch (ev.type) {
     case 'start':
       if (s.state === 'INIT' && !s.stopped) {
-        next = becomeBackup(s, now, 'start', !s.params.neutral, actions);
+        next = becomeBackup({ ...s, linkUp: ev.linkUp }, now, 'start', !s.params.neutral, actions);
       }
       break;
     case 'timer':
@@ -302,16 +313,17 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
         next = { ...next, lastAdvertAt: now, masterDownAt: now + masterDownMs(next) };
       }
       break;
-    case 'demote':
+    case 'stepDown':
       // ucarp's SIGUSR2: give mastership away and stay out of elections for 3 s. Unlike
       // ucarp we bow out on the wire, so a backup takes over now rather than ~3 s later.
       next = { ...s, holdUntil: now + DEMOTE_HOLD_MS };
-      if (s.state === 'MASTER') next = handOver(next, now, actions);
+      if (s.state === 'MASTER') next = handOver(next, now, 'step-down', actions);
       else if (next.masterDownAt !== null) next = { ...next, masterDownAt: backupDeadline(next, now) };
       break;
     case 'override':
+      if (ev.override === s.override) break;
       next = retime(s, { ...s, override: ev.override }, now);
-      if (ev.override === 'demote' && s.state === 'MASTER') next = handOver(next, now, actions);
+      if (ev.override === 'demote' && s.state === 'MASTER') next = handOver(next, now, 'demote', actions);
       break;
     case 'sendResult':
       next = onSendResult(s, ev.ok, now);
@@ -332,9 +344,9 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
   return { state: next, actions };
 }
 
-function handOver(s: GroupState, now: number, actions: Action[]): GroupState {
+function handOver(s: GroupState, now: number, reason: TransitionReason, actions: Action[]): GroupState {
   actions.push({ type: 'send', ...BOW_OUT });
-  return becomeBackup({ ...s, lastAdvertAt: now }, now, 'demote', true, actions);
+  return becomeBackup({ ...s, lastAdvertAt: now }, now, reason, true, actions);
 }
 
 /** Re-derives deadlines after a change of timing parameters, without a state change. */

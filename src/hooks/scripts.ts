@@ -6,6 +6,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../util/log';
+import { InvalidArgumentError } from '../errors';
 
 export type ScriptKind = 'up' | 'down';
 
@@ -46,7 +47,7 @@ const DRAIN_MS = 200;
  * (see scriptEnv). An xparam, even an empty one, is passed as the third argument, as ucarp does.
  */
 export function scriptArgs(iface: string, addresses: readonly string[], xparam?: string): string[] {
-  if (addresses.length === 0) throw new Error('a script needs at least one address');
+  if (addresses.length === 0) throw new InvalidArgumentError('a script needs at least one address');
   return xparam === undefined ? [iface, addresses[0]] : [iface, addresses[0], xparam];
 }
 

@@ -1,7 +1,8 @@
 // Gratuitous ARP, exactly as ucarp sends it (carp-protocol.md §8): a broadcast ARP request
 // whose sender and target are both the virtual address, from the interface's own MAC.
-import { isIPv4 } from 'node:net';
-import { native } from './native';
+import { ipv4ToBytes } from './ipv4';
+import { native } from '../native';
+import { ClosedError, InvalidArgumentError } from '../errors';
 
 const ETH_P_ARP = 0x0806;
 const ETH_P_IP = 0x0800;
@@ -10,14 +11,9 @@ const ARPOP_REQUEST = 1;
 /** Shortest legal Ethernet frame without FCS; shorter frames are runts on the wire. */
 export const MIN_FRAME_LENGTH = 60;
 
-function ipv4Bytes(ipv4: string): Buffer {
-  if (!isIPv4(ipv4)) throw new Error(`not an IPv4 address: ${ipv4}`);
-  return Buffer.from(ipv4.split('.').map(Number));
-}
-
 export function buildGratuitousArp(mac: Buffer, ipv4: string): Buffer {
-  if (mac.length !== 6) throw new Error(`MAC must be 6 bytes, got ${mac.length}`);
-  const ip = ipv4Bytes(ipv4);
+  if (mac.length !== 6) throw new InvalidArgumentError(`MAC must be 6 bytes, got ${mac.length}`);
+  const ip = ipv4ToBytes(ipv4);
   const frame = Buffer.alloc(MIN_FRAME_LENGTH);
   frame.fill(0xff, 0, 6);
   mac.copy(frame, 6);
@@ -47,8 +43,8 @@ export class GarpSender {
     readonly ifindex: number,
     mac: Buffer,
   ) {
-    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new Error(`bad ifindex ${ifindex}`);
-    if (mac.length !== 6) throw new Error(`MAC must be 6 bytes, got ${mac.length}`);
+    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new InvalidArgumentError(`bad ifindex ${ifindex}`);
+    if (mac.length !== 6) throw new InvalidArgumentError(`MAC must be 6 bytes, got ${mac.length}`);
     this.mac = Buffer.from(mac);
   }
 
@@ -57,7 +53,7 @@ export class GarpSender {
    * without a partial burst; a send error throws after the frames before it went out.
    */
   send(addresses: string[]): void {
-    if (this.closed) throw new Error('GarpSender is closed');
+    if (this.closed) throw new ClosedError('GarpSender is closed');
     const frames = addresses.map((a) => buildGratuitousArp(this.mac, a));
     if (frames.length === 0) return;
     const n = native();
@@ -73,7 +69,7 @@ export class GarpSender {
 
   /** Opens the packet socket now, so that the first takeover does not pay for it. */
   open(): number {
-    if (this.closed) throw new Error('GarpSender is closed');
+    if (this.closed) throw new ClosedError('GarpSender is closed');
     if (this.fd === undefined) this.fd = native().packetOpen(this.ifindex);
     return this.fd;
   }

@@ -13,13 +13,19 @@ export const IPV4_MIN_HEADER_LEN = 20;
 /** IPTOS_LOWDELAY: what ucarp puts in the TOS byte. */
 export const CARP_TOS = 0x10;
 export const IP_FLAG_DF = 0x4000;
-export const INADDR_BROADCAST = '255.255.255.255';
 
 /** Parses a dotted quad into its network-order value as an unsigned 32-bit integer. */
 export function ipv4ToInt(addr: string): number {
   if (!isIPv4(addr)) throw new TypeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
   const p = addr.split('.');
   return ((+p[0] << 24) | (+p[1] << 16) | (+p[2] << 8) | +p[3]) >>> 0;
+}
+
+/** The four bytes of a dotted quad, in network order. */
+export function ipv4ToBytes(addr: string): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(ipv4ToInt(addr));
+  return b;
 }
 
 /** Formats an unsigned 32-bit (network-order value) address as a dotted quad. */

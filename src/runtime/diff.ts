@@ -8,7 +8,7 @@ const IDENTITY: readonly (keyof GroupConfig)[] = [
   'vhid',
   'interface',
   'srcip',
-  'mcast',
+  'destination',
   'broadcast',
   'addresses',
   'password',

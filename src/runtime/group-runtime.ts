@@ -1,6 +1,7 @@
-// The I/O edge of one CARP group: feeds the pure engine with packets, link changes and timer
-// wake-ups, and carries out what it returns (send, gratuitous ARP, addresses, scripts, logs).
-import { performance } from 'node:perf_hooks';
+// The driver of one CARP group: feeds the pure engine (engine/group.ts) with packets, link
+// changes and timer wake-ups through dispatch(), and carries out every action it returns
+// (send, gratuitous ARP, transitions with their addresses and scripts). dispatch() is the only
+// way into the engine.
 import type { GroupConfig } from '../config/types';
 import {
   authPrefix,
@@ -12,32 +13,42 @@ import {
   type RejectReason,
 } from '../protocol/carp';
 import {
-  Action,
-  CarpState,
-  GroupParams,
-  GroupState,
-  Override,
+  ENGINE_SETTINGS,
   advertisedTiming,
   initialState,
   nextDeadline,
   step,
+  type Action,
+  type CarpState,
   type Event,
+  type GroupParams,
+  type GroupState,
+  type Override,
+  type TransitionReason,
 } from '../engine/group';
 import { randomBytes } from 'node:crypto';
 import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
 import type { Logger } from '../util/log';
-import { RejectCounters, emptyRejects } from './counters';
-import { ScriptRunner, scriptArgs, scriptEnv } from '../hooks/scripts';
+import { RateLimitedLog } from '../util/rate-limited-log';
+import { AfterBatch } from '../util/after-batch';
+import { emptyRejects } from './counters';
+import { systemClock, type Clock, type TimerHandle } from './clock';
+import { GroupEffects, type AddressIo } from './group-effects';
+import type { GroupStats, GroupStatus } from './status';
 
-/** What a group needs from the world; the supervisor wires real sockets, tests may fake it. */
-export interface GroupIo {
+/** What a group needs from the world; the group set wires real sockets, tests fake it. */
+export interface GroupIo extends AddressIo {
   /** Sends one CARP header; throws when the kernel refuses. */
   send(payload: Buffer, dst: string, src: string): void;
   garp(addresses: string[]): void;
-  addAddress(ifname: string, address: string, prefixlen: number): Promise<void>;
-  delAddress(ifname: string, address: string, prefixlen: number): Promise<void>;
-  /** The CARP state of a group changed (metrics, control socket). */
-  onTransition?(group: GroupRuntime, from: CarpState, to: CarpState, reason: string): void;
+}
+
+export interface GroupDeps {
+  io: GroupIo;
+  log: Logger;
+  clock?: Clock;
+  /** Where transition log lines wait for the current batch to end (shared by a group set). */
+  afterBatch?: AfterBatch;
 }
 
 export interface StopOptions {
@@ -49,61 +60,15 @@ export interface StopOptions {
   releaseAddresses: boolean;
 }
 
-export interface GroupStats {
-  sent: number;
-  received: number;
-  sendErrors: number;
-  transitions: number;
-  rejects: RejectCounters;
-}
-
-export interface GroupStatus {
-  name: string;
-  vhid: number;
-  interface: string;
-  state: CarpState;
-  /** Milliseconds spent in the current state. */
-  sinceMs: number;
-  addresses: string[];
-  srcip: string;
-  advbase: number;
-  advskew: number;
-  override: Override;
-  master: { address: string; advbase: number; advskew: number } | null;
-  stats: GroupStats;
-}
-
 const U64 = (1n << 64n) - 1n;
-/** Rejections of the same reason are logged once per this period, with a count. */
-const REJECT_LOG_PERIOD_MS = 10_000;
 
-/**
- * Log lines of state changes are written after the current batch of timers and packets: in a
- * mass failover, formatting 255 lines before the last group has sent its advertisement would
- * delay that group by the sum of them.
- */
-const pendingLogs: (() => void)[] = [];
-function deferLog(write: () => void): void {
-  if (pendingLogs.length === 0) {
-    setImmediate(() => {
-      for (const w of pendingLogs.splice(0)) w();
-    });
-  }
-  pendingLogs.push(write);
-}
-
+/** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
-  return {
-    vhid: cfg.vhid,
-    advbase: cfg.advbase,
-    advskew: cfg.advskew,
-    deadratio: cfg.deadratio,
-    preempt: cfg.preempt,
-    neutral: cfg.neutral,
-    ignoreifstate: cfg.ignoreifstate,
-    srcip: ipv4ToInt(cfg.srcip),
-  };
+  const picked = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as Omit<GroupParams, 'srcip'>;
+  return { ...picked, srcip: ipv4ToInt(cfg.srcip) };
 }
+
+type SendFailure = 'send';
 
 export class GroupRuntime {
   private s: GroupState;
@@ -112,14 +77,18 @@ export class GroupRuntime {
   private prefix: Buffer;
   private counter: bigint;
   private readonly out = Buffer.alloc(CARP_HEADER_LEN);
-  private timer: NodeJS.Timeout | undefined;
+  private readonly io: GroupIo;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly afterBatch: AfterBatch;
+  private readonly effects: GroupEffects;
+  private readonly warnings: RateLimitedLog<RejectReason | SendFailure>;
+  private timer: TimerHandle | undefined;
   private timerAt: number | null = null;
-  /** Address changes of this group, in order: a removal never overtakes an addition. */
-  private addressChain: Promise<void> = Promise.resolve();
-  private lastScript: Promise<unknown> = Promise.resolve();
-  readonly scripts: ScriptRunner;
+  /** Events raised while an earlier one is being carried out wait here, in order. */
+  private readonly queue: Event[] = [];
+  private dispatching = false;
   private stopping: StopOptions | null = null;
-  private readonly lastRejectLog = new Map<RejectReason, { at: number; suppressed: number }>();
   readonly stats: GroupStats = {
     sent: 0,
     received: 0,
@@ -128,13 +97,12 @@ export class GroupRuntime {
     rejects: emptyRejects(),
   };
 
-  constructor(
-    cfg: GroupConfig,
-    private readonly io: GroupIo,
-    private readonly log: Logger,
-    private readonly now: () => number = () => performance.now(),
-  ) {
+  constructor(cfg: GroupConfig, deps: GroupDeps) {
     this.cfg = cfg;
+    this.io = deps.io;
+    this.log = deps.log;
+    this.clock = deps.clock ?? systemClock;
+    this.afterBatch = deps.afterBatch ?? new AfterBatch();
     this.key = passwordKey(cfg.password);
     this.prefix = authPrefix({
       key: this.key,
@@ -142,8 +110,12 @@ export class GroupRuntime {
       addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
     });
     this.counter = randomBytes(8).readBigUInt64BE();
-    this.s = initialState(groupParams(cfg), this.now());
-    this.scripts = new ScriptRunner({ log, timeoutMs: cfg.scriptTimeoutMs });
+    this.s = initialState(groupParams(cfg), this.clock.now());
+    this.effects = new GroupEffects(cfg, deps.io, deps.log);
+    this.warnings = new RateLimitedLog(
+      (line) => this.log.warn(line),
+      () => this.clock.now(),
+    );
   }
 
   get config(): GroupConfig {
@@ -154,13 +126,12 @@ export class GroupRuntime {
     return this.s.state;
   }
 
-  get engineState(): GroupState {
-    return this.s;
+  get scripts(): GroupEffects['scripts'] {
+    return this.effects.scripts;
   }
 
   start(linkUp: boolean): void {
-    this.s = { ...this.s, linkUp };
-    this.dispatch({ type: 'start' });
+    this.dispatch({ type: 'start', linkUp });
   }
 
   /** A packet the interface demultiplexed to this group; framing is already checked. */
@@ -178,16 +149,8 @@ export class GroupRuntime {
   /** A rejected packet attributed to this group (its vhid and destination matched). */
   reject(reason: RejectReason, src: number): void {
     this.stats.rejects[reason]++;
-    const t = this.now();
-    const last = this.lastRejectLog.get(reason);
-    if (last && t - last.at < REJECT_LOG_PERIOD_MS) {
-      last.suppressed++;
-      return;
-    }
-    const more = last && last.suppressed > 0 ? ` (${last.suppressed} more since last report)` : '';
-    this.lastRejectLog.set(reason, { at: t, suppressed: 0 });
     const hint = reason === 'digest' ? ': check vhid, password and virtual IP address' : '';
-    this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`);
+    this.warnings.report(reason, `rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}`);
   }
 
   onLink(up: boolean): void {
@@ -196,11 +159,12 @@ export class GroupRuntime {
     this.dispatch({ type: 'link', up });
   }
 
-  /** ucarp's SIGUSR2. */
-  demote(): void {
-    this.dispatch({ type: 'demote' });
+  /** ucarp's SIGUSR2: hand mastership over once. */
+  stepDown(): void {
+    this.dispatch({ type: 'stepDown' });
   }
 
+  /** ucarpctl demote/promote/reset. */
   setOverride(override: Override): void {
     this.dispatch({ type: 'override', override });
   }
@@ -211,7 +175,7 @@ export class GroupRuntime {
    */
   update(cfg: GroupConfig): void {
     this.cfg = cfg;
-    this.scripts.setTimeout(cfg.scriptTimeoutMs);
+    this.effects.update(cfg);
     this.dispatch({ type: 'update', params: groupParams(cfg) });
   }
 
@@ -220,8 +184,8 @@ export class GroupRuntime {
     this.stopping = opts;
     this.dispatch({ type: 'stop', bowOut: opts.bowOut });
     this.clearTimer();
-    if (opts.releaseAddresses && this.cfg.manageAddresses) this.changeAddresses(false);
-    await Promise.allSettled([this.addressChain, this.lastScript]);
+    if (opts.releaseAddresses && this.cfg.manageAddresses) this.effects.changeAddresses(false);
+    await this.effects.settled();
   }
 
   status(): GroupStatus {
@@ -232,7 +196,7 @@ export class GroupRuntime {
       vhid: this.cfg.vhid,
       interface: this.cfg.interface,
       state: this.s.state,
-      sinceMs: Math.max(0, this.now() - this.s.since),
+      sinceMs: Math.max(0, this.clock.now() - this.s.since),
       addresses: this.cfg.addresses.map((a) => `${a.address}/${a.prefixlen}`),
       srcip: this.cfg.srcip,
       advbase: timing.advbase,
@@ -243,15 +207,23 @@ export class GroupRuntime {
     };
   }
 
-  /** Resolves once every address change queued so far is done (tests, reload). */
-  settled(): Promise<unknown> {
-    return Promise.allSettled([this.addressChain, this.lastScript]);
-  }
-
+  /**
+   * The one way into the engine. An event raised while carrying out another one's actions
+   * (the outcome of a send) is queued and stepped after them, so step never re-enters.
+   */
   private dispatch(ev: Event): void {
-    const r = step(this.s, ev, this.now());
-    this.s = r.state;
-    for (const a of r.actions) this.perform(a);
+    this.queue.push(ev);
+    if (this.dispatching) return;
+    this.dispatching = true;
+    try {
+      for (let next = this.queue.shift(); next !== undefined; next = this.queue.shift()) {
+        const r = step(this.s, next, this.clock.now());
+        this.s = r.state;
+        for (const a of r.actions) this.perform(a);
+      }
+    } finally {
+      this.dispatching = false;
+    }
     this.arm();
   }
 
@@ -271,13 +243,13 @@ export class GroupRuntime {
     // so a backup's wait aims a little early; the engine then does nothing and the short
     // re-arm for the remainder lands within a millisecond. A master's advertisement being a
     // millisecond late is harmless, so it does not pay for the extra wake-up.
-    const remaining = at - this.now();
+    const remaining = at - this.clock.now();
     const early = this.s.state === 'BACKUP' && remaining > 20 ? Math.ceil(remaining / 500) + 1 : 0;
-    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(remaining) - early));
+    this.timer = this.clock.setTimer(() => this.fire(), Math.max(1, Math.ceil(remaining) - early));
   }
 
   private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimer(this.timer);
     this.timer = undefined;
     this.timerAt = null;
   }
@@ -310,74 +282,33 @@ export class GroupRuntime {
     );
     let ok = true;
     try {
-      this.io.send(this.out, this.cfg.mcast, this.cfg.srcip);
+      this.io.send(this.out, this.cfg.destination, this.cfg.srcip);
       this.stats.sent++;
     } catch (e) {
       ok = false;
       this.stats.sendErrors++;
-      this.log.warn(`sending advertisement failed: ${(e as Error).message}`);
+      this.warnings.report('send', `sending advertisement failed: ${(e as Error).message}`);
     }
     // Successes only matter while failures are being counted; skipping them keeps the
     // steady state at one engine step per advertisement.
     if (ok && this.s.sendFailures === 0 && !this.s.suppressed) return;
-    // Feed the outcome back after this action list is done (step must not re-enter).
-    queueMicrotask(() => {
-      if (this.stopping) return;
-      const r = step(this.s, { type: 'sendResult', ok }, this.now());
-      this.s = r.state;
-      this.arm();
-    });
+    this.dispatch({ type: 'sendResult', ok });
   }
 
-  private transition(from: CarpState, to: CarpState, reason: string, runScript: boolean): void {
+  private transition(from: CarpState, to: CarpState, reason: TransitionReason, runScript: boolean): void {
     this.stats.transitions++;
     const line = `Switching to state: ${to} (${reason})`;
-    deferLog(() => (to === 'MASTER' || from === 'MASTER' ? this.log.warn(line) : this.log.info(line)));
-    this.io.onTransition?.(this, from, to, reason);
+    this.afterBatch.defer(() =>
+      to === 'MASTER' || from === 'MASTER' ? this.log.warn(line) : this.log.info(line),
+    );
     const stop = this.stopping;
     const manage = this.cfg.manageAddresses && (!stop || stop.releaseAddresses);
     if (to === 'MASTER') {
-      if (manage) this.changeAddresses(true);
-      if (this.cfg.upscript) this.runScript('up', this.cfg.upscript);
+      if (manage) this.effects.changeAddresses(true);
+      this.effects.runScript('up');
     } else if (to === 'BACKUP') {
-      if (manage && !stop) this.changeAddresses(false);
-      const script = runScript && (!stop || stop.downscript);
-      if (script && this.cfg.downscript) this.runScript('down', this.cfg.downscript);
+      if (manage && !stop) this.effects.changeAddresses(false);
+      if (runScript && (!stop || stop.downscript)) this.effects.runScript('down');
     }
-  }
-
-  private changeAddresses(add: boolean): void {
-    const ifname = this.cfg.interface;
-    const addrs = this.cfg.addresses;
-    this.addressChain = this.addressChain.then(async () => {
-      const results = await Promise.allSettled(
-        addrs.map((a) =>
-          add
-            ? this.io.addAddress(ifname, a.address, a.prefixlen)
-            : this.io.delAddress(ifname, a.address, a.prefixlen),
-        ),
-      );
-      results.forEach((r, i) => {
-        if (r.status === 'rejected') {
-          const a = addrs[i];
-          this.log.error(
-            `${add ? 'adding' : 'removing'} ${a.address}/${a.prefixlen} failed: ${(r.reason as Error).message}`,
-          );
-        }
-      });
-    });
-  }
-
-  private runScript(kind: 'up' | 'down', path: string): void {
-    const c = this.cfg;
-    const addresses = c.addresses.map((a) => a.address);
-    const env = scriptEnv({
-      group: c.name,
-      vhid: c.vhid,
-      state: kind === 'up' ? 'MASTER' : 'BACKUP',
-      addresses,
-    });
-    // The runner serializes runs and never rejects; it logs the outcome itself.
-    this.lastScript = this.scripts.run(kind, path, scriptArgs(c.interface, addresses, c.xparam), env);
   }
 }

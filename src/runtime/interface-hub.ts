@@ -4,23 +4,44 @@ import { parseFraming, type RejectReason } from '../protocol/carp';
 import { InterfaceSocket } from '../net/transport';
 import { GarpSender } from '../net/garp';
 import { ipv4ToInt, isMulticast } from '../net/ipv4';
-import type { LinkInfo } from '../net/netlink';
+import type { LinkInfo } from '../net/rtnl';
 import type { Logger } from '../util/log';
 import type { GroupRuntime } from './group-runtime';
+
+/** What the demultiplexer needs of a group. */
+export type HubGroup = Pick<GroupRuntime, 'config' | 'onPacket' | 'reject'>;
 import { emptyRejects, type RejectCounters } from './counters';
+import { VhidInUseError } from '../errors';
 
 /** dst fits in 32 bits and vhid in 8: the sum is an exact integer key, no string building. */
 function demuxKey(dst: number, vhid: number): number {
   return dst * 256 + vhid;
 }
 
+/** The interface's sockets as the hub uses them; tests hand in fakes. */
+export type HubSocket = Pick<
+  InterfaceSocket,
+  'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'send' | 'close'
+>;
+export type HubGarp = Pick<GarpSender, 'open' | 'send' | 'close'>;
+
+export interface HubDeps {
+  openSocket(ifname: string): HubSocket;
+  garpSender(link: LinkInfo): HubGarp;
+}
+
+const realSockets: HubDeps = {
+  openSocket: (ifname) => InterfaceSocket.open(ifname),
+  garpSender: (link) => new GarpSender(link.index, link.mac),
+};
+
 export class InterfaceHub {
-  readonly sock: InterfaceSocket;
-  readonly garp: GarpSender;
+  readonly sock: HubSocket;
+  readonly garp: HubGarp;
   /** Rejections no single group can be blamed for (framing errors, unknown vhid…). */
   readonly rejects: RejectCounters = emptyRejects();
   running: boolean;
-  private readonly groups = new Map<number, GroupRuntime>();
+  private readonly groups = new Map<number, HubGroup>();
   /** vhid → number of groups using it on any destination, to tell 'destination' from 'vhid'. */
   private readonly vhids = new Map<number, number>();
 
@@ -28,10 +49,11 @@ export class InterfaceHub {
     readonly ifname: string,
     readonly link: LinkInfo,
     private readonly log: Logger,
+    deps: HubDeps = realSockets,
   ) {
     this.running = link.running;
-    this.sock = InterfaceSocket.open(ifname);
-    this.garp = new GarpSender(link.index, link.mac);
+    this.sock = deps.openSocket(ifname);
+    this.garp = deps.garpSender(link);
     try {
       this.garp.open();
     } catch (e) {
@@ -46,27 +68,27 @@ export class InterfaceHub {
     return this.groups.size;
   }
 
-  add(g: GroupRuntime): void {
+  add(g: HubGroup): void {
     const c = g.config;
-    const key = demuxKey(ipv4ToInt(c.mcast), c.vhid);
+    const key = demuxKey(ipv4ToInt(c.destination), c.vhid);
     if (this.groups.has(key))
-      throw new Error(`vhid ${c.vhid} to ${c.mcast} is already in use on ${this.ifname}`);
-    if (isMulticast(ipv4ToInt(c.mcast))) this.sock.join(c.mcast, c.srcip, this.link.index);
+      throw new VhidInUseError(`vhid ${c.vhid} to ${c.destination} is already in use on ${this.ifname}`);
+    if (isMulticast(ipv4ToInt(c.destination))) this.sock.join(c.destination, c.srcip, this.link.index);
     this.sock.addLocalSource(c.srcip);
     this.groups.set(key, g);
     this.vhids.set(c.vhid, (this.vhids.get(c.vhid) ?? 0) + 1);
   }
 
-  remove(g: GroupRuntime): void {
+  remove(g: HubGroup): void {
     const c = g.config;
-    const key = demuxKey(ipv4ToInt(c.mcast), c.vhid);
+    const key = demuxKey(ipv4ToInt(c.destination), c.vhid);
     if (this.groups.get(key) !== g) return;
     this.groups.delete(key);
     const n = (this.vhids.get(c.vhid) ?? 1) - 1;
     if (n > 0) this.vhids.set(c.vhid, n);
     else this.vhids.delete(c.vhid);
     this.sock.removeLocalSource(c.srcip);
-    if (isMulticast(ipv4ToInt(c.mcast))) this.sock.leave(c.mcast);
+    if (isMulticast(ipv4ToInt(c.destination))) this.sock.leave(c.destination);
   }
 
   send(payload: Buffer, dst: string, src: string): void {

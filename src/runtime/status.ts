@@ -1,8 +1,34 @@
-import { formatRejects, totalRejects } from './counters';
-import type { GroupRuntime } from './group-runtime';
+// What a running group reports about itself: the shapes behind `ucarpctl status`, metrics and
+// ucarp's SIGUSR1 line.
+import type { CarpState, Override } from '../engine/group';
+import { formatRejects, totalRejects, type RejectCounters } from './counters';
+
+export interface GroupStats {
+  sent: number;
+  received: number;
+  sendErrors: number;
+  transitions: number;
+  rejects: RejectCounters;
+}
+
+export interface GroupStatus {
+  name: string;
+  vhid: number;
+  interface: string;
+  state: CarpState;
+  /** Milliseconds spent in the current state. */
+  sinceMs: number;
+  addresses: string[];
+  srcip: string;
+  advbase: number;
+  advskew: number;
+  override: Override;
+  master: { address: string; advbase: number; advskew: number } | null;
+  stats: GroupStats;
+}
 
 /** ucarp's SIGUSR1 line, plus the counters ucarp does not keep. */
-export function statusLine(g: GroupRuntime): string {
+export function statusLine(g: { status(): GroupStatus }): string {
   const s = g.status();
   const rejects = totalRejects(s.stats.rejects);
   return (

@@ -3,26 +3,22 @@
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { loadConfig, formatErrors, systemHostInfo } from '../config';
-import type { Config, ConfigError } from '../config/types';
+import type { Config } from '../config/types';
 import { ConfigLoader } from '../config/off-thread';
 import { createLogger, registerSecret, type Logger } from '../util/log';
-import { Daemon, type ApplySummary } from '../runtime/daemon';
-import { sdNotify } from '../net/native';
+import { GroupSet } from '../runtime/group-set';
+import { sdNotify } from '../native';
 import { statusLine } from '../runtime/status';
-import type { CarpState } from '../engine/group';
-import type { GroupRuntime } from '../runtime/group-runtime';
 import { ControlServer } from '../control/server';
 import { handleRequest } from '../control/commands';
 import { MetricsServer, createMetricsRegistry } from '../control/metrics';
+import { summaryLine, type ReloadOutcome } from './reload';
+import { ListenError } from '../errors';
 
 /** Editors write a file in several steps (truncate, write, rename): wait for quiet. */
 const WATCH_DEBOUNCE_MS = 150;
 
-export type ReloadOutcome =
-  { ok: true; summary: ApplySummary; line: string } | { ok: false; errors: ConfigError[]; text: string };
-
 export interface SupervisorHooks {
-  onTransition?(group: GroupRuntime, from: CarpState, to: CarpState, reason: string): void;
   onReload?(outcome: ReloadOutcome): void;
 }
 
@@ -37,18 +33,6 @@ export function checkConfig(file: string): number {
   return 0;
 }
 
-export function summaryLine(s: ApplySummary): string {
-  const part = (label: string, names: string[]) =>
-    `${label} ${names.length}${names.length > 0 ? ` (${names.join(', ')})` : ''}`;
-  return [
-    part('added', s.added),
-    part('removed', s.removed),
-    part('updated', s.updated),
-    part('restarted', s.restarted),
-    `unchanged ${s.unchanged}`,
-  ].join(', ');
-}
-
 function notify(state: string): void {
   try {
     sdNotify(state);
@@ -58,7 +42,7 @@ function notify(state: string): void {
 }
 
 export class Supervisor {
-  readonly daemon: Daemon;
+  readonly groups: GroupSet;
   readonly log: Logger;
   config: Config;
   reloads = { ok: 0, failed: 0 };
@@ -78,15 +62,14 @@ export class Supervisor {
     this.config = config;
     this.log = log;
     for (const g of config.groups) registerSecret(g.password);
-    this.daemon = new Daemon({
+    this.groups = new GroupSet({
       log,
       stopPolicy: { bowOut: true, downscript: true, releaseAddresses: true },
-      onTransition: hooks.onTransition,
     });
   }
 
   async start(): Promise<void> {
-    const s = await this.daemon.start(this.config.groups);
+    const s = await this.groups.start(this.config.groups);
     this.log.info(`started ${s.added.length} group(s) from ${this.file}`);
   }
 
@@ -144,9 +127,9 @@ export class Supervisor {
       for (const g of r.config.groups) registerSecret(g.password);
       this.config = r.config;
       this.log.level = r.config.logging.level;
-      const summary = await this.daemon.apply(r.config.groups);
+      const summary = await this.groups.apply(r.config.groups);
       // ucarpctl demote/promote last until reset or the next successful reload.
-      for (const g of this.daemon.list()) if (g.engineState.override !== 'none') g.setOverride('none');
+      this.groups.clearOverrides();
       this.reloads.ok++;
       const line = `reload (${why}): ${summaryLine(summary)}`;
       this.log.info(line);
@@ -159,7 +142,7 @@ export class Supervisor {
   }
 
   statusLines(): string[] {
-    return this.daemon.list().map((g) => `${g.config.name}: ${statusLine(g)}`);
+    return this.groups.list().map((g) => `${g.config.name}: ${statusLine(g)}`);
   }
 
   async stop(): Promise<void> {
@@ -167,7 +150,7 @@ export class Supervisor {
     if (this.debounce) clearTimeout(this.debounce);
     await this.watcher?.close();
     await this.loader.close();
-    await this.daemon.stop();
+    await this.groups.stop();
   }
 }
 
@@ -199,7 +182,9 @@ export async function runSupervisor(file: string): Promise<void> {
     const registry = createMetricsRegistry(sup);
     metrics = await MetricsServer.open({ ...r.config.metrics, registry, log }).catch(async (e: Error) => {
       await control.close();
-      throw new Error(`metrics endpoint ${r.config.metrics?.host}:${r.config.metrics?.port}: ${e.message}`);
+      throw new ListenError(
+        `metrics endpoint ${r.config.metrics?.host}:${r.config.metrics?.port}: ${e.message}`,
+      );
     });
   }
   let stopping = false;
@@ -214,7 +199,7 @@ export async function runSupervisor(file: string): Promise<void> {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(sig, () => stop(sig));
   process.on('SIGHUP', () => void sup.reload('SIGHUP'));
   process.on('SIGUSR1', () => sup.statusLines().forEach((l) => log.info(l)));
-  process.on('SIGUSR2', () => sup.daemon.demoteAll());
+  process.on('SIGUSR2', () => sup.groups.stepDownAll());
   await sup.start();
   sup.watch();
   notify('READY=1');

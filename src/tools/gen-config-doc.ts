@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import { InternalError } from '../errors';
 
 /** The subset of JSON Schema (2020-12) that schemas/ucarp.schema.json uses. */
 export interface SchemaNode {
@@ -54,13 +55,13 @@ class Refs {
     if (node.$ref === undefined) return node;
     const m = /^#\/\$defs\/([^/]+)$/.exec(node.$ref);
     const target = m ? this.root.$defs?.[m[1]] : undefined;
-    if (!target) throw new Error(`unsupported or dangling $ref ${node.$ref}`);
+    if (!target) throw new InternalError(`unsupported or dangling $ref ${node.$ref}`);
     return this.resolve(target);
   }
 
   property(node: SchemaNode, key: string): SchemaNode {
     const p = node.properties?.[key];
-    if (!p) throw new Error(`schema has no property ${key}`);
+    if (!p) throw new InternalError(`schema has no property ${key}`);
     return this.resolve(p);
   }
 }

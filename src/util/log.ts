@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import winston from 'winston';
 import type TransportStream from 'winston-transport';
 import { MESSAGE } from 'triple-beam';
+import { InvalidArgumentError } from '../errors';
 
 export type Logger = winston.Logger;
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -219,7 +220,7 @@ function syslogTransport(facility: SyslogFacility, path: string, ident: string):
 export function createLogger(opts: LoggerOptions): Logger {
   const facility = opts.facility.toLowerCase();
   if (facility !== 'none' && !isSyslogFacility(facility)) {
-    throw new Error(`Unknown syslog facility: [${opts.facility}]`);
+    throw new InvalidArgumentError(`Unknown syslog facility: [${opts.facility}]`);
   }
   const journal = opts.journal ?? Boolean(process.env.JOURNAL_STREAM);
   const ident = opts.ident ?? 'ucarp';

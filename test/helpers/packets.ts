@@ -2,7 +2,9 @@
 import { authPrefix, encodeAdvertisement, passwordKey } from '../../src/protocol/carp';
 import { internetChecksum } from '../../src/protocol/checksum';
 
-export const ip4 = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+import { ipv4ToInt as ip4 } from '../../src/net/ipv4';
+
+export { ip4 };
 
 export function ipv4Packet(src: string, dst: string, payload: Buffer, ttl = 255): Buffer {
   const h = Buffer.alloc(20);

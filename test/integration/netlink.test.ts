@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ip, Lab, waitFor, type Host } from '../helpers/netns';
 import { NetRpc } from '../fixtures/net-rpc';
 import type { WireLink } from '../fixtures/net-rtnl';
-import type { Ipv4Address } from '../../src/net/netlink';
+import type { Ipv4Address } from '../../src/net/rtnl';
 
 async function macOf(h: Host, iface: string): Promise<string> {
   const out = JSON.parse(await ip('-n', h.ns, '-j', 'link', 'show', 'dev', iface)) as { address: string }[];
@@ -61,7 +61,7 @@ describe('rtnetlink inside a namespace', () => {
   });
 
   test('address calls on a missing interface or with bad input reject', async () => {
-    await assert.rejects(rpc.call('addAddress', 'nosuch0', '192.0.2.101', 32), /no such interface/);
+    await assert.rejects(rpc.call('addAddress', 'nosuch0', '192.0.2.101', 32), /no interface named nosuch0/);
     await assert.rejects(rpc.call('addAddress', 'eth0', '192.0.2.300', 32), /not an IPv4/);
     await assert.rejects(rpc.call('addAddress', 'eth0', '192.0.2.101', 33), /prefix length/);
   });

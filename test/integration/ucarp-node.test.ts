@@ -60,7 +60,7 @@ test('SIGUSR2 demotes the master and the backup takes over at once (bow-out on t
   await b.waitState('BACKUP');
   const t0 = Date.now();
   a.kill('SIGUSR2');
-  await a.waitLine(/BACKUP \(demote\)/);
+  await a.waitLine(/BACKUP \(step-down\)/);
   await b.waitState('MASTER', 3000);
   // Generous bound: without the bow-out ucarp would wait its 3.2 s dead time.
   assert.ok(Date.now() - t0 < 2500, `took ${Date.now() - t0} ms`);

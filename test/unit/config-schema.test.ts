@@ -49,28 +49,6 @@ test('every key has a description and examples, for the generated documentation'
   visit(defs.group, 'group');
 });
 
-test('optional settings with a fixed default declare it', () => {
-  const group = defs.group.properties ?? {};
-  const expected: Record<string, unknown> = {
-    advbase: 1,
-    advskew: 0,
-    deadratio: 3,
-    preempt: false,
-    neutral: false,
-    ignoreifstate: false,
-    mcast: '224.0.0.18',
-    broadcast: false,
-    manage_addresses: true,
-    script_timeout: 10,
-  };
-  for (const [key, value] of Object.entries(expected))
-    assert.deepEqual(resolve(group[key]).default, value, key);
-  const logging = root.properties?.logging.properties ?? {};
-  assert.equal(logging.level.default, 'info');
-  assert.equal(logging.facility.default, 'daemon');
-  assert.equal(root.properties?.control.properties?.socket.default, '/run/ucarp/control.sock');
-});
-
 test('defaults accepts exactly the group settings except vhid and addresses', () => {
   const groupKeys = Object.keys(defs.group.properties ?? {}).filter((k) => k !== 'vhid' && k !== 'addresses');
   const defaultKeys = Object.keys(root.properties?.defaults.properties ?? {});

@@ -38,7 +38,7 @@ test('the commented example config/ucarp.yaml passes with eth0 at 192.0.2.1', ()
   const config = expectOk(result);
   assert.deepEqual(result.warnings, []);
   assert.deepEqual(
-    config.groups.map((g) => [g.name, g.vhid, g.mcast]),
+    config.groups.map((g) => [g.name, g.vhid, g.destination]),
     [
       ['web', 10, '224.0.0.18'],
       ['db', 20, '224.0.0.18'],
@@ -68,7 +68,7 @@ test('a minimal group gets every default resolved', () => {
         preempt: false,
         neutral: false,
         ignoreifstate: false,
-        mcast: '224.0.0.18',
+        destination: '224.0.0.18',
         broadcast: false,
         manageAddresses: true,
         scriptTimeoutMs: 10000,
@@ -124,7 +124,7 @@ test('every setting is carried through, and groups keep file order', () => {
     preempt: true,
     neutral: true,
     ignoreifstate: true,
-    mcast: '239.255.0.18',
+    destination: '239.255.0.18',
     broadcast: false,
     manageAddresses: false,
     upscript: '/up',
@@ -181,7 +181,7 @@ test('broadcast: true sends to 255.255.255.255 and overrides an mcast from defau
     ].join('\n'),
   );
   assert.deepEqual(
-    config.groups.map((g) => [g.name, g.mcast, g.broadcast]),
+    config.groups.map((g) => [g.name, g.destination, g.broadcast]),
     [
       ['bc', '255.255.255.255', true],
       ['mc', '239.1.2.3', false],
@@ -195,7 +195,7 @@ test('a group mcast overrides broadcast: true from defaults', () => {
     'defaults: { interface: eth0, password: pw, broadcast: true }\ngroups:\n  a: { vhid: 1, addresses: [192.0.2.100/24], mcast: 239.0.0.1 }\n  b: { vhid: 1, addresses: [192.0.2.101/24] }\n',
   );
   assert.deepEqual(
-    config.groups.map((g) => [g.name, g.mcast, g.broadcast]),
+    config.groups.map((g) => [g.name, g.destination, g.broadcast]),
     [
       ['a', '239.0.0.1', false],
       ['b', '255.255.255.255', true],

@@ -96,10 +96,10 @@ describe('metrics registry', () => {
     const t = fixture();
     const registry = createMetricsRegistry(t);
     await registry.metrics();
-    const web = t.groups.get('web') as FakeGroup;
+    const web = t.byName.get('web') as FakeGroup;
     web.s.stats.sent = 50;
     web.s = { ...web.s, state: 'BACKUP' };
-    t.groups.delete('db');
+    t.byName.delete('db');
     const x = parseExposition(await registry.metrics());
     const labels = { group: 'web', vhid: '10', interface: 'eth0' };
     assert.equal(sample(x, 'ucarp_advertisements_sent_total', labels), 50);

@@ -92,7 +92,7 @@ describe('handleRequest', () => {
 
   it('status: the documented fields, every group in order, counters copied not shared', async () => {
     const t = target();
-    const web = t.groups.get('web') as FakeGroup;
+    const web = t.byName.get('web') as FakeGroup;
     web.s.stats.sent = 7;
     web.s.stats.rejects.digest = 2;
     web.s.stats.rejects.ttl = 1;
@@ -191,7 +191,7 @@ describe('handleRequest', () => {
       assert.ok(r.ok && 'group' in r, cmd);
       assert.equal(r.group.override, override);
       assert.equal(r.group.advskew, advskew);
-      assert.equal((t.groups.get('web') as FakeGroup).s.override, override);
+      assert.equal((t.byName.get('web') as FakeGroup).s.override, override);
     }
     const missing = await handleRequest(t, { cmd: 'promote', group: 'nope' });
     assert.equal(missing.ok, false);

@@ -8,10 +8,10 @@ import {
   parseUcarpArgs,
   parseCNumber,
   usage,
-  DEFAULT_CONFIG_PATH,
   type ParseResult,
   type UcarpOptions,
 } from '../../src/cli/ucarp-args';
+import { DEFAULT_CONFIG_PATH } from '../../src/config/settings';
 
 // The smallest command line ucarp accepts.
 const BASE = ['-v', '1', '-p', 'secret', '-s', '192.0.2.1', '-a', '192.0.2.100'];

@@ -1,18 +1,9 @@
-// rtnetlink edge: links, IPv4 addresses and carrier notifications of the network namespace
-// the process runs in. Requests are a thin promise layer over the `netlink` package (no forking
-// of `ip`); notifications arrive through the project's addon (see LinkMonitor).
-import { EventEmitter } from 'node:events';
-import { isIPv4 } from 'node:net';
-import { constants as osConstants } from 'node:os';
-import {
-  createRtNetlink,
-  FlagsNew,
-  parseMessages,
-  rt,
-  type NetlinkMessage,
-  type RtNetlinkSocket,
-} from 'netlink';
-import { native, type NetlinkSubscription } from './native';
+// rtnetlink requests: links and IPv4 addresses of the network namespace the process runs in,
+// as a thin promise layer over the `netlink` package (no forking of `ip`). Notifications are
+// net/link-monitor.ts's job.
+import { ipv4ToBytes } from './ipv4';
+import { createRtNetlink, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
+import { ClosedError, InterfaceNotFoundError, InvalidArgumentError, KernelError } from '../errors';
 
 export interface LinkInfo {
   index: number;
@@ -44,10 +35,8 @@ const REQUEST_TIMEOUT_MS = 5000;
 const MAX_IN_FLIGHT = 128;
 /** Room for MAX_IN_FLIGHT ACKs with a wide margin (the kernel caps it at net.core.rmem_max × 2). */
 const REQUEST_RCVBUF = 1 << 20;
-/** Room for a burst of link changes (many VLANs flapping with their parent). */
-const MONITOR_RCVBUF = 1 << 20;
 
-function linkInfo(msg: rt.LinkMessage): LinkInfo {
+export function linkInfo(msg: rt.LinkMessage): LinkInfo {
   const flags = msg.data.flags ?? {};
   return {
     index: msg.data.index ?? 0,
@@ -58,22 +47,25 @@ function linkInfo(msg: rt.LinkMessage): LinkInfo {
   };
 }
 
-function ipv4ToBuffer(address: string): Buffer {
-  if (!isIPv4(address)) throw new Error(`not an IPv4 address: ${address}`);
-  return Buffer.from(address.split('.').map(Number));
-}
-
 function checkPrefix(prefixlen: number): void {
   if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > 32) {
-    throw new Error(`bad IPv4 prefix length: ${prefixlen}`);
+    throw new InvalidArgumentError(`bad IPv4 prefix length: ${prefixlen}`);
   }
 }
 
-/** The netlink package reports kernel errors as `Error('Request rejected: EEXIST')`. */
-function isKernelError(e: unknown, ...codes: string[]): boolean {
-  if (!(e instanceof Error)) return false;
+/**
+ * The `netlink` package reports a kernel refusal only as `Error('Request rejected: EEXIST')`:
+ * this is the one place that reads that text, turning it into a KernelError callers can
+ * compare by errno.
+ */
+function toKernelError(e: unknown): unknown {
+  if (!(e instanceof Error) || e instanceof KernelError) return e;
   const m = /^Request rejected: (\w+)$/.exec(e.message);
-  return m !== null && codes.includes(m[1]);
+  return m ? new KernelError(m[1], `the kernel refused the request: ${m[1]}`, { cause: e }) : e;
+}
+
+function isKernelError(e: unknown, ...errnos: string[]): boolean {
+  return e instanceof KernelError && errnos.includes(e.errno);
 }
 
 /** Small FIFO semaphore. */
@@ -160,7 +152,7 @@ export class Rtnl {
 
   /** Adds address/prefixlen to ifname; an address already there counts as success. */
   async addAddress(ifname: string, address: string, prefixlen: number): Promise<void> {
-    const addr = ipv4ToBuffer(address);
+    const addr = ipv4ToBytes(address);
     checkPrefix(prefixlen);
     await this.withIndex(ifname, async (index) => {
       try {
@@ -179,7 +171,7 @@ export class Rtnl {
 
   /** Removes address/prefixlen from ifname; an address already gone counts as success. */
   async delAddress(ifname: string, address: string, prefixlen: number): Promise<void> {
-    const addr = ipv4ToBuffer(address);
+    const addr = ipv4ToBytes(address);
     checkPrefix(prefixlen);
     await this.withIndex(ifname, async (index) => {
       try {
@@ -200,13 +192,21 @@ export class Rtnl {
   }
 
   private request<T>(fn: (options: { timeout: number }) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('rtnetlink socket is closed'));
-    return this.limiter.run(() => fn({ timeout: REQUEST_TIMEOUT_MS }));
+    if (this.closed) return Promise.reject(new ClosedError('rtnetlink socket is closed'));
+    return this.limiter.run(() =>
+      fn({ timeout: REQUEST_TIMEOUT_MS }).catch((e: unknown) => {
+        throw toKernelError(e);
+      }),
+    );
   }
 
   private dump<T>(fn: (options: { timeout: number }) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('rtnetlink socket is closed'));
-    return this.dumpLimiter.run(() => fn({ timeout: REQUEST_TIMEOUT_MS }));
+    if (this.closed) return Promise.reject(new ClosedError('rtnetlink socket is closed'));
+    return this.dumpLimiter.run(() =>
+      fn({ timeout: REQUEST_TIMEOUT_MS }).catch((e: unknown) => {
+        throw toKernelError(e);
+      }),
+    );
   }
 
   /**
@@ -233,172 +233,12 @@ export class Rtnl {
     if (!p) {
       p = this.link(ifname)
         .then((link) => {
-          if (!link) throw new Error(`no such interface: ${ifname}`);
+          if (!link) throw new InterfaceNotFoundError(ifname);
           return link.index;
         })
         .finally(() => this.lookups.delete(ifname));
       this.lookups.set(ifname, p);
     }
     return p;
-  }
-}
-
-export interface LinkMonitorOptions {
-  /** Keep the process alive while the monitor runs (default false: a daemon has other handles). */
-  ref?: boolean;
-  /** SO_RCVBUF in bytes (default 1 MiB; forced past net.core.rmem_max with CAP_NET_ADMIN). */
-  recvBufferSize?: number;
-}
-
-export interface LinkMonitorEvents {
-  /** Every RTM_NEWLINK/RTM_DELLINK; a removed link is reported with up and running false. */
-  link: [info: LinkInfo, removed: boolean];
-  /**
-   * Notifications were lost (receive buffer overrun) and every link was re-read; 'link' events
-   * for all of them, and for links that vanished meanwhile, precede this one.
-   */
-  resync: [links: LinkInfo[]];
-  /** Emitted only while someone listens: a monitor must not crash its process. */
-  error: [err: Error];
-}
-
-/** Legacy bind() group bitmask for RTNLGRP_LINK. */
-const RTMGRP_LINK = 1;
-
-/**
- * Link notifications (RTNLGRP_LINK) of the current namespace, so carrier changes arrive as
- * events instead of being polled. Events are not deduplicated: the kernel also notifies on
- * changes unrelated to carrier, and consumers compare against the state they hold.
- *
- * Notifications come through the project's addon rather than the `netlink` package, whose
- * native code aborts the process when a subscribed socket overruns; snapshots use an Rtnl.
- */
-export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
-  private sub: NetlinkSubscription | undefined;
-  private rtnl: Rtnl | undefined;
-  private readonly ref: boolean;
-  private readonly recvBufferSize: number;
-  /** Last state seen per ifindex, to report links whose removal a lost notification hid. */
-  private readonly known = new Map<number, LinkInfo>();
-  private resyncing = false;
-  private resyncAgain = false;
-
-  constructor(options: LinkMonitorOptions = {}) {
-    super();
-    this.ref = options.ref ?? false;
-    this.recvBufferSize = options.recvBufferSize ?? MONITOR_RCVBUF;
-  }
-
-  /**
-   * Subscribes, then returns the current links. Subscribing first means no change can fall
-   * between the snapshot and the events; notifications queued meanwhile follow as events.
-   */
-  async start(): Promise<LinkInfo[]> {
-    if (this.rtnl) throw new Error('LinkMonitor already started');
-    this.rtnl = new Rtnl();
-    this.subscribe();
-    const links = await this.rtnl.links();
-    for (const l of links) if (!this.known.has(l.index)) this.known.set(l.index, l);
-    return links;
-  }
-
-  close(): void {
-    if (this.sub) native().netlinkUnsubscribe(this.sub);
-    this.sub = undefined;
-    this.rtnl?.close();
-    this.rtnl = undefined;
-  }
-
-  private subscribe(): void {
-    const sub = native().netlinkSubscribe(RTMGRP_LINK, this.recvBufferSize, (data, errno) => {
-      if (this.sub !== sub) return;
-      if (data) this.onDatagram(data);
-      else this.onLoss(errno);
-    });
-    this.sub = sub;
-    if (this.ref) native().netlinkSetRef(sub, true);
-  }
-
-  private report(info: LinkInfo, removed: boolean): void {
-    if (removed) {
-      info.up = false;
-      info.running = false;
-      this.known.delete(info.index);
-    } else {
-      this.known.set(info.index, info);
-    }
-    this.emit('link', info, removed);
-  }
-
-  private onDatagram(data: Buffer): void {
-    let msgs: NetlinkMessage[];
-    try {
-      msgs = parseMessages(data);
-    } catch (e) {
-      this.emitError(e);
-      return;
-    }
-    for (const m of msgs) {
-      if (m.type !== rt.MessageType.NEWLINK && m.type !== rt.MessageType.DELLINK) continue;
-      let info: LinkInfo;
-      try {
-        info = linkInfo(rt.parseLinkMessage(m.data));
-      } catch (e) {
-        this.emitError(e);
-        continue;
-      }
-      this.report(info, m.type === rt.MessageType.DELLINK);
-    }
-  }
-
-  /**
-   * Notifications were dropped: the only way to be right again is to re-read every link and
-   * report it as if it had changed. A subscription that failed outright is replaced first.
-   */
-  private onLoss(errno: number): void {
-    const { ENOBUFS, EMSGSIZE } = osConstants.errno;
-    if (errno !== ENOBUFS && errno !== EMSGSIZE) {
-      this.emitError(new Error(`link notifications failed (errno ${errno}); resubscribing`));
-      if (this.sub) native().netlinkUnsubscribe(this.sub);
-      this.sub = undefined;
-      try {
-        this.subscribe();
-      } catch (e) {
-        this.emitError(e);
-        return;
-      }
-    }
-    if (this.resyncing) {
-      // Lost more while re-reading: the dump in flight may already be stale.
-      this.resyncAgain = true;
-      return;
-    }
-    void this.resync();
-  }
-
-  private async resync(): Promise<void> {
-    this.resyncing = true;
-    try {
-      do {
-        this.resyncAgain = false;
-        if (!this.rtnl) return;
-        const links = await this.rtnl.links();
-        if (!this.rtnl) return;
-        const present = new Set(links.map((l) => l.index));
-        for (const [index, old] of [...this.known]) {
-          if (!present.has(index)) this.report({ ...old }, true);
-        }
-        for (const l of links) this.report(l, false);
-        this.emit('resync', links);
-      } while (this.resyncAgain);
-    } catch (e) {
-      if (this.rtnl) this.emitError(e);
-    } finally {
-      this.resyncing = false;
-    }
-  }
-
-  private emitError(e: unknown): void {
-    if (this.listenerCount('error') > 0) this.emit('error', e instanceof Error ? e : new Error(String(e)));
   }
 }

@@ -1,19 +1,21 @@
-// Runs a set of CARP groups: one InterfaceHub per interface, one GroupRuntime per group, one
-// rtnetlink socket for addresses and one link monitor for carrier. apply() moves from the
+// The set of running CARP groups: one InterfaceHub per interface, one GroupRuntime per group,
+// one rtnetlink socket for addresses and one link monitor for carrier. apply() moves from the
 // running set to a new one touching only what differs, which is what reload is made of.
 import type { GroupConfig } from '../config/types';
-import { Rtnl, LinkMonitor, type LinkInfo } from '../net/netlink';
+import { Rtnl, type LinkInfo } from '../net/rtnl';
+import { LinkMonitor } from '../net/link-monitor';
 import { groupLogger, type Logger } from '../util/log';
 import { GroupRuntime, type GroupIo, type StopOptions } from './group-runtime';
+import { AfterBatch } from '../util/after-batch';
 import { InterfaceHub } from './interface-hub';
 import { diffGroups, type GroupDiff } from './diff';
-import type { CarpState, Override } from '../engine/group';
+import type { Override } from '../engine/group';
+import { AlreadyStartedError, InterfaceNotFoundError } from '../errors';
 
-export interface DaemonOptions {
+export interface GroupSetOptions {
   log: Logger;
-  /** How groups leave when the daemon stops. */
+  /** How groups leave when the set stops. */
   stopPolicy: StopOptions;
-  onTransition?(group: GroupRuntime, from: CarpState, to: CarpState, reason: string): void;
 }
 
 export interface ApplySummary {
@@ -24,23 +26,24 @@ export interface ApplySummary {
   unchanged: number;
 }
 
-export class Daemon {
+export class GroupSet {
   private readonly rtnl = new Rtnl();
   private readonly monitor = new LinkMonitor();
   private readonly hubs = new Map<string, InterfaceHub>();
   private readonly groups = new Map<string, GroupRuntime>();
   private links = new Map<string, LinkInfo>();
+  private readonly afterBatch = new AfterBatch();
   private started = false;
   private stopped = false;
 
-  constructor(private readonly opts: DaemonOptions) {
+  constructor(private readonly opts: GroupSetOptions) {
     this.monitor.on('link', (info, removed) => this.onLink(info, removed));
     this.monitor.on('error', (e) => this.opts.log.warn(`link monitor: ${e.message}`));
   }
 
   /** Starts the link monitor, then every group. */
   async start(groups: GroupConfig[]): Promise<ApplySummary> {
-    if (this.started) throw new Error('daemon already started');
+    if (this.started) throw new AlreadyStartedError('group set already started');
     this.started = true;
     for (const l of await this.monitor.start()) this.links.set(l.name, l);
     return this.apply(groups);
@@ -86,8 +89,14 @@ export class Daemon {
     };
   }
 
-  demoteAll(): void {
-    for (const g of this.groups.values()) if (g.state === 'MASTER') g.demote();
+  /** ucarp's SIGUSR2 for every group: masters hand over once. */
+  stepDownAll(): void {
+    for (const g of this.groups.values()) if (g.state === 'MASTER') g.stepDown();
+  }
+
+  /** Ends every ucarpctl demote/promote (they last until reset or a successful reload). */
+  clearOverrides(): void {
+    for (const g of this.groups.values()) g.setOverride('none');
   }
 
   setOverride(name: string, override: Override): boolean {
@@ -115,9 +124,8 @@ export class Daemon {
       garp: (addresses) => hub.garp.send(addresses),
       addAddress: (ifname, address, prefixlen) => this.rtnl.addAddress(ifname, address, prefixlen),
       delAddress: (ifname, address, prefixlen) => this.rtnl.delAddress(ifname, address, prefixlen),
-      onTransition: this.opts.onTransition,
     };
-    const g = new GroupRuntime(cfg, io, log);
+    const g = new GroupRuntime(cfg, { io, log, afterBatch: this.afterBatch });
     hub.add(g);
     this.groups.set(cfg.name, g);
     g.start(hub.running);
@@ -136,7 +144,7 @@ export class Daemon {
     const have = this.hubs.get(ifname);
     if (have) return have;
     const link = this.links.get(ifname) ?? (await this.rtnl.link(ifname));
-    if (!link) throw new Error(`interface ${ifname} does not exist`);
+    if (!link) throw new InterfaceNotFoundError(ifname);
     const hub = new InterfaceHub(ifname, link, this.opts.log);
     this.hubs.set(ifname, hub);
     return hub;

@@ -33,8 +33,8 @@ export interface UcarpNative {
   peerUid(fd: number): number;
 }
 
-/** Compiled location: dist/src/net/native.js, addon: native/build/Release/. */
-export const NATIVE_ADDON_PATH = path.resolve(__dirname, '../../../native/build/Release/ucarp_native.node');
+/** Compiled location: dist/src/native.js, addon: native/build/Release/. */
+export const NATIVE_ADDON_PATH = path.resolve(__dirname, '../../native/build/Release/ucarp_native.node');
 
 let loaded: UcarpNative | undefined;
 

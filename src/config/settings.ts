@@ -1,0 +1,43 @@
+// Every default, limit and well-known address of a group's settings, written once. The JSON
+// Schema's `default`, `minimum` and `maximum` are checked against this module by
+// test/unit/config-settings.test.ts; both front ends (YAML and ucarp's command line) take their
+// defaults from here through config/normalize.ts.
+
+/** CARP's IPv4 multicast group (docs/protocol.md §1). */
+export const CARP_MULTICAST = '224.0.0.18';
+/** Where advertisements go in broadcast mode (ucarp's --nomcast). */
+export const BROADCAST_ADDRESS = '255.255.255.255';
+
+export const DEFAULT_CONFIG_PATH = '/etc/ucarp.yaml';
+export const DEFAULT_CONTROL_SOCKET = '/run/ucarp/control.sock';
+
+/** ucarp pads the key to 20 bytes and refuses passwords that fill it (docs/protocol.md §3). */
+export { MAX_PASSWORD_BYTES } from '../protocol/carp';
+/** Linux IFNAMSIZ minus the terminating NUL. */
+export const MAX_IFNAME_BYTES = 15;
+
+/** Optional group settings with a fixed default, by their YAML key. */
+export const GROUP_DEFAULTS = {
+  advbase: 1,
+  advskew: 0,
+  deadratio: 3,
+  preempt: false,
+  neutral: false,
+  ignoreifstate: false,
+  mcast: CARP_MULTICAST,
+  broadcast: false,
+  manage_addresses: true,
+  /** Seconds. */
+  script_timeout: 10,
+} as const;
+
+/** Bounds of the numeric group settings, in the JSON Schema's own keywords, by YAML key. */
+export const GROUP_LIMITS = {
+  vhid: { minimum: 1, maximum: 255 },
+  advbase: { minimum: 0, maximum: 255 },
+  advskew: { minimum: 0, maximum: 255 },
+  deadratio: { minimum: 1 },
+  script_timeout: { exclusiveMinimum: 0, maximum: 3600 },
+} as const;
+
+export const LOGGING_DEFAULTS = { level: 'info', facility: 'daemon' } as const;

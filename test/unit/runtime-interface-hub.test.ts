@@ -1,0 +1,142 @@
+// InterfaceHub with fake sockets: demultiplexing by (destination, vhid), own sources and
+// memberships per group, and who is blamed for a malformed packet.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { InterfaceHub, type HubDeps, type HubGroup, type HubSocket } from '../../src/runtime/interface-hub';
+import { normalizeGroup } from '../../src/config/normalize';
+import type { GroupConfig } from '../../src/config/types';
+import type { Framing, RejectReason } from '../../src/protocol/carp';
+import type { LinkInfo } from '../../src/net/rtnl';
+import { fakeLog } from '../helpers/fake-log';
+import { carpPayload, ipv4Packet } from '../helpers/packets';
+import { VhidInUseError } from '../../src/errors';
+
+class FakeSocket extends EventEmitter {
+  joined: string[] = [];
+  sources: string[] = [];
+  join(group: string): void {
+    this.joined.push(group);
+  }
+  leave(group: string): void {
+    this.joined.splice(this.joined.indexOf(group), 1);
+  }
+  addLocalSource(a: string): void {
+    this.sources.push(a);
+  }
+  removeLocalSource(a: string): void {
+    this.sources.splice(this.sources.indexOf(a), 1);
+  }
+  send(): void {}
+  close(): void {}
+  deliver(buf: Buffer): void {
+    this.emit('packet', buf, '');
+  }
+}
+
+class FakeGroup implements HubGroup {
+  packets: Framing[] = [];
+  rejects: RejectReason[] = [];
+  constructor(readonly config: GroupConfig) {}
+  onPacket(_pkt: Buffer, framing: Framing): void {
+    this.packets.push(framing);
+  }
+  reject(reason: RejectReason): void {
+    this.rejects.push(reason);
+  }
+}
+
+const LINK: LinkInfo = { index: 3, name: 'eth0', mac: Buffer.alloc(6, 1), up: true, running: true };
+
+function hub() {
+  const sock = new FakeSocket();
+  const deps: HubDeps = {
+    openSocket: () => sock as unknown as HubSocket,
+    garpSender: () => ({ open: () => 0, send() {}, close() {} }),
+  };
+  return { sock, hub: new InterfaceHub('eth0', LINK, fakeLog().log, deps) };
+}
+
+function group(
+  name: string,
+  vhid: number,
+  patch: Record<string, unknown> = {},
+  srcip = '192.0.2.1',
+): FakeGroup {
+  return new FakeGroup(
+    normalizeGroup(
+      name,
+      { vhid, interface: 'eth0', addresses: [`192.0.2.${100 + vhid}/24`], ...patch },
+      {
+        srcip,
+        password: 'pw',
+      },
+    ),
+  );
+}
+
+const carp = (vhid: number, dst = '224.0.0.18', src = '192.0.2.9') =>
+  ipv4Packet(src, dst, carpPayload({ vhid, password: 'pw', addresses: [`192.0.2.${100 + vhid}`] }));
+
+describe('InterfaceHub', () => {
+  it('hands each packet to the group of its (destination, vhid) and to no other', () => {
+    const { sock, hub: h } = hub();
+    const a = group('a', 1);
+    const b = group('b', 2);
+    const c = group('c', 1, { mcast: '239.0.0.1' });
+    for (const g of [a, b, c]) h.add(g);
+    sock.deliver(carp(1));
+    sock.deliver(carp(2));
+    sock.deliver(carp(1, '239.0.0.1'));
+    assert.deepEqual([a.packets.length, b.packets.length, c.packets.length], [1, 1, 1]);
+    assert.equal(c.packets[0].vhid, 1);
+  });
+
+  it('counts other groups traffic by reason on the interface, never on a group', () => {
+    const { sock, hub: h } = hub();
+    const a = group('a', 1);
+    h.add(a);
+    sock.deliver(carp(7));
+    sock.deliver(carp(1, '239.9.9.9'));
+    assert.equal(h.rejects.vhid, 1);
+    assert.equal(h.rejects.destination, 1);
+    assert.deepEqual(a.packets, []);
+    assert.deepEqual(a.rejects, []);
+  });
+
+  it('blames a malformed packet on the group it names, and counts it on the interface too', () => {
+    const { sock, hub: h } = hub();
+    const a = group('a', 1);
+    h.add(a);
+    sock.deliver(
+      ipv4Packet('192.0.2.9', '224.0.0.18', carpPayload({ vhid: 1, password: 'pw', addresses: [] }), 64),
+    );
+    const badVersion = carpPayload({ vhid: 1, password: 'pw', addresses: [] });
+    badVersion[0] = 0x31;
+    sock.deliver(ipv4Packet('192.0.2.9', '224.0.0.18', badVersion));
+    sock.deliver(Buffer.alloc(10));
+    assert.deepEqual(a.rejects, ['ttl', 'version']);
+    assert.equal(h.rejects.ttl, 1);
+    assert.equal(h.rejects.short, 1);
+  });
+
+  it('registers each group source as our own (so our packets are dropped) and its membership', () => {
+    const { sock, hub: h } = hub();
+    const a = group('a', 1);
+    const b = group('b', 2, { mcast: '239.0.0.1' }, '192.0.2.2');
+    const bc = group('bc', 3, { broadcast: true });
+    for (const g of [a, b, bc]) h.add(g);
+    assert.deepEqual(sock.joined, ['224.0.0.18', '239.0.0.1']);
+    assert.deepEqual(sock.sources, ['192.0.2.1', '192.0.2.2', '192.0.2.1']);
+    h.remove(b);
+    assert.deepEqual(sock.joined, ['224.0.0.18']);
+    assert.deepEqual(sock.sources, ['192.0.2.1', '192.0.2.1']);
+    assert.equal(h.size, 2);
+  });
+
+  it('refuses a second group on the same (destination, vhid)', () => {
+    const { hub: h } = hub();
+    h.add(group('a', 1));
+    assert.throws(() => h.add(group('b', 1)), VhidInUseError);
+  });
+});
