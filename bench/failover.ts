@@ -23,7 +23,7 @@ const ADVBASE = 1;
 const DEADRATIO = 3;
 const MASTER_SKEW = 0;
 const BACKUP_SKEW = 20;
-/** The backup's master-down timeout (carp-protocol.md §5): the least takeover delay allowed. */
+/** The backup's master-down timeout (docs/protocol.md §8): the least takeover delay allowed. */
 const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
 /**
  * How long both nodes run before the master is stopped. A backup in production has been

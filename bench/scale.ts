@@ -44,7 +44,7 @@ const MASTER_SKEW = 0;
 const BACKUP_SKEW = 100;
 const ADVBASE = 1;
 const DEADRATIO = 3;
-/** B's master-down timeout (carp-protocol.md §5): the least takeover delay the protocol allows. */
+/** B's master-down timeout (docs/protocol.md §8): the least takeover delay the protocol allows. */
 const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
 const TARGETS = { cpuPercent: 1, rssMb: 80, lateMs: 100 };
 /** Both sides see a few advertisements before measuring, so timers and caches are warm. */

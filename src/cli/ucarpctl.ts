@@ -15,7 +15,8 @@ import type {
   StatusDocument,
 } from '../control/protocol';
 import { isGroupName } from '../control/protocol';
-import { formatRejects } from '../runtime/counters';
+import { REJECT_REASONS, type RejectReason } from '../protocol/carp';
+import { formatRejects, type RejectCounters } from '../runtime/counters';
 
 export const USAGE = `Usage: ucarpctl [--socket PATH | -c FILE] COMMAND
 
@@ -185,15 +186,58 @@ export function formatStatus(doc: StatusDocument): string {
   let out = table(header, rows, new Set([1, 7, 8]));
   for (const i of doc.interfaces) {
     if (i.rejectsTotal > 0)
-      out += `${i.name}: ${i.rejectsTotal} packet(s) for no group of ours (${formatRejects(i.rejects)})\n`;
+      out += `${i.name}: ${i.rejectsTotal} packet(s) for no group of ours (${interfaceRejects(i.rejects)})\n`;
   }
   return out;
+}
+
+/**
+ * Count first, and the two demultiplexing reasons spelled out: `reason=N` would print
+ * `vhid=45` for 45 packets, which reads as "vhid 45".
+ */
+function interfaceRejects(c: RejectCounters): string {
+  const label: Partial<Record<RejectReason, string>> = {
+    vhid: 'unknown vhid',
+    destination: 'other destination',
+  };
+  return REJECT_REASONS.filter((r) => c[r] > 0)
+    .map((r) => `${c[r]} ${label[r] ?? r}`)
+    .join(', ');
 }
 
 function describeOverride(r: OverrideResponse): string {
   const g = r.group;
   const what = g.override === 'none' ? 'override cleared' : `${g.override}d`;
-  return `${g.name}: ${what}; now ${g.state}, advertising advbase ${g.advbase} advskew ${g.advskew}\n`;
+  const line = `${g.name}: ${what}; now ${g.state}, advertising advbase ${g.advbase} advskew ${g.advskew}\n`;
+  return g.override === 'promote' && g.state === 'BACKUP' ? line + promoteOutlook(g) : line;
+}
+
+/**
+ * Why a promoted group is still BACKUP. Promotion only lowers our advskew to 0 and makes us
+ * preempt, and a backup preempts only a master whose interval is strictly longer than ours
+ * (docs/protocol.md §9, §13): against a peer that ties, "promoted; now BACKUP" would look like
+ * a silent failure.
+ */
+function promoteOutlook(g: GroupStatusJson): string {
+  const m = g.master;
+  if (!m) return '';
+  // Intervals in 1/256 s, compared as the engine compares them (docs/protocol.md §8).
+  const ours = g.advbase * 256 + g.advskew;
+  const theirs = m.advbase * 256 + m.advskew;
+  const master = `the master ${m.address} advertises advbase ${m.advbase} advskew ${m.advskew}`;
+  if (theirs > ours)
+    return `  ${master}, a longer interval than ours: we take over at its next advertisement\n`;
+  if (theirs === ours) {
+    return (
+      `  not taking over: ${master}, as good an interval as ours, and promotion cannot beat a tie ` +
+      '(a backup preempts only a longer interval; between two masters CARP breaks a tie by address, ' +
+      'see docs/protocol.md §10)\n'
+    );
+  }
+  return (
+    `  not taking over: ${master}, a shorter interval than ours; promotion sets advskew 0 ` +
+    `but keeps advbase ${g.advbase}\n`
+  );
 }
 
 export interface CtlOutput {

@@ -16,14 +16,34 @@ export function formatPath(path: KeyPath): string {
   return out;
 }
 
+function format(problem: ConfigError, label: string): string {
+  const where = problem.line > 0 ? `${problem.file}:${problem.line}:${problem.column}` : problem.file;
+  const path = problem.path === '' ? '' : `${problem.path}: `;
+  return `${where}: ${label}${path}${problem.message}`;
+}
+
 export function formatError(error: ConfigError): string {
-  const where = error.line > 0 ? `${error.file}:${error.line}:${error.column}` : error.file;
-  return error.path === '' ? `${where}: ${error.message}` : `${where}: ${error.path}: ${error.message}`;
+  return format(error, '');
 }
 
 /** One error per line, in the order given (see sortErrors). */
 export function formatErrors(errors: readonly ConfigError[]): string {
   return errors.map(formatError).join('\n');
+}
+
+/**
+ * A warning has the shape of an error plus a `warning:` label after the position (where
+ * compilers put it, so editors still jump to it): printed next to errors, as --check-config
+ * does, or in the journal, which shows no log level, it must not read as a reason the file
+ * was rejected.
+ */
+export function formatWarning(warning: ConfigError): string {
+  return format(warning, 'warning: ');
+}
+
+/** One warning per line, in the order given. */
+export function formatWarnings(warnings: readonly ConfigError[]): string {
+  return warnings.map(formatWarning).join('\n');
 }
 
 /** Sorted by position, identical reports removed (a setting in `defaults` is checked once per group). */

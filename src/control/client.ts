@@ -1,4 +1,5 @@
 // Client side of the control socket: one request, one answer, then the connection is closed.
+import fs from 'node:fs';
 import net from 'node:net';
 import type { Request, Response } from './protocol';
 
@@ -17,12 +18,25 @@ export class ControlClientError extends Error {
   }
 }
 
+/**
+ * The daemon binds its socket once: after control.socket is edited, a reload does not move
+ * it, so the daemon may well be running while the configured path does not exist.
+ */
+function noSocket(socketPath: string): ControlClientError {
+  return new ControlClientError(
+    'not-running',
+    `no socket at ${socketPath} (is the ucarp daemon running? If control.socket was changed, ` +
+      'the daemon keeps the path it started with until it is restarted)',
+  );
+}
+
 function connectError(socketPath: string, e: NodeJS.ErrnoException): ControlClientError {
   switch (e.code) {
     case 'ENOENT':
-    case 'ECONNREFUSED':
     case 'ENOTDIR':
-      return new ControlClientError('not-running', `ucarp daemon not running (no socket at ${socketPath})`);
+      return noSocket(socketPath);
+    case 'ECONNREFUSED':
+      return refused(socketPath);
     case 'EACCES':
     case 'EPERM':
       return new ControlClientError(
@@ -32,6 +46,27 @@ function connectError(socketPath: string, e: NodeJS.ErrnoException): ControlClie
     default:
       return new ControlClientError('io', `${socketPath}: ${e.message}`);
   }
+}
+
+/**
+ * Linux refuses a connection both to a socket file nobody listens on (left by a daemon that
+ * was killed) and to a path that is not a socket at all; the fix differs, so tell them apart.
+ */
+function refused(socketPath: string): ControlClientError {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(socketPath);
+  } catch {
+    // Removed between connect() and here: a daemon shutting down.
+    return noSocket(socketPath);
+  }
+  if (!st.isSocket()) {
+    return new ControlClientError('io', `${socketPath} is not a socket (check control.socket or --socket)`);
+  }
+  return new ControlClientError(
+    'not-running',
+    `stale socket at ${socketPath}: nobody is listening (the ucarp daemon is not running, or it crashed)`,
+  );
 }
 
 export function request(socketPath: string, req: Request, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Response> {

@@ -1,4 +1,4 @@
-// One CARP group's state machine (docs/protocol.md §5–7), as a pure function of
+// One CARP group's state machine (docs/protocol.md §8–§13), as a pure function of
 // (state, event, now). Times are milliseconds on a monotonic clock supplied by the caller;
 // intervals are kept in 1/256 s units so that comparisons are exact integer comparisons.
 

@@ -1,4 +1,4 @@
-// Gratuitous ARP, exactly as ucarp sends it (carp-protocol.md §8): a broadcast ARP request
+// Gratuitous ARP, exactly as ucarp sends it (docs/protocol.md §14): a broadcast ARP request
 // whose sender and target are both the virtual address, from the interface's own MAC.
 import { ipv4ToBytes } from './ipv4';
 import { native } from '../native';

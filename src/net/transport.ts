@@ -1,5 +1,6 @@
 // Raw-socket transport for CARP advertisements (IP protocol 112): one socket per interface,
-// shared by every CARP group on that interface (design-notes.md §2). No CARP parsing here.
+// shared by every CARP group on that interface (docs/architecture.md, "The edges"), writing
+// the IPv4 header ucarp sends (docs/protocol.md §2). No CARP parsing here.
 import { EventEmitter } from 'node:events';
 import { endianness } from 'node:os';
 import {

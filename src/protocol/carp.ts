@@ -1,4 +1,4 @@
-// CARP v2 advertisement codec (carp-protocol.md §1–4). Pure: no sockets, no clock.
+// CARP v2 advertisement codec (docs/protocol.md §3–§5, §7). Pure: no sockets, no clock.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { internetChecksum } from './checksum';
 

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { loadConfig, formatErrors, systemHostInfo } from '../config';
+import { formatWarning, formatWarnings } from '../config/errors';
 import type { Config } from '../config/types';
 import { ConfigLoader } from '../config/off-thread';
 import { createLogger, registerSecret, type Logger } from '../util/log';
@@ -24,7 +25,7 @@ export interface SupervisorHooks {
 
 export function checkConfig(file: string): number {
   const r = loadConfig(file, systemHostInfo());
-  if (r.warnings.length > 0) process.stderr.write(formatErrors(r.warnings) + '\n');
+  if (r.warnings.length > 0) process.stderr.write(formatWarnings(r.warnings) + '\n');
   if (!r.ok) {
     process.stderr.write(formatErrors(r.errors) + '\n');
     return 1;
@@ -115,7 +116,7 @@ export class Supervisor {
     );
     try {
       const r = await this.loader.load(this.file);
-      for (const w of r.warnings) this.log.warn(formatErrors([w]));
+      for (const w of r.warnings) this.log.warn(formatWarning(w));
       if (!r.ok) {
         this.reloads.failed++;
         const text = formatErrors(r.errors);
@@ -162,7 +163,7 @@ export async function runSupervisor(file: string): Promise<void> {
   }
   const { level, facility } = r.config.logging;
   const log = createLogger({ facility, debug: level === 'debug', level });
-  for (const w of r.warnings) log.warn(formatErrors([w]));
+  for (const w of r.warnings) log.warn(formatWarning(w));
   // The control socket and metrics endpoint are bound once; a reload cannot move them.
   const endpoints = (c: Config) => JSON.stringify([c.control, c.metrics ?? null]);
   const sup = new Supervisor(file, r.config, log, {

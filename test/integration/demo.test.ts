@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { readableCopy } from '../helpers/readable-copy';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const DEMO = path.join(ROOT, 'dist', 'src', 'demo', 'demo.js');
@@ -16,12 +17,17 @@ interface DemoRun {
   stderr: string;
 }
 
-/** Runs the demo; with `interruptAt`, sends SIGINT once stdout matches it. */
-function runDemo(opts: { interruptAt?: RegExp; argv0?: string[] } = {}): Promise<DemoRun> {
+/**
+ * Runs the demo; with `interruptAt`, sends SIGINT once stdout matches it. `root` is the tree
+ * to run it from (default: this checkout).
+ */
+function runDemo(opts: { interruptAt?: RegExp; argv0?: string[]; root?: string } = {}): Promise<DemoRun> {
   return new Promise((resolve, reject) => {
     const [cmd, ...pre] = opts.argv0 ?? [process.execPath];
-    const child = spawn(cmd, [...pre, ...(opts.argv0 ? [process.execPath] : []), DEMO], {
+    const demo = opts.root === undefined ? DEMO : path.join(opts.root, 'dist', 'src', 'demo', 'demo.js');
+    const child = spawn(cmd, [...pre, ...(opts.argv0 ? [process.execPath] : []), demo], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: opts.root,
     });
     let stdout = '';
     let stderr = '';
@@ -143,7 +149,17 @@ describe('npm run demo', { timeout: 300_000 }, () => {
   );
 
   it('refuses to run without root, with a clear message and nothing created', async () => {
-    const r = await runDemo({ argv0: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
+    // nobody may not be able to enter the checkout (a clone under /root).
+    const copy = readableCopy();
+    let r: DemoRun;
+    try {
+      r = await runDemo({
+        argv0: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
+        root: copy.root,
+      });
+    } finally {
+      copy.remove();
+    }
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
     assert.equal(

@@ -10,7 +10,7 @@ import { SupervisorProc, configYaml, type TestGroup } from '../helpers/superviso
 import { parseExposition, sample, type Exposition } from '../fixtures/control-promparse';
 
 const SCRAPE = path.resolve(__dirname, '../fixtures/control-scrape.js');
-const LISTEN = '127.0.0.1:9477';
+const LISTEN = '127.0.0.1:9474';
 
 interface Scrape {
   status?: number;
@@ -72,8 +72,8 @@ describe('metrics endpoint of a running daemon', { timeout: 120_000 }, () => {
       g(h2, 'odd', 30, { password: 'two' }),
       g(h2, 'stray', 40),
     ]);
-    await d1.waitLine(/metrics on http:\/\/127\.0\.0\.1:9477\/metrics/);
-    await d2.waitLine(/metrics on http:\/\/127\.0\.0\.1:9477\/metrics/);
+    await d1.waitLine(/metrics on http:\/\/127\.0\.0\.1:9474\/metrics/);
+    await d2.waitLine(/metrics on http:\/\/127\.0\.0\.1:9474\/metrics/);
   });
 
   after(async () => {

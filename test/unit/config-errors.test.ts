@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatErrors, loadConfig, loadConfigText } from '../../src/config';
 import type { ConfigError, HostInfo } from '../../src/config';
+import { formatWarning, formatWarnings } from '../../src/config/errors';
 
 // Fixtures are read from the source tree: tsc does not copy .yaml files into dist.
 const FIXTURES = path.join(__dirname, '../../../test/fixtures/config');
@@ -166,6 +167,39 @@ test('errors format as file:line:column: path: message, one per line', () => {
   assert.equal(
     result.ok ? '' : formatErrors(result.errors),
     '/etc/ucarp.yaml:7:14: groups.web.advskew: must be <= 255\n/etc/ucarp.yaml:8:14: groups.web.advbase: must be >= 0',
+  );
+});
+
+test('warnings printed among errors say "warning:" after the position; errors keep their format', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-config-'));
+  try {
+    const pass = path.join(dir, 'pass');
+    fs.writeFileSync(pass, 'pw\n');
+    fs.chmodSync(pass, 0o644);
+    const file = path.join(dir, 'ucarp.yaml');
+    const text =
+      'defaults: { interface: eth0, password_file: pass }\ngroups:\n' +
+      '  web: { vhid: 1, addresses: [192.0.2.100/24, 192.0.2.100/32] }\n';
+    const result = loadConfigText(text, file, host);
+    assert.equal(result.ok, false);
+    // What --check-config prints: the warnings, then the errors.
+    assert.equal(
+      `${formatWarnings(result.warnings)}\n${result.ok ? '' : formatErrors(result.errors)}`,
+      `${file}:1:45: warning: defaults.password_file: ${pass} is readable by everyone (mode 0644); run chmod o-r ${pass}\n` +
+        `${file}:3:47: groups.web.addresses[1]: 192.0.2.100 is listed twice in this group`,
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a warning without a position or key path is labelled too', () => {
+  const w: ConfigError = { file: '/etc/ucarp.yaml', line: 0, column: 0, path: '', message: 'odd' };
+  assert.equal(formatWarning(w), '/etc/ucarp.yaml: warning: odd');
+  assert.equal(formatErrors([w]), '/etc/ucarp.yaml: odd');
+  assert.equal(
+    formatWarnings([w, { ...w, line: 2, column: 3, path: 'groups' }]),
+    '/etc/ucarp.yaml: warning: odd\n/etc/ucarp.yaml:2:3: warning: groups: odd',
   );
 });
 

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatErrors, loadConfig, loadConfigText } from '../../src/config';
 import type { Config, GroupConfig, HostInfo, LoadResult } from '../../src/config';
+import { formatWarnings } from '../../src/config/errors';
 
 const EXAMPLE = path.join(__dirname, '../../../config/ucarp.yaml');
 
@@ -266,6 +267,11 @@ test('a world-readable password_file loads with one warning at its key', () => {
           `${file} is readable by everyone (mode 0644); run chmod o-r ${file}`,
         ],
       ],
+    );
+    assert.equal(
+      formatWarnings(result.warnings),
+      `${path.join(dir, 'ucarp.yaml')}:1:45: warning: defaults.password_file: ` +
+        `${file} is readable by everyone (mode 0644); run chmod o-r ${file}`,
     );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -274,18 +274,34 @@ describe('control server', () => {
 });
 
 describe('control client', () => {
-  it('says the daemon is not running when there is no socket or nobody listens', async () => {
+  it('says what it found: no socket, a stale socket nobody listens on, or not a socket', async () => {
+    const rejects = async (p: string, kind: string, message: string) =>
+      assert.rejects(request(p, { cmd: 'status' }), (e: unknown) => {
+        assert.ok(e instanceof ControlClientError);
+        assert.deepEqual([e.kind, e.message], [kind, message]);
+        return true;
+      });
+    const noSocket = (p: string) =>
+      `no socket at ${p} (is the ucarp daemon running? If control.socket was changed, ` +
+      'the daemon keeps the path it started with until it is restarted)';
+
     const missing = path.join(tmp, 'none', 'control.sock');
-    await assert.rejects(request(missing, { cmd: 'status' }), (e: unknown) => {
-      assert.ok(e instanceof ControlClientError);
-      assert.equal(e.kind, 'not-running');
-      assert.equal(e.message, `ucarp daemon not running (no socket at ${missing})`);
-      return true;
-    });
+    await rejects(missing, 'not-running', noSocket(missing));
+    const file = path.join(tmp, 'a-file');
+    fs.writeFileSync(file, '');
+    const underFile = path.join(file, 'control.sock');
+    await rejects(underFile, 'not-running', noSocket(underFile));
+
     const stale = sockPath();
     fs.mkdirSync(path.dirname(stale), { recursive: true });
     await staleSocket(stale);
-    await assert.rejects(request(stale, { cmd: 'status' }), { kind: 'not-running' });
+    await rejects(
+      stale,
+      'not-running',
+      `stale socket at ${stale}: nobody is listening (the ucarp daemon is not running, or it crashed)`,
+    );
+
+    await rejects(file, 'io', `${file} is not a socket (check control.socket or --socket)`);
   });
 
   it('reports a server that closes without answering, and one that does not answer in time', async () => {

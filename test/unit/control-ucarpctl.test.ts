@@ -4,10 +4,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import winston from 'winston';
-import { formatDuration, formatStatus, parseCtlArgs, run, socketFromConfig } from '../../src/cli/ucarpctl';
+import {
+  formatDuration,
+  formatStatus,
+  parseCtlArgs,
+  render,
+  run,
+  socketFromConfig,
+} from '../../src/cli/ucarpctl';
 import { ControlServer } from '../../src/control/server';
-import { handleRequest, statusDocument } from '../../src/control/commands';
-import { FakeGroup, FakeTarget } from '../fixtures/control-fake';
+import { groupJson, handleRequest, statusDocument } from '../../src/control/commands';
+import type { GroupStatusJson } from '../../src/control/protocol';
+import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
 
 let tmp: string;
 before(() => {
@@ -99,11 +107,55 @@ describe('ucarpctl formatting', () => {
         'GROUP  VHID  IFACE  STATE              SINCE  ADDRESSES                      MASTER                SENT  RECV  REJECTS',
         'web      10  eth0   MASTER (promoted)  2m05s  192.0.2.100/24,192.0.2.101/24  192.0.2.1 (self) 1/0  1234     0  0',
         'db      200  eth0   BACKUP             3s     192.0.2.200/24                 -                        0     7  3 (digest=3)',
-        'eth0: 2 packet(s) for no group of ours (vhid=2)',
+        'eth0: 2 packet(s) for no group of ours (2 unknown vhid)',
         '',
       ].join('\n'),
     );
     assert.equal(formatStatus(statusDocument(new FakeTarget())), 'no groups\n');
+  });
+
+  it("says why a promoted group is still BACKUP, from our timing and the master's", () => {
+    const promoted = (master: GroupStatusJson['master'], state: 'BACKUP' | 'MASTER' = 'BACKUP') => {
+      const g = new FakeGroup('web', 10, { state, master, override: 'promote', advskew: 0 });
+      const out = render({ cmd: 'promote', group: 'web' }, { ok: true, group: groupJson(g) }, false);
+      assert.equal(out.code, 0);
+      const [first, ...rest] = out.stdout.split('\n');
+      assert.equal(first, `web: promoted; now ${state}, advertising advbase 1 advskew 0`);
+      return rest.join('\n');
+    };
+    assert.equal(
+      promoted({ address: '192.0.2.2', advbase: 1, advskew: 0 }),
+      '  not taking over: the master 192.0.2.2 advertises advbase 1 advskew 0, as good an interval as ours, ' +
+        'and promotion cannot beat a tie (a backup preempts only a longer interval; between two masters ' +
+        'CARP breaks a tie by address, see docs/protocol.md §10)\n',
+    );
+    assert.equal(
+      promoted({ address: '192.0.2.2', advbase: 0, advskew: 200 }),
+      '  not taking over: the master 192.0.2.2 advertises advbase 0 advskew 200, a shorter interval than ours; ' +
+        'promotion sets advskew 0 but keeps advbase 1\n',
+    );
+    assert.equal(
+      promoted({ address: '192.0.2.2', advbase: 1, advskew: 1 }),
+      '  the master 192.0.2.2 advertises advbase 1 advskew 1, a longer interval than ours: ' +
+        'we take over at its next advertisement\n',
+    );
+    // Nothing to explain: no master heard (yet), or already master.
+    assert.equal(promoted(null), '');
+    assert.equal(promoted({ address: '192.0.2.1', advbase: 1, advskew: 0 }, 'MASTER'), '');
+  });
+
+  it('counts the packets for no group of ours without reading like a vhid', () => {
+    const t = new FakeTarget([new FakeGroup('web', 10)]);
+    t.ifaces[0].rejects.vhid = 45;
+    const one = formatStatus(statusDocument(t)).trimEnd().split('\n');
+    assert.equal(one[one.length - 1], 'eth0: 45 packet(s) for no group of ours (45 unknown vhid)');
+    t.ifaces[0].rejects.short = 2;
+    t.ifaces[0].rejects.destination = 3;
+    const all = formatStatus(statusDocument(t)).trimEnd().split('\n');
+    assert.equal(
+      all[all.length - 1],
+      'eth0: 50 packet(s) for no group of ours (2 short, 45 unknown vhid, 3 other destination)',
+    );
   });
 
   it('reads the socket path from a configuration file, even a broken one', () => {
@@ -154,7 +206,13 @@ describe('ucarpctl against a control socket', () => {
       const r = await run(['--socket', sock, 'reset', 'web']);
       assert.equal(r.stdout, 'web: override cleared; now BACKUP, advertising advbase 1 advskew 10\n');
       const p = await run(['--socket', sock, 'promote', 'web']);
-      assert.equal(p.stdout, 'web: promoted; now BACKUP, advertising advbase 1 advskew 0\n');
+      assert.equal(
+        p.stdout,
+        'web: promoted; now BACKUP, advertising advbase 1 advskew 0\n' +
+          '  not taking over: the master 192.0.2.2 advertises advbase 1 advskew 0, as good an interval as ours, ' +
+          'and promotion cannot beat a tie (a backup preempts only a longer interval; between two masters ' +
+          'CARP breaks a tie by address, see docs/protocol.md §10)\n',
+      );
       assert.deepEqual(await run(['--socket', sock, 'promote', 'nope']), {
         code: 1,
         stdout: '',
@@ -203,12 +261,21 @@ describe('ucarpctl against a control socket', () => {
     });
   });
 
-  it('exits 2 with a clear message when the daemon is not running, or on usage errors', async () => {
+  it('exits 2 saying what it found when the daemon cannot be reached, or on usage errors', async () => {
     const sock = path.join(tmp, 'absent', 'control.sock');
     assert.deepEqual(await run(['--socket', sock, 'status']), {
       code: 2,
       stdout: '',
-      stderr: `ucarpctl: ucarp daemon not running (no socket at ${sock})\n`,
+      stderr:
+        `ucarpctl: no socket at ${sock} (is the ucarp daemon running? If control.socket was changed, ` +
+        'the daemon keeps the path it started with until it is restarted)\n',
+    });
+    const stale = path.join(tmp, 'stale.sock');
+    await staleSocket(stale);
+    assert.deepEqual(await run(['--socket', stale, 'status']), {
+      code: 2,
+      stdout: '',
+      stderr: `ucarpctl: stale socket at ${stale}: nobody is listening (the ucarp daemon is not running, or it crashed)\n`,
     });
     const usage = await run(['bogus']);
     assert.equal(usage.code, 2);

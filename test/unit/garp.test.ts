@@ -4,7 +4,7 @@ import { buildGratuitousArp, GarpSender, MIN_FRAME_LENGTH } from '../../src/net/
 
 const MAC = Buffer.from('020000aabbcc', 'hex');
 
-test('gratuitous ARP frame is byte-exact (carp-protocol.md §8)', () => {
+test('gratuitous ARP frame is byte-exact (docs/protocol.md §14)', () => {
   const frame = buildGratuitousArp(MAC, '192.0.2.100');
   const expected = Buffer.concat([
     Buffer.from('ffffffffffff', 'hex'), // Ethernet destination: broadcast
