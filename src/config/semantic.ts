@@ -40,6 +40,9 @@ export function checkSemantics(
   const fail = (at: KeyPath, target: 'key' | 'value', message: string): void => {
     result.errors.push(ctx.source.error(at, target, message));
   };
+  const warn = (at: KeyPath, target: 'key' | 'value', message: string): void => {
+    result.warnings.push(ctx.source.error(at, target, message));
+  };
 
   if (config.defaults) checkDestination(config.defaults, ['defaults'], fail);
   checkMetrics(config, fail);
@@ -69,7 +72,7 @@ export function checkSemantics(
     if (s.interface === undefined) {
       fail(group.path, 'value', "must have required property 'interface' (in the group or in defaults)");
     } else {
-      srcip = resolveSrcip(group, s.interface, interfaces, virtual, fail);
+      srcip = resolveSrcip(group, s.interface, interfaces, virtual, fail, warn);
       const destination = s.broadcast ? 'broadcast' : (s.mcast ?? GROUP_DEFAULTS.mcast);
       const key = `${s.interface} ${destination} ${s.vhid}`;
       const owner = destinations.get(key);
@@ -204,11 +207,18 @@ function resolveSrcip(
   interfaces: Map<string, { addresses: string[] }>,
   virtual: Set<string>,
   fail: Fail,
+  warn: Fail,
 ): string | undefined {
   const iface = interfaces.get(name);
   if (!iface) {
-    fail(group.where('interface'), 'value', `no interface named ${name} on this host`);
-    return undefined;
+    // VLANs, bonds and hot-plugged links appear after boot: the group waits for its interface
+    // (and, without srcip, learns its source address from it then).
+    warn(
+      group.where('interface'),
+      'value',
+      `no interface named ${name} on this host yet; the group waits for it to appear`,
+    );
+    return group.settings.srcip ?? '';
   }
   const own = iface.addresses.filter((a) => net.isIPv4(a));
   const srcip = group.settings.srcip;

@@ -57,6 +57,8 @@ export function groupJson(g: ControlledGroup): GroupStatusJson {
     advbase: s.advbase,
     advskew: s.advskew,
     override: s.override,
+    link: s.link,
+    conflicts: [...s.conflicts],
     master: s.master
       ? { address: s.master.address, advbase: s.master.advbase, advskew: s.master.advskew }
       : null,
@@ -64,6 +66,8 @@ export function groupJson(g: ControlledGroup): GroupStatusJson {
     received: s.stats.received,
     sendErrors: s.stats.sendErrors,
     transitions: s.stats.transitions,
+    addressRestores: s.stats.addressRestores,
+    addressConflicts: s.stats.addressConflicts,
     rejects: { ...s.stats.rejects },
     rejectsTotal: totalRejects(s.stats.rejects),
     scripts: { runs: scripts.runs, failures: scripts.failures, timeouts: scripts.timeouts },

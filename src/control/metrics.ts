@@ -66,6 +66,16 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
     'Advertisements of each group the kernel refused to send.',
     (g) => g.s.stats.sendErrors,
   );
+  perGroup(
+    'ucarp_address_restores_total',
+    'Virtual addresses of a master removed by someone else and put back.',
+    (g) => g.s.stats.addressRestores,
+  );
+  perGroup(
+    'ucarp_address_conflicts_total',
+    'Virtual addresses of a group found on this host while it was not master.',
+    (g) => g.s.stats.addressConflicts,
+  );
   perGroup('ucarp_script_runs_total', 'Up/down script runs of each group.', (g) => g.scripts.runs);
   perGroup(
     'ucarp_script_failures_total',

@@ -59,12 +59,17 @@ export interface ErrorResponse {
  *     advbase        advbase this host advertises now
  *     advskew        advskew this host advertises now (0 when promoted, 255 when demoted)
  *     override       "none" | "demote" | "promote" (set by ucarpctl, cleared by reset or reload)
+ *     link           "up" | "down" | "missing" (the interface does not exist: the group waits for it)
+ *     conflicts      virtual addresses on this host while not master that this daemon did not
+ *                    add (it removes those it added); [] normally
  *     master         current master as { address, advbase, advskew }, this host's own values
  *                    when it is master, or null when no master is known
  *     sent           advertisements sent
  *     received       valid advertisements received
  *     sendErrors     advertisements the kernel refused to send
  *     transitions    state changes
+ *     addressRestores  times a virtual address removed by someone else was put back (master)
+ *     addressConflicts times a virtual address was found here while not master
  *     rejects        { short, ttl, version, type, length, vhid, destination, checksum, digest }:
  *                    advertisements for this group rejected, by reason (every key present)
  *     rejectsTotal   sum of rejects

@@ -37,6 +37,8 @@ export interface GroupState {
   /** When the current state was entered. */
   readonly since: number;
   readonly linkUp: boolean;
+  /** The interface exists (it can be deleted and re-created while the group runs). */
+  readonly present: boolean;
   readonly stopped: boolean;
   /** MASTER: when the next advertisement is due. */
   readonly advertAt: number | null;
@@ -58,11 +60,13 @@ export interface GroupState {
 }
 
 export type Event =
-  /** Leave INIT; `linkUp` is the carrier the runtime found when it started listening. */
-  | { type: 'start'; linkUp: boolean }
+  /** Leave INIT with the interface as the runtime found it when it started listening. */
+  | { type: 'start'; linkUp: boolean; present: boolean }
   | { type: 'timer' }
   | { type: 'advert'; src: number; advbase: number; advskew: number }
   | { type: 'link'; up: boolean }
+  /** The interface disappeared, or (re)appeared with the given carrier. */
+  | { type: 'interface'; present: boolean; linkUp: boolean }
   /** ucarp's SIGUSR2: give mastership away once and hold off for DEMOTE_HOLD_MS. */
   | { type: 'stepDown' }
   | { type: 'override'; override: Override }
@@ -77,6 +81,7 @@ export type TransitionReason =
   | 'master-timing-out'
   | 'better-master'
   | 'link-down'
+  | 'interface-gone'
   | 'link-up'
   /** ucarpctl demote: the lasting advskew-255 override. */
   | 'demote'
@@ -147,12 +152,13 @@ export function masterDownMs(s: GroupState): number {
   return unitsToMs(intervalUnits(t.advbase * s.params.deadratio, t.advskew));
 }
 
-export function initialState(params: GroupParams, now: number, linkUp = true): GroupState {
+export function initialState(params: GroupParams, now: number, linkUp = true, present = true): GroupState {
   return {
     params,
     state: 'INIT',
     since: now,
     linkUp,
+    present,
     stopped: false,
     advertAt: null,
     masterDownAt: null,
@@ -179,7 +185,9 @@ function selfMaster(s: GroupState): MasterInfo {
 }
 
 function linkActive(s: GroupState): boolean {
-  return s.linkUp || s.params.ignoreifstate;
+  // ignoreifstate forgives a missing carrier, never a missing interface: nothing can be sent
+  // or heard on it, so a master there would be a second master.
+  return s.present && (s.linkUp || s.params.ignoreifstate);
 }
 
 function backupDeadline(s: GroupState, now: number): number {
@@ -291,7 +299,13 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
   switch (ev.type) {
     case 'start':
       if (s.state === 'INIT' && !s.stopped) {
-        next = becomeBackup({ ...s, linkUp: ev.linkUp }, now, 'start', !s.params.neutral, actions);
+        next = becomeBackup(
+          { ...s, linkUp: ev.linkUp, present: ev.present },
+          now,
+          'start',
+          !s.params.neutral,
+          actions,
+        );
       }
       break;
     case 'timer':
@@ -300,10 +314,13 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
     case 'advert':
       next = onAdvert(s, ev, now, actions);
       break;
+    case 'interface':
+      next = onInterface(s, ev.present, ev.linkUp, now, actions);
+      break;
     case 'link':
       if (ev.up === s.linkUp) break;
       next = { ...s, linkUp: ev.up };
-      if (s.params.ignoreifstate || s.stopped || s.state === 'INIT') break;
+      if (s.params.ignoreifstate || s.stopped || s.state === 'INIT' || !s.present) break;
       if (!ev.up) {
         next =
           s.state === 'MASTER'
@@ -342,6 +359,25 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
       break;
   }
   return { state: next, actions };
+}
+
+function onInterface(
+  s: GroupState,
+  present: boolean,
+  linkUp: boolean,
+  now: number,
+  actions: Action[],
+): GroupState {
+  if (present === s.present) return s.linkUp === linkUp ? s : { ...s, linkUp };
+  const next = { ...s, present, linkUp };
+  if (s.stopped || s.state === 'INIT') return next;
+  if (!present) {
+    return s.state === 'MASTER'
+      ? becomeBackup(next, now, 'interface-gone', true, actions)
+      : { ...next, masterDownAt: null, master: null };
+  }
+  // Back: listen for a dead time before claiming anything, as after carrier loss.
+  return linkActive(next) ? { ...next, lastAdvertAt: now, masterDownAt: now + masterDownMs(next) } : next;
 }
 
 function handOver(s: GroupState, now: number, reason: TransitionReason, actions: Action[]): GroupState {

@@ -1,5 +1,7 @@
-// Link notifications (RTNLGRP_LINK) of the current network namespace, so carrier changes and
-// interfaces appearing or vanishing arrive as events instead of being polled.
+// Link notifications (RTNLGRP_LINK) and, on request, IPv4 address notifications
+// (RTNLGRP_IPV4_IFADDR) of the current network namespace: carrier changes, interfaces
+// appearing or vanishing and addresses added or removed by anyone arrive as events instead of
+// being polled.
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import { parseMessages, rt, type NetlinkMessage } from 'netlink';
@@ -15,11 +17,22 @@ export interface LinkMonitorOptions {
   ref?: boolean;
   /** SO_RCVBUF in bytes (default 1 MiB; forced past net.core.rmem_max with CAP_NET_ADMIN). */
   recvBufferSize?: number;
+  /** Also report IPv4 addresses added and removed (default false). */
+  addresses?: boolean;
+}
+
+export interface AddressEvent {
+  index: number;
+  address: string;
+  prefixlen: number;
+  removed: boolean;
 }
 
 export interface LinkMonitorEvents {
   /** Every RTM_NEWLINK/RTM_DELLINK; a removed link is reported with up and running false. */
   link: [info: LinkInfo, removed: boolean];
+  /** Every RTM_NEWADDR/RTM_DELADDR of an IPv4 address (with the `addresses` option). */
+  address: [event: AddressEvent];
   /**
    * Notifications were lost (receive buffer overrun) and every link was re-read; 'link' events
    * for all of them, and for links that vanished meanwhile, precede this one.
@@ -29,8 +42,10 @@ export interface LinkMonitorEvents {
   error: [err: Error];
 }
 
-/** Legacy bind() group bitmask for RTNLGRP_LINK. */
-const RTMGRP_LINK = 1;
+/** Legacy bind() group bitmasks for RTNLGRP_LINK and RTNLGRP_IPV4_IFADDR. */
+const RTMGRP_LINK = 0x1;
+const RTMGRP_IPV4_IFADDR = 0x10;
+const AF_INET = 2;
 
 /**
  * Link notifications (RTNLGRP_LINK) of the current namespace, so carrier changes arrive as
@@ -45,6 +60,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private rtnl: Rtnl | undefined;
   private readonly ref: boolean;
   private readonly recvBufferSize: number;
+  private readonly groups: number;
   /** Last state seen per ifindex, to report links whose removal a lost notification hid. */
   private readonly known = new Map<number, LinkInfo>();
   private resyncing = false;
@@ -54,6 +70,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     super();
     this.ref = options.ref ?? false;
     this.recvBufferSize = options.recvBufferSize ?? MONITOR_RCVBUF;
+    this.groups = RTMGRP_LINK | (options.addresses ? RTMGRP_IPV4_IFADDR : 0);
   }
 
   /**
@@ -77,7 +94,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   }
 
   private subscribe(): void {
-    const sub = native().netlinkSubscribe(RTMGRP_LINK, this.recvBufferSize, (data, errno) => {
+    const sub = native().netlinkSubscribe(this.groups, this.recvBufferSize, (data, errno) => {
       if (this.sub !== sub) return;
       if (data) this.onDatagram(data);
       else this.onLoss(errno);
@@ -106,6 +123,10 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       return;
     }
     for (const m of msgs) {
+      if (m.type === rt.MessageType.NEWADDR || m.type === rt.MessageType.DELADDR) {
+        this.onAddress(m);
+        continue;
+      }
       if (m.type !== rt.MessageType.NEWLINK && m.type !== rt.MessageType.DELLINK) continue;
       let info: LinkInfo;
       try {
@@ -116,6 +137,24 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       }
       this.report(info, m.type === rt.MessageType.DELLINK);
     }
+  }
+
+  private onAddress(m: NetlinkMessage): void {
+    let msg: rt.AddressMessage;
+    try {
+      msg = rt.parseAddressMessage(m.data);
+    } catch (e) {
+      this.emitError(e);
+      return;
+    }
+    const raw = msg.attrs.local ?? msg.attrs.address;
+    if (msg.data.family !== AF_INET || !raw || raw.length !== 4) return;
+    this.emit('address', {
+      index: msg.data.index ?? 0,
+      address: [...raw].join('.'),
+      prefixlen: msg.data.prefixlen ?? 0,
+      removed: m.type === rt.MessageType.DELADDR,
+    });
   }
 
   /**

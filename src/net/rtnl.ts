@@ -24,6 +24,10 @@ export interface Ipv4Address {
 }
 
 const AF_INET = 2;
+/** Nested in IFLA_AF_SPEC's AF_INET entry: the interface's IPv4 devconf values. */
+const IFLA_INET_CONF = 1;
+/** Index of promote_secondaries in that devconf array (linux/ip.h). */
+const IPV4_DEVCONF_PROMOTE_SECONDARIES = 20;
 /** A request the kernel never answers (lost ACK) must not hang a failover forever. */
 const REQUEST_TIMEOUT_MS = 5000;
 /**
@@ -181,6 +185,23 @@ export class Rtnl {
       } catch (e) {
         if (!isKernelError(e, 'EADDRNOTAVAIL', 'ENOENT')) throw e;
       }
+    });
+  }
+
+  /**
+   * Turns on net.ipv4.conf.<ifname>.promote_secondaries. Without it, removing the first address
+   * of a subnet also removes every other address in that subnet: one group leaving would take
+   * another group's virtual address with it. Set through rtnetlink (IFLA_AF_SPEC → AF_INET →
+   * IFLA_INET_CONF) because the unit's ProtectKernelTunables=yes makes /proc/sys read-only.
+   */
+  async setPromoteSecondaries(ifname: string): Promise<void> {
+    const conf = Buffer.alloc(8);
+    conf.writeUInt16LE(8, 0);
+    conf.writeUInt16LE(IPV4_DEVCONF_PROMOTE_SECONDARIES, 2);
+    conf.writeUInt32LE(1, 4);
+    const inet = Buffer.concat([Buffer.from([4 + conf.length, 0, IFLA_INET_CONF, 0]), conf]);
+    await this.withIndex(ifname, async (index) => {
+      await this.request((o) => this.sock.setLink({ index }, { afSpec: new Map([[AF_INET, inet]]) }, o));
     });
   }
 

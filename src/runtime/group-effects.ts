@@ -1,7 +1,7 @@
 // What a group's state changes do to the host: its virtual addresses (added on MASTER, removed
 // on leaving it, in order) and its up/down scripts. The driver (group-runtime.ts) decides when;
 // this module only carries it out and reports failures.
-import type { GroupConfig } from '../config/types';
+import type { AddressConfig, GroupConfig } from '../config/types';
 import type { Logger } from '../util/log';
 import { ScriptRunner, scriptArgs, scriptEnv } from '../hooks/scripts';
 
@@ -32,8 +32,16 @@ export class GroupEffects {
 
   /** Queues adding (or removing) every virtual address of the group, after earlier changes. */
   changeAddresses(add: boolean): void {
+    this.queue(add, this.cfg.addresses);
+  }
+
+  /** Queues adding some of the group's addresses again (restoring what someone removed). */
+  addAddresses(addrs: readonly AddressConfig[]): void {
+    this.queue(true, addrs);
+  }
+
+  private queue(add: boolean, addrs: readonly AddressConfig[]): void {
     const ifname = this.cfg.interface;
-    const addrs = this.cfg.addresses;
     this.addressChain = this.addressChain.then(async () => {
       const results = await Promise.allSettled(
         addrs.map((a) =>

@@ -2,7 +2,7 @@
 // changes and timer wake-ups through dispatch(), and carries out every action it returns
 // (send, gratuitous ARP, transitions with their addresses and scripts). dispatch() is the only
 // way into the engine.
-import type { GroupConfig } from '../config/types';
+import type { AddressConfig, GroupConfig } from '../config/types';
 import {
   authPrefix,
   encodeAdvertisement,
@@ -65,7 +65,8 @@ const U64 = (1n << 64n) - 1n;
 /** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
   const picked = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as Omit<GroupParams, 'srcip'>;
-  return { ...picked, srcip: ipv4ToInt(cfg.srcip) };
+  // An unknown source (the interface has no address yet) compares as 0.0.0.0 until learnt.
+  return { ...picked, srcip: cfg.srcip === '' ? 0 : ipv4ToInt(cfg.srcip) };
 }
 
 type SendFailure = 'send';
@@ -94,8 +95,12 @@ export class GroupRuntime {
     received: 0,
     sendErrors: 0,
     transitions: 0,
+    addressRestores: 0,
+    addressConflicts: 0,
     rejects: emptyRejects(),
   };
+  /** Addresses of this group present on this host while it is not master. */
+  private readonly conflicts = new Set<string>();
 
   constructor(cfg: GroupConfig, deps: GroupDeps) {
     this.cfg = cfg;
@@ -130,8 +135,8 @@ export class GroupRuntime {
     return this.effects.scripts;
   }
 
-  start(linkUp: boolean): void {
-    this.dispatch({ type: 'start', linkUp });
+  start(linkUp: boolean, present = true): void {
+    this.dispatch({ type: 'start', linkUp, present });
   }
 
   /** A packet the interface demultiplexed to this group; framing is already checked. */
@@ -157,6 +162,60 @@ export class GroupRuntime {
     if (up === this.s.linkUp) return;
     this.log.info(`carrier ${up ? 'up' : 'down'}`);
     this.dispatch({ type: 'link', up });
+  }
+
+  /** The interface was deleted, or appeared again (possibly on a new index). */
+  onInterface(present: boolean, linkUp: boolean): void {
+    if (present === this.s.present && linkUp === this.s.linkUp) return;
+    if (present !== this.s.present) {
+      const what = present ? 'appeared; electing' : 'is gone; leaving MASTER and waiting for it';
+      this.log.warn(`interface ${this.cfg.interface} ${what}`);
+    }
+    this.dispatch({ type: 'interface', present, linkUp });
+  }
+
+  /** The source address, learnt when the interface got one (srcip was not in the file). */
+  setSource(srcip: string): void {
+    if (srcip === this.cfg.srcip) return;
+    this.cfg = { ...this.cfg, srcip };
+    this.log.info(`advertising from ${srcip}`);
+    this.dispatch({ type: 'update', params: groupParams(this.cfg) });
+  }
+
+  /** Whether the kernel should hold this group's addresses now. */
+  wantsAddresses(): boolean {
+    return this.s.state === 'MASTER' && this.cfg.manageAddresses && this.stopping === null;
+  }
+
+  /** Resolves once the address changes and scripts queued so far are done. */
+  effectsSettled(): Promise<void> {
+    return this.effects.settled();
+  }
+
+  /** Someone removed an address of this MASTER: put it back and announce it. */
+  restoreAddress(a: AddressConfig): void {
+    this.stats.addressRestores++;
+    this.log.warn(
+      `${a.address}/${a.prefixlen} was removed from ${this.cfg.interface} behind our back; restoring it`,
+    );
+    this.effects.addAddresses([a]);
+    this.dispatchGarp();
+  }
+
+  /** One of our addresses is on this host while we are not master. */
+  noteConflict(a: AddressConfig, removing: boolean): void {
+    const isNew = !this.conflicts.has(a.address);
+    if (!removing) this.conflicts.add(a.address);
+    if (!isNew && !removing) return;
+    this.stats.addressConflicts++;
+    const what = removing
+      ? 'removing it (this daemon added it)'
+      : 'leaving it (not added by this daemon: remove it by hand)';
+    this.log.warn(`${a.address}/${a.prefixlen} is on ${this.cfg.interface} while ${this.s.state}: ${what}`);
+  }
+
+  clearConflict(address: string): void {
+    this.conflicts.delete(address);
   }
 
   /** ucarp's SIGUSR2: hand mastership over once. */
@@ -202,6 +261,8 @@ export class GroupRuntime {
       advbase: timing.advbase,
       advskew: timing.advskew,
       override: this.s.override,
+      link: !this.s.present ? 'missing' : this.s.linkUp ? 'up' : 'down',
+      conflicts: [...this.conflicts],
       master: m ? { address: intToIpv4(m.src), advbase: m.advbase, advskew: m.advskew } : null,
       stats: this.stats,
     };
@@ -260,15 +321,19 @@ export class GroupRuntime {
         this.sendAdvertisement(a.advbase, a.advskew);
         break;
       case 'garp':
-        try {
-          this.io.garp(this.cfg.addresses.map((x) => x.address));
-        } catch (e) {
-          this.log.error(`gratuitous ARP failed: ${(e as Error).message}`);
-        }
+        this.dispatchGarp();
         break;
       case 'transition':
         this.transition(a.from, a.to, a.reason, a.runScript);
         break;
+    }
+  }
+
+  private dispatchGarp(): void {
+    try {
+      this.io.garp(this.cfg.addresses.map((x) => x.address));
+    } catch (e) {
+      this.log.error(`gratuitous ARP failed: ${(e as Error).message}`);
     }
   }
 

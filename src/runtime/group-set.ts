@@ -1,21 +1,27 @@
 // The set of running CARP groups: one InterfaceHub per interface, one GroupRuntime per group,
-// one rtnetlink socket for addresses and one link monitor for carrier. apply() moves from the
-// running set to a new one touching only what differs, which is what reload is made of.
-import type { GroupConfig } from '../config/types';
+// one rtnetlink socket for addresses and one monitor for links and addresses. apply() moves
+// from the running set to a new one touching only what differs, which is what reload is made
+// of. The set also keeps the kernel equal to what the groups' states say: interfaces that
+// vanish and come back, virtual addresses removed or added behind our back, and addresses a
+// crashed run left behind (address-record.ts).
+import type { AddressConfig, GroupConfig } from '../config/types';
 import { Rtnl, type LinkInfo } from '../net/rtnl';
-import { LinkMonitor } from '../net/link-monitor';
+import { LinkMonitor, type AddressEvent } from '../net/link-monitor';
 import { groupLogger, type Logger } from '../util/log';
 import { GroupRuntime, type GroupIo, type StopOptions } from './group-runtime';
 import { AfterBatch } from '../util/after-batch';
 import { InterfaceHub } from './interface-hub';
 import { diffGroups, type GroupDiff } from './diff';
+import { AddressRecord } from './address-record';
 import type { Override } from '../engine/group';
-import { AlreadyStartedError, InterfaceNotFoundError } from '../errors';
+import { AlreadyStartedError } from '../errors';
 
 export interface GroupSetOptions {
   log: Logger;
   /** How groups leave when the set stops. */
   stopPolicy: StopOptions;
+  /** Where the record of added addresses lives; null keeps none (ucarp mode). */
+  recordFile?: string | null;
 }
 
 export interface ApplySummary {
@@ -26,27 +32,42 @@ export interface ApplySummary {
   unchanged: number;
 }
 
+/** A virtual address as the kernel names it: interface and address (prefix aside). */
+const addressKey = (ifname: string, address: string) => `${ifname} ${address}`;
+
 export class GroupSet {
   private readonly rtnl = new Rtnl();
-  private readonly monitor = new LinkMonitor();
+  private readonly monitor = new LinkMonitor({ addresses: true });
   private readonly hubs = new Map<string, InterfaceHub>();
   private readonly groups = new Map<string, GroupRuntime>();
+  /** Managed virtual addresses → the group that owns them. */
+  private readonly owners = new Map<string, GroupRuntime>();
   private links = new Map<string, LinkInfo>();
   private readonly afterBatch = new AfterBatch();
+  private readonly record: AddressRecord;
   private started = false;
   private stopped = false;
 
   constructor(private readonly opts: GroupSetOptions) {
+    this.record = new AddressRecord(opts.recordFile ?? null, opts.log);
     this.monitor.on('link', (info, removed) => this.onLink(info, removed));
+    this.monitor.on('address', (ev) => this.onAddress(ev));
+    this.monitor.on('resync', () => void this.reconcileAll());
     this.monitor.on('error', (e) => this.opts.log.warn(`link monitor: ${e.message}`));
   }
 
-  /** Starts the link monitor, then every group. */
+  /**
+   * Starts the monitor, removes what an earlier run recorded and did not remove (it is master
+   * of nothing yet), then starts every group.
+   */
   async start(groups: GroupConfig[]): Promise<ApplySummary> {
     if (this.started) throw new AlreadyStartedError('group set already started');
     this.started = true;
     for (const l of await this.monitor.start()) this.links.set(l.name, l);
-    return this.apply(groups);
+    await this.removeLeftovers();
+    const summary = await this.apply(groups);
+    void this.reconcileAll();
+    return summary;
   }
 
   list(): GroupRuntime[] {
@@ -73,12 +94,17 @@ export class GroupSet {
    */
   async apply(next: GroupConfig[]): Promise<ApplySummary> {
     const current = new Map([...this.groups].map(([n, g]) => [n, g.config]));
-    const d: GroupDiff = diffGroups(current, next);
+    // A source learnt at run time (no srcip in the file) is not a change of the file.
+    const fileView = (c: GroupConfig) => {
+      const running = current.get(c.name);
+      return running && c.srcip === '' && running.srcip !== '' ? { ...c, srcip: running.srcip } : c;
+    };
+    const d: GroupDiff = diffGroups(current, next.map(fileView));
     // Removals first, so that a vhid or address moving between groups is free again.
     const leaving = [...d.removed, ...d.restarted.map((c) => c.name)];
     await Promise.all(leaving.map((name) => this.removeGroup(name)));
     for (const cfg of d.updated) this.groups.get(cfg.name)?.update(cfg);
-    for (const cfg of [...d.restarted, ...d.added]) await this.addGroup(cfg);
+    for (const cfg of [...d.restarted, ...d.added]) this.addGroup(cfg);
     this.closeIdleHubs();
     return {
       added: d.added.map((c) => c.name),
@@ -113,41 +139,69 @@ export class GroupSet {
     for (const h of this.hubs.values()) h.close();
     this.hubs.clear();
     this.monitor.close();
+    await this.record.flushed();
     this.rtnl.close();
   }
 
-  private async addGroup(cfg: GroupConfig): Promise<void> {
-    const hub = await this.hub(cfg.interface);
+  private addGroup(cfg: GroupConfig): void {
+    const hub = this.hub(cfg.interface);
     const log = groupLogger(this.opts.log, { group: cfg.name, vhid: cfg.vhid, iface: cfg.interface });
     const io: GroupIo = {
       send: (payload, dst, src) => hub.send(payload, dst, src),
-      garp: (addresses) => hub.garp.send(addresses),
-      addAddress: (ifname, address, prefixlen) => this.rtnl.addAddress(ifname, address, prefixlen),
-      delAddress: (ifname, address, prefixlen) => this.rtnl.delAddress(ifname, address, prefixlen),
+      garp: (addresses) => hub.sendGarp(addresses),
+      addAddress: (ifname, address, prefixlen) => this.addAddress(cfg.name, ifname, address, prefixlen),
+      delAddress: (ifname, address, prefixlen) => this.delAddress(ifname, address, prefixlen),
     };
     const g = new GroupRuntime(cfg, { io, log, afterBatch: this.afterBatch });
     hub.add(g);
     this.groups.set(cfg.name, g);
-    g.start(hub.running);
+    if (cfg.manageAddresses)
+      for (const a of cfg.addresses) this.owners.set(addressKey(cfg.interface, a.address), g);
+    if (hub.present && cfg.srcip === '') void this.learnSource(g, hub);
+    if (!hub.present) log.warn(`interface ${cfg.interface} does not exist; the group waits for it`);
+    g.start(hub.running, hub.present && g.config.srcip !== '');
   }
 
   private async removeGroup(name: string, policy: StopOptions = this.opts.stopPolicy): Promise<void> {
     const g = this.groups.get(name);
     if (!g) return;
     this.groups.delete(name);
+    for (const a of g.config.addresses) {
+      const k = addressKey(g.config.interface, a.address);
+      if (this.owners.get(k) === g) this.owners.delete(k);
+    }
     // Stop first: the bow-out still needs the socket and the membership.
     await g.stop(policy);
     this.hubs.get(g.config.interface)?.remove(g);
   }
 
-  private async hub(ifname: string): Promise<InterfaceHub> {
+  /** The hub of `ifname`, attached when the interface exists; it waits for it otherwise. */
+  private hub(ifname: string): InterfaceHub {
     const have = this.hubs.get(ifname);
     if (have) return have;
-    const link = this.links.get(ifname) ?? (await this.rtnl.link(ifname));
-    if (!link) throw new InterfaceNotFoundError(ifname);
-    const hub = new InterfaceHub(ifname, link, this.opts.log);
+    const hub = new InterfaceHub(ifname, this.opts.log);
     this.hubs.set(ifname, hub);
+    const link = this.links.get(ifname);
+    if (link) this.attach(hub, link);
     return hub;
+  }
+
+  private attach(hub: InterfaceHub, link: LinkInfo): boolean {
+    try {
+      hub.attach(link);
+    } catch (e) {
+      this.opts.log.error(
+        `cannot open sockets on ${hub.ifname} (index ${link.index}): ${(e as Error).message}`,
+      );
+      return false;
+    }
+    // Without it, removing the first address of a subnet takes every other one with it.
+    this.rtnl
+      .setPromoteSecondaries(hub.ifname)
+      .catch((e: Error) =>
+        this.opts.log.warn(`cannot enable promote_secondaries on ${hub.ifname}: ${e.message}`),
+      );
+    return true;
   }
 
   private closeIdleHubs(): void {
@@ -159,12 +213,165 @@ export class GroupSet {
     }
   }
 
+  private groupsOn(ifname: string): GroupRuntime[] {
+    return [...this.groups.values()].filter((g) => g.config.interface === ifname);
+  }
+
   private onLink(info: LinkInfo, removed: boolean): void {
-    if (removed) this.links.delete(info.name);
-    else this.links.set(info.name, info);
     const hub = this.hubs.get(info.name);
-    if (!hub || hub.running === info.running) return;
+    if (removed) {
+      if (this.links.get(info.name)?.index === info.index) this.links.delete(info.name);
+      if (!hub || hub.index !== info.index) return;
+      hub.detach();
+      for (const g of this.groupsOn(info.name)) g.onInterface(false, false);
+      return;
+    }
+    this.links.set(info.name, info);
+    if (!hub) return;
+    if (hub.index !== info.index) {
+      // New, or re-created under the same name: sockets bound to the old index hear nothing.
+      if (!this.attach(hub, info)) return;
+      for (const g of this.groupsOn(info.name)) {
+        if (g.config.srcip === '') void this.learnSource(g, hub);
+        else g.onInterface(true, info.running);
+      }
+      return;
+    }
+    if (hub.running === info.running) return;
     hub.running = info.running;
-    for (const g of this.groups.values()) if (g.config.interface === info.name) g.onLink(info.running);
+    for (const g of this.groupsOn(info.name)) g.onLink(info.running);
+  }
+
+  /**
+   * A group without srcip in the file advertises from its interface's first own address,
+   * which a freshly created interface may not have yet: then the group waits for one.
+   */
+  private async learnSource(g: GroupRuntime, hub: InterfaceHub): Promise<void> {
+    const ifname = g.config.interface;
+    const virtual = new Set([...this.owners.keys()]);
+    let own: string | undefined;
+    try {
+      own = (await this.rtnl.ipv4Addresses(ifname))
+        .map((a) => a.address)
+        .find((a) => !virtual.has(addressKey(ifname, a)));
+    } catch (e) {
+      this.opts.log.warn(`cannot read the addresses of ${ifname}: ${(e as Error).message}`);
+    }
+    if (own === undefined || this.groups.get(g.config.name) !== g || !hub.present) return;
+    g.setSource(own);
+    hub.refresh(g);
+    g.onInterface(true, hub.running);
+  }
+
+  // ------------------------------------------------------------ addresses
+
+  private async addAddress(group: string, ifname: string, address: string, prefixlen: number): Promise<void> {
+    await this.record.add({ ifname, address, prefixlen, group });
+    await this.rtnl.addAddress(ifname, address, prefixlen);
+  }
+
+  /** Only what our record says we added: an address an operator put there is never touched. */
+  private async delAddress(ifname: string, address: string, prefixlen: number): Promise<void> {
+    if (!this.record.has({ ifname, address, prefixlen })) return;
+    await this.rtnl.delAddress(ifname, address, prefixlen);
+    this.record.remove({ ifname, address, prefixlen });
+  }
+
+  private async removeLeftovers(): Promise<void> {
+    const left = this.record.load();
+    await Promise.all(
+      left.map(async (a) => {
+        try {
+          await this.rtnl.delAddress(a.ifname, a.address, a.prefixlen);
+          this.opts.log.warn(
+            `removed ${a.address}/${a.prefixlen} from ${a.ifname}, left by an earlier run (group ${a.group})`,
+          );
+          this.record.remove(a);
+        } catch (e) {
+          // The interface is gone, and the address with it.
+          this.record.remove(a);
+          this.opts.log.debug(`leftover ${a.address}/${a.prefixlen} on ${a.ifname}: ${(e as Error).message}`);
+        }
+      }),
+    );
+  }
+
+  private ifname(index: number): string | undefined {
+    for (const l of this.links.values()) if (l.index === index) return l.name;
+    return undefined;
+  }
+
+  private onAddress(ev: AddressEvent): void {
+    const ifname = this.ifname(ev.index);
+    if (ifname === undefined) return;
+    const g = this.owners.get(addressKey(ifname, ev.address));
+    if (g) {
+      this.checkAddress(g, ifname, ev.address, !ev.removed);
+      return;
+    }
+    // A group waiting for a source address: the interface just got one.
+    if (!ev.removed) {
+      const hub = this.hubs.get(ifname);
+      if (hub?.present)
+        for (const w of this.groupsOn(ifname)) if (w.config.srcip === '') void this.learnSource(w, hub);
+    }
+  }
+
+  /** Compares one managed address in the kernel with what its group's state says. */
+  private checkAddress(g: GroupRuntime, ifname: string, address: string, present: boolean): void {
+    const a = g.config.addresses.find((x) => x.address === address);
+    if (!a || this.groups.get(g.config.name) !== g) return;
+    if (g.wantsAddresses()) {
+      g.clearConflict(address);
+      if (!present) void this.restore(g, ifname, a);
+      return;
+    }
+    if (!present) {
+      g.clearConflict(address);
+      return;
+    }
+    // Present while not master. Our own changes may still be in flight: judge once they are done.
+    void g.effectsSettled().then(() => this.judgeConflict(g, ifname, a));
+  }
+
+  /**
+   * Puts back an address someone removed from a master. A deleted interface takes its
+   * addresses first and reports itself gone after them: check it is still there.
+   */
+  private async restore(g: GroupRuntime, ifname: string, a: AddressConfig): Promise<void> {
+    const hub = this.hubs.get(ifname);
+    const link = await this.rtnl.link(ifname).catch(() => undefined);
+    if (!link || !hub || link.index !== hub.index || !g.wantsAddresses()) return;
+    g.restoreAddress(a);
+  }
+
+  private async judgeConflict(g: GroupRuntime, ifname: string, a: AddressConfig): Promise<void> {
+    if (this.groups.get(g.config.name) !== g || g.wantsAddresses()) return;
+    let still: boolean;
+    try {
+      still = (await this.rtnl.ipv4Addresses(ifname)).some((x) => x.address === a.address);
+    } catch {
+      return;
+    }
+    if (!still || g.wantsAddresses()) return;
+    const ours = this.record.has({ ifname, address: a.address, prefixlen: a.prefixlen });
+    g.noteConflict(a, ours);
+    if (ours) await this.delAddress(ifname, a.address, a.prefixlen).catch(() => undefined);
+  }
+
+  /** Every managed address against the kernel: at start and after lost notifications. */
+  private async reconcileAll(): Promise<void> {
+    let present: Set<string>;
+    try {
+      present = new Set((await this.rtnl.ipv4Addresses()).map((a) => addressKey(a.ifname, a.address)));
+    } catch (e) {
+      this.opts.log.warn(`cannot read addresses to reconcile: ${(e as Error).message}`);
+      return;
+    }
+    for (const [k, g] of this.owners) {
+      const [ifname, address] = k.split(' ');
+      if (!this.hubs.get(ifname)?.present) continue;
+      this.checkAddress(g, ifname, address, present.has(k));
+    }
   }
 }

@@ -1,5 +1,9 @@
 // Everything one interface shares among its groups: one raw socket, one packet socket for
 // gratuitous ARP, the carrier state, and the (destination, vhid) → group demultiplexer.
+//
+// The hub outlives the interface: when the interface is deleted its sockets are closed
+// (detach) and the groups stay registered; when an interface of that name appears again, on
+// whatever new index, the sockets and every membership are set up again (attach).
 import { parseFraming, type RejectReason } from '../protocol/carp';
 import { InterfaceSocket } from '../net/transport';
 import { GarpSender } from '../net/garp';
@@ -7,11 +11,11 @@ import { ipv4ToInt, isMulticast } from '../net/ipv4';
 import type { LinkInfo } from '../net/rtnl';
 import type { Logger } from '../util/log';
 import type { GroupRuntime } from './group-runtime';
+import { emptyRejects, type RejectCounters } from './counters';
+import { ClosedError, VhidInUseError } from '../errors';
 
 /** What the demultiplexer needs of a group. */
 export type HubGroup = Pick<GroupRuntime, 'config' | 'onPacket' | 'reject'>;
-import { emptyRejects, type RejectCounters } from './counters';
-import { VhidInUseError } from '../errors';
 
 /** dst fits in 32 bits and vhid in 8: the sum is an exact integer key, no string building. */
 function demuxKey(dst: number, vhid: number): number {
@@ -35,37 +39,73 @@ const realSockets: HubDeps = {
   garpSender: (link) => new GarpSender(link.index, link.mac),
 };
 
+interface Attached {
+  link: LinkInfo;
+  sock: HubSocket;
+  garp: HubGarp;
+}
+
 export class InterfaceHub {
-  readonly sock: HubSocket;
-  readonly garp: HubGarp;
   /** Rejections no single group can be blamed for (framing errors, unknown vhid…). */
   readonly rejects: RejectCounters = emptyRejects();
-  running: boolean;
+  running = false;
+  private attached: Attached | undefined;
   private readonly groups = new Map<number, HubGroup>();
+  /** The source each group registered on the current socket (a group may learn it late). */
+  private readonly sources = new Map<HubGroup, string>();
   /** vhid → number of groups using it on any destination, to tell 'destination' from 'vhid'. */
   private readonly vhids = new Map<number, number>();
 
   constructor(
     readonly ifname: string,
-    readonly link: LinkInfo,
     private readonly log: Logger,
-    deps: HubDeps = realSockets,
-  ) {
-    this.running = link.running;
-    this.sock = deps.openSocket(ifname);
-    this.garp = deps.garpSender(link);
-    try {
-      this.garp.open();
-    } catch (e) {
-      // Not fatal here: the first takeover retries and logs if it still fails.
-      this.log.warn(`cannot open a packet socket on ${ifname} yet: ${(e as Error).message}`);
-    }
-    this.sock.on('packet', (buf) => this.onPacket(buf));
-    this.sock.on('receiveError', (err) => this.log.warn(`receive error on ${ifname}: ${err.message}`));
-  }
+    private readonly deps: HubDeps = realSockets,
+  ) {}
 
   get size(): number {
     return this.groups.size;
+  }
+
+  /** The interface exists and the hub's sockets are open on it. */
+  get present(): boolean {
+    return this.attached !== undefined;
+  }
+
+  /** The index the sockets are bound to, if any. */
+  get index(): number | undefined {
+    return this.attached?.link.index;
+  }
+
+  /**
+   * Opens the sockets on `link` and joins every group's multicast address there. Throws (and
+   * stays detached) when the socket cannot be opened; the caller retries on the next link event.
+   */
+  attach(link: LinkInfo): void {
+    if (this.attached) this.detach();
+    const sock = this.deps.openSocket(this.ifname);
+    const garp = this.deps.garpSender(link);
+    try {
+      garp.open();
+    } catch (e) {
+      // Not fatal here: the first takeover retries and logs if it still fails.
+      this.log.warn(`cannot open a packet socket on ${this.ifname} yet: ${(e as Error).message}`);
+    }
+    sock.on('packet', (buf) => this.onPacket(buf));
+    sock.on('receiveError', (err) => this.log.warn(`receive error on ${this.ifname}: ${err.message}`));
+    this.attached = { link, sock, garp };
+    this.running = link.running;
+    for (const g of this.groups.values()) this.register(g);
+  }
+
+  /** The interface is gone: its sockets and memberships went with it. */
+  detach(): void {
+    const a = this.attached;
+    if (!a) return;
+    this.attached = undefined;
+    this.running = false;
+    this.sources.clear();
+    a.sock.close();
+    a.garp.close();
   }
 
   add(g: HubGroup): void {
@@ -73,10 +113,9 @@ export class InterfaceHub {
     const key = demuxKey(ipv4ToInt(c.destination), c.vhid);
     if (this.groups.has(key))
       throw new VhidInUseError(`vhid ${c.vhid} to ${c.destination} is already in use on ${this.ifname}`);
-    if (isMulticast(ipv4ToInt(c.destination))) this.sock.join(c.destination, c.srcip, this.link.index);
-    this.sock.addLocalSource(c.srcip);
     this.groups.set(key, g);
     this.vhids.set(c.vhid, (this.vhids.get(c.vhid) ?? 0) + 1);
+    if (this.attached) this.register(g);
   }
 
   remove(g: HubGroup): void {
@@ -87,17 +126,52 @@ export class InterfaceHub {
     const n = (this.vhids.get(c.vhid) ?? 1) - 1;
     if (n > 0) this.vhids.set(c.vhid, n);
     else this.vhids.delete(c.vhid);
-    this.sock.removeLocalSource(c.srcip);
-    if (isMulticast(ipv4ToInt(c.destination))) this.sock.leave(c.destination);
+    this.unregister(g);
+  }
+
+  /** A group's source address changed (learnt once its interface had an address). */
+  refresh(g: HubGroup): void {
+    if (!this.attached) return;
+    this.unregister(g);
+    this.register(g);
   }
 
   send(payload: Buffer, dst: string, src: string): void {
-    this.sock.send(payload, dst, src);
+    if (!this.attached) throw new ClosedError(`interface ${this.ifname} does not exist`);
+    this.attached.sock.send(payload, dst, src);
+  }
+
+  sendGarp(addresses: string[]): void {
+    if (!this.attached) throw new ClosedError(`interface ${this.ifname} does not exist`);
+    this.attached.garp.send(addresses);
   }
 
   close(): void {
-    this.sock.close();
-    this.garp.close();
+    this.detach();
+  }
+
+  /** Own source (so our packets are dropped) and multicast membership of one group. */
+  private register(g: HubGroup): void {
+    const a = this.attached;
+    const c = g.config;
+    if (!a || c.srcip === '' || this.sources.has(g)) return;
+    try {
+      if (isMulticast(ipv4ToInt(c.destination))) a.sock.join(c.destination, c.srcip, a.link.index);
+      a.sock.addLocalSource(c.srcip);
+      this.sources.set(g, c.srcip);
+    } catch (e) {
+      this.log.error(`cannot listen for vhid ${c.vhid} on ${this.ifname}: ${(e as Error).message}`);
+    }
+  }
+
+  private unregister(g: HubGroup): void {
+    const a = this.attached;
+    const src = this.sources.get(g);
+    if (!a || src === undefined) return;
+    this.sources.delete(g);
+    a.sock.removeLocalSource(src);
+    const dst = g.config.destination;
+    if (isMulticast(ipv4ToInt(dst))) a.sock.leave(dst);
   }
 
   private onPacket(buf: Buffer): void {

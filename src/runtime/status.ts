@@ -8,6 +8,10 @@ export interface GroupStats {
   received: number;
   sendErrors: number;
   transitions: number;
+  /** A master's address removed by someone else and put back. */
+  addressRestores: number;
+  /** An address of ours found on this host while not master. */
+  addressConflicts: number;
   rejects: RejectCounters;
 }
 
@@ -23,6 +27,10 @@ export interface GroupStatus {
   advbase: number;
   advskew: number;
   override: Override;
+  /** The interface's carrier, or 'missing' while it does not exist (the group waits). */
+  link: 'up' | 'down' | 'missing';
+  /** Addresses of this group on this host while it is not master (not added by us). */
+  conflicts: string[];
   master: { address: string; advbase: number; advskew: number } | null;
   stats: GroupStats;
 }

@@ -18,6 +18,7 @@ import { ListenError } from '../errors';
 
 /** Editors write a file in several steps (truncate, write, rename): wait for quiet. */
 const WATCH_DEBOUNCE_MS = 150;
+const ADDRESS_RECORD_SUFFIX = '.addresses.json';
 
 export interface SupervisorHooks {
   onReload?(outcome: ReloadOutcome): void;
@@ -32,6 +33,18 @@ export function checkConfig(file: string): number {
   }
   process.stdout.write(`${file}: configuration OK, ${r.config.groups.length} group(s)\n`);
   return 0;
+}
+
+/**
+ * The record of added addresses lives next to the control socket and is named after it
+ * (/run/ucarp/control.sock → /run/ucarp/control.addresses.json): a socket path belongs to one
+ * running daemon (a second one refuses to start), so the record does too. The unit keeps the
+ * directory across restarts (systemd/ucarp.service).
+ */
+export function addressRecordPath(config: Config): string {
+  const socket = config.control.socket;
+  const base = path.basename(socket).replace(/\.sock$/, '');
+  return path.join(path.dirname(socket), `${base}${ADDRESS_RECORD_SUFFIX}`);
 }
 
 function notify(state: string): void {
@@ -66,6 +79,7 @@ export class Supervisor {
     this.groups = new GroupSet({
       log,
       stopPolicy: { bowOut: true, downscript: true, releaseAddresses: true },
+      recordFile: addressRecordPath(config),
     });
   }
 

@@ -122,7 +122,7 @@ export class Simulation {
     n.alive = true;
     n.state = initialState(n.params, this.now);
     n.lastHeard = this.now;
-    this.apply(n, { type: 'start', linkUp: true });
+    this.apply(n, { type: 'start', linkUp: true, present: true });
   }
 
   kill(id: number): void {

@@ -52,7 +52,6 @@ const CASES: Record<string, Expected[]> = {
   '21-address-in-two-groups.yaml': [
     [10, 33, 'groups.db.addresses[1]', /^192\.0\.2\.100 is already used by group 'web'$/],
   ],
-  '22-unknown-interface.yaml': [[4, 16, 'groups.web.interface', /^no interface named eth9 on this host$/]],
   '23-srcip-not-on-interface.yaml': [
     [5, 12, 'groups.web.srcip', /^198\.51\.100\.1 is not an address of eth0 \(it has 192\.0\.2\.1\)$/],
   ],

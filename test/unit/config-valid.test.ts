@@ -296,3 +296,26 @@ test('a 255-group file loads and validates quickly', (t) => {
   assert.equal(config.groups.length, 255);
   assert.ok(ms < 5000, `sanity bound only: ${ms} ms`);
 });
+
+test('an interface that does not exist yet is a warning, and the group waits for it', () => {
+  const text = fs.readFileSync(
+    path.join(__dirname, '../../../test/fixtures/config-unknown-interface.yaml'),
+    'utf8',
+  );
+  const result = loadConfigText(text, '/etc/ucarp.yaml', host);
+  assert.ok(result.ok, formatErrors(result.ok ? [] : result.errors));
+  assert.deepEqual(
+    result.warnings.map((w) => [w.line, w.column, w.path, w.message]),
+    [
+      [
+        4,
+        16,
+        'groups.web.interface',
+        'no interface named eth9 on this host yet; the group waits for it to appear',
+      ],
+    ],
+  );
+  // No srcip in the file: it is learnt from the interface when it appears.
+  assert.equal(result.config.groups[0].srcip, '');
+  assert.match(formatWarnings(result.warnings), /^\/etc\/ucarp\.yaml:4:16: warning: /);
+});

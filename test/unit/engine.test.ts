@@ -68,17 +68,17 @@ const garps = (a: Action[]) => a.filter((x) => x.type === 'garp').length;
 
 test('start goes INIT → BACKUP with the downscript, unless neutral', () => {
   const d = new Driver();
-  const a = d.ev({ type: 'start', linkUp: true });
+  const a = d.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(a, [{ type: 'transition', from: 'INIT', to: 'BACKUP', reason: 'start', runScript: true }]);
   assert.equal(d.s.masterDownAt, 1000 + 3000);
-  assert.deepEqual(new Driver({ neutral: true }).ev({ type: 'start', linkUp: true }), [
+  assert.deepEqual(new Driver({ neutral: true }).ev({ type: 'start', linkUp: true, present: true }), [
     { type: 'transition', from: 'INIT', to: 'BACKUP', reason: 'start', runScript: false },
   ]);
 });
 
 test('master-down timeout is deadratio × advbase + advskew/256 of our own timing', () => {
   const d = new Driver({ advbase: 2, advskew: 128, deadratio: 4 });
-  d.ev({ type: 'start', linkUp: true });
+  d.ev({ type: 'start', linkUp: true, present: true });
   assert.equal(d.s.masterDownAt, 1000 + 8000 + 500);
   assert.deepEqual(d.runUntil(9499), []);
   const a = d.runUntil(9500);
@@ -90,7 +90,7 @@ test('master-down timeout is deadratio × advbase + advskew/256 of our own timin
 
 test('a master advertises once per interval without drift, even when woken late', () => {
   const d = new Driver({ advskew: 64 });
-  d.ev({ type: 'start', linkUp: true });
+  d.ev({ type: 'start', linkUp: true, present: true });
   d.runUntil(4250); // master at 4250
   assert.equal(d.s.state, 'MASTER');
   d.now = 4250 + 1250 + 7; // the event loop was 7 ms late
@@ -105,7 +105,7 @@ test('a master advertises once per interval without drift, even when woken late'
 
 test('the second gratuitous ARP rides on the second periodic advertisement', () => {
   const d = new Driver();
-  d.ev({ type: 'start', linkUp: true });
+  d.ev({ type: 'start', linkUp: true, present: true });
   d.runUntil(4000);
   assert.equal(d.s.state, 'MASTER');
   assert.equal(garps(d.runUntil(5000)), 0);
@@ -115,7 +115,7 @@ test('the second gratuitous ARP rides on the second periodic advertisement', () 
 
 test('a backup restarts its master-down timer on every valid advertisement', () => {
   const d = new Driver();
-  d.ev({ type: 'start', linkUp: true });
+  d.ev({ type: 'start', linkUp: true, present: true });
   for (let t = 1500; t < 10000; t += 1000) {
     d.runUntil(t);
     d.advert('192.0.2.2', 1, 0);
@@ -128,32 +128,32 @@ test('a backup restarts its master-down timer on every valid advertisement', () 
 
 test('preemption: a backup with a shorter interval takes over at once only with preempt', () => {
   const p = new Driver({ preempt: true, advskew: 10 });
-  p.ev({ type: 'start', linkUp: true });
+  p.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(transitions(p.advert('192.0.2.2', 1, 50)), ['MASTER:preempt']);
   const q = new Driver({ preempt: false, advskew: 10 });
-  q.ev({ type: 'start', linkUp: true });
+  q.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(transitions(q.advert('192.0.2.2', 1, 50)), []);
   // Equal interval is not "longer": no preemption.
   const r = new Driver({ preempt: true, advskew: 50 });
-  r.ev({ type: 'start', linkUp: true });
+  r.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(transitions(r.advert('192.0.2.2', 1, 50)), []);
 });
 
 test('master going to time out: an interval longer than our dead time means take over now', () => {
   const d = new Driver();
-  d.ev({ type: 'start', linkUp: true });
+  d.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(transitions(d.advert('192.0.2.2', 3, 1)), ['MASTER:master-timing-out']);
   const e = new Driver();
-  e.ev({ type: 'start', linkUp: true });
+  e.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(transitions(e.advert('192.0.2.2', 3, 0)), [], 'exactly the dead time is not longer');
   const bow = new Driver({ advbase: 10, deadratio: 20 });
-  bow.ev({ type: 'start', linkUp: true });
+  bow.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(transitions(bow.advert('192.0.2.2', 255, 255)), ['MASTER:master-timing-out']);
 });
 
 function master(p: Partial<GroupParams> = {}): Driver {
   const d = new Driver(p);
-  d.ev({ type: 'start', linkUp: true });
+  d.ev({ type: 'start', linkUp: true, present: true });
   d.runUntil(d.s.masterDownAt!);
   assert.equal(d.s.state, 'MASTER');
   d.actions = [];
@@ -209,6 +209,30 @@ test('ignoreifstate: carrier loss changes nothing', () => {
   assert.equal(sends(d.runUntil(d.now + 1000)).length, 1);
 });
 
+test('a deleted interface takes a MASTER out even with ignoreifstate; its return waits a dead time', () => {
+  const d = master({ ignoreifstate: true });
+  const a = d.ev({ type: 'interface', present: false, linkUp: false });
+  assert.deepEqual(transitions(a), ['BACKUP:interface-gone']);
+  assert.equal(nextDeadline(d.s), null);
+  assert.deepEqual(d.runUntil(d.now + 10_000), []);
+  // Adverts cannot arrive on a missing interface; a stray one changes nothing.
+  assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 100)), []);
+  const back = d.now;
+  d.ev({ type: 'interface', present: true, linkUp: true });
+  assert.equal(d.s.masterDownAt, back + 3000);
+  assert.deepEqual(transitions(d.runUntil(back + 3000)), ['MASTER:master-down']);
+});
+
+test('a group started before its interface exists waits, then elects when it appears', () => {
+  const d = new Driver();
+  assert.deepEqual(transitions(d.ev({ type: 'start', linkUp: false, present: false })), ['BACKUP:start']);
+  assert.equal(nextDeadline(d.s), null);
+  d.ev({ type: 'link', up: true });
+  assert.equal(nextDeadline(d.s), null);
+  d.ev({ type: 'interface', present: true, linkUp: true });
+  assert.deepEqual(transitions(d.runUntil(d.now + 3000)), ['MASTER:master-down']);
+});
+
 test('three failed sends advertise advskew 240 until three sends succeed', () => {
   const d = master({ advskew: 5 });
   for (let i = 0; i < 2; i++) d.ev({ type: 'sendResult', ok: false });
@@ -254,7 +278,7 @@ test('stop: a master sends the bow-out, then goes BACKUP with its downscript and
   assert.equal(nextDeadline(d.s), null);
   assert.deepEqual(d.advert('192.0.2.2', 255, 255), []);
   const b = new Driver();
-  b.ev({ type: 'start', linkUp: true });
+  b.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(b.ev({ type: 'stop', bowOut: true }), []);
 });
 
@@ -267,14 +291,14 @@ test('update in place: a new advskew applies to the next advertisement without a
   assert.equal(d.s.advertAt, next + 500);
   assert.deepEqual(sends(d.runUntil(next + 500)), [{ type: 'send', advbase: 1, advskew: 128 }]);
   const b = new Driver();
-  b.ev({ type: 'start', linkUp: true });
+  b.ev({ type: 'start', linkUp: true, present: true });
   b.ev({ type: 'update', params: { ...b.s.params, advbase: 2 } });
   assert.equal(b.s.masterDownAt, 1000 + 6000);
 });
 
 test('promote advertises advskew 0 and preempts; demote override hands over and never preempts', () => {
   const d = new Driver({ advskew: 100 });
-  d.ev({ type: 'start', linkUp: true });
+  d.ev({ type: 'start', linkUp: true, present: true });
   assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 50)), []);
   d.ev({ type: 'override', override: 'promote' });
   assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 50)), ['MASTER:preempt']);

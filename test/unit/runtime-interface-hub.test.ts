@@ -54,7 +54,9 @@ function hub() {
     openSocket: () => sock as unknown as HubSocket,
     garpSender: () => ({ open: () => 0, send() {}, close() {} }),
   };
-  return { sock, hub: new InterfaceHub('eth0', LINK, fakeLog().log, deps) };
+  const h = new InterfaceHub('eth0', fakeLog().log, deps);
+  h.attach(LINK);
+  return { sock, hub: h };
 }
 
 function group(
