@@ -31,10 +31,9 @@ import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
 import type { Logger } from '../util/log';
 import { RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
-import { emptyRejects } from './counters';
 import { systemClock, type Clock, type TimerHandle } from './clock';
 import { GroupEffects, type AddressIo } from './group-effects';
-import type { GroupStats, GroupStatus } from './status';
+import { emptyStats, type GroupStats, type GroupStatus } from './status';
 
 /** What a group needs from the world; the group set wires real sockets, tests fake it. */
 export interface GroupIo extends AddressIo {
@@ -90,15 +89,7 @@ export class GroupRuntime {
   private readonly queue: Event[] = [];
   private dispatching = false;
   private stopping: StopOptions | null = null;
-  readonly stats: GroupStats = {
-    sent: 0,
-    received: 0,
-    sendErrors: 0,
-    transitions: 0,
-    addressRestores: 0,
-    addressConflicts: 0,
-    rejects: emptyRejects(),
-  };
+  readonly stats: GroupStats = emptyStats();
   /** Addresses of this group present on this host while it is not master. */
   private readonly conflicts = new Set<string>();
 

@@ -1,7 +1,7 @@
 // What a running group reports about itself: the shapes behind `ucarpctl status`, metrics and
 // ucarp's SIGUSR1 line.
 import type { CarpState, Override } from '../engine/group';
-import { formatRejects, totalRejects, type RejectCounters } from './counters';
+import { emptyRejects, formatRejects, totalRejects, type RejectCounters } from './counters';
 
 export interface GroupStats {
   sent: number;
@@ -33,6 +33,18 @@ export interface GroupStatus {
   conflicts: string[];
   master: { address: string; advbase: number; advskew: number } | null;
   stats: GroupStats;
+}
+
+export function emptyStats(): GroupStats {
+  return {
+    sent: 0,
+    received: 0,
+    sendErrors: 0,
+    transitions: 0,
+    addressRestores: 0,
+    addressConflicts: 0,
+    rejects: emptyRejects(),
+  };
 }
 
 /** ucarp's SIGUSR1 line, plus the counters ucarp does not keep. */

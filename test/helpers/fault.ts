@@ -2,9 +2,10 @@
 // with its own directory, who holds which address according to the kernel, and faults done
 // to interfaces from outside.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
-import { Lab, Host, SUBNETS, ip } from './netns';
+import { Lab, Host, SUBNETS, ip, waitFor } from './netns';
 import { OUR_UCARP } from './carp-proc';
 import { SupervisorProc, TestGroup, configYaml, writeByRename } from './supervisor-proc';
 import type { GroupStatusJson, StatusDocument } from '../../src/control/protocol';
@@ -46,9 +47,14 @@ export class Node {
     this.write();
   }
 
+  /** The file's text for `groups` (default: the current ones). */
+  config(groups: TestGroup[] = this.groups): string {
+    return configYaml(groups, { socket: this.socket });
+  }
+
   write(groups: TestGroup[] = this.groups): void {
     this.groups = groups;
-    writeByRename(this.file, configYaml(groups, { socket: this.socket }));
+    writeByRename(this.file, this.config(groups));
   }
 
   start(): SupervisorProc {
@@ -87,6 +93,25 @@ export class Node {
     return g;
   }
 
+  async waitState(name: string, state: string, timeoutMs = 15_000): Promise<GroupStatusJson> {
+    let last: GroupStatusJson | undefined;
+    await waitFor(
+      async () => {
+        // The daemon may still be starting (no socket yet): keep polling.
+        last = await this.group(name).catch(() => undefined);
+        return last?.state === state;
+      },
+      timeoutMs,
+      `${name} on ${this.host.ns} to be ${state} (last: ${JSON.stringify(last)})`,
+      100,
+    );
+    return last as GroupStatusJson;
+  }
+
+  async has(address: string): Promise<boolean> {
+    return (await this.lab.addresses(this.host)).includes(address);
+  }
+
   /** Is the group in `state` according to the daemon (not the log)? */
   async is(name: string, state: string): Promise<boolean> {
     try {
@@ -94,6 +119,36 @@ export class Node {
     } catch {
       return false;
     }
+  }
+}
+
+/**
+ * Two hosts on one segment, each with its daemon and its own directory under a fresh temp
+ * dir; `after()` stops both and deletes everything.
+ */
+export class Pair {
+  lab!: Lab;
+  n1!: Node;
+  n2!: Node;
+  readonly root: string;
+
+  constructor(tag: string) {
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), `ucarp-${tag}-`));
+  }
+
+  async start(g1: TestGroup[], g2: TestGroup[], labOptions = { hosts: 2 }): Promise<void> {
+    this.lab = await Lab.create(labOptions);
+    this.n1 = new Node(this.lab, this.lab.host(1), this.root, g1);
+    this.n2 = new Node(this.lab, this.lab.host(2), this.root, g2);
+    this.n1.start();
+    this.n2.start();
+  }
+
+  async after(): Promise<void> {
+    await this.n1?.stop().catch(() => undefined);
+    await this.n2?.stop().catch(() => undefined);
+    await this.lab?.destroy();
+    fs.rmSync(this.root, { recursive: true, force: true });
   }
 }
 

@@ -4,12 +4,9 @@
 // new index, and elect normally — no restart, no reload.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Lab, waitFor } from '../helpers/netns';
 import type { TestGroup } from '../helpers/supervisor-proc';
-import { Node, createInterface, deleteInterface, holdersOf, ifindex } from '../helpers/fault';
+import { Pair, type Node, createInterface, deleteInterface, holdersOf, ifindex } from '../helpers/fault';
 
 const groups = (advskew: number, ignoreifstate: boolean): TestGroup[] => [
   { name: 'web', vhid: 10, iface: 'eth0', addresses: ['192.0.2.100/24'], advskew, extra: { ignoreifstate } },
@@ -21,14 +18,11 @@ for (const ignoreifstate of [false, true]) {
     let lab: Lab;
     let n1: Node;
     let n2: Node;
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-fault-ifre-'));
+    const pair = new Pair('fault-ifre');
 
     before(async () => {
-      lab = await Lab.create({ hosts: 2 });
-      n1 = new Node(lab, lab.host(1), root, groups(0, ignoreifstate));
-      n2 = new Node(lab, lab.host(2), root, groups(50, false));
-      n1.start();
-      n2.start();
+      await pair.start(groups(0, ignoreifstate), groups(50, false));
+      ({ lab, n1, n2 } = pair);
       await waitFor(
         async () => (await n1.is('web', 'MASTER')) && (await n1.is('db', 'MASTER')),
         15000,
@@ -41,12 +35,7 @@ for (const ignoreifstate of [false, true]) {
       );
     });
 
-    after(async () => {
-      await n1?.stop().catch(() => undefined);
-      await n2?.stop().catch(() => undefined);
-      await lab?.destroy();
-      fs.rmSync(root, { recursive: true, force: true });
-    });
+    after(() => pair.after());
 
     it('the peer takes over while the interface is gone; the master waits, visibly', async (t) => {
       const before = await ifindex(lab.host(1), 'eth0');

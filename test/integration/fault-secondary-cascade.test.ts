@@ -3,12 +3,9 @@
 // group removed on reload) silently removes the second too: a MASTER with no address.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Lab, waitFor } from '../helpers/netns';
 import type { TestGroup } from '../helpers/supervisor-proc';
-import { Node, holdersOf } from '../helpers/fault';
+import { Pair, type Node, holdersOf } from '../helpers/fault';
 
 // 'first' takes over ~40 ms before 'second' (smaller advskew), so its address is added first
 // and is the subnet's primary: the one whose removal would cascade.
@@ -21,15 +18,11 @@ function scenario(title: string, leave: (n1: Node) => Promise<void>): void {
   describe(`two groups in one subnet: ${title}`, () => {
     let lab: Lab;
     let n1: Node;
-    let n2: Node;
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-fault-sec-'));
+    const pair = new Pair('fault-sec');
 
     before(async () => {
-      lab = await Lab.create({ hosts: 2 });
-      n1 = new Node(lab, lab.host(1), root, groups(0));
-      n2 = new Node(lab, lab.host(2), root, groups(50));
-      n1.start();
-      n2.start();
+      await pair.start(groups(0), groups(50));
+      ({ lab, n1 } = pair);
       await waitFor(
         async () => (await n1.is('first', 'MASTER')) && (await n1.is('second', 'MASTER')),
         15000,
@@ -38,12 +31,7 @@ function scenario(title: string, leave: (n1: Node) => Promise<void>): void {
       await waitFor(async () => (await holdersOf(lab, '203.0.113.20')).length === 1, 5000, 'addresses on h1');
     });
 
-    after(async () => {
-      await n1?.stop().catch(() => undefined);
-      await n2?.stop().catch(() => undefined);
-      await lab?.destroy();
-      fs.rmSync(root, { recursive: true, force: true });
-    });
+    after(() => pair.after());
 
     it('promote_secondaries is on for the managed interface', async () => {
       const v = await lab.exec(lab.host(1), 'cat', ['/proc/sys/net/ipv4/conf/eth0/promote_secondaries']);

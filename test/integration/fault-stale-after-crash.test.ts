@@ -3,12 +3,9 @@
 // which no configuration names any more — and an address an operator added by hand must stay.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Lab, ip, waitFor } from '../helpers/netns';
 import type { TestGroup } from '../helpers/supervisor-proc';
-import { Node, holdersOf } from '../helpers/fault';
+import { Pair, type Node, holdersOf } from '../helpers/fault';
 
 const groups = (skew: number): TestGroup[] => [
   { name: 'web', vhid: 10, iface: 'eth0', addresses: ['192.0.2.100/24'], advskew: skew },
@@ -19,25 +16,16 @@ const groups = (skew: number): TestGroup[] => [
 describe('SIGKILL, a group removed from the file, restart → no stale address', () => {
   let lab: Lab;
   let n1: Node;
-  let n2: Node;
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-fault-stale-'));
+  const pair = new Pair('fault-stale');
 
   before(async () => {
-    lab = await Lab.create({ hosts: 2 });
-    n1 = new Node(lab, lab.host(1), root, groups(0));
-    n2 = new Node(lab, lab.host(2), root, groups(50));
-    n1.start();
-    n2.start();
+    await pair.start(groups(0), groups(50));
+    ({ lab, n1 } = pair);
     await waitFor(async () => (await n1.is('web', 'MASTER')) && (await n1.is('gone', 'MASTER')), 15000, 'h1');
     await waitFor(async () => (await holdersOf(lab, '192.0.2.101')).length === 1, 5000, 'addresses on h1');
   });
 
-  after(async () => {
-    await n1?.stop().catch(() => undefined);
-    await n2?.stop().catch(() => undefined);
-    await lab?.destroy();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => pair.after());
 
   it('after the restart only the new master holds each address; the hand-added one stays', async (t) => {
     // An operator's own address that happens to be a VIP of a group h1 is backup for.

@@ -2,7 +2,6 @@
 // with two groups. The tests run in order on one cluster; the failover comes last.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -11,108 +10,19 @@ import path from 'node:path';
 import { Lab, waitFor, type Host } from '../helpers/netns';
 import { ROOT } from '../helpers/carp-proc';
 import { readableCopy } from '../helpers/readable-copy';
-import { SupervisorProc, configYaml, writeByRename, type TestGroup } from '../helpers/supervisor-proc';
-import type { GroupStatusJson, StatusDocument } from '../../src/control/protocol';
+import { SupervisorProc, writeByRename, type TestGroup } from '../helpers/supervisor-proc';
+import { Node, run, type Run } from '../helpers/fault';
 
-const UCARPCTL = path.join(ROOT, 'bin/ucarpctl');
 const UCARP = path.join(ROOT, 'bin/ucarp');
 const WEB = '192.0.2.100';
 const DB = '192.0.2.120';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-class Node {
-  readonly dir: string;
-  readonly file: string;
-  readonly socket: string;
-  proc!: SupervisorProc;
-
-  constructor(
-    readonly lab: Lab,
-    readonly host: Host,
-    readonly advskew: number,
-    root: string,
-  ) {
-    this.dir = path.join(root, `h${host.index}`);
-    fs.mkdirSync(this.dir, { mode: 0o755 });
-    this.file = path.join(this.dir, 'ucarp.yaml');
-    this.socket = path.join(this.dir, 'run', 'control.sock');
-    fs.writeFileSync(this.file, this.config());
-  }
-
-  groups(): TestGroup[] {
-    const extra = { srcip: this.host.ips[0] };
-    return [
-      { name: 'web', vhid: 10, iface: 'eth0', addresses: [`${WEB}/24`], advskew: this.advskew, extra },
-      { name: 'db', vhid: 20, iface: 'eth0', addresses: [`${DB}/24`], advskew: this.advskew, extra },
-    ];
-  }
-
-  config(): string {
-    return configYaml(this.groups(), { socket: this.socket });
-  }
-
-  start(): void {
-    this.proc = new SupervisorProc(this.lab, this.host, this.file);
-  }
-
-  /** ucarpctl run inside the host's namespace, as an operator on that host would. */
-  ctl(...args: string[]): Promise<Run> {
-    return run('ip', [
-      'netns',
-      'exec',
-      this.host.ns,
-      process.execPath,
-      UCARPCTL,
-      '--socket',
-      this.socket,
-      ...args,
-    ]);
-  }
-
-  async status(): Promise<StatusDocument> {
-    const r = await this.ctl('status', '--json');
-    assert.equal(r.code, 0, `ucarpctl status on ${this.host.ns}: ${r.stderr}`);
-    return JSON.parse(r.stdout) as StatusDocument;
-  }
-
-  async group(name: string): Promise<GroupStatusJson> {
-    const g = (await this.status()).groups.find((x) => x.name === name);
-    assert.ok(g, `group ${name} on ${this.host.ns}`);
-    return g;
-  }
-
-  async waitState(name: string, state: string, timeoutMs = 15_000): Promise<GroupStatusJson> {
-    let last: GroupStatusJson | undefined;
-    await waitFor(
-      async () => {
-        // The daemon may still be starting (no socket yet): keep polling.
-        last = await this.group(name).catch(() => undefined);
-        return last?.state === state;
-      },
-      timeoutMs,
-      `${name} on ${this.host.ns} to be ${state} (last: ${JSON.stringify(last)})`,
-      100,
-    );
-    return last as GroupStatusJson;
-  }
-
-  async has(address: string): Promise<boolean> {
-    return (await this.lab.addresses(this.host)).includes(address);
-  }
+function groups(host: Host, advskew: number): TestGroup[] {
+  const extra = { srcip: host.ips[0] };
+  return [
+    { name: 'web', vhid: 10, iface: 'eth0', addresses: [`${WEB}/24`], advskew, extra },
+    { name: 'db', vhid: 20, iface: 'eth0', addresses: [`${DB}/24`], advskew, extra },
+  ];
 }
 
 describe('ucarpctl on a two-host cluster', { timeout: 180_000 }, () => {
@@ -126,8 +36,8 @@ describe('ucarpctl on a two-host cluster', { timeout: 180_000 }, () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarpctl-it-'));
     // Traversable by anyone: the non-root test must be refused by the socket's own mode.
     fs.chmodSync(tmp, 0o755);
-    n1 = new Node(lab, lab.host(1), 10, tmp);
-    n2 = new Node(lab, lab.host(2), 50, tmp);
+    n1 = new Node(lab, lab.host(1), tmp, groups(lab.host(1), 10));
+    n2 = new Node(lab, lab.host(2), tmp, groups(lab.host(2), 50));
     n1.start();
     await n1.waitState('web', 'MASTER');
     await n1.waitState('db', 'MASTER');

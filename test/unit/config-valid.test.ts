@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { formatErrors, loadConfig, loadConfigText } from '../../src/config';
 import type { Config, GroupConfig, HostInfo, LoadResult } from '../../src/config';
 import { formatWarnings } from '../../src/config/errors';
+import { GROUP_DEFAULTS as D } from '../../src/config/settings';
 
 const EXAMPLE = path.join(__dirname, '../../../config/ucarp.yaml');
 
@@ -63,16 +64,16 @@ test('a minimal group gets every default resolved', () => {
         srcip: '192.0.2.1',
         addresses: [{ address: '192.0.2.100', prefixlen: 24 }],
         password: 'pw',
-        advbase: 1,
-        advskew: 0,
-        deadratio: 3,
-        preempt: false,
-        neutral: false,
-        ignoreifstate: false,
-        destination: '224.0.0.18',
-        broadcast: false,
-        manageAddresses: true,
-        scriptTimeoutMs: 10000,
+        advbase: D.advbase,
+        advskew: D.advskew,
+        deadratio: D.deadratio,
+        preempt: D.preempt,
+        neutral: D.neutral,
+        ignoreifstate: D.ignoreifstate,
+        destination: D.mcast,
+        broadcast: D.broadcast,
+        manageAddresses: D.manage_addresses,
+        scriptTimeoutMs: D.script_timeout * 1000,
       },
     ],
   });

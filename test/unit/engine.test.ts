@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { GROUP_DEFAULTS } from '../../src/config/settings';
+import { ipv4ToInt } from '../../src/net/ipv4';
 import {
   Action,
   Event,
@@ -12,17 +14,18 @@ import {
   ucarpAddressOrder,
 } from '../../src/engine/group';
 
-const ip = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+const ip = ipv4ToInt;
 
 function params(p: Partial<GroupParams> = {}): GroupParams {
+  const d = GROUP_DEFAULTS;
   return {
     vhid: 1,
-    advbase: 1,
-    advskew: 0,
-    deadratio: 3,
-    preempt: false,
-    neutral: false,
-    ignoreifstate: false,
+    advbase: d.advbase,
+    advskew: d.advskew,
+    deadratio: d.deadratio,
+    preempt: d.preempt,
+    neutral: d.neutral,
+    ignoreifstate: d.ignoreifstate,
     srcip: ip('192.0.2.1'),
     ...p,
   };
