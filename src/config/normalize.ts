@@ -5,8 +5,14 @@ import { ipv4ToInt } from '../net/ipv4';
 import { InternalError } from '../errors';
 import type { MergedGroup } from './merge';
 import type { Resolved } from './semantic';
-import { BROADCAST_ADDRESS, DEFAULT_CONTROL_SOCKET, GROUP_DEFAULTS, LOGGING_DEFAULTS } from './settings';
-import type { AddressConfig, Config, GroupConfig, RawConfig, RawGroup } from './types';
+import {
+  BROADCAST_ADDRESS,
+  DEFAULT_CONTROL_SOCKET,
+  GROUP_DEFAULTS,
+  LOGGING_DEFAULTS,
+  TRACKER_DEFAULTS,
+} from './settings';
+import type { AddressConfig, Config, GroupConfig, RawConfig, RawGroup, RawTracker, TrackerConfig } from './types';
 
 /** Builds the daemon's view once every check passed: nothing left optional that has a default. */
 export function normalize(config: RawConfig, groups: MergedGroup[], resolved: Map<string, Resolved>): Config {
@@ -16,6 +22,7 @@ export function normalize(config: RawConfig, groups: MergedGroup[], resolved: Ma
       facility: config.logging?.facility ?? LOGGING_DEFAULTS.facility,
     },
     control: { socket: config.control?.socket ?? DEFAULT_CONTROL_SOCKET },
+    trackers: Object.entries(config.trackers ?? {}).map(([name, t]) => normalizeTracker(name, t)),
     groups: groups.map((g) => {
       const facts = resolved.get(g.name);
       if (!facts) throw new InternalError(`group ${g.name} normalized before its semantic checks passed`);
@@ -24,6 +31,26 @@ export function normalize(config: RawConfig, groups: MergedGroup[], resolved: Ma
   };
   if (config.metrics) out.metrics = parseListen(config.metrics.listen);
   return out;
+}
+
+/** A tracker with its kind made explicit and its defaults applied. */
+export function normalizeTracker(name: string, t: RawTracker): TrackerConfig {
+  const d = TRACKER_DEFAULTS;
+  const intervalMs = Math.round((t.interval ?? d.interval) * 1000);
+  const timing = {
+    name,
+    intervalMs,
+    timeoutMs: t.timeout === undefined ? intervalMs : Math.round(t.timeout * 1000),
+    rise: t.rise ?? d.rise,
+    fall: t.fall ?? d.fall,
+  };
+  if (t.script !== undefined) {
+    const argv = typeof t.script === 'string' ? t.script.split(' ').filter((w) => w !== '') : [...t.script];
+    return { ...timing, kind: 'script', argv };
+  }
+  if (t.interface !== undefined) return { ...timing, kind: 'interface', interface: t.interface };
+  if (t.file !== undefined) return { ...timing, kind: 'file', file: t.file };
+  throw new InternalError(`tracker ${name} normalized before its semantic checks passed`);
 }
 
 /**
@@ -53,7 +80,13 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
     broadcast,
     manageAddresses: s.manage_addresses ?? d.manage_addresses,
     scriptTimeoutMs: Math.round((s.script_timeout ?? d.script_timeout) * 1000),
+    track: (s.track ?? []).map((t) =>
+      typeof t === 'string' ? { tracker: t, weight: null } : { tracker: t.tracker, weight: t.weight ?? null },
+    ),
+    peers: [...(s.peers ?? [])],
   };
+  if (s.sync_group !== undefined) out.syncGroup = s.sync_group;
+  if (s.notify !== undefined) out.notify = s.notify;
   if (s.upscript !== undefined) out.upscript = s.upscript;
   if (s.downscript !== undefined) out.downscript = s.downscript;
   if (s.xparam !== undefined) out.xparam = s.xparam;

@@ -15,7 +15,7 @@ let compiled: ValidateFunction | undefined;
 function validator(): ValidateFunction {
   if (!compiled) {
     // verbose: errors carry their parentSchema, where patternErrorMessage and property lists live.
-    const ajv = new Ajv2020({ strict: true, allErrors: true, verbose: true });
+    const ajv = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: true, verbose: true });
     addFormats(ajv, ['ipv4']);
     // The editor keyword (VS Code, yaml-language-server) that replaces a regex in error messages.
     ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' });

@@ -46,6 +46,8 @@ export function checkSemantics(
 
   if (config.defaults) checkDestination(config.defaults, ['defaults'], fail);
   checkMetrics(config, fail);
+  checkTrackers(config, fail);
+  const trackerNames = Object.keys(config.trackers ?? {});
 
   const interfaces = ctx.host.interfaces();
   const passwordFiles = new PasswordFiles(ctx, result);
@@ -98,6 +100,12 @@ export function checkSemantics(
       if (ip === srcip) fail(at, 'value', `${ip} is this host's own address on ${s.interface} (srcip)`);
     });
 
+    checkTrack(group, trackerNames, fail);
+    (s.peers ?? []).forEach((peer, index) => {
+      if (peer === srcip)
+        fail([...group.where('peers'), index], 'value', `${peer} is this host's own address (srcip)`);
+    });
+
     if (password !== undefined && srcip !== undefined) result.resolved.set(group.name, { password, srcip });
   }
   return result;
@@ -109,6 +117,47 @@ function checkDestination(section: RawSettings, at: KeyPath, fail: Fail): void {
   if (section.mcast !== undefined && section.broadcast === true) {
     fail([...at, 'broadcast'], 'key', 'cannot be combined with mcast in the same section; use one of them');
   }
+}
+
+const TRACKER_KINDS = ['script', 'interface', 'file'] as const;
+
+function checkTrackers(config: RawConfig, fail: Fail): void {
+  for (const [name, t] of Object.entries(config.trackers ?? {})) {
+    const at: KeyPath = ['trackers', name];
+    const kinds = TRACKER_KINDS.filter((k) => t[k] !== undefined);
+    if (kinds.length !== 1) {
+      const found = kinds.length === 0 ? 'none' : kinds.join(' and ');
+      fail(
+        kinds.length === 0 ? at : [...at, kinds[1]],
+        kinds.length === 0 ? 'value' : 'key',
+        `a tracker needs exactly one of script, interface, file (found ${found})`,
+      );
+      continue;
+    }
+    if (t.script !== undefined) {
+      const argv = typeof t.script === 'string' ? t.script.split(' ').filter((w) => w !== '') : t.script;
+      if (argv.length === 0 || !argv[0].startsWith('/'))
+        fail([...at, 'script'], 'value', 'the program must be an absolute path');
+    } else if (t.timeout !== undefined) {
+      fail([...at, 'timeout'], 'key', 'only a script tracker has a timeout');
+    }
+  }
+}
+
+function checkTrack(group: MergedGroup, trackers: string[], fail: Fail): void {
+  const seen = new Set<string>();
+  (group.settings.track ?? []).forEach((ref, index) => {
+    const name = typeof ref === 'string' ? ref : ref.tracker;
+    const at: KeyPath = [...group.where('track'), index];
+    if (!trackers.includes(name)) {
+      const known =
+        trackers.length > 0 ? ` (trackers: ${trackers.join(', ')})` : ' (no trackers are defined)';
+      fail(at, 'value', `no tracker named ${name}${known}`);
+    } else if (seen.has(name)) {
+      fail(at, 'value', `${name} is tracked twice`);
+    }
+    seen.add(name);
+  });
 }
 
 function checkMetrics(config: RawConfig, fail: Fail): void {

@@ -40,4 +40,19 @@ export const GROUP_LIMITS = {
   script_timeout: { exclusiveMinimum: 0, maximum: 3600 },
 } as const;
 
+/** Tracker settings with a fixed default, by YAML key (`timeout` defaults to the interval). */
+export const TRACKER_DEFAULTS = {
+  /** Seconds. */
+  interval: 2,
+  rise: 1,
+  fall: 1,
+} as const;
+
+export const TRACKER_LIMITS = {
+  interval: { exclusiveMinimum: 0, maximum: 3600 },
+  timeout: { exclusiveMinimum: 0, maximum: 3600 },
+  rise: { minimum: 1, maximum: 100 },
+  fall: { minimum: 1, maximum: 100 },
+} as const;
+
 export const LOGGING_DEFAULTS = { level: 'info', facility: 'daemon' } as const;

@@ -31,6 +31,25 @@ export interface AddressConfig {
   prefixlen: number;
 }
 
+/** A health check, normalized: exactly one kind, every time in milliseconds. */
+export type TrackerConfig = {
+  name: string;
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+} & (
+  | { kind: 'script'; argv: string[] }
+  | { kind: 'interface'; interface: string }
+  | { kind: 'file'; file: string }
+);
+
+/** A group's use of a tracker: without weight a failure means FAULT, with one a demotion. */
+export interface TrackRef {
+  tracker: string;
+  weight: number | null;
+}
+
 /** A group with every value resolved: defaults merged, password read, srcip chosen. */
 export interface GroupConfig {
   name: string;
@@ -54,6 +73,12 @@ export interface GroupConfig {
   downscript?: string;
   xparam?: string;
   scriptTimeoutMs: number;
+  /** Trackers followed, in file order. */
+  track: TrackRef[];
+  syncGroup?: string;
+  /** Unicast peers; empty: advertisements go to `destination`. */
+  peers: string[];
+  notify?: string;
 }
 
 export interface Config {
@@ -62,6 +87,8 @@ export interface Config {
   metrics?: { host: string; port: number };
   /** In file order. */
   groups: GroupConfig[];
+  /** In file order. */
+  trackers: TrackerConfig[];
 }
 
 export type LoadResult =
@@ -87,6 +114,20 @@ export interface RawSettings {
   downscript?: string;
   xparam?: string;
   script_timeout?: number;
+  track?: (string | { tracker: string; weight?: number })[];
+  sync_group?: string;
+  peers?: string[];
+  notify?: string;
+}
+
+export interface RawTracker {
+  script?: string | string[];
+  interface?: string;
+  file?: string;
+  interval?: number;
+  timeout?: number;
+  rise?: number;
+  fall?: number;
 }
 
 export interface RawGroup extends RawSettings {
@@ -100,5 +141,6 @@ export interface RawConfig {
   logging?: { level?: LogLevel; facility?: string };
   control?: { socket?: string };
   metrics?: { listen: string };
+  trackers?: Record<string, RawTracker>;
   groups: Record<string, RawGroup>;
 }

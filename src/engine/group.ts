@@ -4,7 +4,7 @@
 
 import type { GroupConfig } from '../config/types';
 
-export type CarpState = 'INIT' | 'BACKUP' | 'MASTER';
+export type CarpState = 'INIT' | 'BACKUP' | 'MASTER' | 'FAULT';
 
 /** The settings of a GroupConfig the state machine decides with, taken as they are. */
 export const ENGINE_SETTINGS = [
@@ -39,6 +39,12 @@ export interface GroupState {
   readonly linkUp: boolean;
   /** The interface exists (it can be deleted and re-created while the group runs). */
   readonly present: boolean;
+  /** A tracker this group follows without weight has failed. */
+  readonly trackFault: boolean;
+  /** Another member of this group's sync group is in FAULT on this host. */
+  readonly syncFault: boolean;
+  /** Added to the advertised advskew (tracker weights), capped as advertisedTiming says. */
+  readonly demotion: number;
   readonly stopped: boolean;
   /** MASTER: when the next advertisement is due. */
   readonly advertAt: number | null;
@@ -67,6 +73,8 @@ export type Event =
   | { type: 'link'; up: boolean }
   /** The interface disappeared, or (re)appeared with the given carrier. */
   | { type: 'interface'; present: boolean; linkUp: boolean }
+  /** What the trackers (and the sync group) say now. */
+  | { type: 'health'; trackFault: boolean; syncFault: boolean; demotion: number }
   /** ucarp's SIGUSR2: give mastership away once and hold off for DEMOTE_HOLD_MS. */
   | { type: 'stepDown' }
   | { type: 'override'; override: Override }
@@ -82,6 +90,10 @@ export type TransitionReason =
   | 'better-master'
   | 'link-down'
   | 'interface-gone'
+  | 'interface-back'
+  /** A tracker (or the sync group) failed. */
+  | 'fault'
+  | 'fault-cleared'
   | 'link-up'
   /** ucarpctl demote: the lasting advskew-255 override. */
   | 'demote'
@@ -101,7 +113,9 @@ export interface StepResult {
 
 /** The bow-out advertisement: receivers take over at once, the sender schedules no more. */
 export const BOW_OUT = { advbase: 255, advskew: 255 } as const;
-export const SUPPRESSED_ADVSKEW = 240;
+/** CARP's largest meaningful advskew: where send failures and demotion stop (docs/protocol.md §12). */
+export const CARP_MAXSKEW = 240;
+export const SUPPRESSED_ADVSKEW = CARP_MAXSKEW;
 export const DEMOTE_HOLD_MS = 3000;
 const SEND_STREAK = 3;
 /** Periodic advertisements after which the second gratuitous ARP goes out. */
@@ -132,6 +146,9 @@ export function advertisedTiming(s: GroupState): { advbase: number; advskew: num
   let advskew = s.params.advskew;
   if (s.override === 'promote') advskew = 0;
   if (s.override === 'demote') advskew = 255;
+  // FreeBSD carp's demotion: never past 240, and never an improvement for a group already
+  // above it (docs/protocol.md §12).
+  if (s.demotion > 0) advskew = Math.max(advskew, Math.min(advskew + s.demotion, CARP_MAXSKEW));
   if (s.suppressed) advskew = Math.max(advskew, SUPPRESSED_ADVSKEW);
   return { advbase: s.params.advbase, advskew };
 }
@@ -159,6 +176,9 @@ export function initialState(params: GroupParams, now: number, linkUp = true, pr
     since: now,
     linkUp,
     present,
+    trackFault: false,
+    syncFault: false,
+    demotion: 0,
     stopped: false,
     advertAt: null,
     masterDownAt: null,
@@ -188,6 +208,60 @@ function linkActive(s: GroupState): boolean {
   // ignoreifstate forgives a missing carrier, never a missing interface: nothing can be sent
   // or heard on it, so a master there would be a second master.
   return s.present && (s.linkUp || s.params.ignoreifstate);
+}
+
+/** This group's own reasons to be in FAULT (the sync group's aside). */
+export function ownFault(s: GroupState): boolean {
+  return s.trackFault || !linkActive(s);
+}
+
+function faulty(s: GroupState): boolean {
+  return ownFault(s) || s.syncFault;
+}
+
+function becomeFault(
+  s: GroupState,
+  now: number,
+  reason: TransitionReason,
+  runScript: boolean,
+  actions: Action[],
+): GroupState {
+  actions.push({ type: 'transition', from: s.state, to: 'FAULT', reason, runScript });
+  return {
+    ...s,
+    state: 'FAULT',
+    since: now,
+    advertAt: null,
+    masterDownAt: null,
+    lastAdvertAt: null,
+    delayedGarp: 0,
+    master: null,
+  };
+}
+
+/**
+ * After any change of what FAULT depends on (carrier, interface, trackers, sync group): enter
+ * or leave FAULT. A master that can still reach the segment bows out first, so a backup takes
+ * over at once; over a dead link nothing would arrive, and the peer waits its dead time.
+ * Leaving FAULT is BACKUP with a full dead time of listening, then the normal election.
+ */
+function settleFault(next: GroupState, now: number, reason: TransitionReason, actions: Action[]): GroupState {
+  if (next.stopped || next.state === 'INIT') return next;
+  if (faulty(next)) {
+    if (next.state === 'FAULT') return next;
+    const wasMaster = next.state === 'MASTER';
+    if (wasMaster && linkActive(next)) actions.push({ type: 'send', ...BOW_OUT });
+    return becomeFault(next, now, reason, wasMaster, actions);
+  }
+  if (next.state !== 'FAULT') return next;
+  actions.push({ type: 'transition', from: 'FAULT', to: 'BACKUP', reason, runScript: false });
+  return {
+    ...next,
+    state: 'BACKUP',
+    since: now,
+    lastAdvertAt: now,
+    masterDownAt: backupDeadline({ ...next, lastAdvertAt: now }, now),
+  };
 }
 
 function backupDeadline(s: GroupState, now: number): number {
@@ -261,7 +335,7 @@ function onAdvert(
   now: number,
   actions: Action[],
 ): GroupState {
-  if (s.stopped || s.state === 'INIT' || !linkActive(s)) return s;
+  if (s.stopped || s.state === 'INIT' || s.state === 'FAULT' || !linkActive(s)) return s;
   const mine = advertisedTiming(s);
   const ours = intervalUnits(mine.advbase, mine.advskew);
   const theirs = intervalUnits(ev.advbase, ev.advskew);
@@ -299,13 +373,10 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
   switch (ev.type) {
     case 'start':
       if (s.state === 'INIT' && !s.stopped) {
-        next = becomeBackup(
-          { ...s, linkUp: ev.linkUp, present: ev.present },
-          now,
-          'start',
-          !s.params.neutral,
-          actions,
-        );
+        const ready = { ...s, linkUp: ev.linkUp, present: ev.present };
+        next = faulty(ready)
+          ? becomeFault(ready, now, 'start', !s.params.neutral, actions)
+          : becomeBackup(ready, now, 'start', !s.params.neutral, actions);
       }
       break;
     case 'timer':
@@ -319,17 +390,16 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
       break;
     case 'link':
       if (ev.up === s.linkUp) break;
-      next = { ...s, linkUp: ev.up };
-      if (s.params.ignoreifstate || s.stopped || s.state === 'INIT' || !s.present) break;
-      if (!ev.up) {
-        next =
-          s.state === 'MASTER'
-            ? becomeBackup(next, now, 'link-down', true, actions)
-            : { ...next, masterDownAt: null, master: null };
-      } else {
-        next = { ...next, lastAdvertAt: now, masterDownAt: now + masterDownMs(next) };
-      }
+      next = settleFault({ ...s, linkUp: ev.up }, now, ev.up ? 'link-up' : 'link-down', actions);
       break;
+    case 'health': {
+      const demotion = Math.max(0, Math.floor(ev.demotion));
+      const changed = { ...s, trackFault: ev.trackFault, syncFault: ev.syncFault, demotion };
+      next = demotion !== s.demotion ? retime(s, changed, now) : changed;
+      const cleared = !faulty(next) && s.state === 'FAULT';
+      next = settleFault(next, now, cleared ? 'fault-cleared' : 'fault', actions);
+      break;
+    }
     case 'stepDown':
       // ucarp's SIGUSR2: give mastership away and stay out of elections for 3 s. Unlike
       // ucarp we bow out on the wire, so a backup takes over now rather than ~3 s later.
@@ -368,16 +438,11 @@ function onInterface(
   now: number,
   actions: Action[],
 ): GroupState {
-  if (present === s.present) return s.linkUp === linkUp ? s : { ...s, linkUp };
-  const next = { ...s, present, linkUp };
-  if (s.stopped || s.state === 'INIT') return next;
-  if (!present) {
-    return s.state === 'MASTER'
-      ? becomeBackup(next, now, 'interface-gone', true, actions)
-      : { ...next, masterDownAt: null, master: null };
-  }
-  // Back: listen for a dead time before claiming anything, as after carrier loss.
-  return linkActive(next) ? { ...next, lastAdvertAt: now, masterDownAt: now + masterDownMs(next) } : next;
+  if (present === s.present)
+    return s.linkUp === linkUp
+      ? s
+      : settleFault({ ...s, linkUp }, now, linkUp ? 'link-up' : 'link-down', actions);
+  return settleFault({ ...s, present, linkUp }, now, present ? 'interface-back' : 'interface-gone', actions);
 }
 
 function handOver(s: GroupState, now: number, reason: TransitionReason, actions: Action[]): GroupState {

@@ -362,7 +362,8 @@ export class GroupRuntime {
     if (to === 'MASTER') {
       if (manage) this.effects.changeAddresses(true);
       this.effects.runScript('up');
-    } else if (to === 'BACKUP') {
+    } else {
+      // BACKUP or FAULT: a master's addresses go; at start, whatever a crashed run left.
       if (manage && !stop) this.effects.changeAddresses(false);
       if (runScript && (!stop || stop.downscript)) this.effects.runScript('down');
     }

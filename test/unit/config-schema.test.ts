@@ -26,7 +26,7 @@ test('the schema is draft 2020-12 with an $id', () => {
 
 test('every object in the schema rejects unknown keys', () => {
   const visit = (node: SchemaNode, at: string): void => {
-    if (node.type === 'object' && at !== '/properties/groups')
+    if (node.type === 'object' && at !== '/properties/groups' && at !== '/properties/trackers')
       assert.equal(node.additionalProperties, false, at);
     for (const [name, child] of Object.entries(node.properties ?? {}))
       visit(child, `${at}/properties/${name}`);
@@ -34,6 +34,7 @@ test('every object in the schema rejects unknown keys', () => {
   visit(root, '');
   for (const [name, def] of Object.entries(defs)) visit(def, `/$defs/${name}`);
   assert.deepEqual(resolve(root.properties?.groups.additionalProperties as SchemaNode), defs.group);
+  assert.deepEqual(resolve(root.properties?.trackers.additionalProperties as SchemaNode), defs.tracker);
 });
 
 test('every key has a description and examples, for the generated documentation', () => {

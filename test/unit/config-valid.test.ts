@@ -56,6 +56,7 @@ test('a minimal group gets every default resolved', () => {
   assert.deepEqual(config, {
     logging: { level: 'info', facility: 'daemon' },
     control: { socket: '/run/ucarp/control.sock' },
+    trackers: [],
     groups: [
       {
         name: 'web',
@@ -74,6 +75,8 @@ test('a minimal group gets every default resolved', () => {
         broadcast: D.broadcast,
         manageAddresses: D.manage_addresses,
         scriptTimeoutMs: D.script_timeout * 1000,
+        track: [],
+        peers: [],
       },
     ],
   });
@@ -133,6 +136,8 @@ test('every setting is carried through, and groups keep file order', () => {
     downscript: '/down',
     xparam: 'zz',
     scriptTimeoutMs: 500,
+    track: [],
+    peers: [],
   });
 });
 

@@ -193,15 +193,15 @@ test('equal intervals: tie-break compares addresses in ucarp (x86 host) byte ord
   assert.equal(b.s.state, 'MASTER');
 });
 
-test('carrier loss forces BACKUP and stops timers; carrier back restarts the master-down timer', () => {
+test('carrier loss is FAULT without timers or bow-out; carrier back is BACKUP with a dead time', () => {
   const d = master();
   const a = d.ev({ type: 'link', up: false });
-  assert.deepEqual(transitions(a), ['BACKUP:link-down']);
+  assert.deepEqual(transitions(a), ['FAULT:link-down']);
+  assert.deepEqual(sends(a), [], 'nothing crosses a dead link');
   assert.equal(nextDeadline(d.s), null);
   assert.deepEqual(d.runUntil(d.now + 60000), []);
   assert.deepEqual(d.advert('192.0.2.2'), [], 'advertisements are ignored without carrier');
-  d.ev({ type: 'link', up: true });
-  assert.equal(d.s.state, 'BACKUP');
+  assert.deepEqual(transitions(d.ev({ type: 'link', up: true })), ['BACKUP:link-up']);
   assert.equal(d.s.masterDownAt, d.now + 3000);
 });
 
@@ -215,7 +215,7 @@ test('ignoreifstate: carrier loss changes nothing', () => {
 test('a deleted interface takes a MASTER out even with ignoreifstate; its return waits a dead time', () => {
   const d = master({ ignoreifstate: true });
   const a = d.ev({ type: 'interface', present: false, linkUp: false });
-  assert.deepEqual(transitions(a), ['BACKUP:interface-gone']);
+  assert.deepEqual(transitions(a), ['FAULT:interface-gone']);
   assert.equal(nextDeadline(d.s), null);
   assert.deepEqual(d.runUntil(d.now + 10_000), []);
   // Adverts cannot arrive on a missing interface; a stray one changes nothing.
@@ -228,7 +228,7 @@ test('a deleted interface takes a MASTER out even with ignoreifstate; its return
 
 test('a group started before its interface exists waits, then elects when it appears', () => {
   const d = new Driver();
-  assert.deepEqual(transitions(d.ev({ type: 'start', linkUp: false, present: false })), ['BACKUP:start']);
+  assert.deepEqual(transitions(d.ev({ type: 'start', linkUp: false, present: false })), ['FAULT:start']);
   assert.equal(nextDeadline(d.s), null);
   d.ev({ type: 'link', up: true });
   assert.equal(nextDeadline(d.s), null);
@@ -313,4 +313,71 @@ test('promote advertises advskew 0 and preempts; demote override hands over and 
   assert.deepEqual(transitions(m.advert('192.0.2.2', 1, 200)), []);
   m.ev({ type: 'override', override: 'none' });
   assert.deepEqual(transitions(m.advert('192.0.2.2', 1, 200)), ['MASTER:preempt']);
+});
+
+const health = (trackFault: boolean, demotion = 0, syncFault = false): Event => ({
+  type: 'health',
+  trackFault,
+  syncFault,
+  demotion,
+});
+
+test('a failed tracker without weight: a MASTER bows out into FAULT, never takes over, returns via BACKUP', () => {
+  const d = master({ preempt: true });
+  const a = d.ev(health(true));
+  assert.deepEqual(sends(a), [{ type: 'send', advbase: 255, advskew: 255 }]);
+  assert.deepEqual(
+    a.filter((x) => x.type === 'transition'),
+    [{ type: 'transition', from: 'MASTER', to: 'FAULT', reason: 'fault', runScript: true }],
+  );
+  assert.equal(nextDeadline(d.s), null);
+  assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 200)), [], 'a FAULT group never preempts');
+  assert.deepEqual(d.runUntil(d.now + 60_000), []);
+  const t = d.now;
+  assert.deepEqual(transitions(d.ev(health(false))), ['BACKUP:fault-cleared']);
+  assert.equal(d.s.masterDownAt, t + 3000);
+  assert.deepEqual(transitions(d.advert('192.0.2.2', 1, 200)), ['MASTER:preempt']);
+});
+
+test('a BACKUP entering FAULT runs no script; start in FAULT runs the downscript unless neutral', () => {
+  const b = new Driver();
+  b.ev({ type: 'start', linkUp: true, present: true });
+  const a = b.ev(health(true));
+  assert.deepEqual(
+    a.filter((x) => x.type === 'transition'),
+    [{ type: 'transition', from: 'BACKUP', to: 'FAULT', reason: 'fault', runScript: false }],
+  );
+  const f = new Driver();
+  f.ev(health(true));
+  assert.deepEqual(transitions(f.ev({ type: 'start', linkUp: true, present: true })), ['FAULT:start']);
+});
+
+test('demotion raises the advertised advskew, capped at 240, never lowering one above it', () => {
+  const d = master({ advskew: 10 });
+  d.ev(health(false, 50));
+  assert.equal(advertisedTiming(d.s).advskew, 60);
+  d.ev(health(false, 1000));
+  assert.equal(advertisedTiming(d.s).advskew, 240);
+  const high = master({ advskew: 250 });
+  high.ev(health(false, 100));
+  assert.equal(advertisedTiming(high.s).advskew, 250);
+  d.ev(health(false, 0));
+  assert.equal(advertisedTiming(d.s).advskew, 10);
+});
+
+test('a demoted master is preempted by a peer with preempt; it yields on the next advertisement', () => {
+  const m = master({ advskew: 0 });
+  m.ev(health(false, 100));
+  const next = sends(m.runUntil(m.now + 1500));
+  assert.equal(next.at(-1)?.type === 'send' && next.at(-1)?.advskew, 100);
+  const peer = new Driver({ advskew: 50, preempt: true, srcip: ipv4ToInt('192.0.2.2') });
+  peer.ev({ type: 'start', linkUp: true, present: true });
+  assert.deepEqual(transitions(peer.advert('192.0.2.1', 1, 100)), ['MASTER:preempt']);
+  assert.deepEqual(transitions(m.advert('192.0.2.2', 1, 50)), ['BACKUP:better-master']);
+});
+
+test('held by its sync group: FAULT like its own failure, and it leaves when the set is clear', () => {
+  const d = master();
+  assert.deepEqual(transitions(d.ev(health(false, 0, true))), ['FAULT:fault']);
+  assert.deepEqual(transitions(d.ev(health(false, 0, false))), ['BACKUP:fault-cleared']);
 });

@@ -149,14 +149,14 @@ describe('GroupRuntime', () => {
     assert.equal(logs.at('warn').filter((l) => l.startsWith('sending advertisement failed')).length, 1);
   });
 
-  it('carrier loss takes a MASTER to BACKUP and releases its address; carrier back re-arms', async () => {
+  it('carrier loss takes a MASTER to FAULT and releases its address; carrier back re-arms', async () => {
     const { clock, io, g } = setup();
     g.start(true);
     clock.advance(3000);
     await flush();
     assert.deepEqual(io.addresses, ['192.0.2.100']);
     g.onLink(false);
-    assert.equal(g.state, 'BACKUP');
+    assert.equal(g.state, 'FAULT');
     assert.deepEqual(clock.armed(), []);
     await flush();
     assert.deepEqual(io.addresses, []);
