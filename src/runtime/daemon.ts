@@ -8,6 +8,14 @@ import { GroupRuntime, type GroupIo, type StopOptions } from './group-runtime';
 import { InterfaceHub } from './interface-hub';
 import { diffGroups, type GroupDiff } from './diff';
 import type { CarpState, Override } from '../engine/group';
+import { settleScripts } from '../hooks/scripts';
+
+/**
+ * How long a stopping daemon waits for the downscripts before killing what is left of every
+ * script (then up to KILL_GRACE_MS in src/hooks/scripts.ts more). systemd/ucarp.service's
+ * TimeoutStopSec= (30 s) must stay above their sum, or systemd kills us before we exit.
+ */
+export const STOP_SCRIPT_WAIT_MS = 10_000;
 
 export interface DaemonOptions {
   log: Logger;
@@ -101,6 +109,8 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all([...this.groups.keys()].map((n) => this.removeGroup(n, policy)));
+    // Also the scripts of groups that reloads removed earlier and left running.
+    await settleScripts(STOP_SCRIPT_WAIT_MS);
     for (const h of this.hubs.values()) h.close();
     this.hubs.clear();
     this.monitor.close();

@@ -116,6 +116,8 @@ export class GroupRuntime {
   private timerAt: number | null = null;
   /** Address changes of this group, in order: a removal never overtakes an addition. */
   private addressChain: Promise<void> = Promise.resolve();
+  /** Settles once stop() has released the addresses: the downscript runs after that. */
+  private released: Promise<unknown> | undefined;
   private lastScript: Promise<unknown> = Promise.resolve();
   readonly scripts: ScriptRunner;
   private stopping: StopOptions | null = null;
@@ -143,7 +145,7 @@ export class GroupRuntime {
     });
     this.counter = randomBytes(8).readBigUInt64BE();
     this.s = initialState(groupParams(cfg), this.now());
-    this.scripts = new ScriptRunner({ log, timeoutMs: cfg.scriptTimeoutMs });
+    this.scripts = new ScriptRunner({ log, timeoutMs: cfg.scriptTimeoutMs, lane: cfg.name });
   }
 
   get config(): GroupConfig {
@@ -215,13 +217,19 @@ export class GroupRuntime {
     this.dispatch({ type: 'update', params: groupParams(cfg) });
   }
 
-  /** Leaves the group; resolves when its downscript and address removals are done. */
+  /**
+   * Leaves the group; resolves when its addresses are released. Its scripts (the downscript,
+   * queued behind a running upscript) are left to finish or time out in the background, so
+   * that a reload never waits for them: a daemon that exits bounds them with settleScripts().
+   */
   async stop(opts: StopOptions): Promise<void> {
+    let release = (): void => undefined;
+    this.released = new Promise<void>((r) => (release = r));
     this.stopping = opts;
     this.dispatch({ type: 'stop', bowOut: opts.bowOut });
     this.clearTimer();
     if (opts.releaseAddresses && this.cfg.manageAddresses) this.changeAddresses(false);
-    await Promise.allSettled([this.addressChain, this.lastScript]);
+    await this.addressChain.then(release, release);
   }
 
   status(): GroupStatus {
@@ -378,6 +386,8 @@ export class GroupRuntime {
       addresses,
     });
     // The runner serializes runs and never rejects; it logs the outcome itself.
-    this.lastScript = this.scripts.run(kind, path, scriptArgs(c.interface, addresses, c.xparam), env);
+    this.lastScript = this.scripts.run(kind, path, scriptArgs(c.interface, addresses, c.xparam), env, {
+      after: this.released,
+    });
   }
 }
