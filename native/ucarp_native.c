@@ -1,9 +1,10 @@
 /*
  * The few system calls Node cannot make by itself: an AF_PACKET socket for gratuitous ARP
  * (raw-socket only opens AF_INET/AF_INET6), the systemd readiness datagram (Node has no
- * AF_UNIX SOCK_DGRAM), and a netlink notification socket that survives a receive-buffer
- * overrun. Sends are synchronous: each is one short system call, and a GARP burst during a
- * mass failover is cheaper as a loop of sendto() than as queued async work.
+ * AF_UNIX SOCK_DGRAM), a netlink notification socket that survives a receive-buffer
+ * overrun, and the child-subreaper flag with a targeted waitpid() for script process trees.
+ * Sends are synchronous: each is one short system call, and a GARP burst during a mass
+ * failover is cheaper as a loop of sendto() than as queued async work.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -17,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -477,6 +480,67 @@ static napi_value peer_uid(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * Makes this process the reaper of its orphaned descendants (PR_SET_CHILD_SUBREAPER): a script
+ * grandchild whose parent exits is re-parented to us instead of init, so that it can still be
+ * found and killed (src/hooks/process-tree.ts). No capability is needed.
+ */
+static napi_value set_child_subreaper(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+    throw_errno(env, "prctl(PR_SET_CHILD_SUBREAPER)", errno);
+  return NULL;
+}
+
+static napi_value is_child_subreaper(napi_env env, napi_callback_info info) {
+  (void)info;
+  int flag = 0;
+  if (prctl(PR_GET_CHILD_SUBREAPER, (unsigned long)&flag, 0, 0, 0) < 0) {
+    throw_errno(env, "prctl(PR_GET_CHILD_SUBREAPER)", errno);
+    return NULL;
+  }
+  napi_value result;
+  napi_get_boolean(env, flag != 0, &result);
+  return result;
+}
+
+/*
+ * waitpid(pid, WNOHANG) for one given child: 1 when it was a zombie and is now reaped, 0 when it
+ * is still running, -1 when it is not (or no longer) our child. Orphans adopted through the
+ * subreaper flag are not libuv's children, so libuv never reaps them; waiting for any child
+ * (-1) instead would steal the exit status of the processes libuv spawned.
+ */
+static napi_value reap_child(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t pid = int_arg(env, argv, argc, 0, "pid");
+  if (pid < 0) return NULL;
+  if (pid == 0) {
+    napi_throw_range_error(env, NULL, "pid must be > 0");
+    return NULL;
+  }
+  pid_t r;
+  int status;
+  do {
+    r = waitpid(pid, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  int32_t out;
+  if (r == pid) {
+    out = 1;
+  } else if (r == 0) {
+    out = 0;
+  } else if (errno == ECHILD) {
+    out = -1;
+  } else {
+    throw_errno(env, "waitpid", errno);
+    return NULL;
+  }
+  napi_value result;
+  napi_create_int32(env, out, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -487,6 +551,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"netlinkSetRef", NULL, nl_set_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"netlinkUnsubscribe", NULL, nl_unsubscribe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"isChildSubreaper", NULL, is_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reapChild", NULL, reap_child, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,6 +1,7 @@
 // Typed access to the project's N-API addon (native/ucarp_native.c): AF_PACKET sockets for
-// gratuitous ARP, the systemd notification datagram, and a netlink multicast subscription
-// that survives receive-buffer overruns; none of which Node or our dependencies do safely.
+// gratuitous ARP, the systemd notification datagram, a netlink multicast subscription that
+// survives receive-buffer overruns, and the child-subreaper flag with a waitpid() for one given
+// child; none of which Node or our dependencies do safely.
 import path from 'node:path';
 
 /** Opaque handle of a netlink subscription. */
@@ -31,6 +32,14 @@ export interface UcarpNative {
   netlinkUnsubscribe(subscription: NetlinkSubscription): void;
   /** The uid of the peer of a connected AF_UNIX socket (SO_PEERCRED). */
   peerUid(fd: number): number;
+  /** prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to this process. */
+  setChildSubreaper(): void;
+  isChildSubreaper(): boolean;
+  /**
+   * waitpid(pid, WNOHANG) for that one child: 1 reaped now, 0 still running, -1 not our child.
+   * Only for children libuv did not spawn (adopted orphans), or libuv loses their exit status.
+   */
+  reapChild(pid: number): -1 | 0 | 1;
 }
 
 /** Compiled location: dist/src/native.js, addon: native/build/Release/. */

@@ -1,12 +1,16 @@
 // Up/down scripts the way ucarp runs them: executed directly (no shell) with the arguments
 // `<interface> <address> [<xparam>]`. Unlike ucarp, a script never blocks the daemon: runs are
-// asynchronous, serialized per runner (one runner per group, so a down-script waits for a
-// running up-script) and killed after a timeout.
+// asynchronous, serialized per lane (one lane per group name, so a down-script waits for a
+// running up-script, also across a restart of the group) and killed after a timeout, with
+// every process they started (src/hooks/process-tree.ts). Nobody has to wait for a script: a
+// reload leaves a slow one to finish in the background, and a stopping daemon waits a bounded
+// time for all of them (settleScripts).
 
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../util/log';
 import { InvalidArgumentError } from '../errors';
+import { ProcessTree, RUN_TOKEN_VAR, becomeSubreaper, trackSpawned, untrackSpawned } from './process-tree';
 
 export type ScriptKind = 'up' | 'down';
 
@@ -19,6 +23,8 @@ export interface ScriptResult {
   durationMs: number;
   /** Captured stderr, cut to STDERR_LIMIT bytes. */
   stderr: string;
+  /** Killed, or never started, because settleScripts() ran out of time. */
+  aborted: boolean;
 }
 
 export interface ScriptStats {
@@ -31,6 +37,17 @@ export interface ScriptStats {
 export interface ScriptRunnerOptions {
   log: Logger;
   timeoutMs: number;
+  /**
+   * Runners with the same lane never run scripts at the same time: a group restarted on
+   * reload gets a new runner, and its up-script must not overtake the old instance's
+   * down-script. Default: a lane of its own.
+   */
+  lane?: string;
+}
+
+export interface RunOptions {
+  /** The run starts only once this settles too (e.g. the group's addresses are released). */
+  after?: Promise<unknown>;
 }
 
 /** How much of a script's stderr is kept (and logged). */
@@ -89,6 +106,68 @@ class BoundedBuffer {
   }
 }
 
+/** A run that settleScripts() may cancel (queued) or kill (running). */
+interface Entry {
+  cancelled: boolean;
+  /** Set while the script runs: kills its whole tree, resolves once the result is logged. */
+  abort?: () => Promise<void>;
+}
+
+interface Lane {
+  tail: Promise<unknown>;
+  entries: Set<Entry>;
+}
+
+/**
+ * Every lane with a run queued or running, in this process. Process-wide on purpose: the
+ * subreaper flag that keeps script orphans findable is process-wide too, and a daemon that
+ * stops must find the scripts of groups that a reload removed earlier.
+ */
+const lanes = new Map<string | symbol, Lane>();
+let runSeq = 0;
+
+/** Resolves once all of `promises` have settled, or after `ms`, whichever comes first. */
+async function settledWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled(promises),
+    new Promise((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
+ * Waits until no script runs or is queued anywhere in this process, at most `waitMs`; then
+ * cancels the runs not started and kills the running ones with their whole process trees
+ * (SIGTERM, SIGKILL after KILL_GRACE_MS), and resolves once their results are logged. So it
+ * returns within about waitMs + KILL_GRACE_MS. Runs queued after that are not affected.
+ */
+export async function settleScripts(waitMs: number): Promise<void> {
+  const deadline = performance.now() + waitMs;
+  const entries = new Set<Entry>();
+  for (;;) {
+    for (const lane of lanes.values()) for (const e of lane.entries) entries.add(e);
+    const pending = [...lanes.values()].map((l) => l.tail);
+    const left = deadline - performance.now();
+    if (pending.length === 0 || left <= 0) break;
+    await settledWithin(pending, left);
+  }
+  const kills: Promise<void>[] = [];
+  for (const e of entries) {
+    e.cancelled = true;
+    if (e.abort) kills.push(e.abort());
+  }
+  await Promise.all(kills);
+  // The cancelled runs log that they did not run as soon as the run before them is over,
+  // which is now; a moment for that, so that the lines are written before the process exits.
+  await settledWithin(
+    [...lanes.values()].map((l) => l.tail),
+    DRAIN_MS,
+  );
+}
+
 /**
  * One runner per group, built with that group's logger (groupLogger) so that every line
  * names the group, vhid and interface.
@@ -96,12 +175,13 @@ class BoundedBuffer {
 export class ScriptRunner {
   private readonly log: Logger;
   private timeoutMs: number;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly lane: string | symbol;
   private readonly counters: ScriptStats = { runs: 0, failures: 0, timeouts: 0 };
 
   constructor(opts: ScriptRunnerOptions) {
     this.log = opts.log;
     this.timeoutMs = ScriptRunner.checkTimeout(opts.timeoutMs);
+    this.lane = opts.lane ?? Symbol('script lane');
   }
 
   get stats(): Readonly<ScriptStats> {
@@ -113,11 +193,35 @@ export class ScriptRunner {
     this.timeoutMs = ScriptRunner.checkTimeout(ms);
   }
 
-  /** Queues a run behind the ones already queued; never rejects. */
-  run(kind: ScriptKind, path: string, args: string[], env?: Record<string, string>): Promise<ScriptResult> {
-    const result = this.tail.then(() => this.execute(kind, path, args, env));
-    this.tail = result;
+  /** Queues a run behind the ones already queued in its lane; never rejects. */
+  run(
+    kind: ScriptKind,
+    path: string,
+    args: string[],
+    env?: Record<string, string>,
+    opts: RunOptions = {},
+  ): Promise<ScriptResult> {
+    let lane = lanes.get(this.lane);
+    if (!lane) {
+      lane = { tail: Promise.resolve(), entries: new Set() };
+      lanes.set(this.lane, lane);
+    }
+    const entry: Entry = { cancelled: false };
+    lane.entries.add(entry);
+    const gate = opts.after === undefined ? lane.tail : Promise.allSettled([lane.tail, opts.after]);
+    const result = gate
+      .then(() => (entry.cancelled ? this.cancelled(kind, path) : this.execute(kind, path, args, env, entry)))
+      .finally(() => {
+        lane.entries.delete(entry);
+        if (lane.tail === result && lanes.get(this.lane) === lane) lanes.delete(this.lane);
+      });
+    lane.tail = result;
     return result;
+  }
+
+  private cancelled(kind: ScriptKind, path: string): ScriptResult {
+    this.log.warn(`${kind} script ${path} not run: stopping`);
+    return { ok: false, code: null, signal: null, timedOut: false, durationMs: 0, stderr: '', aborted: true };
   }
 
   private static checkTimeout(ms: number): number {
@@ -130,18 +234,22 @@ export class ScriptRunner {
     path: string,
     args: string[],
     env: Record<string, string> | undefined,
+    entry: Entry,
   ): Promise<ScriptResult> {
     const timeoutMs = this.timeoutMs;
     const started = performance.now();
     this.counters.runs++;
     this.log.debug(`running ${kind} script ${path} ${args.join(' ')}`);
+    // Before the first spawn, so that even that script's orphans come back to us.
+    becomeSubreaper();
+    const token = `${process.pid}.${++runSeq}`;
 
     let child: ChildProcessByStdio<null, Readable, Readable>;
     try {
-      // Own process group (detached), so that a timeout also kills what a shell script
-      // started: `sleep` under `sh` would otherwise outlive it and keep the pipes open.
+      // Own session and process group (detached): its members are found by those ids, and
+      // the script cannot signal the daemon's group.
       child = spawn(path, args, {
-        env: env === undefined ? process.env : { ...process.env, ...env },
+        env: { ...process.env, ...env, [RUN_TOKEN_VAR]: token },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       });
@@ -155,16 +263,24 @@ export class ScriptRunner {
         timedOut: false,
         durationMs: Math.round(performance.now() - started),
         stderr: '',
+        aborted: false,
       };
       this.account(kind, path, result, timeoutMs, err instanceof Error ? err : new Error(String(err)));
       return Promise.resolve(result);
     }
 
+    const pid = child.pid;
+    const tree = pid === undefined ? undefined : new ProcessTree(pid, token);
+    if (pid !== undefined) trackSpawned(pid);
+
+    let markFinished = (): void => undefined;
+    const finished = new Promise<void>((r) => (markFinished = r));
     return new Promise<ScriptResult>((resolve) => {
       const stderr = new BoundedBuffer(STDERR_LIMIT);
       let timedOut = false;
+      let aborted = false;
       let settled = false;
-      let killTimer: NodeJS.Timeout | undefined;
+      let killing: Promise<void> | undefined;
       let drainTimer: NodeJS.Timeout | undefined;
       let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
@@ -173,51 +289,70 @@ export class ScriptRunner {
       // on a full pipe.
       child.stdout.resume();
 
-      const killGroup = (signal: NodeJS.Signals): void => {
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, signal);
-        } catch {
-          // Already gone.
+      const killTree = (): Promise<void> => {
+        if (killing === undefined) {
+          const k = tree === undefined ? Promise.resolve() : tree.kill(KILL_GRACE_MS);
+          killing = k.catch((e: Error) => {
+            this.log.error(`killing ${kind} script ${path}: ${e.message}`);
+          });
         }
+        return killing;
       };
 
       const timeoutTimer = setTimeout(() => {
         timedOut = true;
-        killGroup('SIGTERM');
-        killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
+        void killTree();
       }, timeoutMs);
 
       const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timeoutTimer);
-        clearTimeout(killTimer);
         clearTimeout(drainTimer);
+        entry.abort = undefined;
         child.stdout.destroy();
         child.stderr.destroy();
         const result: ScriptResult = {
-          ok: spawnError === undefined && !timedOut && code === 0,
+          ok: spawnError === undefined && !timedOut && !aborted && code === 0,
           code,
           signal,
           timedOut,
           durationMs: Math.round(performance.now() - started),
           stderr: stderr.text(),
+          aborted,
         };
         this.account(kind, path, result, timeoutMs, spawnError);
         resolve(result);
+        markFinished();
+      };
+
+      entry.abort = () => {
+        if (exit === undefined) {
+          aborted = true;
+          void killTree();
+        }
+        return finished;
+      };
+
+      // The tree's processes are gone once a kill has run: a result then means nothing of the
+      // script is left.
+      const finishAfterKill = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (killing) void killing.then(() => finish(code, signal));
+        else finish(code, signal);
       };
 
       child.on('error', (err) => finish(null, null, err));
       child.on('exit', (code, signal) => {
         exit = { code, signal };
-        // Only the group leader is known to be gone; stop the SIGKILL escalation from
-        // targeting a process group id that may no longer exist.
-        clearTimeout(killTimer);
-        drainTimer = setTimeout(() => finish(code, signal), DRAIN_MS);
+        if (pid !== undefined) untrackSpawned(pid);
+        tree?.leaderExited();
+        // The script is done; what it left in the background (a daemon it started) is
+        // allowed to stay, unless a kill is already under way.
+        clearTimeout(timeoutTimer);
+        drainTimer = setTimeout(() => finishAfterKill(code, signal), DRAIN_MS);
       });
       child.on('close', () => {
-        if (exit !== undefined) finish(exit.code, exit.signal);
+        if (exit !== undefined) finishAfterKill(exit.code, exit.signal);
       });
     });
   }
@@ -242,6 +377,8 @@ export class ScriptRunner {
       this.log.error(`cannot run ${kind} script ${path}: ${spawnError.message}`);
     } else if (r.timedOut) {
       this.log.error(`${kind} script ${path} killed after ${timeoutMs} ms timeout${tail}`, meta);
+    } else if (r.aborted) {
+      this.log.error(`${kind} script ${path} killed: stopping${tail}`, meta);
     } else if (r.signal !== null) {
       this.log.warn(`${kind} script ${path} killed by ${r.signal}${tail}`, meta);
     } else {

@@ -15,14 +15,17 @@ export class GroupEffects {
   readonly scripts: ScriptRunner;
   /** Address changes of this group, in order: a removal never overtakes an addition. */
   private addressChain: Promise<void> = Promise.resolve();
-  private lastScript: Promise<unknown> = Promise.resolve();
+  /** Settles once a stopping group has released its addresses: the downscript runs after. */
+  private released: Promise<unknown> | undefined;
 
   constructor(
     private cfg: GroupConfig,
     private readonly io: AddressIo,
     private readonly log: Logger,
   ) {
-    this.scripts = new ScriptRunner({ log, timeoutMs: cfg.scriptTimeoutMs });
+    // One lane per group name: a restarted group's upscript queues behind the old instance's
+    // downscript, which would otherwise undo it.
+    this.scripts = new ScriptRunner({ log, timeoutMs: cfg.scriptTimeoutMs, lane: cfg.name });
   }
 
   update(cfg: GroupConfig): void {
@@ -74,11 +77,27 @@ export class GroupEffects {
       addresses,
     });
     // The runner serializes runs and never rejects; it logs the outcome itself.
-    this.lastScript = this.scripts.run(kind, path, scriptArgs(c.interface, addresses, c.xparam), env);
+    void this.scripts.run(kind, path, scriptArgs(c.interface, addresses, c.xparam), env, {
+      after: this.released,
+    });
   }
 
-  /** Resolves once every address change and script queued so far is done. */
+  /** Resolves once every address change queued so far is done (scripts are not waited for). */
   async settled(): Promise<void> {
-    await Promise.allSettled([this.addressChain, this.lastScript]);
+    await this.addressChain.catch(() => undefined);
+  }
+
+  /**
+   * The group is leaving: scripts queued from now on (its downscript) wait until the address
+   * release that the caller queues next is done. Returns the function that marks that point.
+   */
+  beginLeaving(): () => Promise<void> {
+    let release = (): void => undefined;
+    this.released = new Promise<void>((r) => (release = r));
+    return () => {
+      const done = this.settled();
+      void done.then(release);
+      return done;
+    };
   }
 }

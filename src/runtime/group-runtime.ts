@@ -229,13 +229,18 @@ export class GroupRuntime {
     this.dispatch({ type: 'update', params: groupParams(cfg) });
   }
 
-  /** Leaves the group; resolves when its downscript and address removals are done. */
+  /**
+   * Leaves the group; resolves when its addresses are released. Its scripts (the downscript,
+   * queued behind a running upscript) are left to finish or time out in the background, so
+   * that a reload never waits for them: a daemon that exits bounds them with settleScripts().
+   */
   async stop(opts: StopOptions): Promise<void> {
+    const released = this.effects.beginLeaving();
     this.stopping = opts;
     this.dispatch({ type: 'stop', bowOut: opts.bowOut });
     this.clearTimer();
     if (opts.releaseAddresses && this.cfg.manageAddresses) this.effects.changeAddresses(false);
-    await this.effects.settled();
+    await released();
   }
 
   status(): GroupStatus {

@@ -15,6 +15,14 @@ import { diffGroups, type GroupDiff } from './diff';
 import { AddressRecord } from './address-record';
 import type { Override } from '../engine/group';
 import { AlreadyStartedError } from '../errors';
+import { settleScripts } from '../hooks/scripts';
+
+/**
+ * How long a stopping daemon waits for the downscripts before killing what is left of every
+ * script (then up to KILL_GRACE_MS in src/hooks/scripts.ts more). systemd/ucarp.service's
+ * TimeoutStopSec= (30 s) must stay above their sum, or systemd kills us before we exit.
+ */
+export const STOP_SCRIPT_WAIT_MS = 10_000;
 
 export interface GroupSetOptions {
   log: Logger;
@@ -136,6 +144,8 @@ export class GroupSet {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all([...this.groups.keys()].map((n) => this.removeGroup(n, policy)));
+    // Also the scripts of groups that reloads removed earlier and left running.
+    await settleScripts(STOP_SCRIPT_WAIT_MS);
     for (const h of this.hubs.values()) h.close();
     this.hubs.clear();
     this.monitor.close();

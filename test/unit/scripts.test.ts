@@ -4,13 +4,31 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { ScriptRunner, scriptArgs, scriptEnv, STDERR_LIMIT, KILL_GRACE_MS } from '../../src/hooks/scripts';
+import {
+  ScriptRunner,
+  scriptArgs,
+  scriptEnv,
+  settleScripts,
+  STDERR_LIMIT,
+  KILL_GRACE_MS,
+} from '../../src/hooks/scripts';
 import { createLogger, groupLogger, type Logger } from '../../src/util/log';
 
 // Compiled to dist/test/unit; the shell fixtures stay in the source tree.
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/scripts');
 const fixture = (name: string): string => path.join(FIXTURES, name);
-const EXECUTABLE = ['args.sh', 'record.sh', 'hang.sh', 'stubborn.sh', 'fail.sh', 'noisy.sh', 'background.sh'];
+const EXECUTABLE = [
+  'args.sh',
+  'record.sh',
+  'hang.sh',
+  'stubborn.sh',
+  'fail.sh',
+  'noisy.sh',
+  'background.sh',
+  'setsid-child.sh',
+  'daemonize.sh',
+  'leave-daemon.sh',
+];
 
 let tmp = '';
 before(() => {
@@ -45,6 +63,24 @@ function alive(pid: number): boolean {
   return !/^\d+ \(.*\) Z/.test(stat);
 }
 
+/** The process exists in any form, zombie included. */
+function present(pid: number): boolean {
+  return fs.existsSync(`/proc/${pid}`);
+}
+
+function sessionOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+}
+
+async function readPid(file: string, ms = 5000): Promise<number> {
+  assert.ok(
+    await waitUntil(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').trim() !== '', ms),
+    file,
+  );
+  return Number(fs.readFileSync(file, 'utf8'));
+}
+
 async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -74,7 +110,7 @@ describe('script arguments and environment', () => {
     assert.deepEqual(fs.readFileSync(out, 'utf8').split('\0').slice(0, -1), ['eth0', '192.0.2.10', '']);
   });
 
-  it('adds the UCARP_* variables to the inherited environment', async () => {
+  it('adds the UCARP_* variables, and a run id, to the inherited environment', async () => {
     const { r } = runner();
     const out = path.join(tmp, 'env');
     const env = scriptEnv({
@@ -84,9 +120,9 @@ describe('script arguments and environment', () => {
       addresses: ['192.0.2.10', '192.0.2.11'],
     });
     await r.run('up', fixture('args.sh'), ['eth0', '192.0.2.10'], { ...env, OUT: out });
-    assert.equal(
+    assert.match(
       fs.readFileSync(`${out}.env`, 'utf8'),
-      'UCARP_ADDRESSES=192.0.2.10 192.0.2.11\nUCARP_GROUP=web\nUCARP_STATE=MASTER\nUCARP_VHID=10\n',
+      /^UCARP_ADDRESSES=192\.0\.2\.10 192\.0\.2\.11\nUCARP_GROUP=web\nUCARP_RUN_ID=\d+\.\d+\nUCARP_STATE=MASTER\nUCARP_VHID=10\n$/,
     );
   });
 
@@ -247,5 +283,129 @@ describe('script timeout', () => {
     const { log } = testLogger();
     assert.throws(() => new ScriptRunner({ log, timeoutMs: 0 }), RangeError);
     assert.throws(() => new ScriptRunner({ log, timeoutMs: 1000 }).setTimeout(Number.NaN), RangeError);
+  });
+});
+
+describe('script process trees', () => {
+  for (const ignoreTerm of [false, true]) {
+    it(`kills a grandchild that left the group with setsid${ignoreTerm ? ', even when SIGTERM is ignored' : ''}, and leaves no zombie`, async () => {
+      const { r } = runner(500);
+      const pidfile = path.join(tmp, `setsid${ignoreTerm ? '-stubborn' : ''}`);
+      const t0 = Date.now();
+      const run = r.run('up', fixture('setsid-child.sh'), [], {
+        PIDFILE: pidfile,
+        ...(ignoreTerm ? { IGNORE_TERM: '1' } : {}),
+      });
+      const pids = {
+        script: await readPid(`${pidfile}.script`),
+        child: await readPid(`${pidfile}.child`),
+        grandchild: await readPid(`${pidfile}.grandchild`),
+      };
+      // The case this is about: the grandchild is out of the script's session and group.
+      assert.notEqual(sessionOf(pids.grandchild), pids.script);
+      const res = await run;
+      assert.equal(res.timedOut, true);
+      // Nothing is left, not even a zombie, by the time the result is in (and well within the
+      // grace period plus a margin).
+      const elapsed = Date.now() - t0;
+      assert.ok(elapsed < 500 + KILL_GRACE_MS + 1500, `took ${elapsed} ms`);
+      for (const [name, pid] of Object.entries(pids))
+        assert.equal(present(pid), false, `${name} ${pid} remains`);
+      if (ignoreTerm) assert.equal(res.signal, 'SIGKILL');
+    });
+  }
+
+  it('kills a daemon the script started by double fork, whose parent is gone', async () => {
+    const { r } = runner(500);
+    const pidfile = path.join(tmp, 'daemonize');
+    const run = r.run('up', fixture('daemonize.sh'), [], { PIDFILE: pidfile });
+    const daemon = await readPid(`${pidfile}.daemon`);
+    const script = await readPid(`${pidfile}.script`);
+    const res = await run;
+    assert.equal(res.timedOut, true);
+    assert.equal(present(script), false, 'script remains');
+    assert.equal(present(daemon), false, 'daemon remains');
+  });
+
+  it('leaves alone what another script left behind, and reaps it once it dies', async () => {
+    const { r: first } = runner();
+    const pidfile = path.join(tmp, 'left');
+    assert.equal((await first.run('up', fixture('leave-daemon.sh'), [], { PIDFILE: pidfile })).ok, true);
+    const daemon = await readPid(`${pidfile}.daemon`);
+    try {
+      const { r: second } = runner(200);
+      const res = await second.run('up', fixture('hang.sh'), [], { PIDFILE: path.join(tmp, 'hang3.pid') });
+      assert.equal(res.timedOut, true);
+      assert.equal(alive(daemon), true, "the other script's daemon was killed");
+    } finally {
+      process.kill(daemon, 'SIGKILL');
+    }
+    // It was adopted by this process (the subreaper): nobody else would reap it.
+    assert.ok(await waitUntil(() => !present(daemon), 3000), 'left as a zombie');
+  });
+});
+
+describe('not waiting for scripts', () => {
+  it('serializes runners of one lane: a new runner waits for the old one', async () => {
+    const { log } = testLogger();
+    const old = new ScriptRunner({ log, timeoutMs: 10_000, lane: 'web' });
+    const renewed = new ScriptRunner({ log, timeoutMs: 10_000, lane: 'web' });
+    const other = new ScriptRunner({ log, timeoutMs: 10_000, lane: 'db' });
+    const order = path.join(tmp, 'lane');
+    const a = old.run('down', fixture('record.sh'), ['old-down'], { LOG: order, DELAY: '0.3' });
+    const b = renewed.run('up', fixture('record.sh'), ['new-up'], { LOG: order, DELAY: '0' });
+    const c = other.run('up', fixture('record.sh'), ['other'], { LOG: order, DELAY: '0' });
+    await Promise.all([a, b, c]);
+    const lines = fs.readFileSync(order, 'utf8').split('\n');
+    assert.ok(lines.indexOf('end old-down') < lines.indexOf('start new-up'), lines.join(','));
+    // Another lane does not wait.
+    assert.ok(lines.indexOf('start other') < lines.indexOf('end old-down'), lines.join(','));
+  });
+
+  it('starts a run only after its `after` gate', async () => {
+    const { r } = runner();
+    const order = path.join(tmp, 'gate');
+    let open = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const run = r.run('down', fixture('record.sh'), ['down'], { LOG: order, DELAY: '0' }, { after: gate });
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(fs.existsSync(order), false, 'ran before the gate opened');
+    open();
+    assert.equal((await run).ok, true);
+  });
+
+  it('settleScripts returns at once when nothing runs, and lets a quick script finish', async () => {
+    let t0 = Date.now();
+    await settleScripts(5000);
+    assert.ok(Date.now() - t0 < 100);
+    const { r } = runner();
+    const run = r.run('up', fixture('record.sh'), ['quick'], { LOG: path.join(tmp, 'quick'), DELAY: '0.2' });
+    t0 = Date.now();
+    await settleScripts(5000);
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+    const res = await run;
+    assert.equal(res.ok, true);
+    assert.equal(res.aborted, false);
+  });
+
+  it('settleScripts kills a hanging tree after its bound and cancels what is queued behind it', async () => {
+    const { r, text } = runner(60_000);
+    const pidfile = path.join(tmp, 'settle');
+    const order = path.join(tmp, 'settle-order');
+    const up = r.run('up', fixture('setsid-child.sh'), [], { PIDFILE: pidfile });
+    const down = r.run('down', fixture('record.sh'), ['down'], { LOG: order, DELAY: '0' });
+    const grandchild = await readPid(`${pidfile}.grandchild`);
+    const t0 = Date.now();
+    await settleScripts(300);
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed >= 290 && elapsed < 300 + KILL_GRACE_MS + 1000, `took ${elapsed} ms`);
+    const [u, d] = await Promise.all([up, down]);
+    assert.equal(u.aborted, true);
+    assert.equal(u.timedOut, false);
+    assert.equal(d.aborted, true);
+    assert.equal(fs.existsSync(order), false, 'the queued script ran');
+    assert.equal(present(grandchild), false, 'grandchild remains');
+    assert.match(text(), /\[ERROR\] web vhid 10 eth0: up script \S+setsid-child\.sh killed: stopping/);
+    assert.match(text(), /\[WARN\] web vhid 10 eth0: down script \S+record\.sh not run: stopping/);
   });
 });
