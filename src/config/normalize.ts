@@ -12,7 +12,15 @@ import {
   LOGGING_DEFAULTS,
   TRACKER_DEFAULTS,
 } from './settings';
-import type { AddressConfig, Config, GroupConfig, RawConfig, RawGroup, RawTracker, TrackerConfig } from './types';
+import type {
+  AddressConfig,
+  Config,
+  GroupConfig,
+  RawConfig,
+  RawGroup,
+  RawTracker,
+  TrackerConfig,
+} from './types';
 
 /** Builds the daemon's view once every check passed: nothing left optional that has a default. */
 export function normalize(config: RawConfig, groups: MergedGroup[], resolved: Map<string, Resolved>): Config {

@@ -75,7 +75,13 @@ export function checkSemantics(
       fail(group.path, 'value', "must have required property 'interface' (in the group or in defaults)");
     } else {
       srcip = resolveSrcip(group, s.interface, interfaces, virtual, fail, warn);
-      const destination = s.broadcast ? 'broadcast' : (s.mcast ?? GROUP_DEFAULTS.mcast);
+      // Unicast advertisements arrive addressed to this host: one key per source address.
+      const destination =
+        (s.peers ?? []).length > 0
+          ? `unicast to ${srcip ?? 'this host'}`
+          : s.broadcast
+            ? 'broadcast'
+            : (s.mcast ?? GROUP_DEFAULTS.mcast);
       const key = `${s.interface} ${destination} ${s.vhid}`;
       const owner = destinations.get(key);
       if (owner !== undefined) {

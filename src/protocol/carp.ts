@@ -12,10 +12,8 @@ export const MAX_PASSWORD_BYTES = 19;
 export const KEY_LEN = 20;
 
 /** Why a received packet was not accepted; each has its own counter. */
-export type RejectReason =
-  'short' | 'ttl' | 'version' | 'type' | 'length' | 'vhid' | 'destination' | 'checksum' | 'digest';
-
-export const REJECT_REASONS: readonly RejectReason[] = [
+/** Why a packet was dropped; `peer`: a unicast group heard a host that is not in its peers. */
+export const REJECT_REASONS = [
   'short',
   'ttl',
   'version',
@@ -23,9 +21,12 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'length',
   'vhid',
   'destination',
+  'peer',
   'checksum',
   'digest',
-];
+] as const;
+
+export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface Advertisement {
   vhid: number;

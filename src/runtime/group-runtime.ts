@@ -61,6 +61,10 @@ export interface StopOptions {
 
 const U64 = (1n << 64n) - 1n;
 
+function peerSet(cfg: GroupConfig): Set<number> | null {
+  return cfg.peers.length > 0 ? new Set(cfg.peers.map(ipv4ToInt)) : null;
+}
+
 /** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
   const picked = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as Omit<GroupParams, 'srcip'>;
@@ -89,6 +93,8 @@ export class GroupRuntime {
   private readonly queue: Event[] = [];
   private dispatching = false;
   private stopping: StopOptions | null = null;
+  /** Unicast peers as integers for the per-packet check; null for a multicast group. */
+  private peers: Set<number> | null = null;
   readonly stats: GroupStats = emptyStats();
   /** Addresses of this group present on this host while it is not master. */
   private readonly conflicts = new Set<string>();
@@ -107,6 +113,7 @@ export class GroupRuntime {
     });
     this.counter = randomBytes(8).readBigUInt64BE();
     this.s = initialState(groupParams(cfg), this.clock.now());
+    this.peers = peerSet(cfg);
     this.effects = new GroupEffects(cfg, deps.io, deps.log);
     this.warnings = new RateLimitedLog(
       (line) => this.log.warn(line),
@@ -132,6 +139,12 @@ export class GroupRuntime {
 
   /** A packet the interface demultiplexed to this group; framing is already checked. */
   onPacket(pkt: Buffer, framing: Framing): void {
+    // A unicast group listens to its peers only (FreeBSD carp's `peer`): anyone else who
+    // knows the password and the vhid could otherwise take part from anywhere.
+    if (this.peers !== null && !this.peers.has(framing.src)) {
+      this.reject('peer', framing.src);
+      return;
+    }
     const r = verifyAdvertisement(pkt, framing.offset, this.key, this.prefix);
     if (!r.ok) {
       this.reject(r.reason, framing.src);
@@ -225,6 +238,7 @@ export class GroupRuntime {
    */
   update(cfg: GroupConfig): void {
     this.cfg = cfg;
+    this.peers = peerSet(cfg);
     this.effects.update(cfg);
     this.dispatch({ type: 'update', params: groupParams(cfg) });
   }
@@ -341,15 +355,20 @@ export class GroupRuntime {
       this.prefix,
       this.out,
     );
-    let ok = true;
-    try {
-      this.io.send(this.out, this.cfg.destination, this.cfg.srcip);
-      this.stats.sent++;
-    } catch (e) {
-      ok = false;
-      this.stats.sendErrors++;
-      this.warnings.report('send', `sending advertisement failed: ${(e as Error).message}`);
+    // A unicast group sends the same advertisement to each peer; it counts as sent when at
+    // least one copy left, so one unreachable peer does not suppress the group.
+    const c = this.cfg;
+    let ok = false;
+    for (const dst of c.peers.length > 0 ? c.peers : [c.destination]) {
+      try {
+        this.io.send(this.out, dst, c.srcip);
+        ok = true;
+      } catch (e) {
+        this.stats.sendErrors++;
+        this.warnings.report('send', `sending advertisement to ${dst} failed: ${(e as Error).message}`);
+      }
     }
+    if (ok) this.stats.sent++;
     // Successes only matter while failures are being counted; skipping them keeps the
     // steady state at one engine step per advertisement.
     if (ok && this.s.sendFailures === 0 && !this.s.suppressed) return;

@@ -4,6 +4,7 @@
 // of. The set also keeps the kernel equal to what the groups' states say: interfaces that
 // vanish and come back, virtual addresses removed or added behind our back, and addresses a
 // crashed run left behind (address-record.ts).
+import { isDeepStrictEqual } from 'node:util';
 import type { AddressConfig, GroupConfig } from '../config/types';
 import { Rtnl, type LinkInfo } from '../net/rtnl';
 import { LinkMonitor, type AddressEvent } from '../net/link-monitor';
@@ -111,7 +112,14 @@ export class GroupSet {
     // Removals first, so that a vhid or address moving between groups is free again.
     const leaving = [...d.removed, ...d.restarted.map((c) => c.name)];
     await Promise.all(leaving.map((name) => this.removeGroup(name)));
-    for (const cfg of d.updated) this.groups.get(cfg.name)?.update(cfg);
+    for (const cfg of d.updated) {
+      const g = this.groups.get(cfg.name);
+      if (!g) continue;
+      const repeer = !isDeepStrictEqual(g.config.peers, cfg.peers);
+      g.update(cfg);
+      // A new peer list moves the group between multicast and unicast demultiplexing.
+      if (repeer) this.hubs.get(cfg.interface)?.refresh(g);
+    }
     for (const cfg of [...d.restarted, ...d.added]) this.addGroup(cfg);
     this.closeIdleHubs();
     return {

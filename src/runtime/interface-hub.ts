@@ -11,6 +11,7 @@ import { ipv4ToInt, isMulticast } from '../net/ipv4';
 import type { LinkInfo } from '../net/rtnl';
 import type { Logger } from '../util/log';
 import type { GroupRuntime } from './group-runtime';
+import type { GroupConfig } from '../config/types';
 import { emptyRejects, type RejectCounters } from './counters';
 import { ClosedError, VhidInUseError } from '../errors';
 
@@ -20,6 +21,19 @@ export type HubGroup = Pick<GroupRuntime, 'config' | 'onPacket' | 'reject'>;
 /** dst fits in 32 bits and vhid in 8: the sum is an exact integer key, no string building. */
 function demuxKey(dst: number, vhid: number): number {
   return dst * 256 + vhid;
+}
+
+/**
+ * Where a group's advertisements arrive: its multicast (or broadcast) destination, or for a
+ * unicast group this host's own source address, which its peers send to.
+ */
+function groupKey(c: GroupConfig): number {
+  const dst = c.peers.length > 0 ? (c.srcip === '' ? 0 : ipv4ToInt(c.srcip)) : ipv4ToInt(c.destination);
+  return demuxKey(dst, c.vhid);
+}
+
+function where(c: GroupConfig): string {
+  return c.peers.length > 0 ? `unicast ${c.srcip}` : c.destination;
 }
 
 /** The interface's sockets as the hub uses them; tests hand in fakes. */
@@ -51,8 +65,10 @@ export class InterfaceHub {
   running = false;
   private attached: Attached | undefined;
   private readonly groups = new Map<number, HubGroup>();
-  /** The source each group registered on the current socket (a group may learn it late). */
-  private readonly sources = new Map<HubGroup, string>();
+  /** Each group's demultiplexing key, as added (its source or peers may change later). */
+  private readonly keys = new Map<HubGroup, number>();
+  /** What each group registered on the current socket: its source and any membership. */
+  private readonly sources = new Map<HubGroup, { src: string; joined: string | null }>();
   /** vhid → number of groups using it on any destination, to tell 'destination' from 'vhid'. */
   private readonly vhids = new Map<number, number>();
 
@@ -110,30 +126,36 @@ export class InterfaceHub {
 
   add(g: HubGroup): void {
     const c = g.config;
-    const key = demuxKey(ipv4ToInt(c.destination), c.vhid);
-    if (this.groups.has(key))
-      throw new VhidInUseError(`vhid ${c.vhid} to ${c.destination} is already in use on ${this.ifname}`);
+    const key = groupKey(c);
+    const taken = this.groups.get(key);
+    if (taken !== undefined && taken !== g)
+      throw new VhidInUseError(`vhid ${c.vhid} to ${where(c)} is already in use on ${this.ifname}`);
     this.groups.set(key, g);
+    this.keys.set(g, key);
     this.vhids.set(c.vhid, (this.vhids.get(c.vhid) ?? 0) + 1);
     if (this.attached) this.register(g);
   }
 
   remove(g: HubGroup): void {
-    const c = g.config;
-    const key = demuxKey(ipv4ToInt(c.destination), c.vhid);
-    if (this.groups.get(key) !== g) return;
+    const key = this.keys.get(g);
+    if (key === undefined || this.groups.get(key) !== g) return;
     this.groups.delete(key);
-    const n = (this.vhids.get(c.vhid) ?? 1) - 1;
-    if (n > 0) this.vhids.set(c.vhid, n);
-    else this.vhids.delete(c.vhid);
+    this.keys.delete(g);
+    const vhid = g.config.vhid;
+    const n = (this.vhids.get(vhid) ?? 1) - 1;
+    if (n > 0) this.vhids.set(vhid, n);
+    else this.vhids.delete(vhid);
     this.unregister(g);
   }
 
-  /** A group's source address changed (learnt once its interface had an address). */
+  /**
+   * A group's source or peers changed (a source learnt once its interface had an address, a
+   * peer list edited on reload): register it again under what it is now.
+   */
   refresh(g: HubGroup): void {
-    if (!this.attached) return;
-    this.unregister(g);
-    this.register(g);
+    if (!this.keys.has(g)) return;
+    this.remove(g);
+    this.add(g);
   }
 
   send(payload: Buffer, dst: string, src: string): void {
@@ -150,15 +172,19 @@ export class InterfaceHub {
     this.detach();
   }
 
-  /** Own source (so our packets are dropped) and multicast membership of one group. */
+  /**
+   * Own source (so our packets are dropped) and multicast membership of one group. A unicast
+   * group joins nothing: its advertisements arrive addressed to this host.
+   */
   private register(g: HubGroup): void {
     const a = this.attached;
     const c = g.config;
     if (!a || c.srcip === '' || this.sources.has(g)) return;
     try {
-      if (isMulticast(ipv4ToInt(c.destination))) a.sock.join(c.destination, c.srcip, a.link.index);
+      const joined = c.peers.length === 0 && isMulticast(ipv4ToInt(c.destination)) ? c.destination : null;
+      if (joined !== null) a.sock.join(joined, c.srcip, a.link.index);
       a.sock.addLocalSource(c.srcip);
-      this.sources.set(g, c.srcip);
+      this.sources.set(g, { src: c.srcip, joined });
     } catch (e) {
       this.log.error(`cannot listen for vhid ${c.vhid} on ${this.ifname}: ${(e as Error).message}`);
     }
@@ -166,12 +192,11 @@ export class InterfaceHub {
 
   private unregister(g: HubGroup): void {
     const a = this.attached;
-    const src = this.sources.get(g);
-    if (!a || src === undefined) return;
+    const reg = this.sources.get(g);
+    if (!a || reg === undefined) return;
     this.sources.delete(g);
-    a.sock.removeLocalSource(src);
-    const dst = g.config.destination;
-    if (isMulticast(ipv4ToInt(dst))) a.sock.leave(dst);
+    a.sock.removeLocalSource(reg.src);
+    if (reg.joined !== null) a.sock.leave(reg.joined);
   }
 
   private onPacket(buf: Buffer): void {

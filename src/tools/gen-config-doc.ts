@@ -222,6 +222,8 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
   const defaults = refs.property(schema, 'defaults');
   const groupKeys = Object.keys(group.properties ?? {});
   const defaultKeys = Object.keys(defaults.properties ?? {});
+  const trackers = refs.property(schema, 'trackers');
+  const tracker = refs.resolve(schema.$defs?.tracker ?? {});
 
   const out: string[] = [
     `<!-- Generated from ${SCHEMA_PATH} by src/tools/gen-config-doc.ts: do not edit by hand.`,
@@ -243,6 +245,7 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
     '- [Top level](#top-level)',
     ...SETTING_SECTIONS.map((s) => `- [\`${s}\`](#section-${s})`),
     '- [`defaults`](#section-defaults)',
+    '- [`trackers`](#section-trackers) and [tracker settings](#tracker-settings)',
     '- [`groups`](#section-groups) and [group settings](#group-settings)',
     '- [Full example](#full-example)',
     '',
@@ -298,6 +301,25 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
       return `| [\`${k}\`](#group-${k}) | ${typeOf(n, refs)} | ${tableCell(defaultText(n, false))} |`;
     }),
     '',
+    '<a id="section-trackers"></a>',
+    '',
+    '## `trackers`',
+    '',
+    trackers.description ?? '',
+    '',
+    `- Type: ${typeOf(trackers, refs)}`,
+    `- Default: ${defaultText(trackers, false)}`,
+    ...exampleLines('trackers', trackers),
+    '',
+    '<a id="tracker-settings"></a>',
+    '',
+    '## Tracker settings',
+    '',
+    tracker.description ?? '',
+    '',
+    ...Object.keys(tracker.properties ?? {}).flatMap((k) =>
+      entry(`tracker-${k}`, k, k, refs.property(tracker, k), false, refs),
+    ),
     '<a id="section-groups"></a>',
     '',
     '## `groups`',

@@ -152,6 +152,7 @@ describe('handleRequest', () => {
       'length',
       'vhid',
       'destination',
+      'peer',
       'checksum',
       'digest',
     ]);
