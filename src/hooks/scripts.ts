@@ -9,10 +9,11 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../util/log';
+import type { CarpState } from '../engine/group';
 import { InvalidArgumentError } from '../errors';
 import { ProcessTree, RUN_TOKEN_VAR, becomeSubreaper, trackSpawned, untrackSpawned } from './process-tree';
 
-export type ScriptKind = 'up' | 'down';
+export type ScriptKind = 'up' | 'down' | 'notify';
 
 export interface ScriptResult {
   /** Exited on its own with status 0. */
@@ -72,7 +73,7 @@ export function scriptArgs(iface: string, addresses: readonly string[], xparam?:
 export function scriptEnv(ctx: {
   group: string;
   vhid: number;
-  state: 'MASTER' | 'BACKUP';
+  state: CarpState;
   addresses: readonly string[];
 }): Record<string, string> {
   return {

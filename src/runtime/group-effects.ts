@@ -4,6 +4,7 @@
 import type { AddressConfig, GroupConfig } from '../config/types';
 import type { Logger } from '../util/log';
 import { ScriptRunner, scriptArgs, scriptEnv } from '../hooks/scripts';
+import type { CarpState } from '../engine/group';
 
 /** The address operations a group needs; the group set wires them to rtnetlink. */
 export interface AddressIo {
@@ -13,6 +14,8 @@ export interface AddressIo {
 
 export class GroupEffects {
   readonly scripts: ScriptRunner;
+  /** Its own lane: a slow notify never delays the group's up/down scripts, or the reverse. */
+  private readonly notifier: ScriptRunner;
   /** Address changes of this group, in order: a removal never overtakes an addition. */
   private addressChain: Promise<void> = Promise.resolve();
   /** Settles once a stopping group has released its addresses: the downscript runs after. */
@@ -26,11 +29,13 @@ export class GroupEffects {
     // One lane per group name: a restarted group's upscript queues behind the old instance's
     // downscript, which would otherwise undo it.
     this.scripts = new ScriptRunner({ log, timeoutMs: cfg.scriptTimeoutMs, lane: cfg.name });
+    this.notifier = new ScriptRunner({ log, timeoutMs: cfg.scriptTimeoutMs, lane: `${cfg.name} notify` });
   }
 
   update(cfg: GroupConfig): void {
     this.cfg = cfg;
     this.scripts.setTimeout(cfg.scriptTimeoutMs);
+    this.notifier.setTimeout(cfg.scriptTimeoutMs);
   }
 
   /** Queues adding (or removing) every virtual address of the group, after earlier changes. */
@@ -65,7 +70,7 @@ export class GroupEffects {
   }
 
   /** Runs the upscript (MASTER) or downscript (BACKUP), if configured, with ucarp's arguments. */
-  runScript(kind: 'up' | 'down'): void {
+  runScript(kind: 'up' | 'down', state: CarpState): void {
     const c = this.cfg;
     const path = kind === 'up' ? c.upscript : c.downscript;
     if (path === undefined) return;
@@ -73,13 +78,29 @@ export class GroupEffects {
     const env = scriptEnv({
       group: c.name,
       vhid: c.vhid,
-      state: kind === 'up' ? 'MASTER' : 'BACKUP',
+      state,
       addresses,
     });
     // The runner serializes runs and never rejects; it logs the outcome itself.
     void this.scripts.run(kind, path, scriptArgs(c.interface, addresses, c.xparam), env, {
       after: this.released,
     });
+  }
+
+  /**
+   * keepalived's notify: `<group> <state> <vhid> <interface>` on every state change, with the
+   * scripts' UCARP_* environment; serialized per group, never waited for.
+   */
+  notify(state: CarpState): void {
+    const c = this.cfg;
+    if (c.notify === undefined) return;
+    const env = scriptEnv({
+      group: c.name,
+      vhid: c.vhid,
+      state,
+      addresses: c.addresses.map((a) => a.address),
+    });
+    void this.notifier.run('notify', c.notify, [c.name, state, String(c.vhid), c.interface], env);
   }
 
   /** Resolves once every address change queued so far is done (scripts are not waited for). */

@@ -31,6 +31,7 @@ import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
 import type { Logger } from '../util/log';
 import { RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
+import type { EventBus } from './events';
 import { systemClock, type Clock, type TimerHandle } from './clock';
 import { GroupEffects, type AddressIo } from './group-effects';
 import { emptyStats, type GroupStats, type GroupStatus } from './status';
@@ -48,6 +49,8 @@ export interface GroupDeps {
   clock?: Clock;
   /** Where transition log lines wait for the current batch to end (shared by a group set). */
   afterBatch?: AfterBatch;
+  /** Where transitions, conflicts and restores are announced (`ucarpctl events`). */
+  events?: EventBus;
 }
 
 export interface StopOptions {
@@ -85,6 +88,7 @@ export class GroupRuntime {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly afterBatch: AfterBatch;
+  private readonly events: EventBus | undefined;
   private readonly effects: GroupEffects;
   private readonly warnings: RateLimitedLog<RejectReason | SendFailure>;
   private timer: TimerHandle | undefined;
@@ -105,6 +109,7 @@ export class GroupRuntime {
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
     this.afterBatch = deps.afterBatch ?? new AfterBatch();
+    this.events = deps.events;
     this.key = passwordKey(cfg.password);
     this.prefix = authPrefix({
       key: this.key,
@@ -199,6 +204,7 @@ export class GroupRuntime {
   /** Someone removed an address of this MASTER: put it back and announce it. */
   restoreAddress(a: AddressConfig): void {
     this.stats.addressRestores++;
+    this.events?.publish({ type: 'restore', ...this.ref(), address: a.address });
     this.log.warn(
       `${a.address}/${a.prefixlen} was removed from ${this.cfg.interface} behind our back; restoring it`,
     );
@@ -212,6 +218,7 @@ export class GroupRuntime {
     if (!removing) this.conflicts.add(a.address);
     if (!isNew && !removing) return;
     this.stats.addressConflicts++;
+    this.events?.publish({ type: 'conflict', ...this.ref(), address: a.address, removed: removing });
     const what = removing
       ? 'removing it (this daemon added it)'
       : 'leaving it (not added by this daemon: remove it by hand)';
@@ -339,6 +346,10 @@ export class GroupRuntime {
     }
   }
 
+  private ref(): { group: string; vhid: number; interface: string } {
+    return { group: this.cfg.name, vhid: this.cfg.vhid, interface: this.cfg.interface };
+  }
+
   private dispatchGarp(): void {
     try {
       this.io.garp(this.cfg.addresses.map((x) => x.address));
@@ -381,15 +392,19 @@ export class GroupRuntime {
     this.afterBatch.defer(() =>
       to === 'MASTER' || from === 'MASTER' ? this.log.warn(line) : this.log.info(line),
     );
+    this.afterBatch.defer(() =>
+      this.events?.publish({ type: 'transition', ...this.ref(), from, to, reason }),
+    );
+    this.effects.notify(to);
     const stop = this.stopping;
     const manage = this.cfg.manageAddresses && (!stop || stop.releaseAddresses);
     if (to === 'MASTER') {
       if (manage) this.effects.changeAddresses(true);
-      this.effects.runScript('up');
+      this.effects.runScript('up', to);
     } else {
       // BACKUP or FAULT: a master's addresses go; at start, whatever a crashed run left.
       if (manage && !stop) this.effects.changeAddresses(false);
-      if (runScript && (!stop || stop.downscript)) this.effects.runScript('down');
+      if (runScript && (!stop || stop.downscript)) this.effects.runScript('down', to);
     }
   }
 }

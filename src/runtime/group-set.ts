@@ -14,6 +14,7 @@ import { AfterBatch } from '../util/after-batch';
 import { InterfaceHub } from './interface-hub';
 import { diffGroups, type GroupDiff } from './diff';
 import { AddressRecord } from './address-record';
+import { EventBus } from './events';
 import type { Override } from '../engine/group';
 import { AlreadyStartedError } from '../errors';
 import { settleScripts } from '../hooks/scripts';
@@ -31,6 +32,8 @@ export interface GroupSetOptions {
   stopPolicy: StopOptions;
   /** Where the record of added addresses lives; null keeps none (ucarp mode). */
   recordFile?: string | null;
+  /** The daemon's event stream; a private one when not given. */
+  events?: EventBus;
 }
 
 export interface ApplySummary {
@@ -54,11 +57,13 @@ export class GroupSet {
   private links = new Map<string, LinkInfo>();
   private readonly afterBatch = new AfterBatch();
   private readonly record: AddressRecord;
+  readonly events: EventBus;
   private started = false;
   private stopped = false;
 
   constructor(private readonly opts: GroupSetOptions) {
     this.record = new AddressRecord(opts.recordFile ?? null, opts.log);
+    this.events = opts.events ?? new EventBus();
     this.monitor.on('link', (info, removed) => this.onLink(info, removed));
     this.monitor.on('address', (ev) => this.onAddress(ev));
     this.monitor.on('resync', () => void this.reconcileAll());
@@ -170,7 +175,7 @@ export class GroupSet {
       addAddress: (ifname, address, prefixlen) => this.addAddress(cfg.name, ifname, address, prefixlen),
       delAddress: (ifname, address, prefixlen) => this.delAddress(ifname, address, prefixlen),
     };
-    const g = new GroupRuntime(cfg, { io, log, afterBatch: this.afterBatch });
+    const g = new GroupRuntime(cfg, { io, log, afterBatch: this.afterBatch, events: this.events });
     hub.add(g);
     this.groups.set(cfg.name, g);
     if (cfg.manageAddresses)

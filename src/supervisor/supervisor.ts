@@ -8,6 +8,7 @@ import type { Config } from '../config/types';
 import { ConfigLoader } from '../config/off-thread';
 import { createLogger, registerSecret, type Logger } from '../util/log';
 import { GroupSet } from '../runtime/group-set';
+import { EventBus } from '../runtime/events';
 import { sdNotify } from '../native';
 import { statusLine } from '../runtime/status';
 import { ControlServer } from '../control/server';
@@ -57,6 +58,7 @@ function notify(state: string): void {
 
 export class Supervisor {
   readonly groups: GroupSet;
+  readonly events = new EventBus();
   readonly log: Logger;
   config: Config;
   reloads = { ok: 0, failed: 0 };
@@ -80,6 +82,7 @@ export class Supervisor {
       log,
       stopPolicy: { bowOut: true, downscript: true, releaseAddresses: true },
       recordFile: addressRecordPath(config),
+      events: this.events,
     });
   }
 
@@ -136,6 +139,11 @@ export class Supervisor {
         const text = formatErrors(r.errors);
         this.log.error(`reload (${why}) rejected, running groups unchanged:\n${text}`);
         const outcome: ReloadOutcome = { ok: false, errors: r.errors, text };
+        this.events.publish({
+          type: 'reload',
+          ok: false,
+          line: `reload (${why}) rejected: ${r.errors.length} error(s)`,
+        });
         this.hooks.onReload?.(outcome);
         return outcome;
       }
@@ -149,6 +157,7 @@ export class Supervisor {
       const line = `reload (${why}): ${summaryLine(summary)}`;
       this.log.info(line);
       const outcome: ReloadOutcome = { ok: true, summary, line };
+      this.events.publish({ type: 'reload', ok: true, line });
       this.hooks.onReload?.(outcome);
       return outcome;
     } finally {
