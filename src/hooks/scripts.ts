@@ -2,16 +2,16 @@
 // `<interface> <address> [<xparam>]`. Unlike ucarp, a script never blocks the daemon: runs are
 // asynchronous, serialized per lane (one lane per group name, so a down-script waits for a
 // running up-script, also across a restart of the group) and killed after a timeout, with
-// every process they started (src/hooks/process-tree.ts). Nobody has to wait for a script: a
+// every process they started (src/hooks/run-process.ts). Nobody has to wait for a script: a
 // reload leaves a slow one to finish in the background, and a stopping daemon waits a bounded
 // time for all of them (settleScripts).
 
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable } from 'node:stream';
 import type { Logger } from '../util/log';
 import type { CarpState } from '../engine/group';
 import { InvalidArgumentError } from '../errors';
-import { ProcessTree, RUN_TOKEN_VAR, becomeSubreaper, trackSpawned, untrackSpawned } from './process-tree';
+import { runProcess } from './run-process';
+
+export { KILL_GRACE_MS } from './run-process';
 
 export type ScriptKind = 'up' | 'down' | 'notify';
 
@@ -53,11 +53,9 @@ export interface RunOptions {
 
 /** How much of a script's stderr is kept (and logged). */
 export const STDERR_LIMIT = 4096;
-/** Between SIGTERM and SIGKILL when a script overruns its timeout. */
-export const KILL_GRACE_MS = 2000;
-// After the script exits, how long to wait for its pipes to drain. A script that leaves a
-// background child holding stderr open must not hold the group's queue hostage.
-const DRAIN_MS = 200;
+// After a stop has killed what it had to, how long to give the cancelled runs to log that they
+// did not run.
+const CANCEL_LOG_MS = 200;
 
 /**
  * ucarp passes exactly one address. A group with several addresses passes the FIRST one, so
@@ -125,7 +123,6 @@ interface Lane {
  * stops must find the scripts of groups that a reload removed earlier.
  */
 const lanes = new Map<string | symbol, Lane>();
-let runSeq = 0;
 
 /** Resolves once all of `promises` have settled, or after `ms`, whichever comes first. */
 async function settledWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
@@ -165,7 +162,7 @@ export async function settleScripts(waitMs: number): Promise<void> {
   // which is now; a moment for that, so that the lines are written before the process exits.
   await settledWithin(
     [...lanes.values()].map((l) => l.tail),
-    DRAIN_MS,
+    CANCEL_LOG_MS,
   );
 }
 
@@ -238,124 +235,34 @@ export class ScriptRunner {
     entry: Entry,
   ): Promise<ScriptResult> {
     const timeoutMs = this.timeoutMs;
-    const started = performance.now();
     this.counters.runs++;
     this.log.debug(`running ${kind} script ${path} ${args.join(' ')}`);
-    // Before the first spawn, so that even that script's orphans come back to us.
-    becomeSubreaper();
-    const token = `${process.pid}.${++runSeq}`;
-
-    let child: ChildProcessByStdio<null, Readable, Readable>;
-    try {
-      // Own session and process group (detached): its members are found by those ids, and
-      // the script cannot signal the daemon's group.
-      child = spawn(path, args, {
-        env: { ...process.env, ...env, [RUN_TOKEN_VAR]: token },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
-    } catch (err) {
-      // Arguments Node refuses outright (a NUL byte in the path, say) throw instead of
-      // emitting 'error'; the queue must go on all the same.
-      const result: ScriptResult = {
-        ok: false,
-        code: null,
-        signal: null,
-        timedOut: false,
-        durationMs: Math.round(performance.now() - started),
-        stderr: '',
-        aborted: false,
-      };
-      this.account(kind, path, result, timeoutMs, err instanceof Error ? err : new Error(String(err)));
-      return Promise.resolve(result);
-    }
-
-    const pid = child.pid;
-    const tree = pid === undefined ? undefined : new ProcessTree(pid, token);
-    if (pid !== undefined) trackSpawned(pid);
-
-    let markFinished = (): void => undefined;
-    const finished = new Promise<void>((r) => (markFinished = r));
-    return new Promise<ScriptResult>((resolve) => {
-      const stderr = new BoundedBuffer(STDERR_LIMIT);
-      let timedOut = false;
-      let aborted = false;
-      let settled = false;
-      let killing: Promise<void> | undefined;
-      let drainTimer: NodeJS.Timeout | undefined;
-      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-
-      child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-      // stdout is not part of the result; reading it keeps a chatty script from blocking
-      // on a full pipe.
-      child.stdout.resume();
-
-      const killTree = (): Promise<void> => {
-        if (killing === undefined) {
-          const k = tree === undefined ? Promise.resolve() : tree.kill(KILL_GRACE_MS);
-          killing = k.catch((e: Error) => {
-            this.log.error(`killing ${kind} script ${path}: ${e.message}`);
-          });
-        }
-        return killing;
-      };
-
-      const timeoutTimer = setTimeout(() => {
-        timedOut = true;
-        void killTree();
-      }, timeoutMs);
-
-      const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timeoutTimer);
-        clearTimeout(drainTimer);
-        entry.abort = undefined;
-        child.stdout.destroy();
-        child.stderr.destroy();
-        const result: ScriptResult = {
-          ok: spawnError === undefined && !timedOut && !aborted && code === 0,
-          code,
-          signal,
-          timedOut,
-          durationMs: Math.round(performance.now() - started),
-          stderr: stderr.text(),
-          aborted,
-        };
-        this.account(kind, path, result, timeoutMs, spawnError);
-        resolve(result);
-        markFinished();
-      };
-
-      entry.abort = () => {
-        if (exit === undefined) {
-          aborted = true;
-          void killTree();
-        }
-        return finished;
-      };
-
-      // The tree's processes are gone once a kill has run: a result then means nothing of the
-      // script is left.
-      const finishAfterKill = (code: number | null, signal: NodeJS.Signals | null): void => {
-        if (killing) void killing.then(() => finish(code, signal));
-        else finish(code, signal);
-      };
-
-      child.on('error', (err) => finish(null, null, err));
-      child.on('exit', (code, signal) => {
-        exit = { code, signal };
-        if (pid !== undefined) untrackSpawned(pid);
-        tree?.leaderExited();
-        // The script is done; what it left in the background (a daemon it started) is
-        // allowed to stay, unless a kill is already under way.
-        clearTimeout(timeoutTimer);
-        drainTimer = setTimeout(() => finishAfterKill(code, signal), DRAIN_MS);
-      });
-      child.on('close', () => {
-        if (exit !== undefined) finishAfterKill(exit.code, exit.signal);
-      });
+    const stderr = new BoundedBuffer(STDERR_LIMIT);
+    const proc = runProcess({
+      file: path,
+      args,
+      env,
+      timeoutMs,
+      onStderr: (chunk) => stderr.push(chunk),
+      onKillError: (e) => this.log.error(`killing ${kind} script ${path}: ${e.message}`),
     });
+    const result = proc.done.then((r): ScriptResult => {
+      entry.abort = undefined;
+      const out: ScriptResult = {
+        ok: r.ok,
+        code: r.code,
+        signal: r.signal,
+        timedOut: r.timedOut,
+        durationMs: r.durationMs,
+        stderr: stderr.text(),
+        aborted: r.aborted,
+      };
+      this.account(kind, path, out, timeoutMs, r.spawnError);
+      return out;
+    });
+    // settleScripts() waits on this: the result must be logged by the time it resolves.
+    entry.abort = () => proc.abort().then(() => result.then(() => undefined));
+    return result;
   }
 
   private account(
