@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system tools the integration tests (or, with arguments, only the named tools)
-# drive, when they are missing: ip (iproute2), ucarp, tcpdump.
+# drive, when they are missing: ip (iproute2), ucarp, tcpdump, nft (nftables, which makes
+# sends fail on purpose in test/integration/fault-send-failure.test.ts).
 set -euo pipefail
-declare -A pkg=([ip]=iproute2 [ucarp]=ucarp [tcpdump]=tcpdump)
+declare -A pkg=([ip]=iproute2 [ucarp]=ucarp [tcpdump]=tcpdump [nft]=nftables)
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(ip ucarp tcpdump)
+[ ${#tools[@]} -gt 0 ] || tools=(ip ucarp tcpdump nft)
 need=()
 for t in "${tools[@]}"; do
   command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || [ -x "/sbin/$t" ] || need+=("${pkg[$t]}")

@@ -26,6 +26,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
 import type { Logger } from '../util/log';
+import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { RejectCounters, emptyRejects } from './counters';
 import { ScriptRunner, scriptArgs, scriptEnv } from '../hooks/scripts';
 
@@ -74,8 +75,6 @@ export interface GroupStatus {
 }
 
 const U64 = (1n << 64n) - 1n;
-/** Rejections of the same reason are logged once per this period, with a count. */
-const REJECT_LOG_PERIOD_MS = 10_000;
 
 /**
  * Log lines of state changes are written after the current batch of timers and packets: in a
@@ -119,7 +118,8 @@ export class GroupRuntime {
   private lastScript: Promise<unknown> = Promise.resolve();
   readonly scripts: ScriptRunner;
   private stopping: StopOptions | null = null;
-  private readonly lastRejectLog = new Map<RejectReason, { at: number; suppressed: number }>();
+  /** Rejects by reason and send failures ('send') each log once per period, with a count. */
+  private readonly faultLog = new RateLimitedLog<RejectReason | 'send'>(LOG_PERIOD_MS, () => this.now());
   readonly stats: GroupStats = {
     sent: 0,
     received: 0,
@@ -178,16 +178,10 @@ export class GroupRuntime {
   /** A rejected packet attributed to this group (its vhid and destination matched). */
   reject(reason: RejectReason, src: number): void {
     this.stats.rejects[reason]++;
-    const t = this.now();
-    const last = this.lastRejectLog.get(reason);
-    if (last && t - last.at < REJECT_LOG_PERIOD_MS) {
-      last.suppressed++;
-      return;
-    }
-    const more = last && last.suppressed > 0 ? ` (${last.suppressed} more since last report)` : '';
-    this.lastRejectLog.set(reason, { at: t, suppressed: 0 });
-    const hint = reason === 'digest' ? ': check vhid, password and virtual IP address' : '';
-    this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`);
+    this.faultLog.report(reason, (more) => {
+      const hint = reason === 'digest' ? ': check vhid, password and virtual IP address' : '';
+      this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`);
+    });
   }
 
   onLink(up: boolean): void {
@@ -315,7 +309,10 @@ export class GroupRuntime {
     } catch (e) {
       ok = false;
       this.stats.sendErrors++;
-      this.log.warn(`sending advertisement failed: ${(e as Error).message}`);
+      // A master whose sends fail keeps trying every advbase: one line per period, not per try.
+      this.faultLog.report('send', (more) =>
+        this.log.warn(`sending advertisement failed: ${(e as Error).message}${more}`),
+      );
     }
     // Successes only matter while failures are being counted; skipping them keeps the
     // steady state at one engine step per advertisement.

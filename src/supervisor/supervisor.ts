@@ -5,7 +5,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { loadConfig, formatErrors, systemHostInfo } from '../config';
 import type { Config, ConfigError } from '../config/types';
 import { ConfigLoader } from '../config/off-thread';
-import { createLogger, registerSecret, type Logger } from '../util/log';
+import { createLogger, type Logger } from '../util/log';
 import { Daemon, type ApplySummary } from '../runtime/daemon';
 import { sdNotify } from '../net/native';
 import { statusLine } from '../runtime/status';
@@ -77,7 +77,6 @@ export class Supervisor {
   ) {
     this.config = config;
     this.log = log;
-    for (const g of config.groups) registerSecret(g.password);
     this.daemon = new Daemon({
       log,
       stopPolicy: { bowOut: true, downscript: true, releaseAddresses: true },
@@ -141,7 +140,6 @@ export class Supervisor {
         this.hooks.onReload?.(outcome);
         return outcome;
       }
-      for (const g of r.config.groups) registerSecret(g.password);
       this.config = r.config;
       this.log.level = r.config.logging.level;
       const summary = await this.daemon.apply(r.config.groups);
