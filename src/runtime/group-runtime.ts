@@ -29,7 +29,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
 import type { Logger } from '../util/log';
-import { RateLimitedLog } from '../util/rate-limited-log';
+import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
 import { systemClock, type Clock, type TimerHandle } from './clock';
 import { GroupEffects, type AddressIo } from './group-effects';
@@ -108,10 +108,7 @@ export class GroupRuntime {
     this.counter = randomBytes(8).readBigUInt64BE();
     this.s = initialState(groupParams(cfg), this.clock.now());
     this.effects = new GroupEffects(cfg, deps.io, deps.log);
-    this.warnings = new RateLimitedLog(
-      (line) => this.log.warn(line),
-      () => this.clock.now(),
-    );
+    this.warnings = new RateLimitedLog(LOG_PERIOD_MS, () => this.clock.now());
   }
 
   get config(): GroupConfig {
@@ -146,7 +143,9 @@ export class GroupRuntime {
   reject(reason: RejectReason, src: number): void {
     this.stats.rejects[reason]++;
     const hint = reason === 'digest' ? ': check vhid, password and virtual IP address' : '';
-    this.warnings.report(reason, `rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}`);
+    this.warnings.report(reason, (more) =>
+      this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`),
+    );
   }
 
   onLink(up: boolean): void {
@@ -348,7 +347,9 @@ export class GroupRuntime {
     } catch (e) {
       ok = false;
       this.stats.sendErrors++;
-      this.warnings.report('send', `sending advertisement failed: ${(e as Error).message}`);
+      this.warnings.report('send', (more) =>
+        this.log.warn(`sending advertisement failed: ${(e as Error).message}${more}`),
+      );
     }
     // Successes only matter while failures are being counted; skipping them keeps the
     // steady state at one engine step per advertisement.

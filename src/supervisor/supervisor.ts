@@ -6,7 +6,7 @@ import { loadConfig, formatErrors, systemHostInfo } from '../config';
 import { formatWarning, formatWarnings } from '../config/errors';
 import type { Config } from '../config/types';
 import { ConfigLoader } from '../config/off-thread';
-import { createLogger, registerSecret, type Logger } from '../util/log';
+import { createLogger, type Logger } from '../util/log';
 import { GroupSet } from '../runtime/group-set';
 import { sdNotify } from '../native';
 import { statusLine } from '../runtime/status';
@@ -75,7 +75,6 @@ export class Supervisor {
   ) {
     this.config = config;
     this.log = log;
-    for (const g of config.groups) registerSecret(g.password);
     this.groups = new GroupSet({
       log,
       stopPolicy: { bowOut: true, downscript: true, releaseAddresses: true },
@@ -139,7 +138,6 @@ export class Supervisor {
         this.hooks.onReload?.(outcome);
         return outcome;
       }
-      for (const g of r.config.groups) registerSecret(g.password);
       this.config = r.config;
       this.log.level = r.config.logging.level;
       const summary = await this.groups.apply(r.config.groups);
