@@ -11,7 +11,14 @@ const groups = (skew: number): TestGroup[] => [
   { name: 'web', vhid: 10, iface: 'eth0', addresses: ['192.0.2.100/24'], advskew: skew },
   { name: 'gone', vhid: 11, iface: 'eth0', addresses: ['192.0.2.101/24'], advskew: skew },
   // h2 is the master of this one: h1 is its backup.
-  { name: 'manual', vhid: 12, iface: 'eth0', addresses: ['192.0.2.102/24'], advskew: 100 - skew },
+  {
+    name: 'manual',
+    vhid: 12,
+    iface: 'eth0',
+    addresses: ['192.0.2.102/24'],
+    advskew: 100 - skew,
+    preempt: true,
+  },
 ];
 
 describe('SIGKILL, a group removed from the file, restart → no stale address', () => {
@@ -20,7 +27,7 @@ describe('SIGKILL, a group removed from the file, restart → no stale address',
   const pair = new Pair('fault-stale');
 
   before(async () => {
-    await pair.start(groups(0), groups(50));
+    await pair.start(groups(0), groups(50), { web: 'MASTER', gone: 'MASTER' });
     ({ lab, n1 } = pair);
     await waitFor(async () => (await n1.is('web', 'MASTER')) && (await n1.is('gone', 'MASTER')), 15000, 'h1');
     await waitFor(async () => (await holdersOf(lab, '192.0.2.101')).length === 1, 5000, 'addresses on h1');
