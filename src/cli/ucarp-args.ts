@@ -201,13 +201,16 @@ function* tokenize(argv: readonly string[]): Generator<Token> {
       const name = eq < 0 ? body : body.slice(0, eq);
       const exact = OPTIONS.find((o) => o.long === name);
       const candidates = exact ? [exact] : OPTIONS.filter((o) => o.long.startsWith(name));
+      // glibc quotes the whole word, `=value` included; here the value is left out, since the
+      // option meant may be --pass (`--pas=…` is ambiguous, `--pasword=…` unknown).
+      const written = `--${name}`;
       if (candidates.length === 0) {
-        yield { error: `unrecognized option '${a}'` };
+        yield { error: `unrecognized option '${written}'` };
         return;
       }
       if (candidates.length > 1) {
         const list = candidates.map((o) => `'--${o.long}'`).join(' ');
-        yield { error: `option '${a}' is ambiguous; possibilities: ${list}` };
+        yield { error: `option '${written}' is ambiguous; possibilities: ${list}` };
         return;
       }
       const spec = candidates[0];

@@ -2,7 +2,7 @@
 // --check-config/-t the multi-group supervisor.
 import { spawn } from 'node:child_process';
 import { parseUcarpArgs, type UcarpOptions } from './ucarp-args';
-import { createLogger, registerSecret, type Logger } from '../util/log';
+import { createLogger, type Logger } from '../util/log';
 import { GroupSet } from '../runtime/group-set';
 import { Rtnl } from '../net/rtnl';
 import type { GroupConfig } from '../config/types';
@@ -95,7 +95,6 @@ export function ucarpGroup(o: UcarpOptions, iface: string): GroupConfig {
 
 async function runUcarp(o: UcarpOptions, warnings: string[]): Promise<void> {
   const daemonized = Boolean(process.env[DAEMON_CHILD_ENV]);
-  registerSecret(o.password);
   const log: Logger = createLogger({ facility: o.facility, debug: o.debug, console: !daemonized });
   for (const w of warnings) log.warn(w);
   const iface = o.interface ?? (await defaultInterface());

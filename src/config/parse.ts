@@ -103,11 +103,26 @@ function isEmptyScalar(node: unknown): boolean {
   return isScalar(node) && node.value === null && node.source === '';
 }
 
-/** Messages of the yaml library that speak to its API user rather than to the file's author. */
+/**
+ * Messages of the yaml library that speak to its API user rather than to the file's author, and
+ * those that quote the document. A quoted tag, alias, escape or directive may be a password
+ * written without quotes (`password: !x9` is a tag to YAML, `*x9` an alias, `"\x9"` an escape),
+ * and configuration errors are printed by --check-config and logged on reload.
+ */
 const YAML_MESSAGES: Partial<Record<string, string>> = {
   DUPLICATE_KEY: 'duplicate key (YAML keys must be unique)',
   MULTIPLE_DOCS: 'the file must contain a single YAML document (remove the second ---)',
+  BAD_ALIAS: 'unknown alias (a value starting with * must be quoted)',
+  BAD_DIRECTIVE: 'invalid or unsupported directive (a line starting with %)',
+  BAD_DQ_ESCAPE: 'invalid escape sequence in a double-quoted string (use single quotes, or \\\\ for \\)',
+  BAD_SCALAR_START: 'a plain value cannot start with @, ` or % (quote it)',
+  TAG_RESOLVE_FAILED: 'invalid or unknown tag (a value starting with ! must be quoted)',
 };
+
+function yamlMessage(code: string, message: string): string {
+  // "Block scalar header includes extra characters: |x9…" quotes what follows the colon.
+  return YAML_MESSAGES[code] ?? (code === 'UNEXPECTED_TOKEN' ? message.replace(/: [\s\S]*$/, '') : message);
+}
 
 export type ParseResult =
   { ok: true; source: YamlSource; data: unknown } | { ok: false; errors: ConfigError[] };
@@ -129,7 +144,7 @@ export function parseYaml(text: string, file: string): ParseResult {
       errors: problems.map((e) => {
         const { line, column } = source.position(e.pos[0]);
         const path = e.code === 'DUPLICATE_KEY' ? formatPath(source.keyPathAt(e.pos[0])) : '';
-        const message = YAML_MESSAGES[e.code] ?? e.message;
+        const message = yamlMessage(e.code, e.message);
         return { file, line, column, path, message };
       }),
     };
@@ -137,7 +152,11 @@ export function parseYaml(text: string, file: string): ParseResult {
   try {
     return { ok: true, source, data: doc.toJS({ maxAliasCount: 1000 }) };
   } catch (err) {
-    // toJS throws for aliases to anchors defined later, which the parser does not report.
-    return { ok: false, errors: [{ file, line: 1, column: 1, path: '', message: (err as Error).message }] };
+    // toJS throws for aliases to anchors defined later, which the parser does not report; its
+    // message ends with the alias's name.
+    const message = (err as Error).message.startsWith('Unresolved alias')
+      ? (YAML_MESSAGES.BAD_ALIAS as string)
+      : (err as Error).message;
+    return { ok: false, errors: [{ file, line: 1, column: 1, path: '', message }] };
   }
 }

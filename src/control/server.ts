@@ -1,51 +1,82 @@
-// The control socket: a unix stream socket only root can open (mode 0600). Whatever a client
-// sends or fails to read, the daemon answers every complete request or closes the connection;
-// no client can make it buffer without bound, block, or throw.
-//
-// Node exposes no SO_PEERCRED, and adding one would take native code: access control is the
-// file mode alone (0600, owned by the daemon's user), which the kernel checks at connect().
+// The control socket: a unix stream socket only root can open (mode 0600, and the peer's uid
+// checked with SO_PEERCRED through native/). Whatever a client sends or fails to read, the
+// daemon answers every complete request or closes the connection; no client can make it buffer
+// without bound, block, throw, or hold the socket so that ucarpctl cannot get an answer.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../util/log';
+import { RateLimitedLog } from '../util/rate-limited-log';
 import { native } from '../native';
 import {
   LineSplitter,
   MAX_REQUEST_BYTES,
   errorResponse,
   parseRequest,
+  type ErrorCode,
   type Request,
   type Response,
 } from './protocol';
 import { ControlSocketBusyError } from '../errors';
+
+/**
+ * Every limit of the control socket, in one place. Only root can connect, but a local root
+ * process gone wrong (a stuck agent, a loop of half-written requests) must still not be able to
+ * keep `ucarpctl` out: each request has a bounded time to arrive, however its bytes trickle in,
+ * and a new connection at the cap displaces the one that has waited longest for a request.
+ */
+export const CONTROL_LIMITS = {
+  /** A request line longer than this is refused and the connection closed. */
+  maxRequestBytes: MAX_REQUEST_BYTES,
+  /**
+   * A complete request line must arrive within this long of the moment the server starts
+   * waiting for it (connect, or the previous answer); bytes arriving meanwhile do not extend it.
+   * ucarpctl sends its whole request as soon as it is connected.
+   */
+  requestDeadlineMs: 2000,
+  /** Connections at once; one more evicts an idle one (see ControlServer.evict). */
+  maxConnections: 64,
+  /** A connection with no traffic either way for this long is closed. */
+  idleTimeoutMs: 30_000,
+  /** A client that leaves this many response bytes unread is disconnected. */
+  maxUnreadBytes: 4 << 20,
+  /** Requests read ahead of the one being handled; past that the socket stops being read. */
+  maxQueuedRequests: 16,
+  /** Time a client gets to read a final error answer before the connection is cut. */
+  lingerMs: 1000,
+  /** Time allowed to a stale-socket probe before the file is considered dead. */
+  probeTimeoutMs: 1000,
+} as const;
 
 export interface ControlServerOptions {
   path: string;
   handle(req: Request): Promise<Response>;
   log: Logger;
   maxRequestBytes?: number;
+  /** See CONTROL_LIMITS.requestDeadlineMs. */
+  requestDeadlineMs?: number;
   /** A connection with nothing to do for this long is closed. */
   idleTimeoutMs?: number;
-  /** Connections beyond this are accepted and closed at once. */
+  /** Connections at once; a new one past this evicts an idle one. */
   maxConnections?: number;
   /** A client that leaves this many response bytes unread is disconnected. */
   maxUnreadBytes?: number;
 }
 
 const DEFAULTS = {
-  maxRequestBytes: MAX_REQUEST_BYTES,
-  idleTimeoutMs: 30_000,
-  maxConnections: 64,
-  maxUnreadBytes: 4 << 20,
+  maxRequestBytes: CONTROL_LIMITS.maxRequestBytes,
+  requestDeadlineMs: CONTROL_LIMITS.requestDeadlineMs,
+  idleTimeoutMs: CONTROL_LIMITS.idleTimeoutMs,
+  maxConnections: CONTROL_LIMITS.maxConnections,
+  maxUnreadBytes: CONTROL_LIMITS.maxUnreadBytes,
 };
 
-/** Requests read ahead of the one being handled; past that the socket stops being read. */
-const MAX_QUEUED_REQUESTS = 16;
-/** Time allowed to a stale-socket probe before the file is considered dead. */
-const PROBE_TIMEOUT_MS = 1000;
-
 /** Resolves true when something accepts connections on `p`. */
-export function socketAnswers(p: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
+export function socketAnswers(
+  p: string,
+  timeoutMs: number = CONTROL_LIMITS.probeTimeoutMs,
+): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(p);
     const done = (answers: boolean) => {
@@ -63,13 +94,16 @@ export function socketAnswers(p: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<
 export class ControlServer {
   private readonly opts: Required<ControlServerOptions>;
   private readonly server: net.Server;
-  private readonly conns = new Set<net.Socket>();
+  private readonly conns = new Set<Connection>();
+  /** Clients dropped for the limits: a flood of them must not flood the log as well. */
+  private readonly drops = new RateLimitedLog<'deadline' | 'evicted'>();
   private closed = false;
 
   private constructor(opts: ControlServerOptions) {
     this.opts = { ...DEFAULTS, ...opts };
+    // No server.maxConnections: Node would close every connection past it, ucarpctl's too,
+    // for as long as the slots stay taken. accept() makes room instead.
     this.server = net.createServer({ allowHalfOpen: true }, (c) => this.accept(c));
-    this.server.maxConnections = this.opts.maxConnections;
   }
 
   get path(): string {
@@ -130,6 +164,7 @@ export class ControlServer {
     this.closed = true;
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of this.conns) c.destroy();
+    this.conns.clear();
     await done;
   }
 
@@ -148,30 +183,80 @@ export class ControlServer {
       c.on('data', () => undefined);
       c.on('end', () => c.destroy());
       c.on('error', () => c.destroy());
-      c.setTimeout(1000, () => c.destroy());
+      c.setTimeout(CONTROL_LIMITS.lingerMs, () => c.destroy());
       c.end(JSON.stringify(errorResponse('forbidden', 'the control socket is for root only')) + '\n');
       return;
     }
-    this.conns.add(c);
-    new Connection(c, this.opts, () => this.conns.delete(c));
+    if (this.conns.size >= this.opts.maxConnections) this.evict();
+    const conn: Connection = new Connection(c, this.opts, {
+      onClose: () => this.conns.delete(conn),
+      onDeadline: () =>
+        this.drops.report('deadline', (more) =>
+          this.opts.log.warn(
+            `control socket: closed a connection that sent no complete request within ` +
+              `${this.opts.requestDeadlineMs} ms${more}`,
+          ),
+        ),
+    });
+    this.conns.add(conn);
   }
+
+  /**
+   * Makes room for a new connection. First to go is one already answered and closing, then the
+   * one that has waited longest for a request (a client that never sends, or trickles bytes),
+   * and only when every slot is handling a request, the oldest of those: the newcomer is more
+   * likely ucarpctl than any of them.
+   */
+  private evict(): void {
+    let victim: Connection | undefined;
+    for (const c of this.conns) {
+      if (!victim || c.tier < victim.tier || (c.tier === victim.tier && c.since < victim.since)) victim = c;
+    }
+    if (!victim) return;
+    // Counted out now: its 'close' event comes later, after this connection is accepted.
+    this.conns.delete(victim);
+    victim.destroy();
+    this.drops.report('evicted', (more) =>
+      this.opts.log.warn(
+        `control socket: ${this.opts.maxConnections} connections open, closed the idlest to accept ` +
+          `a new one${more}`,
+      ),
+    );
+  }
+}
+
+/** Eviction order of a connection (see ControlServer.evict): lower goes first. */
+const enum Tier {
+  Closing = 0,
+  Waiting = 1,
+  Handling = 2,
+}
+
+interface ConnectionEvents {
+  onClose(): void;
+  /** The request deadline passed: the connection is being closed. */
+  onDeadline(): void;
 }
 
 /** One client: requests are handled one at a time, answers written in order. */
 class Connection {
   private readonly lines: LineSplitter;
   private readonly queue: string[] = [];
+  private readonly openedAt = performance.now();
   private busy = false;
   /** The client will send nothing more: close once the queue is answered. */
   private ended = false;
   /** An error answer was sent and our side ended: write nothing else. */
   private failed = false;
   private gone = false;
+  /** When the server started waiting for the next request, or null while it has one. */
+  private waitingSince: number | null = null;
+  private deadline: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly sock: net.Socket,
     private readonly opts: Required<ControlServerOptions>,
-    onClose: () => void,
+    private readonly events: ConnectionEvents,
   ) {
     this.lines = new LineSplitter(opts.maxRequestBytes);
     sock.setTimeout(opts.idleTimeoutMs, () => sock.destroy());
@@ -181,39 +266,78 @@ class Connection {
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
       this.gone = true;
-      onClose();
+      this.stopWaiting();
+      events.onClose();
     });
+    this.waitForRequest();
+  }
+
+  get tier(): Tier {
+    // Our side ended (final answer, error or timeout): only the client's close is awaited.
+    if (this.gone || this.sock.writableEnded) return Tier.Closing;
+    return this.waitingSince !== null ? Tier.Waiting : Tier.Handling;
+  }
+
+  /** Since when it has been waiting for a request, else since it was opened. */
+  get since(): number {
+    return this.waitingSince ?? this.openedAt;
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+
+  /** Arms the deadline once, from now: later bytes of the same request do not move it. */
+  private waitForRequest(): void {
+    if (this.waitingSince !== null) return;
+    this.waitingSince = performance.now();
+    this.deadline = setTimeout(() => {
+      this.deadline = undefined;
+      this.events.onDeadline();
+      this.fail('bad-request', `no complete request within ${this.opts.requestDeadlineMs} ms`);
+    }, this.opts.requestDeadlineMs);
+  }
+
+  private stopWaiting(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.waitingSince = null;
   }
 
   private onData(chunk: Buffer): void {
     const lines = this.lines.push(chunk);
     if (lines === 'too-long') {
-      this.fail(`request longer than ${this.opts.maxRequestBytes} bytes`);
+      this.fail('too-long', `request longer than ${this.opts.maxRequestBytes} bytes`);
       return;
     }
-    this.queue.push(...lines);
-    if (this.queue.length >= MAX_QUEUED_REQUESTS) this.sock.pause();
+    // Blank lines are no request: a client sending only newlines must not beat the deadline.
+    for (const line of lines) if (line.trim() !== '') this.queue.push(line);
+    if (this.queue.length === 0) return;
+    this.stopWaiting();
+    if (this.queue.length >= CONTROL_LIMITS.maxQueuedRequests) this.sock.pause();
     void this.drain();
   }
 
   /** Half-close from the client: answer what it sent, then close our side too. */
   private onEnd(): void {
     const last = this.lines.end();
-    if (last !== null) this.queue.push(last);
+    if (last !== null && last.trim() !== '') this.queue.push(last);
     this.ended = true;
+    this.stopWaiting();
     void this.drain();
   }
 
   /** Answers once and closes: what follows the bad data cannot be framed any more. */
-  private fail(message: string): void {
+  private fail(code: ErrorCode, message: string): void {
+    this.stopWaiting();
     this.queue.length = 0;
     this.ended = true;
     this.failed = true;
     this.sock.removeAllListeners('data');
     this.sock.pause();
-    this.sock.end(JSON.stringify(errorResponse('too-long', message)) + '\n');
+    this.sock.end(JSON.stringify(errorResponse(code, message)) + '\n');
     // A client that never reads its answer must not keep the connection alive.
-    this.sock.setTimeout(1000, () => this.sock.destroy());
+    this.sock.setTimeout(CONTROL_LIMITS.lingerMs, () => this.sock.destroy());
   }
 
   private async drain(): Promise<void> {
@@ -222,8 +346,7 @@ class Connection {
     try {
       while (this.queue.length > 0 && !this.gone && !this.failed) {
         const line = this.queue.shift() as string;
-        if (this.queue.length < MAX_QUEUED_REQUESTS && !this.ended) this.sock.resume();
-        if (line.trim() === '') continue;
+        if (this.queue.length < CONTROL_LIMITS.maxQueuedRequests && !this.ended) this.sock.resume();
         const res = await this.answer(line);
         if (this.gone || this.failed) return;
         this.sock.write(JSON.stringify(res) + '\n');
@@ -232,7 +355,9 @@ class Connection {
           return;
         }
       }
-      if (this.ended && !this.gone && !this.failed) this.sock.end();
+      if (this.gone || this.failed) return;
+      if (this.ended) this.sock.end();
+      else this.waitForRequest();
     } finally {
       this.busy = false;
     }

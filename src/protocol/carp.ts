@@ -104,8 +104,15 @@ export function encodeAdvertisement(
 
 /**
  * Checks the framing of a received IPv4 packet in ucarp's order (length, TTL, version) plus
- * the type and authlen checks ucarp omits, so that VRRP traffic on protocol 112 is rejected
- * by reason instead of failing later as a digest mismatch.
+ * the type, authlen and exact-length checks ucarp omits, so that VRRP traffic on protocol 112
+ * is rejected by reason instead of failing later as a digest mismatch.
+ *
+ * VRRPv2 shares CARP's version 2 and type 1, and its address count sits where CARP has
+ * authlen: a VRRPv2 advertisement with 7 addresses passes the authlen check, and with zeroed
+ * auth data even the checksum of its first 36 bytes. Its length gives it away: 8 + 4 × count
+ * + 8 bytes, 44 with 7 addresses, while a CARP advertisement (ucarp's and OpenBSD's alike) is
+ * the 36-byte header and nothing else. So anything but exactly 36 bytes after the IPv4 header
+ * is `length` (`short` when fewer), whatever byte 3 says.
  */
 export function parseFraming(pkt: Uint8Array): FramingResult {
   if (pkt.length < 20) return { ok: false, reason: 'short' };
@@ -115,7 +122,8 @@ export function parseFraming(pkt: Uint8Array): FramingResult {
   const c = ihl;
   if (pkt[c] >> 4 !== CARP_VERSION) return { ok: false, reason: 'version' };
   if ((pkt[c] & 0x0f) !== CARP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
-  if (pkt[c + 3] !== CARP_AUTHLEN) return { ok: false, reason: 'length' };
+  if (pkt[c + 3] !== CARP_AUTHLEN || pkt.length - ihl !== CARP_HEADER_LEN)
+    return { ok: false, reason: 'length' };
   const src = ((pkt[12] << 24) | (pkt[13] << 16) | (pkt[14] << 8) | pkt[15]) >>> 0;
   const dst = ((pkt[16] << 24) | (pkt[17] << 16) | (pkt[18] << 8) | pkt[19]) >>> 0;
   return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1] } };

@@ -29,7 +29,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
 import type { Logger } from '../util/log';
-import { RateLimitedLog } from '../util/rate-limited-log';
+import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
 import type { EventBus } from './events';
 import { systemClock, type Clock, type TimerHandle } from './clock';
@@ -120,10 +120,7 @@ export class GroupRuntime {
     this.s = initialState(groupParams(cfg), this.clock.now());
     this.peers = peerSet(cfg);
     this.effects = new GroupEffects(cfg, deps.io, deps.log);
-    this.warnings = new RateLimitedLog(
-      (line) => this.log.warn(line),
-      () => this.clock.now(),
-    );
+    this.warnings = new RateLimitedLog(LOG_PERIOD_MS, () => this.clock.now());
   }
 
   get config(): GroupConfig {
@@ -164,7 +161,9 @@ export class GroupRuntime {
   reject(reason: RejectReason, src: number): void {
     this.stats.rejects[reason]++;
     const hint = reason === 'digest' ? ': check vhid, password and virtual IP address' : '';
-    this.warnings.report(reason, `rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}`);
+    this.warnings.report(reason, (more) =>
+      this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`),
+    );
   }
 
   onLink(up: boolean): void {
@@ -376,7 +375,10 @@ export class GroupRuntime {
         ok = true;
       } catch (e) {
         this.stats.sendErrors++;
-        this.warnings.report('send', `sending advertisement to ${dst} failed: ${(e as Error).message}`);
+        const to = c.peers.length > 0 ? ` to ${dst}` : '';
+        this.warnings.report('send', (more) =>
+          this.log.warn(`sending advertisement${to} failed: ${(e as Error).message}${more}`),
+        );
       }
     }
     if (ok) this.stats.sent++;

@@ -6,7 +6,7 @@ import { loadConfig, formatErrors, systemHostInfo } from '../config';
 import { formatWarning, formatWarnings } from '../config/errors';
 import type { Config } from '../config/types';
 import { ConfigLoader } from '../config/off-thread';
-import { createLogger, registerSecret, type Logger } from '../util/log';
+import { createLogger, type Logger } from '../util/log';
 import { GroupSet } from '../runtime/group-set';
 import { EventBus } from '../runtime/events';
 import { sdNotify } from '../native';
@@ -77,7 +77,6 @@ export class Supervisor {
   ) {
     this.config = config;
     this.log = log;
-    for (const g of config.groups) registerSecret(g.password);
     this.groups = new GroupSet({
       log,
       stopPolicy: { bowOut: true, downscript: true, releaseAddresses: true },
@@ -147,7 +146,6 @@ export class Supervisor {
         this.hooks.onReload?.(outcome);
         return outcome;
       }
-      for (const g of r.config.groups) registerSecret(g.password);
       this.config = r.config;
       this.log.level = r.config.logging.level;
       const summary = await this.groups.apply(r.config.groups);

@@ -15,7 +15,17 @@ import type { TrackerConfig } from '../config/types';
 import { ClosedError, InvalidArgumentError } from '../errors';
 import { systemClock, type Clock, type TimerHandle } from '../runtime/clock';
 import type { Logger } from '../util/log';
-import { RateLimitedLog } from '../util/rate-limited-log';
+import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
+
+/** A rate-limited writer of lines: one per tracker name and period, with the count left out. */
+interface Limited {
+  report(key: string, line: string): void;
+}
+
+function limited(write: (line: string) => void, clock: Clock): Limited {
+  const r = new RateLimitedLog<string>(LOG_PERIOD_MS, () => clock.now());
+  return { report: (key, line) => void r.report(key, (more) => write(`${line}${more}`)) };
+}
 import { clip, processCheckRunner, type CheckResult, type CheckRunner } from './check';
 
 export interface TrackerState {
@@ -72,8 +82,8 @@ interface Context {
   clock: Clock;
   runCheck: CheckRunner;
   /** Spawn failures and unreadable files: the same error every interval is one line per period. */
-  limitedError: RateLimitedLog<string>;
-  limitedWarn: RateLimitedLog<string>;
+  limitedError: Limited;
+  limitedWarn: Limited;
   emit(state: TrackerState): void;
   link(ifname: string): Link | undefined;
 }
@@ -381,14 +391,8 @@ export class TrackerSet extends EventEmitter<{ change: [state: TrackerState] }> 
       log: deps.log,
       clock,
       runCheck: deps.runCheck ?? processCheckRunner,
-      limitedError: new RateLimitedLog<string>(
-        (line) => deps.log.error(line),
-        () => clock.now(),
-      ),
-      limitedWarn: new RateLimitedLog<string>(
-        (line) => deps.log.warn(line),
-        () => clock.now(),
-      ),
+      limitedError: limited((line) => deps.log.error(line), clock),
+      limitedWarn: limited((line) => deps.log.warn(line), clock),
       emit: (state) => this.emit('change', state),
       link: (ifname) => this.links.get(ifname),
     };

@@ -91,25 +91,6 @@ export interface LoggerOptions {
   syslogPath?: string;
 }
 
-// ---------------------------------------------------------------- redaction
-
-const secrets = new Set<string>();
-
-/** Every later log line has occurrences of `secret` replaced by `***`. */
-export function registerSecret(secret: string): void {
-  if (secret.length > 0) secrets.add(secret);
-}
-
-export function redact(text: string, list: Iterable<string>): string {
-  // Longest first, so that a secret containing another one is masked whole.
-  const sorted = [...list].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
-  let out = text;
-  for (const s of sorted) {
-    if (out.includes(s)) out = out.split(s).join('***');
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------- line format
 
 const CONTEXT_KEYS = new Set(['group', 'vhid', 'iface']);
@@ -143,7 +124,12 @@ function extraFields(info: winston.Logform.TransformableInfo): string {
 
 export type LineStyle = 'stderr' | 'journal' | 'syslog';
 
-/** Renders the whole line for one transport, then masks registered secrets in it. */
+/**
+ * Renders the whole line for one transport, verbatim. Secrets are kept out of log lines at
+ * their source (nothing formats a password into a message), not masked here: masking every
+ * occurrence of a password also masks the same characters in timestamps, group names and
+ * addresses, and where the masks fall tells a short password away.
+ */
 export function lineFormat(style: LineStyle): winston.Logform.Format {
   return winston.format((info) => {
     const level = String(info.level);
@@ -158,7 +144,7 @@ export function lineFormat(style: LineStyle): winston.Logform.Format {
     } else {
       line = body;
     }
-    (info as Record<string | symbol, unknown>)[MESSAGE] = redact(line, secrets);
+    (info as Record<string | symbol, unknown>)[MESSAGE] = line;
     return info;
   })();
 }

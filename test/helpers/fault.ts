@@ -110,6 +110,24 @@ export class Node {
     return last as GroupStatusJson;
   }
 
+  /** Waits until every named group is in its state; on timeout says what the daemon logged. */
+  async waitAll(states: Record<string, string>, timeoutMs = 15_000): Promise<void> {
+    try {
+      await waitFor(
+        async () => {
+          for (const [name, state] of Object.entries(states)) if (!(await this.is(name, state))) return false;
+          return true;
+        },
+        timeoutMs,
+        `${JSON.stringify(states)} on ${this.host.ns}`,
+        100,
+      );
+    } catch (e) {
+      const tail = this.proc ? this.proc.lines.slice(-25).join('\n') : '(not started)';
+      throw new Error(`${(e as Error).message}; last lines:\n${tail}`);
+    }
+  }
+
   async has(address: string): Promise<boolean> {
     return (await this.lab.addresses(this.host)).includes(address);
   }
@@ -138,11 +156,17 @@ export class Pair {
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), `ucarp-${tag}-`));
   }
 
-  async start(g1: TestGroup[], g2: TestGroup[], labOptions = { hosts: 2 }): Promise<void> {
-    this.lab = await Lab.create(labOptions);
+  /**
+   * Starts both daemons. With `first`, h2 starts only once h1 has these states: under load one
+   * node's start-up can lag another's by more than their advskew difference, and a group
+   * without preempt then stays with whoever came first.
+   */
+  async start(g1: TestGroup[], g2: TestGroup[], first?: Record<string, string>): Promise<void> {
+    this.lab = await Lab.create({ hosts: 2 });
     this.n1 = new Node(this.lab, this.lab.host(1), this.root, g1);
     this.n2 = new Node(this.lab, this.lab.host(2), this.root, g2);
     this.n1.start();
+    if (first) await this.n1.waitAll(first, 20_000);
     this.n2.start();
   }
 

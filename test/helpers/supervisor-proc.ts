@@ -56,8 +56,10 @@ export class SupervisorProc {
     readonly lab: Lab,
     readonly host: Host,
     readonly file: string,
+    /** The daemon's environment, e.g. with JOURNAL_STREAM set to log as under systemd. */
+    env: NodeJS.ProcessEnv = process.env,
   ) {
-    this.child = lab.spawn(host, process.execPath, [OUR_UCARP, '-c', file]);
+    this.child = lab.spawn(host, process.execPath, [OUR_UCARP, '-c', file], { env });
     const onData = (d: Buffer) => {
       this.buf += d.toString();
       let i: number;

@@ -21,18 +21,10 @@ for (const ignoreifstate of [false, true]) {
     const pair = new Pair('fault-ifre');
 
     before(async () => {
-      await pair.start(groups(0, ignoreifstate), groups(50, false));
+      await pair.start(groups(0, ignoreifstate), groups(50, false), { web: 'MASTER', db: 'MASTER' });
       ({ lab, n1, n2 } = pair);
-      await waitFor(
-        async () => (await n1.is('web', 'MASTER')) && (await n1.is('db', 'MASTER')),
-        15000,
-        'h1 master',
-      );
-      await waitFor(
-        async () => (await n2.is('web', 'BACKUP')) && (await n2.is('db', 'BACKUP')),
-        5000,
-        'h2 backup',
-      );
+      await n1.waitAll({ web: 'MASTER', db: 'MASTER' }, 20_000);
+      await n2.waitAll({ web: 'BACKUP', db: 'BACKUP' }, 5000);
     });
 
     after(() => pair.after());

@@ -21,7 +21,7 @@ function scenario(title: string, leave: (n1: Node) => Promise<void>): void {
     const pair = new Pair('fault-sec');
 
     before(async () => {
-      await pair.start(groups(0), groups(50));
+      await pair.start(groups(0), groups(50), { first: 'MASTER', second: 'MASTER' });
       ({ lab, n1 } = pair);
       await waitFor(
         async () => (await n1.is('first', 'MASTER')) && (await n1.is('second', 'MASTER')),

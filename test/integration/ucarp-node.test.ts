@@ -139,6 +139,15 @@ test('malformed input is dropped and counted by reason, with no state change and
         dst,
         vrrpPayload(10, ['192.0.2.100', '192.0.2.101', '192.0.2.102', '192.0.2.103', '192.0.2.104']),
       ),
+      // 7 addresses: the count reads as CARP's authlen 7; only the length (44 bytes) tells.
+      ipv4Packet(
+        src,
+        dst,
+        vrrpPayload(
+          10,
+          Array.from({ length: 7 }, (_, i) => `192.0.2.${100 + i}`),
+        ),
+      ),
     ],
     version: [ipv4Packet(src, dst, badVersion)],
     checksum: [ipv4Packet(src, dst, corrupt)],
@@ -155,7 +164,7 @@ test('malformed input is dropped and counted by reason, with no state change and
   a.kill('SIGUSR1');
   const line = await a.waitLine(/MASTER on eth0 id 10 .*rejects=/);
   assert.match(line, /received=0 /);
-  assert.match(line, /rejects=7 \(short=2 ttl=1 version=1 length=1 checksum=1 digest=1\)/);
+  assert.match(line, /rejects=8 \(short=2 ttl=1 version=1 length=2 checksum=1 digest=1\)/);
   assert.equal(a.state, 'MASTER');
   assert.equal(a.history.filter((h) => h.state === 'BACKUP').length, 1, 'only the start transition');
   assert.equal(a.exited, false);

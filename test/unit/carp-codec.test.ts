@@ -9,6 +9,7 @@ import {
   CARP_HEADER_LEN,
 } from '../../src/protocol/carp';
 import { internetChecksum } from '../../src/protocol/checksum';
+import { ipv4Packet, vrrpPayload } from '../helpers/packets';
 
 // Captured with tcpdump -x from Debian's ucarp 1.5.2:
 //   ucarp -i eth0 -s 192.0.2.1 -v 42 -p s3cret -a 192.0.2.100 -b 1 -k 20
@@ -114,4 +115,55 @@ test('password key is zero padded and longer than 19 bytes is refused', () => {
   assert.deepEqual(passwordKey('ab'), Buffer.concat([Buffer.from('ab'), Buffer.alloc(18)]));
   assert.equal(passwordKey('x'.repeat(19)).length, 20);
   assert.throws(() => passwordKey('x'.repeat(20)), /too long/);
+});
+
+// VRRPv2 (version 2, type 1, like CARP) carries its address count where CARP has authlen (7):
+// with 7 addresses and zeroed auth data it passed framing and the checksum of its first 36
+// bytes, and was counted as a digest failure, pointing operators at the password.
+const VRRP_ADDRESSES = Array.from({ length: 8 }, (_, i) => `192.0.2.${101 + i}`);
+
+test('VRRPv2 advertisements with 0..8 addresses are framing rejects, never digest', () => {
+  for (let count = 0; count <= 8; count++) {
+    const payload = vrrpPayload(42, VRRP_ADDRESSES.slice(0, count));
+    assert.equal(payload.length, 8 + 4 * count + 8);
+    const pkt = ipv4Packet('192.0.2.2', '224.0.0.18', payload);
+    const f = parseFraming(pkt);
+    const expected = payload.length < CARP_HEADER_LEN ? 'short' : 'length';
+    assert.deepEqual(f, { ok: false, reason: expected }, `VRRPv2 with ${count} addresses`);
+  }
+});
+
+test('VRRPv2 with 7 addresses and a valid checksum over 36 bytes is still a length reject', () => {
+  const payload = vrrpPayload(42, VRRP_ADDRESSES.slice(0, 7));
+  assert.equal(payload[3], 7, 'the count sits where CARP has authlen');
+  // The auth data after the addresses is zero, so the first 36 bytes sum like the whole packet.
+  assert.equal(internetChecksum(payload, 0, CARP_HEADER_LEN), 0);
+  const pkt = ipv4Packet('192.0.2.2', '224.0.0.18', payload);
+  assert.deepEqual(parseFraming(pkt), { ok: false, reason: 'length' });
+  // With the framing skipped, this is what the group saw.
+  assert.deepEqual(verifyAdvertisement(pkt, 20, KEY, PREFIX), { ok: false, reason: 'digest' });
+});
+
+test('VRRPv3 advertisements with 0..8 addresses are framing rejects', () => {
+  for (let count = 0; count <= 8; count++) {
+    // VRRPv3 layout: version 3, type 1, VRID, priority, count, max advertisement interval,
+    // checksum, addresses; no auth data.
+    const payload = Buffer.alloc(8 + 4 * count);
+    payload[0] = 0x31;
+    payload[1] = 42;
+    payload[2] = 100;
+    payload[3] = count;
+    payload.writeUInt16BE(100, 4);
+    VRRP_ADDRESSES.slice(0, count).forEach((a, i) => payload.writeUInt32BE(ip(a), 8 + 4 * i));
+    payload.writeUInt16BE(internetChecksum(payload), 6);
+    const f = parseFraming(ipv4Packet('192.0.2.2', '224.0.0.18', payload));
+    const expected = payload.length < CARP_HEADER_LEN ? 'short' : 'version';
+    assert.deepEqual(f, { ok: false, reason: expected }, `VRRPv3 with ${count} addresses`);
+  }
+});
+
+test('a CARP advertisement with bytes after the 36-byte header is a length reject', () => {
+  const pkt = UCARP_PACKETS[0];
+  assert.deepEqual(parseFraming(Buffer.concat([pkt, Buffer.alloc(4)])), { ok: false, reason: 'length' });
+  assert.deepEqual(parseFraming(Buffer.concat([pkt, Buffer.alloc(1)])), { ok: false, reason: 'length' });
 });

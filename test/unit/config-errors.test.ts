@@ -221,7 +221,43 @@ test('several documents in one file are refused', () => {
 test('an alias to a missing anchor is an error, not an exception', () => {
   const result = loadConfigText('groups: *nowhere\n', 'x.yaml', host);
   assert.equal(result.ok, false);
-  assert.match(result.ok ? '' : result.errors[0].message, /nowhere/);
+  // Without the alias's name: `password: *x9` is an alias to YAML, and x9 the password.
+  assert.equal(
+    result.ok ? '' : result.errors[0].message,
+    'unknown alias (a value starting with * must be quoted)',
+  );
+});
+
+test('no error quotes a password that YAML reads as something else', () => {
+  const PW = 'Zq9#kP';
+  const group = (value: string) =>
+    `groups:\n  web:\n    vhid: 1\n    interface: eth0\n    addresses: [192.0.2.100/24]\n    password: ${value}\n`;
+  // What the yaml library says about each when it quotes the document, for reference:
+  const written: [string, RegExp][] = [
+    [`!${PW}`, /^invalid or unknown tag/], // Unresolved tag: !Zq9#kP
+    [`!${PW} x`, /^invalid or unknown tag/],
+    [`!<${PW}> x`, /^invalid or unknown tag/], // Unresolved tag: Zq9#kP
+    [`!!${PW} x`, /^invalid or unknown tag/], // Unresolved tag: tag:yaml.org,2002:Zq9#kP
+    [`!e!${PW} x`, /^invalid or unknown tag/], // Could not resolve tag: !e!Zq9#kP
+    [`*${PW}`, /^unknown alias/], // Unresolved alias (…): Zq9#kP
+    [`"\\u${PW}"`, /^invalid escape sequence/], // Invalid escape sequence \uZq9#
+    [`"\\x${PW}"`, /^invalid escape sequence/], // Invalid escape sequence \xZq
+    [`"${PW}\\q"`, /^invalid escape sequence/], // Invalid escape sequence \q
+    [`@${PW}`, /^a plain value cannot start with @, ` or %/], // …reserved character @
+    [`|${PW}\n      x`, /^Block scalar header includes extra characters$/], // …: |Zq9
+    [`${PW}${PW}${PW}${PW}`, /^must be at most 19 bytes/],
+    [`[${PW}]`, /^must be a string$/],
+    [`{${PW}: 1}`, /^must be a string$/],
+    ['""', /^must NOT have fewer than 1 characters$/],
+  ];
+  for (const [value, message] of written) {
+    const result = loadConfigText(group(value), '/etc/ucarp.yaml', host);
+    assert.equal(result.ok, false, value);
+    const text = result.ok ? '' : formatErrors(result.errors);
+    assert.match(result.ok ? '' : result.errors[0].message, message, `${value}: ${text}`);
+    for (const piece of [PW, 'Zq9', 'q9#', '#kP', '\\q'])
+      assert.ok(!text.includes(piece), `${value} shows ${piece}: ${text}`);
+  }
 });
 
 test('advbase 0 from defaults names the group with advskew 0', () => {

@@ -6,12 +6,19 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import winston from 'winston';
-import { ControlServer, socketAnswers, type ControlServerOptions } from '../../src/control/server';
+import {
+  CONTROL_LIMITS,
+  ControlServer,
+  socketAnswers,
+  type ControlServerOptions,
+} from '../../src/control/server';
 import { handleRequest } from '../../src/control/commands';
 import { request, ControlClientError } from '../../src/control/client';
 import type { Response } from '../../src/control/protocol';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
+import { Trickler } from '../helpers/slowloris';
 
 const log = winston.createLogger({ silent: true });
 let tmp: string;
@@ -272,6 +279,200 @@ describe('control server', () => {
     assert.equal(fs.existsSync(srv.path), false);
   });
 });
+
+/** Milliseconds a status request takes to be answered, or throws (e.g. no answer in 1 s). */
+async function timedStatus(p: string): Promise<number> {
+  const t0 = performance.now();
+  const r = await request(p, { cmd: 'status' }, 1000);
+  const ms = performance.now() - t0;
+  assert.ok(r.ok && 'groups' in r, `answered: ${JSON.stringify(r)}`);
+  return ms;
+}
+
+/** `p`, or a rejection once `ms` passed. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves when the server closed `c`, with the time since `t0` and what it sent. */
+function closedAfter(c: net.Socket, t0: number): Promise<{ ms: number; text: string }> {
+  let text = '';
+  c.on('data', (d: Buffer) => (text += d.toString()));
+  c.on('error', () => undefined);
+  return new Promise((resolve) => c.on('close', () => resolve({ ms: performance.now() - t0, text })));
+}
+
+describe('control server under a connection flood', { timeout: 60_000 }, () => {
+  it('keeps its limits in one place', () => {
+    assert.equal(CONTROL_LIMITS.requestDeadlineMs, 2000);
+    assert.equal(CONTROL_LIMITS.maxConnections, 64);
+    assert.ok(CONTROL_LIMITS.requestDeadlineMs < CONTROL_LIMITS.idleTimeoutMs);
+  });
+
+  it('answers status within 1 s while 64 clients each send a byte every 5 s', async (t) => {
+    const { srv } = await serve();
+    const attackers = Array.from({ length: 64 }, () => new Trickler(srv.path, 5000));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(
+        attackers.reduce((n, a) => n + a.connects, 0),
+        64,
+      );
+      const latencies: number[] = [];
+      // Over three request deadlines, while the attackers are dropped and reconnect.
+      const end = performance.now() + 6500;
+      while (performance.now() < end) {
+        latencies.push(await timedStatus(srv.path));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const max = Math.max(...latencies);
+      t.diagnostic(`${latencies.length} status requests under attack, slowest ${max.toFixed(1)} ms`);
+      assert.ok(max < 1000, `slowest answer ${max} ms`);
+      const drops = attackers.reduce((n, a) => n + a.drops, 0);
+      assert.ok(drops >= 64, `every attacker was dropped at least once (${drops} drops)`);
+    } finally {
+      for (const a of attackers) a.stop();
+      await srv.close();
+    }
+  });
+
+  it('answers status within 1 s while 200 connections that send nothing are held open', async (t) => {
+    const { srv } = await serve();
+    const idle: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 200; i++) {
+        const c = net.connect(srv.path);
+        c.on('error', () => undefined);
+        idle.push(c);
+      }
+      await Promise.all(idle.map((c) => new Promise((r) => (c.connecting ? c.once('connect', r) : r(null)))));
+      const ms = await timedStatus(srv.path);
+      t.diagnostic(`status answered in ${ms.toFixed(1)} ms past 200 idle connections`);
+      assert.ok(ms < 1000);
+    } finally {
+      for (const c of idle) c.destroy();
+      await srv.close();
+    }
+  });
+
+  it('closes a client that trickles bytes once the request deadline passes, counted from connect', async () => {
+    const { srv } = await serve();
+    const t0 = performance.now();
+    const c = net.connect(srv.path);
+    const closed = closedAfter(c, t0);
+    c.on('connect', () => c.write('{"cmd":'));
+    const timer = setInterval(() => c.write(' '), 200);
+    try {
+      const { ms, text } = await within(closed, 5000);
+      assert.ok(ms >= 1900 && ms < 3000, `closed after ${ms} ms`);
+      assert.deepEqual(JSON.parse(text), {
+        ok: false,
+        code: 'bad-request',
+        error: 'no complete request within 2000 ms',
+      });
+    } finally {
+      clearInterval(timer);
+      c.destroy();
+      await srv.close();
+    }
+  });
+
+  it('does not let blank lines stand for requests', async () => {
+    const { srv } = await serve({ requestDeadlineMs: 500 });
+    const t0 = performance.now();
+    const c = net.connect(srv.path);
+    const closed = closedAfter(c, t0);
+    const timer = setInterval(() => c.write('\n'), 100);
+    try {
+      const { ms } = await within(closed, 3000);
+      assert.ok(ms >= 450 && ms < 1500, `closed after ${ms} ms`);
+    } finally {
+      clearInterval(timer);
+      c.destroy();
+      await srv.close();
+    }
+  });
+
+  it('gives each later request on a connection its own deadline, from the previous answer', async () => {
+    const { srv } = await serve({ requestDeadlineMs: 600 });
+    const c = net.connect(srv.path);
+    let text = '';
+    c.on('data', (d: Buffer) => (text += d.toString()));
+    await new Promise((r) => c.on('connect', r));
+    try {
+      for (let i = 1; i <= 3; i++) {
+        await new Promise((r) => setTimeout(r, 400));
+        c.write('{"cmd":"status"}\n');
+        await waitForLines(() => text, i);
+      }
+      assert.equal(c.destroyed, false, 'open after 1.2 s, twice the deadline');
+    } finally {
+      c.destroy();
+      await srv.close();
+    }
+  });
+
+  it('at the cap, evicts the connection that has waited longest for a request, not one being answered', async () => {
+    let release: () => void = () => undefined;
+    const target = new FakeTarget([new FakeGroup('web', 10)]);
+    const p = sockPath();
+    const srv = await ControlServer.open({
+      path: p,
+      log,
+      maxConnections: 4,
+      handle: (req) =>
+        req.cmd === 'reload'
+          ? new Promise((resolve) => (release = () => resolve({ ok: false, code: 'internal', error: 'x' })))
+          : handleRequest(target, req),
+    });
+    const open = async (data?: string) => {
+      const c = net.connect(p);
+      const state = { closed: false, text: '' };
+      c.on('close', () => (state.closed = true));
+      c.on('data', (d: Buffer) => (state.text += d.toString()));
+      c.on('error', () => undefined);
+      await new Promise((r) => c.on('connect', r));
+      if (data) c.write(data);
+      await new Promise((r) => setTimeout(r, 50));
+      return { c, state };
+    };
+    try {
+      const busy = await open('{"cmd":"reload"}\n');
+      const oldest = await open();
+      const older = await open('{"cmd":');
+      const newer = await open();
+      const fresh = await open('{"cmd":"status"}\n');
+      await waitForLines(() => fresh.state.text, 1);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(oldest.state.closed, true, 'the longest-waiting connection was evicted');
+      assert.equal(busy.state.closed, false, 'the one being answered was kept');
+      assert.equal(older.state.closed, false);
+      assert.equal(newer.state.closed, false);
+      release();
+      await waitForLines(() => busy.state.text, 1);
+      for (const x of [busy, oldest, older, newer, fresh]) x.c.destroy();
+    } finally {
+      release();
+      await srv.close();
+    }
+  });
+});
+
+async function waitForLines(text: () => string, n: number, timeoutMs = 3000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (text().split('\n').length - 1 < n) {
+    if (performance.now() > end) throw new Error(`no ${n} answer(s) within ${timeoutMs} ms: ${text()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 describe('control client', () => {
   it('says what it found: no socket, a stale socket nobody listens on, or not a socket', async () => {

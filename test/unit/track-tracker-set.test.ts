@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { TrackerConfig } from '../../src/config/types';
 import { ClosedError, InvalidArgumentError } from '../../src/errors';
 import { KILL_GRACE_MS } from '../../src/hooks/run-process';
-import { RATE_LIMIT_PERIOD_MS } from '../../src/util/rate-limited-log';
+import { LOG_PERIOD_MS } from '../../src/util/rate-limited-log';
 import { LastLine, OUTPUT_CHARS, type CheckResult, type CheckSpec } from '../../src/track/check';
 import { FILE_READ_LIMIT, TrackerSet, type TrackerState } from '../../src/track/tracker-set';
 import { FakeClock } from '../helpers/fake-clock';
@@ -429,7 +429,7 @@ describe('script trackers: real processes', () => {
     assert.equal(state(r.set, 'gone').failed, true);
     assert.equal(state(r.set, 'gone').failures, 5);
     // One period after the first report, the next one says how many were held back.
-    r.clock.advanceTo(1000 + RATE_LIMIT_PERIOD_MS);
+    r.clock.advanceTo(1000 + LOG_PERIOD_MS);
     await until(() => state(r.set, 'gone').checks === 6, 'check 6');
     assert.equal(r.log.at('error').length, 2);
     assert.match(r.log.at('error')[1], /\(4 more since last report\)$/);
