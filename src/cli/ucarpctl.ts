@@ -133,7 +133,11 @@ export function formatDuration(ms: number): string {
 }
 
 function stateCell(g: GroupStatusJson): string {
-  return g.override === 'none' ? g.state : `${g.state} (${g.override}d)`;
+  const notes: string[] = [];
+  if (g.override !== 'none') notes.push(`${g.override}d`);
+  if (g.state === 'FAULT' && g.faults.length > 0) notes.push(g.faults.join(', '));
+  if (g.demotion > 0) notes.push(`demoted +${g.demotion}`);
+  return notes.length > 0 ? `${g.state} (${notes.join('; ')})` : g.state;
 }
 
 function masterCell(g: GroupStatusJson): string {

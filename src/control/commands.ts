@@ -59,6 +59,8 @@ export function groupJson(g: ControlledGroup): GroupStatusJson {
     override: s.override,
     link: s.link,
     conflicts: [...s.conflicts],
+    demotion: s.demotion,
+    faults: [...s.faults],
     master: s.master
       ? { address: s.master.address, advbase: s.master.advbase, advskew: s.master.advskew }
       : null,

@@ -3,12 +3,12 @@
 // `ucarpctl status`.
 import http from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CarpState } from '../engine/group';
+import { CARP_STATES, type CarpState } from '../engine/group';
 import { REJECT_REASONS } from '../protocol/carp';
 import type { Logger } from '../util/log';
 import type { ControlTarget } from './commands';
 
-const STATES: readonly CarpState[] = ['INIT', 'BACKUP', 'MASTER'];
+const STATES: readonly CarpState[] = CARP_STATES;
 /**
  * The default metrics sample event-loop delay with a timer; at prom-client's 10 ms that is
  * 100 wake-ups a second for an otherwise idle daemon, so sample ten times less often.

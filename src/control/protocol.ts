@@ -52,7 +52,7 @@ export interface ErrorResponse {
  *     name           group name (the key under `groups:`)
  *     vhid           1..255
  *     interface      network interface the group runs on
- *     state          "INIT" | "BACKUP" | "MASTER"
+ *     state          "INIT" | "BACKUP" | "MASTER" | "FAULT"
  *     sinceMs        whole milliseconds spent in the current state
  *     addresses      virtual addresses, "a.b.c.d/prefix", sorted
  *     srcip          source address of this host's advertisements
@@ -60,6 +60,10 @@ export interface ErrorResponse {
  *     advskew        advskew this host advertises now (0 when promoted, 255 when demoted)
  *     override       "none" | "demote" | "promote" (set by ucarpctl, cleared by reset or reload)
  *     link           "up" | "down" | "missing" (the interface does not exist: the group waits for it)
+ *     demotion       added to advskew by tracker weights (the sync group's highest; capped at 240
+ *                    when advertised)
+ *     faults         what holds the group in FAULT: failed trackers, "no carrier",
+ *                    "interface missing", "sync group NAME"; [] when nothing does
  *     conflicts      virtual addresses on this host while not master that this daemon did not
  *                    add (it removes those it added); [] normally
  *     master         current master as { address, advbase, advskew }, this host's own values

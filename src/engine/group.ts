@@ -4,7 +4,8 @@
 
 import type { GroupConfig } from '../config/types';
 
-export type CarpState = 'INIT' | 'BACKUP' | 'MASTER' | 'FAULT';
+export const CARP_STATES = ['INIT', 'BACKUP', 'MASTER', 'FAULT'] as const;
+export type CarpState = (typeof CARP_STATES)[number];
 
 /** The settings of a GroupConfig the state machine decides with, taken as they are. */
 export const ENGINE_SETTINGS = [
@@ -208,6 +209,11 @@ function linkActive(s: GroupState): boolean {
   // ignoreifstate forgives a missing carrier, never a missing interface: nothing can be sent
   // or heard on it, so a master there would be a second master.
   return s.present && (s.linkUp || s.params.ignoreifstate);
+}
+
+/** No carrier (without ignoreifstate) or no interface: what a tracker has no say in. */
+export function linkFault(s: GroupState): boolean {
+  return !linkActive(s);
 }
 
 /** This group's own reasons to be in FAULT (the sync group's aside). */

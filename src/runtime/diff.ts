@@ -20,6 +20,8 @@ export interface GroupDiff {
   removed: string[];
   /** Changed only in settings that apply in place. */
   updated: GroupConfig[];
+  /** For each updated group, the settings that changed (GroupConfig field names). */
+  changed: Map<string, string[]>;
   /** Changed in identity: stopped and started again. */
   restarted: GroupConfig[];
   unchanged: number;
@@ -29,7 +31,14 @@ export function diffGroups(
   current: ReadonlyMap<string, GroupConfig>,
   next: readonly GroupConfig[],
 ): GroupDiff {
-  const d: GroupDiff = { added: [], removed: [], updated: [], restarted: [], unchanged: 0 };
+  const d: GroupDiff = {
+    added: [],
+    removed: [],
+    updated: [],
+    restarted: [],
+    changed: new Map(),
+    unchanged: 0,
+  };
   const names = new Set<string>();
   for (const cfg of next) {
     names.add(cfg.name);
@@ -37,7 +46,13 @@ export function diffGroups(
     if (!old) d.added.push(cfg);
     else if (isDeepStrictEqual(old, cfg)) d.unchanged++;
     else if (IDENTITY.some((k) => !isDeepStrictEqual(old[k], cfg[k]))) d.restarted.push(cfg);
-    else d.updated.push(cfg);
+    else {
+      d.updated.push(cfg);
+      const keys = (Object.keys({ ...old, ...cfg }) as (keyof GroupConfig)[]).filter(
+        (k) => !isDeepStrictEqual(old[k], cfg[k]),
+      );
+      d.changed.set(cfg.name, keys);
+    }
   }
   for (const name of current.keys()) if (!names.has(name)) d.removed.push(name);
   return d;

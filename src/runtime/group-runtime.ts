@@ -16,6 +16,7 @@ import {
   ENGINE_SETTINGS,
   advertisedTiming,
   initialState,
+  linkFault,
   nextDeadline,
   step,
   type Action,
@@ -100,6 +101,8 @@ export class GroupRuntime {
   /** Unicast peers as integers for the per-packet check; null for a multicast group. */
   private peers: Set<number> | null = null;
   readonly stats: GroupStats = emptyStats();
+  /** Trackers that are failed now, as last reported by setHealth. */
+  private failedTrackers: string[] = [];
   /** Addresses of this group present on this host while it is not master. */
   private readonly conflicts = new Set<string>();
 
@@ -188,6 +191,22 @@ export class GroupRuntime {
     this.cfg = { ...this.cfg, srcip };
     this.log.info(`advertising from ${srcip}`);
     this.dispatch({ type: 'update', params: groupParams(this.cfg) });
+  }
+
+  /**
+   * What the trackers and the sync group say (group-set.ts computes it); stepped only when it
+   * changes. `failed` names the trackers behind it, for status.
+   */
+  setHealth(h: { trackFault: boolean; syncFault: boolean; demotion: number; failed: string[] }): void {
+    this.failedTrackers = h.failed;
+    const s = this.s;
+    if (s.trackFault === h.trackFault && s.syncFault === h.syncFault && s.demotion === h.demotion) return;
+    this.dispatch({ type: 'health', trackFault: h.trackFault, syncFault: h.syncFault, demotion: h.demotion });
+  }
+
+  /** Carrier or interface missing: this group's own fault that no tracker decides. */
+  linkFault(): boolean {
+    return linkFault(this.s);
   }
 
   /** Whether the kernel should hold this group's addresses now. */
@@ -279,6 +298,8 @@ export class GroupRuntime {
       override: this.s.override,
       link: !this.s.present ? 'missing' : this.s.linkUp ? 'up' : 'down',
       conflicts: [...this.conflicts],
+      demotion: this.s.demotion,
+      faults: this.faultReasons(),
       master: m ? { address: intToIpv4(m.src), advbase: m.advbase, advskew: m.advskew } : null,
       stats: this.stats,
     };
@@ -343,6 +364,15 @@ export class GroupRuntime {
         this.transition(a.from, a.to, a.reason, a.runScript);
         break;
     }
+  }
+
+  /** Why the group is (or would be) in FAULT: failed trackers, the link, its sync group. */
+  private faultReasons(): string[] {
+    const out = this.s.trackFault ? [...this.failedTrackers] : [];
+    if (!this.s.present) out.push('interface missing');
+    else if (linkFault(this.s)) out.push('no carrier');
+    if (this.s.syncFault) out.push(`sync group ${this.cfg.syncGroup ?? ''}`.trim());
+    return out;
   }
 
   private ref(): { group: string; vhid: number; interface: string } {

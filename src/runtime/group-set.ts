@@ -5,7 +5,7 @@
 // vanish and come back, virtual addresses removed or added behind our back, and addresses a
 // crashed run left behind (address-record.ts).
 import { isDeepStrictEqual } from 'node:util';
-import type { AddressConfig, GroupConfig } from '../config/types';
+import type { AddressConfig, GroupConfig, TrackerConfig } from '../config/types';
 import { Rtnl, type LinkInfo } from '../net/rtnl';
 import { LinkMonitor, type AddressEvent } from '../net/link-monitor';
 import { groupLogger, type Logger } from '../util/log';
@@ -14,6 +14,8 @@ import { AfterBatch } from '../util/after-batch';
 import { InterfaceHub } from './interface-hub';
 import { diffGroups, type GroupDiff } from './diff';
 import { AddressRecord } from './address-record';
+import { TrackerSet, type ApplyResult, type TrackerState } from '../track/tracker-set';
+import { groupHealth, syncHealth } from '../track/health';
 import { EventBus } from './events';
 import type { Override } from '../engine/group';
 import { AlreadyStartedError } from '../errors';
@@ -40,6 +42,8 @@ export interface ApplySummary {
   added: string[];
   removed: string[];
   updated: string[];
+  /** Which settings changed in each updated group. */
+  changed: Record<string, string[]>;
   restarted: string[];
   unchanged: number;
 }
@@ -58,12 +62,24 @@ export class GroupSet {
   private readonly afterBatch = new AfterBatch();
   private readonly record: AddressRecord;
   readonly events: EventBus;
+  private readonly trackers: TrackerSet;
   private started = false;
   private stopped = false;
 
   constructor(private readonly opts: GroupSetOptions) {
     this.record = new AddressRecord(opts.recordFile ?? null, opts.log);
     this.events = opts.events ?? new EventBus();
+    this.trackers = new TrackerSet({ log: opts.log });
+    this.trackers.on('change', (st) => {
+      this.events.publish({
+        type: 'tracker',
+        tracker: st.name,
+        failed: st.failed,
+        value: st.value,
+        output: st.lastOutput,
+      });
+      this.updateHealth();
+    });
     this.monitor.on('link', (info, removed) => this.onLink(info, removed));
     this.monitor.on('address', (ev) => this.onAddress(ev));
     this.monitor.on('resync', () => void this.reconcileAll());
@@ -74,10 +90,14 @@ export class GroupSet {
    * Starts the monitor, removes what an earlier run recorded and did not remove (it is master
    * of nothing yet), then starts every group.
    */
-  async start(groups: GroupConfig[]): Promise<ApplySummary> {
+  async start(groups: GroupConfig[], trackers: readonly TrackerConfig[] = []): Promise<ApplySummary> {
     if (this.started) throw new AlreadyStartedError('group set already started');
     this.started = true;
-    for (const l of await this.monitor.start()) this.links.set(l.name, l);
+    for (const l of await this.monitor.start()) {
+      this.links.set(l.name, l);
+      this.trackers.setLink(l.name, true, l.running);
+    }
+    this.trackers.apply(trackers);
     await this.removeLeftovers();
     const summary = await this.apply(groups);
     void this.reconcileAll();
@@ -127,13 +147,57 @@ export class GroupSet {
     }
     for (const cfg of [...d.restarted, ...d.added]) this.addGroup(cfg);
     this.closeIdleHubs();
+    // track and sync_group may have changed in place, and added groups need their health.
+    this.updateHealth();
     return {
       added: d.added.map((c) => c.name),
       removed: d.removed,
       updated: d.updated.map((c) => c.name),
+      changed: Object.fromEntries(d.changed),
       restarted: d.restarted.map((c) => c.name),
       unchanged: d.unchanged,
     };
+  }
+
+  /**
+   * Moves to a new set of trackers (before apply() on reload, so that the groups' new `track`
+   * finds them): a changed tracker restarts alone, the others keep their state.
+   */
+  applyTrackers(configs: readonly TrackerConfig[]): ApplyResult {
+    const r = this.trackers.apply(configs);
+    this.updateHealth();
+    return r;
+  }
+
+  trackerStates(): TrackerState[] {
+    return this.trackers.list();
+  }
+
+  /**
+   * Each group's FAULT and demotion from its trackers, spread over its sync group: a member
+   * whose own reason holds it in FAULT (a tracker, or its link) holds every other member too,
+   * and every member advertises the set's highest demotion, so a weight cannot split the set.
+   */
+  private updateHealth(): void {
+    const groups = [...this.groups.values()];
+    const own = groups.map((g) => groupHealth(g.config.track, (n) => this.trackers.get(n)));
+    const sync = syncHealth(
+      groups.map((g, i) => ({
+        name: g.config.name,
+        syncGroup: g.config.syncGroup,
+        ownFault: own[i].fault || g.linkFault(),
+        demotion: own[i].demotion,
+      })),
+    );
+    groups.forEach((g, i) => {
+      const s = sync.get(g.config.name);
+      g.setHealth({
+        trackFault: own[i].fault,
+        syncFault: s?.syncFault ?? false,
+        demotion: s?.demotion ?? own[i].demotion,
+        failed: own[i].failed,
+      });
+    });
   }
 
   /** ucarp's SIGUSR2 for every group: masters hand over once. */
@@ -157,6 +221,7 @@ export class GroupSet {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all([...this.groups.keys()].map((n) => this.removeGroup(n, policy)));
+    await this.trackers.close();
     // Also the scripts of groups that reloads removed earlier and left running.
     await settleScripts(STOP_SCRIPT_WAIT_MS);
     for (const h of this.hubs.values()) h.close();
@@ -241,6 +306,13 @@ export class GroupSet {
   }
 
   private onLink(info: LinkInfo, removed: boolean): void {
+    this.trackers.setLink(info.name, !removed, !removed && info.running);
+    this.onLinkGroups(info, removed);
+    // A member's carrier is also its sync group's business.
+    this.updateHealth();
+  }
+
+  private onLinkGroups(info: LinkInfo, removed: boolean): void {
     const hub = this.hubs.get(info.name);
     if (removed) {
       if (this.links.get(info.name)?.index === info.index) this.links.delete(info.name);
@@ -284,6 +356,7 @@ export class GroupSet {
     g.setSource(own);
     hub.refresh(g);
     g.onInterface(true, hub.running);
+    this.updateHealth();
   }
 
   // ------------------------------------------------------------ addresses

@@ -31,6 +31,10 @@ export interface GroupStatus {
   link: 'up' | 'down' | 'missing';
   /** Addresses of this group on this host while it is not master (not added by us). */
   conflicts: string[];
+  /** Added to advskew by tracker weights (before the 240 cap), the sync group's highest. */
+  demotion: number;
+  /** What holds the group in FAULT: failed trackers, 'no carrier', 'interface missing', its sync group. */
+  faults: string[];
   master: { address: string; advbase: number; advskew: number } | null;
   stats: GroupStats;
 }

@@ -6,15 +6,34 @@ import type { ApplySummary } from '../runtime/group-set';
 export type ReloadOutcome =
   { ok: true; summary: ApplySummary; line: string } | { ok: false; errors: ConfigError[]; text: string };
 
-/** `added 1 (web), removed 0, updated 0, restarted 0, unchanged 99`. */
-export function summaryLine(s: ApplySummary): string {
+/** What changed among the trackers on a reload. */
+export interface TrackerSummary {
+  added: string[];
+  removed: string[];
+  restarted: string[];
+}
+
+/**
+ * `added 1 (web), removed 0, updated 1 (db: track, peers), restarted 0, unchanged 98`, then
+ * the trackers that changed, if any: `; trackers: restarted 1 (haproxy)`.
+ */
+export function summaryLine(s: ApplySummary, t?: TrackerSummary): string {
   const part = (label: string, names: string[]) =>
     `${label} ${names.length}${names.length > 0 ? ` (${names.join(', ')})` : ''}`;
-  return [
+  const updated = s.updated.map((n) => {
+    const keys = s.changed[n] ?? [];
+    return keys.length > 0 ? `${n}: ${keys.join(', ')}` : n;
+  });
+  const line = [
     part('added', s.added),
     part('removed', s.removed),
-    part('updated', s.updated),
+    part('updated', updated),
     part('restarted', s.restarted),
     `unchanged ${s.unchanged}`,
   ].join(', ');
+  if (!t) return line;
+  const tracked = [part('added', t.added), part('removed', t.removed), part('restarted', t.restarted)].filter(
+    (p) => !p.endsWith(' 0'),
+  );
+  return tracked.length > 0 ? `${line}; trackers: ${tracked.join(', ')}` : line;
 }

@@ -86,7 +86,7 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    const s = await this.groups.start(this.config.groups);
+    const s = await this.groups.start(this.config.groups, this.config.trackers);
     this.log.info(`started ${s.added.length} group(s) from ${this.file}`);
   }
 
@@ -148,11 +148,13 @@ export class Supervisor {
       }
       this.config = r.config;
       this.log.level = r.config.logging.level;
+      // Trackers first: a group's new `track` may name a tracker this reload adds.
+      const trackers = this.groups.applyTrackers(r.config.trackers);
       const summary = await this.groups.apply(r.config.groups);
       // ucarpctl demote/promote last until reset or the next successful reload.
       this.groups.clearOverrides();
       this.reloads.ok++;
-      const line = `reload (${why}): ${summaryLine(summary)}`;
+      const line = `reload (${why}): ${summaryLine(summary, trackers)}`;
       this.log.info(line);
       const outcome: ReloadOutcome = { ok: true, summary, line };
       this.events.publish({ type: 'reload', ok: true, line });
