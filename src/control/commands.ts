@@ -3,13 +3,14 @@
 import type { Override } from '../engine/group';
 import type { ScriptStats } from '../hooks/scripts';
 import { totalRejects, type RejectCounters } from '../runtime/counters';
-import type { GroupStatus } from '../runtime/status';
+import type { GroupStatus, TrackerStatus } from '../runtime/status';
 import type { ReloadOutcome } from '../supervisor/reload';
 import {
   STATUS_VERSION,
   errorResponse,
   type GroupStatusJson,
   type InterfaceStatusJson,
+  type TrackerStatusJson,
   type OverrideCommand,
   type Request,
   type Response,
@@ -36,6 +37,7 @@ export interface ControlTarget {
     list(): ControlledGroup[];
     group(name: string): ControlledGroup | undefined;
     interfaces(): InterfaceInfo[];
+    trackers(): TrackerStatus[];
   };
   reload(why: string): Promise<ReloadOutcome>;
 }
@@ -76,6 +78,19 @@ export function groupJson(g: ControlledGroup): GroupStatusJson {
   };
 }
 
+export function trackerJson(t: TrackerStatus): TrackerStatusJson {
+  return {
+    name: t.name,
+    kind: t.kind,
+    failed: t.failed,
+    value: t.value,
+    sinceMs: Math.floor(t.sinceMs),
+    output: t.output,
+    checks: t.checks,
+    failures: t.failures,
+  };
+}
+
 export function interfaceJson(i: InterfaceInfo): InterfaceStatusJson {
   return {
     name: i.name,
@@ -97,6 +112,7 @@ export function statusDocument(
     reloads: { ok: t.reloads.ok, failed: t.reloads.failed },
     groups: groups.map(groupJson),
     interfaces: t.groups.interfaces().map(interfaceJson),
+    trackers: t.groups.trackers().map(trackerJson),
   };
 }
 

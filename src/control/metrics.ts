@@ -88,6 +88,40 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
     (g) => g.scripts.timeouts,
   );
 
+  new Gauge({
+    name: 'ucarp_group_demotion',
+    help: 'What tracker weights add to the advskew of each group (before the cap at 240).',
+    labelNames: groupLabelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { s } of groups())
+        this.set({ group: s.name, vhid: String(s.vhid), interface: s.interface }, s.demotion);
+    },
+  });
+
+  new Gauge({
+    name: 'ucarp_tracker_failed',
+    help: 'Whether each health tracker counts as failed now (1) or not (0).',
+    labelNames: ['tracker', 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of target.groups.trackers()) this.set({ tracker: t.name, kind: t.kind }, t.failed ? 1 : 0);
+    },
+  });
+
+  new Gauge({
+    name: 'ucarp_tracker_value',
+    help: 'The integer a file tracker read last (1 when failed, else 0, for the other kinds).',
+    labelNames: ['tracker', 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of target.groups.trackers()) this.set({ tracker: t.name, kind: t.kind }, t.value);
+    },
+  });
+
   new Counter({
     name: 'ucarp_rejects_total',
     help: 'Advertisements addressed to a group and rejected, by reason.',

@@ -3,7 +3,7 @@
 // hands anything but a well-formed Request to the daemon.
 import type { ConfigError } from '../config/types';
 import type { ApplySummary } from '../runtime/group-set';
-import type { GroupStats, GroupStatus } from '../runtime/status';
+import type { GroupStats, GroupStatus, TrackerStatus } from '../runtime/status';
 import type { ScriptStats } from '../hooks/scripts';
 import type { RejectCounters } from '../runtime/counters';
 
@@ -85,6 +85,13 @@ export interface ErrorResponse {
  *     rejects        same keys as above: packets no group could be blamed for (unknown vhid,
  *                    other destination, malformed)
  *     rejectsTotal   sum of rejects
+ *   trackers[]     one per tracker, in file order:
+ *     name, kind     the tracker's name; "script" | "interface" | "file"
+ *     failed         whether it counts as failed now (after rise/fall)
+ *     value          a file tracker's integer; 1 when failed, else 0, for the others
+ *     sinceMs        whole milliseconds since failed or value last changed
+ *     output         last output line (script), content (file), "up"/"down"/"missing" (interface)
+ *     checks, failures  checks run, and those that failed
  */
 /** The runtime's status with its counters flattened, plus totals and script counters. */
 export type GroupStatusJson = Omit<GroupStatus, 'stats'> &
@@ -108,7 +115,10 @@ export interface StatusDocument {
   reloads: { ok: number; failed: number };
   groups: GroupStatusJson[];
   interfaces: InterfaceStatusJson[];
+  trackers: TrackerStatusJson[];
 }
+
+export type TrackerStatusJson = TrackerStatus;
 
 export type StatusResponse = { ok: true } & StatusDocument;
 /** Answer to demote/promote/reset: the group as it is right after the change. */

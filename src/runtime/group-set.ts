@@ -14,7 +14,9 @@ import { AfterBatch } from '../util/after-batch';
 import { InterfaceHub } from './interface-hub';
 import { diffGroups, type GroupDiff } from './diff';
 import { AddressRecord } from './address-record';
-import { TrackerSet, type ApplyResult, type TrackerState } from '../track/tracker-set';
+import { TrackerSet, type ApplyResult } from '../track/tracker-set';
+import type { TrackerStatus } from './status';
+import { performance } from 'node:perf_hooks';
 import { groupHealth, syncHealth } from '../track/health';
 import { EventBus } from './events';
 import type { Override } from '../engine/group';
@@ -62,15 +64,15 @@ export class GroupSet {
   private readonly afterBatch = new AfterBatch();
   private readonly record: AddressRecord;
   readonly events: EventBus;
-  private readonly trackers: TrackerSet;
+  private readonly trackerSet: TrackerSet;
   private started = false;
   private stopped = false;
 
   constructor(private readonly opts: GroupSetOptions) {
     this.record = new AddressRecord(opts.recordFile ?? null, opts.log);
     this.events = opts.events ?? new EventBus();
-    this.trackers = new TrackerSet({ log: opts.log });
-    this.trackers.on('change', (st) => {
+    this.trackerSet = new TrackerSet({ log: opts.log });
+    this.trackerSet.on('change', (st) => {
       this.events.publish({
         type: 'tracker',
         tracker: st.name,
@@ -95,9 +97,9 @@ export class GroupSet {
     this.started = true;
     for (const l of await this.monitor.start()) {
       this.links.set(l.name, l);
-      this.trackers.setLink(l.name, true, l.running);
+      this.trackerSet.setLink(l.name, true, l.running);
     }
-    this.trackers.apply(trackers);
+    this.trackerSet.apply(trackers);
     await this.removeLeftovers();
     const summary = await this.apply(groups);
     void this.reconcileAll();
@@ -164,13 +166,23 @@ export class GroupSet {
    * finds them): a changed tracker restarts alone, the others keep their state.
    */
   applyTrackers(configs: readonly TrackerConfig[]): ApplyResult {
-    const r = this.trackers.apply(configs);
+    const r = this.trackerSet.apply(configs);
     this.updateHealth();
     return r;
   }
 
-  trackerStates(): TrackerState[] {
-    return this.trackers.list();
+  trackers(): TrackerStatus[] {
+    const now = performance.now();
+    return this.trackerSet.list().map((t) => ({
+      name: t.name,
+      kind: t.kind,
+      failed: t.failed,
+      value: t.value,
+      sinceMs: Math.max(0, now - t.since),
+      output: t.lastOutput,
+      checks: t.checks,
+      failures: t.failures,
+    }));
   }
 
   /**
@@ -180,7 +192,7 @@ export class GroupSet {
    */
   private updateHealth(): void {
     const groups = [...this.groups.values()];
-    const own = groups.map((g) => groupHealth(g.config.track, (n) => this.trackers.get(n)));
+    const own = groups.map((g) => groupHealth(g.config.track, (n) => this.trackerSet.get(n)));
     const sync = syncHealth(
       groups.map((g, i) => ({
         name: g.config.name,
@@ -221,7 +233,7 @@ export class GroupSet {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all([...this.groups.keys()].map((n) => this.removeGroup(n, policy)));
-    await this.trackers.close();
+    await this.trackerSet.close();
     // Also the scripts of groups that reloads removed earlier and left running.
     await settleScripts(STOP_SCRIPT_WAIT_MS);
     for (const h of this.hubs.values()) h.close();
@@ -306,7 +318,7 @@ export class GroupSet {
   }
 
   private onLink(info: LinkInfo, removed: boolean): void {
-    this.trackers.setLink(info.name, !removed, !removed && info.running);
+    this.trackerSet.setLink(info.name, !removed, !removed && info.running);
     this.onLinkGroups(info, removed);
     // A member's carrier is also its sync group's business.
     this.updateHealth();

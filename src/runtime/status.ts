@@ -39,6 +39,20 @@ export interface GroupStatus {
   stats: GroupStats;
 }
 
+/** A health tracker as `ucarpctl status` shows it. */
+export interface TrackerStatus {
+  name: string;
+  kind: 'script' | 'interface' | 'file';
+  failed: boolean;
+  value: number;
+  /** Milliseconds since `failed` or `value` last changed. */
+  sinceMs: number;
+  /** The last output line (script), content (file) or link state (interface). */
+  output: string;
+  checks: number;
+  failures: number;
+}
+
 export function emptyStats(): GroupStats {
   return {
     sent: 0,

@@ -108,6 +108,7 @@ describe('handleRequest', () => {
       'reloads',
       'groups',
       'interfaces',
+      'trackers',
     ]);
     assert.equal(r.version, 1);
     assert.equal(r.pid, process.pid);
@@ -130,6 +131,8 @@ describe('handleRequest', () => {
       'override',
       'link',
       'conflicts',
+      'demotion',
+      'faults',
       'master',
       'sent',
       'received',

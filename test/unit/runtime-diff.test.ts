@@ -18,7 +18,14 @@ const names = (cs: GroupConfig[]) => cs.map((c) => c.name);
 describe('diffGroups', () => {
   it('leaves identical groups alone', () => {
     const d = diffGroups(running(g('a'), g('b', { vhid: 2 })), [g('a'), g('b', { vhid: 2 })]);
-    assert.deepEqual(d, { added: [], removed: [], updated: [], restarted: [], unchanged: 2 });
+    assert.deepEqual(d, {
+      added: [],
+      removed: [],
+      updated: [],
+      restarted: [],
+      changed: new Map(),
+      unchanged: 2,
+    });
   });
 
   it('adds and removes by name', () => {
@@ -39,9 +46,14 @@ describe('diffGroups', () => {
       { upscript: '/bin/up' },
       { xparam: 'x' },
       { script_timeout: 3 },
+      { track: ['t'] },
+      { sync_group: 'edge' },
+      { peers: ['192.0.2.2'] },
+      { notify: '/bin/notify' },
     ]) {
       const d = diffGroups(running(g('a')), [g('a', patch)]);
       assert.deepEqual(names(d.updated), ['a'], JSON.stringify(patch));
+      assert.equal(d.changed.get('a')?.length, 1, JSON.stringify(patch));
       assert.deepEqual(names(d.restarted), [], JSON.stringify(patch));
     }
   });
