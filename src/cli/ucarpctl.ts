@@ -188,6 +188,21 @@ export function formatStatus(doc: StatusDocument): string {
     rejectsCell(g),
   ]);
   let out = table(header, rows, new Set([1, 7, 8]));
+  if (doc.trackers.length > 0) {
+    out +=
+      '\n' +
+      table(
+        ['TRACKER', 'KIND', 'STATE', 'SINCE', 'OUTPUT'],
+        doc.trackers.map((t) => [
+          t.name,
+          t.kind,
+          t.failed ? 'FAILED' : 'up',
+          formatDuration(t.sinceMs),
+          t.kind === 'file' ? `${t.value}` : t.output,
+        ]),
+        new Set(),
+      );
+  }
   for (const i of doc.interfaces) {
     if (i.rejectsTotal > 0)
       out += `${i.name}: ${i.rejectsTotal} packet(s) for no group of ours (${interfaceRejects(i.rejects)})\n`;

@@ -41,6 +41,8 @@ export class Node {
     readonly host: Host,
     root: string,
     public groups: TestGroup[],
+    /** Top-level YAML added to the file (e.g. `trackers:`). */
+    public top = '',
   ) {
     this.dir = path.join(root, `h${host.index}`);
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
@@ -51,7 +53,7 @@ export class Node {
 
   /** The file's text for `groups` (default: the current ones). */
   config(groups: TestGroup[] = this.groups): string {
-    return configYaml(groups, { socket: this.socket });
+    return configYaml(groups, { socket: this.socket, extraTop: this.top || undefined });
   }
 
   write(groups: TestGroup[] = this.groups): void {
@@ -161,10 +163,15 @@ export class Pair {
    * node's start-up can lag another's by more than their advskew difference, and a group
    * without preempt then stays with whoever came first.
    */
-  async start(g1: TestGroup[], g2: TestGroup[], first?: Record<string, string>): Promise<void> {
-    this.lab = await Lab.create({ hosts: 2 });
-    this.n1 = new Node(this.lab, this.lab.host(1), this.root, g1);
-    this.n2 = new Node(this.lab, this.lab.host(2), this.root, g2);
+  async start(
+    g1: TestGroup[],
+    g2: TestGroup[],
+    first?: Record<string, string>,
+    opts: { top1?: string; top2?: string; segments?: number } = {},
+  ): Promise<void> {
+    this.lab = await Lab.create({ hosts: 2, segments: opts.segments ?? 1 });
+    this.n1 = new Node(this.lab, this.lab.host(1), this.root, g1, opts.top1);
+    this.n2 = new Node(this.lab, this.lab.host(2), this.root, g2, opts.top2);
     this.n1.start();
     if (first) await this.n1.waitAll(first, 20_000);
     this.n2.start();

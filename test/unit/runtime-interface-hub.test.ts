@@ -136,6 +136,18 @@ describe('InterfaceHub', () => {
     assert.equal(h.size, 2);
   });
 
+  it('a unicast group joins no multicast group and hears packets sent to its own address', () => {
+    const { sock, hub: h } = hub();
+    const u = group('u', 5, { peers: ['192.0.2.9'] });
+    h.add(u);
+    assert.deepEqual(sock.joined, []);
+    assert.deepEqual(sock.sources, ['192.0.2.1']);
+    sock.deliver(carp(5, '192.0.2.1'));
+    sock.deliver(carp(5));
+    assert.equal(u.packets.length, 1);
+    assert.equal(h.rejects.destination, 1);
+  });
+
   it('refuses a second group on the same (destination, vhid)', () => {
     const { hub: h } = hub();
     h.add(group('a', 1));
