@@ -15,6 +15,8 @@ const uni = (advskew: number, peer: string): TestGroup => ({
   iface: 'eth0',
   addresses: [`${UNI}/24`],
   advskew,
+  // Preempt: start-up lag under load must not decide who is master.
+  preempt: true,
   extra: { peers: `[${peer}]` },
 });
 const multi = (advskew: number): TestGroup => ({
@@ -23,6 +25,7 @@ const multi = (advskew: number): TestGroup => ({
   iface: 'eth0',
   addresses: [`${MULTI}/24`],
   advskew,
+  preempt: true,
 });
 
 /** Every IPv4 multicast frame dropped by the switch (a bridge-family nftables rule). */
