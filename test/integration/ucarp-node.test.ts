@@ -33,7 +33,7 @@ function recorder(name: string): { script: string; log: string } {
 
 const readLines = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n') : []);
 
-test('carrier loss on the master sends it to BACKUP and the peer takes over', async () => {
+test('carrier loss on the master sends it to FAULT and the peer takes over', async () => {
   const l = await lab();
   const [h1, h2] = l.hosts;
   const a = new CarpProc(l, h1, 'ours', carpArgs(h1, { advskew: 0 }));
@@ -41,11 +41,12 @@ test('carrier loss on the master sends it to BACKUP and the peer takes over', as
   const b = new CarpProc(l, h2, 'ours', carpArgs(h2, { advskew: 50 }));
   await b.waitState('BACKUP');
   await l.setSwitchPort(h1, false);
-  await a.waitLine(/Switching to state: BACKUP \(link-down\)/);
+  await a.waitLine(/Switching to state: FAULT \(link-down\)/);
   await b.waitState('MASTER', 6000);
   // Carrier back: the old master listens again and, without preemption, stays backup.
   await l.setSwitchPort(h1, true);
   await a.waitLine(/carrier up/);
+  await a.waitLine(/Switching to state: BACKUP \(link-up\)/);
   await new Promise((r) => setTimeout(r, 4000));
   assert.equal(a.state, 'BACKUP');
   assert.equal(b.state, 'MASTER');
