@@ -58,6 +58,20 @@ const CASES: Record<string, Expected[]> = {
   '24-bad-group-name.yaml': [[5, 3, 'groups["web server"]', /^group names must be 1\.\.64 characters/]],
   '25-yaml-syntax.yaml': [[6, 5, '', /Flow sequence .* end with a \]/]],
   '27-groups-empty.yaml': [[3, 9, 'groups', /^must not be empty$/]],
+  '49-track-unknown-tracker.yaml': [
+    [10, 22, 'groups.web.track[1]', /^no tracker named uplnk \(trackers: haproxy\)$/],
+  ],
+  '50-tracker-two-kinds.yaml': [
+    [
+      4,
+      5,
+      'trackers.mixed.file',
+      /^a tracker needs exactly one of script, interface, file \(found script and file\)$/,
+    ],
+    [6, 13, 'trackers.relative.script', /^the program must be an absolute path$/],
+    [9, 5, 'trackers.iface.timeout', /^only a script tracker has a timeout$/],
+  ],
+  '51-peers-duplicate.yaml': [[7, 24, 'groups.web.peers[1]', /^duplicate of item 0$/]],
   '28-groups-not-map.yaml': [[2, 3, 'groups', /^must be a map/]],
   '29-logging-level.yaml': [[2, 10, 'logging.level', /^must be one of: error, warn, info, debug$/]],
   '30-logging-facility.yaml': [[1, 35, 'logging.facility', /^must be one of: auth, .*local7, none$/]],
