@@ -1,12 +1,15 @@
 // `ucarpctl`: asks the running supervisor what it thinks, and tells it what to do, over its
-// control socket. Exit status: 0 done, 1 the daemon refused (no such group, invalid
+// control socket, or follows what happens in it (`events`). Exit status: 0 done (for events:
+// stopped by a signal or by the daemon), 1 the daemon refused (no such group, invalid
 // configuration), 2 usage error or the daemon cannot be reached.
 import fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { formatError } from '../config/errors';
-import { ControlClientError, DEFAULT_SOCKET, request } from '../control/client';
+import { ControlClientError, DEFAULT_SOCKET, request, subscribe } from '../control/client';
 import type {
+  ControlRequest,
   ErrorResponse,
+  EventLine,
   GroupStatusJson,
   OverrideResponse,
   ReloadResponse,
@@ -26,6 +29,9 @@ Commands:
   promote GROUP            advertise advskew 0 and preempt, until reset or reload
   reset GROUP              drop a demote/promote override
   reload                   reload the configuration (as SIGHUP); prints every error if rejected
+  events [--json]          follow transitions, tracker changes, address conflicts and restores
+                           and reloads as they happen, one line each, until Ctrl-C; --json
+                           prints the daemon's event lines as received
 
 Options:
   -s, --socket PATH   control socket (default: from -c FILE, else ${DEFAULT_SOCKET})
@@ -36,7 +42,7 @@ Options:
 export type CtlArgs =
   | { kind: 'help' }
   | { kind: 'error'; message: string }
-  | { kind: 'run'; socket?: string; config?: string; request: Request; json: boolean };
+  | { kind: 'run'; socket?: string; config?: string; request: ControlRequest; json: boolean };
 
 export function parseCtlArgs(argv: string[]): CtlArgs {
   let socket: string | undefined;
@@ -77,8 +83,9 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
   const [cmd, ...rest] = words;
   if (!cmd) return { kind: 'error', message: 'no command given' };
   const tooMany = (n: number) => (rest.length > n ? `too many arguments for ${cmd}` : null);
-  const run = (req: Request): CtlArgs => ({ kind: 'run', socket, config, request: req, json });
-  if (json && cmd !== 'status') return { kind: 'error', message: '--json applies to status only' };
+  const run = (req: ControlRequest): CtlArgs => ({ kind: 'run', socket, config, request: req, json });
+  if (json && cmd !== 'status' && cmd !== 'events')
+    return { kind: 'error', message: '--json applies to status and events only' };
   switch (cmd) {
     case 'status': {
       const err = tooMany(1);
@@ -97,7 +104,8 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
         return { kind: 'error', message: `invalid group name ${JSON.stringify(rest[0])}` };
       return run({ cmd, group: rest[0] });
     }
-    case 'reload': {
+    case 'reload':
+    case 'events': {
       const err = tooMany(0);
       return err ? { kind: 'error', message: err } : run({ cmd });
     }
@@ -259,6 +267,46 @@ function promoteOutlook(g: GroupStatusJson): string {
   );
 }
 
+/** Tracker output and reload lines are one line each; a file tracker's content may not be. */
+function oneLine(s: string): string {
+  return s.replace(/\s*[\r\n]+\s*/g, ' | ').trim();
+}
+
+/**
+ * One human line per event, led by the daemon's timestamp; group events name the group as the
+ * daemon's log does (docs/operations.md, Logs). A type this version does not know is shown as
+ * its JSON rather than dropped: a newer daemon may publish more.
+ */
+export function formatEvent(ev: EventLine): string {
+  const where = (g: { group: string; vhid: number; interface: string }) =>
+    `${g.group} vhid ${g.vhid} ${g.interface}`;
+  let what: string;
+  switch (ev.type) {
+    case 'transition':
+      what = `${where(ev)}: ${ev.from} -> ${ev.to} (${ev.reason})`;
+      break;
+    case 'tracker': {
+      const out = oneLine(ev.output);
+      what = `tracker ${ev.tracker} ${ev.failed ? 'failed' : 'ok'} (value ${ev.value})${out ? `: ${out}` : ''}`;
+      break;
+    }
+    case 'conflict':
+      what = `${where(ev)}: conflict ${ev.address} (${ev.removed ? 'removed' : 'left in place: not added by this daemon'})`;
+      break;
+    case 'restore':
+      what = `${where(ev)}: restored ${ev.address} (removed behind our back)`;
+      break;
+    case 'reload':
+      what = `reload: ${oneLine(ev.line)}`;
+      break;
+    default: {
+      const { time: _time, ...rest } = ev as { time: string; type: string };
+      what = `${rest.type}: ${JSON.stringify(rest)}`;
+    }
+  }
+  return `${ev.time} ${what}`;
+}
+
 export interface CtlOutput {
   code: number;
   stdout: string;
@@ -289,7 +337,30 @@ function renderError(res: ErrorResponse): CtlOutput {
   return { code: 1, stdout: '', stderr };
 }
 
-export async function run(argv: string[]): Promise<CtlOutput> {
+/** Where `events` writes as events arrive, and what stops it (main() wires SIGINT/SIGTERM). */
+export interface CtlStream {
+  write(text: string): void;
+  signal?: AbortSignal;
+}
+
+const STREAM_ENDED =
+  'ucarpctl: the daemon ended the event stream (it is stopping, or this reader fell too far behind)\n';
+
+async function follow(socket: string, json: boolean, io: CtlStream): Promise<CtlOutput> {
+  await subscribe(socket, (ev, line) => io.write((json ? line : formatEvent(ev)) + '\n'), {
+    signal: io.signal,
+  });
+  return { code: 0, stdout: '', stderr: io.signal?.aborted ? '' : STREAM_ENDED };
+}
+
+/**
+ * Runs one command. Its output is returned, except for `events`, which writes each line to
+ * `io` as it arrives and returns once the stream ends.
+ */
+export async function run(
+  argv: string[],
+  io: CtlStream = { write: (t) => process.stdout.write(t) },
+): Promise<CtlOutput> {
   const args = parseCtlArgs(argv);
   if (args.kind === 'help') return { code: 0, stdout: USAGE, stderr: '' };
   if (args.kind === 'error') return { code: 2, stdout: '', stderr: `ucarpctl: ${args.message}\n${USAGE}` };
@@ -306,17 +377,37 @@ export async function run(argv: string[]): Promise<CtlOutput> {
     }
   }
   socket ??= DEFAULT_SOCKET;
+  const req = args.request;
   try {
-    const res = await request(socket, args.request);
-    return render(args.request, res, args.json);
+    if (req.cmd === 'events') return await follow(socket, args.json, io);
+    const res = await request(socket, req);
+    return render(req, res, args.json);
   } catch (e) {
-    if (e instanceof ControlClientError) return { code: 2, stdout: '', stderr: `ucarpctl: ${e.message}\n` };
+    if (e instanceof ControlClientError) {
+      if (e.response) return renderError(e.response);
+      return { code: 2, stdout: '', stderr: `ucarpctl: ${e.message}\n` };
+    }
     throw e;
   }
 }
 
 export function main(argv: string[]): void {
-  run(argv).then(
+  const stop = new AbortController();
+  const args = parseCtlArgs(argv);
+  if (args.kind === 'run' && args.request.cmd === 'events') {
+    // Ctrl-C, SIGTERM or a reader that went away (`ucarpctl events | head`) are how `events`
+    // is meant to stop: each ends the stream and exits 0. Other commands keep the default
+    // dispositions: Ctrl-C interrupts them as usual.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stop.abort());
+    process.stdout.on('error', () => stop.abort());
+  }
+  const io: CtlStream = {
+    write: (t) => {
+      if (!stop.signal.aborted) process.stdout.write(t);
+    },
+    signal: stop.signal,
+  };
+  run(argv, io).then(
     (o) => {
       process.stdout.write(o.stdout);
       process.stderr.write(o.stderr);

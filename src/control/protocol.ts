@@ -1,11 +1,13 @@
 // The control socket's wire format: one JSON object per line in each direction, one response
-// per request, in order. Everything a client may send is checked here, so the server never
-// hands anything but a well-formed Request to the daemon.
+// per request, in order; after {"cmd":"events"} the connection becomes a one-way stream of
+// events (see the event stream contract below). Everything a client may send is checked here,
+// so the server never hands anything but a well-formed Request to the daemon.
 import type { ConfigError } from '../config/types';
 import type { ApplySummary } from '../runtime/group-set';
 import type { GroupStats, GroupStatus, TrackerStatus } from '../runtime/status';
 import type { ScriptStats } from '../hooks/scripts';
 import type { RejectCounters } from '../runtime/counters';
+import type { StampedEvent } from '../runtime/events';
 
 /** A request line longer than this is refused and the connection closed. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -17,11 +19,18 @@ export const STATUS_VERSION = 1;
 const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export type OverrideCommand = 'demote' | 'promote' | 'reset';
-export const COMMANDS = ['status', 'demote', 'promote', 'reset', 'reload'] as const;
+export const COMMANDS = ['status', 'demote', 'promote', 'reset', 'reload', 'events'] as const;
 export type Command = (typeof COMMANDS)[number];
 
+/** A request answered once, by the daemon's handler (src/control/commands.ts). */
 export type Request =
   { cmd: 'status'; group?: string } | { cmd: OverrideCommand; group: string } | { cmd: 'reload' };
+/** A request the server itself turns into a stream (src/control/server.ts); no other keys. */
+export interface EventsRequest {
+  cmd: 'events';
+}
+/** Anything a client may send. */
+export type ControlRequest = Request | EventsRequest;
 
 export type ErrorCode =
   | 'bad-request'
@@ -135,7 +144,53 @@ export interface ReloadResponse {
 
 export type Response = StatusResponse | OverrideResponse | ReloadResponse | ErrorResponse;
 
-export type ParseResult = { ok: true; request: Request } | ErrorResponse;
+/*
+ * Event stream, the answer to {"cmd":"events"} and the output of `ucarpctl events --json`.
+ *
+ * The server first answers {"ok":true,"subscribed":true} (or an ErrorResponse, e.g.
+ * unknown-command from a server without an event bus), then writes one line per event as the
+ * daemon publishes it (src/runtime/events.ts), in the order published, from the moment of the
+ * answer on (nothing earlier is replayed). Every event has:
+ *
+ *   type        "transition" | "tracker" | "conflict" | "restore" | "reload" (more may be added:
+ *               a client skips types it does not know)
+ *   time        ISO 8601 UTC wall-clock time the daemon published it, millisecond precision
+ *
+ * and by type (group events carry group, vhid, interface as in the status document):
+ *
+ *   transition  group, vhid, interface, from, to ("INIT" | "BACKUP" | "MASTER" | "FAULT"),
+ *               reason (the transition reasons of docs/operations.md, e.g. "master-down")
+ *     {"type":"transition","group":"web","vhid":10,"interface":"eth0","from":"BACKUP",
+ *      "to":"MASTER","reason":"master-down","time":"2026-11-26T23:10:04.123Z"}
+ *   tracker     tracker (name), failed, value (what the check reported), output (at most 200
+ *               characters of it)
+ *     {"type":"tracker","tracker":"haproxy","failed":true,"value":1,"output":"connection refused",
+ *      "time":"…"}
+ *   conflict    group, vhid, interface, address: a virtual address found on this host while the
+ *               group is not master; removed: true when the daemon removed it (it had added it),
+ *               false when it left it (someone else added it)
+ *     {"type":"conflict","group":"web","vhid":10,"interface":"eth0","address":"192.0.2.100",
+ *      "removed":true,"time":"…"}
+ *   restore     group, vhid, interface, address: removed by someone else while master, put back
+ *     {"type":"restore","group":"web","vhid":10,"interface":"eth0","address":"192.0.2.100","time":"…"}
+ *   reload      ok, line (the summary line the daemon logged, or why the file was rejected)
+ *     {"type":"reload","ok":true,"line":"reload (SIGHUP): added 0, removed 0, …","time":"…"}
+ *
+ * The stream ends (the server ends or closes the connection) when the client closes its side
+ * (a half-close counts: the server cannot tell it from a client gone, so a subscriber keeps its
+ * writing side open), when the daemon stops (events of the stop itself are only logged), or when
+ * the client leaves more than CONTROL_LIMITS.maxEventBacklogBytes unread (src/control/server.ts).
+ * Anything the client sends after the request is read and ignored, a second request included:
+ * the stream carries events only. It has no request deadline and no idle timeout.
+ */
+export interface SubscribedResponse {
+  ok: true;
+  subscribed: true;
+}
+/** One line of the stream after SubscribedResponse. */
+export type EventLine = StampedEvent;
+
+export type ParseResult = { ok: true; request: ControlRequest } | ErrorResponse;
 
 export function errorResponse(code: ErrorCode, error: string): ErrorResponse {
   return { ok: false, code, error };
@@ -163,10 +218,10 @@ export function parseRequest(line: string): ParseResult {
       'unknown-command',
       `unknown command ${JSON.stringify(cmd.slice(0, 64))}: expected ${COMMANDS.join(', ')}`,
     );
-  if (cmd === 'reload' && group !== undefined) extra.push('group');
+  if ((cmd === 'reload' || cmd === 'events') && group !== undefined) extra.push('group');
   if (extra.length > 0)
     return errorResponse('bad-request', `unexpected key(s) for ${cmd}: ${extra.join(', ')}`);
-  if (cmd === 'reload') return { ok: true, request: { cmd } };
+  if (cmd === 'reload' || cmd === 'events') return { ok: true, request: { cmd } };
   if (cmd === 'status' && group === undefined) return { ok: true, request: { cmd } };
   if (!isGroupName(group)) return errorResponse('bad-request', `${cmd} needs "group": a group name`);
   return { ok: true, request: { cmd, group } };

@@ -1,12 +1,15 @@
 // The control socket: a unix stream socket only root can open (mode 0600, and the peer's uid
 // checked with SO_PEERCRED through native/). Whatever a client sends or fails to read, the
 // daemon answers every complete request or closes the connection; no client can make it buffer
-// without bound, block, throw, or hold the socket so that ucarpctl cannot get an answer.
+// without bound, block, throw, or hold the socket so that ucarpctl cannot get an answer. That
+// holds for event subscribers too (`ucarpctl events`): they are fed from inside the daemon's
+// own code paths, so a slow one is dropped rather than buffered for.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../util/log';
+import type { EventBus, StampedEvent } from '../runtime/events';
 import { RateLimitedLog } from '../util/rate-limited-log';
 import { native } from '../native';
 import {
@@ -17,6 +20,7 @@ import {
   type ErrorCode,
   type Request,
   type Response,
+  type SubscribedResponse,
 } from './protocol';
 import { ControlSocketBusyError } from '../errors';
 
@@ -47,6 +51,13 @@ export const CONTROL_LIMITS = {
   lingerMs: 1000,
   /** Time allowed to a stale-socket probe before the file is considered dead. */
   probeTimeoutMs: 1000,
+  /**
+   * An event subscriber that leaves this many bytes unread (beyond what the kernel holds for
+   * it) is dropped: events are written from inside the daemon as they happen, and neither
+   * waiting for a reader nor buffering for it without bound is acceptable there. A mass
+   * failover of 255 groups is about 50 KiB of events, so a live reader never comes near it.
+   */
+  maxEventBacklogBytes: 1 << 20,
 } as const;
 
 export interface ControlServerOptions {
@@ -62,7 +73,13 @@ export interface ControlServerOptions {
   maxConnections?: number;
   /** A client that leaves this many response bytes unread is disconnected. */
   maxUnreadBytes?: number;
+  /** The daemon's events; without it an `events` request is refused (unknown-command). */
+  events?: EventBus;
+  /** See CONTROL_LIMITS.maxEventBacklogBytes. */
+  maxEventBacklogBytes?: number;
 }
+
+type Settings = Required<Omit<ControlServerOptions, 'events'>> & Pick<ControlServerOptions, 'events'>;
 
 const DEFAULTS = {
   maxRequestBytes: CONTROL_LIMITS.maxRequestBytes,
@@ -70,6 +87,7 @@ const DEFAULTS = {
   idleTimeoutMs: CONTROL_LIMITS.idleTimeoutMs,
   maxConnections: CONTROL_LIMITS.maxConnections,
   maxUnreadBytes: CONTROL_LIMITS.maxUnreadBytes,
+  maxEventBacklogBytes: CONTROL_LIMITS.maxEventBacklogBytes,
 };
 
 /** Resolves true when something accepts connections on `p`. */
@@ -92,12 +110,22 @@ export function socketAnswers(
 }
 
 export class ControlServer {
-  private readonly opts: Required<ControlServerOptions>;
+  private readonly opts: Settings;
   private readonly server: net.Server;
   private readonly conns = new Set<Connection>();
+  /** Connections streaming events, in subscription order. */
+  private readonly subscribers = new Set<Connection>();
   /** Clients dropped for the limits: a flood of them must not flood the log as well. */
-  private readonly drops = new RateLimitedLog<'deadline' | 'evicted'>();
+  private readonly drops = new RateLimitedLog<
+    'deadline' | 'evicted' | 'evicted-subscriber' | 'slow-subscriber'
+  >();
   private closed = false;
+  /**
+   * One bus listener for every subscriber, attached only while there is one: the bus skips an
+   * event nobody listens to (src/runtime/events.ts), each event is serialized once however many
+   * follow it, and 64 subscribers do not trip EventEmitter's leak warning.
+   */
+  private readonly onEvent = (ev: StampedEvent): void => this.fanOut(ev);
 
   private constructor(opts: ControlServerOptions) {
     this.opts = { ...DEFAULTS, ...opts };
@@ -108,6 +136,11 @@ export class ControlServer {
 
   get path(): string {
     return this.opts.path;
+  }
+
+  /** Connections streaming events now. */
+  get subscriberCount(): number {
+    return this.subscribers.size;
   }
 
   /**
@@ -158,14 +191,65 @@ export class ControlServer {
     this.opts.log.info(`control socket listening on ${p}`);
   }
 
-  /** Stops accepting and drops every connection; libuv removes the socket file it bound. */
+  /**
+   * Stops accepting and drops every connection; libuv removes the socket file it bound. Event
+   * streams are ended rather than cut, so a subscriber reads every event sent before the end;
+   * one that does not read is cut after CONTROL_LIMITS.lingerMs.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const c of this.conns) c.destroy();
+    for (const c of this.conns) {
+      if (this.subscribers.has(c)) c.endStream();
+      else c.destroy();
+    }
     this.conns.clear();
+    this.unsubscribeAll();
     await done;
+  }
+
+  private subscribe(c: Connection): boolean {
+    const bus = this.opts.events;
+    if (!bus || this.closed) return false;
+    if (this.subscribers.size === 0) bus.on('event', this.onEvent);
+    this.subscribers.add(c);
+    return true;
+  }
+
+  private unsubscribe(c: Connection): void {
+    if (!this.subscribers.delete(c) || this.subscribers.size > 0) return;
+    this.opts.events?.off('event', this.onEvent);
+  }
+
+  private unsubscribeAll(): void {
+    this.subscribers.clear();
+    this.opts.events?.off('event', this.onEvent);
+  }
+
+  /**
+   * Runs inside publish(), that is inside whatever daemon code published (a group's dispatch, a
+   * reload): nothing may throw back into it, and nothing here waits.
+   */
+  private fanOut(ev: StampedEvent): void {
+    let line: string;
+    try {
+      line = JSON.stringify(ev) + '\n';
+    } catch (e) {
+      this.opts.log.error(`control socket: cannot serialize a ${ev.type} event: ${(e as Error).message}`);
+      return;
+    }
+    // Deleting the current entry while iterating a Set is well defined: a dropped subscriber
+    // leaves the set from inside send().
+    for (const c of this.subscribers) {
+      try {
+        c.send(line);
+      } catch (e) {
+        this.unsubscribe(c);
+        c.destroy();
+        this.opts.log.error(`control socket: event subscriber failed: ${(e as Error).message}`);
+      }
+    }
   }
 
   private accept(c: net.Socket): void {
@@ -189,7 +273,19 @@ export class ControlServer {
     }
     if (this.conns.size >= this.opts.maxConnections) this.evict();
     const conn: Connection = new Connection(c, this.opts, {
-      onClose: () => this.conns.delete(conn),
+      onClose: () => {
+        this.conns.delete(conn);
+        this.unsubscribe(conn);
+      },
+      subscribe: () => this.subscribe(conn),
+      unsubscribe: () => this.unsubscribe(conn),
+      onSlow: () =>
+        this.drops.report('slow-subscriber', (more) =>
+          this.opts.log.warn(
+            `control socket: dropped an event subscriber that left more than ` +
+              `${this.opts.maxEventBacklogBytes} bytes unread${more}`,
+          ),
+        ),
       onDeadline: () =>
         this.drops.report('deadline', (more) =>
           this.opts.log.warn(
@@ -204,8 +300,9 @@ export class ControlServer {
   /**
    * Makes room for a new connection. First to go is one already answered and closing, then the
    * one that has waited longest for a request (a client that never sends, or trickles bytes),
-   * and only when every slot is handling a request, the oldest of those: the newcomer is more
-   * likely ucarpctl than any of them.
+   * then, when every slot is handling a request, the oldest of those: the newcomer is more
+   * likely ucarpctl than any of them. Event subscribers go last, the oldest first: a monitor
+   * following the stream is doing what it should, but must not keep ucarpctl out either.
    */
   private evict(): void {
     let victim: Connection | undefined;
@@ -213,13 +310,15 @@ export class ControlServer {
       if (!victim || c.tier < victim.tier || (c.tier === victim.tier && c.since < victim.since)) victim = c;
     }
     if (!victim) return;
+    const subscriber = victim.tier === Tier.Subscribed;
     // Counted out now: its 'close' event comes later, after this connection is accepted.
     this.conns.delete(victim);
+    this.unsubscribe(victim);
     victim.destroy();
-    this.drops.report('evicted', (more) =>
+    this.drops.report(subscriber ? 'evicted-subscriber' : 'evicted', (more) =>
       this.opts.log.warn(
-        `control socket: ${this.opts.maxConnections} connections open, closed the idlest to accept ` +
-          `a new one${more}`,
+        `control socket: ${this.opts.maxConnections} connections open, closed ` +
+          `${subscriber ? 'the oldest event subscriber' : 'the idlest'} to accept a new one${more}`,
       ),
     );
   }
@@ -230,15 +329,26 @@ const enum Tier {
   Closing = 0,
   Waiting = 1,
   Handling = 2,
+  Subscribed = 3,
 }
 
 interface ConnectionEvents {
   onClose(): void;
   /** The request deadline passed: the connection is being closed. */
   onDeadline(): void;
+  /** Starts feeding this connection events; false when the server has none to give. */
+  subscribe(): boolean;
+  unsubscribe(): void;
+  /** The connection was dropped for leaving too many event bytes unread. */
+  onSlow(): void;
 }
 
-/** One client: requests are handled one at a time, answers written in order. */
+const SUBSCRIBED: SubscribedResponse = { ok: true, subscribed: true };
+
+/**
+ * One client: requests are handled one at a time, answers written in order, until an `events`
+ * request turns it into a one-way stream for good.
+ */
 class Connection {
   private readonly lines: LineSplitter;
   private readonly queue: string[] = [];
@@ -252,10 +362,13 @@ class Connection {
   /** When the server started waiting for the next request, or null while it has one. */
   private waitingSince: number | null = null;
   private deadline: NodeJS.Timeout | undefined;
+  /** When it subscribed to events, or null while it is a request connection. */
+  private subscribedAt: number | null = null;
+  private linger: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly sock: net.Socket,
-    private readonly opts: Required<ControlServerOptions>,
+    private readonly opts: Settings,
     private readonly events: ConnectionEvents,
   ) {
     this.lines = new LineSplitter(opts.maxRequestBytes);
@@ -267,6 +380,7 @@ class Connection {
     sock.on('close', () => {
       this.gone = true;
       this.stopWaiting();
+      if (this.linger) clearTimeout(this.linger);
       events.onClose();
     });
     this.waitForRequest();
@@ -275,16 +389,62 @@ class Connection {
   get tier(): Tier {
     // Our side ended (final answer, error or timeout): only the client's close is awaited.
     if (this.gone || this.sock.writableEnded) return Tier.Closing;
+    if (this.subscribedAt !== null) return Tier.Subscribed;
     return this.waitingSince !== null ? Tier.Waiting : Tier.Handling;
   }
 
-  /** Since when it has been waiting for a request, else since it was opened. */
+  /** Since it subscribed, else since it has been waiting for a request, else since it was opened. */
   get since(): number {
-    return this.waitingSince ?? this.openedAt;
+    return this.subscribedAt ?? this.waitingSince ?? this.openedAt;
   }
 
   destroy(): void {
     this.sock.destroy();
+  }
+
+  /** Writes one event line; drops the connection when the client has fallen too far behind. */
+  send(line: string): void {
+    if (this.gone || this.sock.destroyed || this.sock.writableEnded) return;
+    this.sock.write(line);
+    // writableLength is what Node holds once the kernel's buffer is full: only a client that
+    // stopped reading gets here, and every further event would be kept for it.
+    if (this.sock.writableLength > this.opts.maxEventBacklogBytes) {
+      this.events.unsubscribe();
+      this.sock.destroy();
+      this.events.onSlow();
+    }
+  }
+
+  /**
+   * Ends an event stream: what was written is still delivered, then the connection closes; a
+   * client that does not read it is cut after lingerMs.
+   */
+  endStream(): void {
+    this.events.unsubscribe();
+    if (this.gone || this.sock.writableEnded) return;
+    this.sock.end();
+    this.linger = setTimeout(() => this.sock.destroy(), CONTROL_LIMITS.lingerMs);
+  }
+
+  /**
+   * Turns the connection into an event stream. Requests queued behind `events` are dropped and
+   * later input is read and ignored: an answer in the middle of the stream could not be told
+   * from an event by a client reading lines. Reading goes on so that the client's end is seen
+   * (and its unsubscription with it) even when no event is ever written.
+   */
+  private startStream(): boolean {
+    if (!this.events.subscribe()) return false;
+    this.subscribedAt = performance.now();
+    this.queue.length = 0;
+    this.stopWaiting();
+    // No traffic either way is the normal state of a quiet daemon's stream.
+    this.sock.setTimeout(0);
+    this.sock.removeAllListeners('data');
+    this.sock.on('data', () => undefined);
+    this.sock.resume();
+    this.sock.write(JSON.stringify(SUBSCRIBED) + '\n');
+    if (this.ended) this.endStream();
+    return true;
   }
 
   /** Arms the deadline once, from now: later bytes of the same request do not move it. */
@@ -320,6 +480,10 @@ class Connection {
 
   /** Half-close from the client: answer what it sent, then close our side too. */
   private onEnd(): void {
+    if (this.subscribedAt !== null) {
+      this.endStream();
+      return;
+    }
     const last = this.lines.end();
     if (last !== null && last.trim() !== '') this.queue.push(last);
     this.ended = true;
@@ -347,7 +511,12 @@ class Connection {
       while (this.queue.length > 0 && !this.gone && !this.failed) {
         const line = this.queue.shift() as string;
         if (this.queue.length < CONTROL_LIMITS.maxQueuedRequests && !this.ended) this.sock.resume();
-        const res = await this.answer(line);
+        const parsed = parseRequest(line);
+        let res: Response;
+        if (!parsed.ok) res = parsed;
+        else if (parsed.request.cmd !== 'events') res = await this.answer(parsed.request);
+        else if (this.startStream()) return;
+        else res = errorResponse('unknown-command', 'this control socket does not stream events');
         if (this.gone || this.failed) return;
         this.sock.write(JSON.stringify(res) + '\n');
         if (this.sock.writableLength > this.opts.maxUnreadBytes) {
@@ -363,13 +532,11 @@ class Connection {
     }
   }
 
-  private async answer(line: string): Promise<Response> {
-    const parsed = parseRequest(line);
-    if (!parsed.ok) return parsed;
+  private async answer(req: Request): Promise<Response> {
     try {
-      return await this.opts.handle(parsed.request);
+      return await this.opts.handle(req);
     } catch (e) {
-      this.opts.log.error(`control request ${parsed.request.cmd} failed: ${(e as Error).message}`);
+      this.opts.log.error(`control request ${req.cmd} failed: ${(e as Error).message}`);
       return errorResponse('internal', (e as Error).message);
     }
   }

@@ -200,6 +200,7 @@ export async function runSupervisor(file: string): Promise<void> {
     path: r.config.control.socket,
     log,
     handle: (req) => handleRequest(sup, req),
+    events: sup.events,
   });
   let metrics: MetricsServer | undefined;
   if (r.config.metrics) {

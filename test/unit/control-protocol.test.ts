@@ -12,6 +12,7 @@ describe('parseRequest', () => {
     ['{"cmd":"promote","group":"db.1"}', { cmd: 'promote', group: 'db.1' }],
     ['{"cmd":"reset","group":"a_b-c"}', { cmd: 'reset', group: 'a_b-c' }],
     ['  {"cmd":"reload"}  ', { cmd: 'reload' }],
+    ['{"cmd":"events"}', { cmd: 'events' }],
   ];
   for (const [line, want] of ok) {
     it(`accepts ${line.trim()}`, () => {
@@ -39,6 +40,9 @@ describe('parseRequest', () => {
     ['{"cmd":"status","group":7}', 'bad-request', /needs "group"/],
     ['{"cmd":"reload","group":"web"}', 'bad-request', /unexpected key\(s\) for reload: group/],
     ['{"cmd":"status","verbose":true}', 'bad-request', /unexpected key\(s\) for status: verbose/],
+    ['{"cmd":"events","group":"web"}', 'bad-request', /unexpected key\(s\) for events: group/],
+    ['{"cmd":"events","since":0}', 'bad-request', /unexpected key\(s\) for events: since/],
+    ['{"cmd":"Events"}', 'unknown-command', /reset, reload, events$/],
   ];
   for (const [line, code, msg] of bad) {
     it(`refuses ${JSON.stringify(line).slice(0, 60)} with ${code}`, () => {

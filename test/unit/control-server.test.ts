@@ -7,6 +7,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import winston from 'winston';
 import {
   CONTROL_LIMITS,
@@ -15,9 +17,11 @@ import {
   type ControlServerOptions,
 } from '../../src/control/server';
 import { handleRequest } from '../../src/control/commands';
-import { request, ControlClientError } from '../../src/control/client';
-import type { Response } from '../../src/control/protocol';
+import { request, subscribe, ControlClientError } from '../../src/control/client';
+import type { EventLine, Response } from '../../src/control/protocol';
+import { EventBus, type DaemonEvent } from '../../src/runtime/events';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
+import { fakeLog } from '../helpers/fake-log';
 import { Trickler } from '../helpers/slowloris';
 
 const log = winston.createLogger({ silent: true });
@@ -517,5 +521,441 @@ describe('control client', () => {
     await assert.rejects(request(p, { cmd: 'status' }, 200), { kind: 'timeout' });
     for (const c of held) c.destroy();
     await new Promise((r) => srv.close(r));
+  });
+});
+
+/** One of each event shape, as the daemon publishes them (src/runtime/events.ts). */
+const SAMPLE_EVENTS: DaemonEvent[] = [
+  {
+    type: 'transition',
+    group: 'web',
+    vhid: 10,
+    interface: 'eth0',
+    from: 'BACKUP',
+    to: 'MASTER',
+    reason: 'master-down',
+  },
+  { type: 'tracker', tracker: 'haproxy', failed: true, value: 1, output: 'connection refused' },
+  { type: 'conflict', group: 'web', vhid: 10, interface: 'eth0', address: '192.0.2.100', removed: true },
+  { type: 'restore', group: 'web', vhid: 10, interface: 'eth0', address: '192.0.2.100' },
+  {
+    type: 'reload',
+    ok: true,
+    line: 'reload (SIGHUP): added 0, removed 0, updated 0, restarted 0, unchanged 1',
+  },
+];
+
+/** A raw client of the event stream: every line it got, and whether the server closed it. */
+class Follower {
+  readonly sock: net.Socket;
+  text = '';
+  closed = false;
+  /** The server ended its side cleanly (EOF) rather than resetting. */
+  gotEnd = false;
+
+  constructor(p: string, request = '{"cmd":"events"}\n') {
+    this.sock = net.connect(p);
+    this.sock.on('connect', () => this.sock.write(request));
+    this.sock.on('data', (d: Buffer) => (this.text += d.toString()));
+    this.sock.on('end', () => (this.gotEnd = true));
+    this.sock.on('close', () => (this.closed = true));
+    this.sock.on('error', () => undefined);
+  }
+
+  get lines(): Record<string, unknown>[] {
+    return this.text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  /** Resolves once the subscription is confirmed. */
+  async subscribed(): Promise<void> {
+    await waitForLines(() => this.text, 1);
+    assert.deepEqual(this.lines[0], { ok: true, subscribed: true });
+  }
+}
+
+async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A real garbage collection, so that heap figures compare what is live, not what is pending. */
+function gc(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+}
+
+function liveBytes(): number {
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external + m.arrayBuffers;
+}
+
+describe('control server event stream', { timeout: 60_000 }, () => {
+  it('confirms the subscription, then streams every event in the order published', async () => {
+    const bus = new EventBus();
+    const { srv } = await serve({ events: bus });
+    const f = new Follower(srv.path);
+    try {
+      await f.subscribed();
+      const published: EventLine[] = [];
+      bus.on('event', (e) => published.push(e));
+      for (let i = 0; i < 200; i++) bus.publish({ ...SAMPLE_EVENTS[i % SAMPLE_EVENTS.length] });
+      await waitForLines(() => f.text, 201);
+      assert.deepEqual(f.lines.slice(1), JSON.parse(JSON.stringify(published)));
+      assert.deepEqual(Object.keys(f.lines[1]), [
+        'type',
+        'group',
+        'vhid',
+        'interface',
+        'from',
+        'to',
+        'reason',
+        'time',
+      ]);
+      assert.match(String(f.lines[1].time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    } finally {
+      f.sock.destroy();
+      await srv.close();
+    }
+  });
+
+  it('takes no bus listener until the first subscriber, and removes it when the last one closes', async () => {
+    const bus = new EventBus();
+    const { srv } = await serve({ events: bus });
+    assert.equal(bus.listenerCount('event'), 0);
+    const a = new Follower(srv.path);
+    const b = new Follower(srv.path);
+    try {
+      await a.subscribed();
+      await b.subscribed();
+      assert.equal(srv.subscriberCount, 2);
+      assert.equal(bus.listenerCount('event'), 1, 'one listener for every subscriber');
+      // No event is ever written: the close must be noticed from the client's side alone.
+      a.sock.destroy();
+      await until(() => srv.subscriberCount === 1, 'the first subscriber to leave');
+      assert.equal(bus.listenerCount('event'), 1);
+      // A half-close ends the stream too: the server ends its side and lets go.
+      b.sock.end();
+      await until(() => b.closed, 'the server to end the half-closed stream');
+      assert.equal(b.gotEnd, true);
+      assert.equal(srv.subscriberCount, 0);
+      assert.equal(bus.listenerCount('event'), 0, 'no listener left on the bus');
+      // A client that goes with events unread resets the connection instead of ending it.
+      const c = new Follower(srv.path);
+      await c.subscribed();
+      c.sock.pause();
+      // More than Node reads ahead for a paused socket (16 KiB), so that the kernel holds some.
+      const output = 'x'.repeat(1000);
+      for (let i = 0; i < 100; i++)
+        bus.publish({ type: 'tracker', tracker: 't', failed: true, value: i, output });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(bus.listenerCount('event'), 1);
+      c.sock.destroy();
+      await until(() => srv.subscriberCount === 0, 'the resetting subscriber to leave');
+      assert.equal(bus.listenerCount('event'), 0);
+      // Many subscribers coming and going leave nothing behind either.
+      const many = Array.from({ length: 20 }, () => new Follower(srv.path));
+      await Promise.all(many.map((f) => f.subscribed()));
+      assert.equal(bus.listenerCount('event'), 1);
+      for (const f of many) f.sock.destroy();
+      await until(() => srv.subscriberCount === 0, 'every subscriber to leave');
+      assert.equal(bus.listenerCount('event'), 0);
+    } finally {
+      a.sock.destroy();
+      b.sock.destroy();
+      await srv.close();
+    }
+  });
+
+  it('drops a subscriber that stops reading once its backlog passes the bound; a reader keeps up', async () => {
+    const bus = new EventBus();
+    const fl = fakeLog();
+    const bound = 64 * 1024;
+    const { srv } = await serve({ events: bus, log: fl.log, maxEventBacklogBytes: bound });
+    const slow = new Follower(srv.path);
+    const reader = new Follower(srv.path);
+    let readerEvents = 0;
+    try {
+      await slow.subscribed();
+      await reader.subscribed();
+      reader.text = '';
+      reader.sock.on('data', () => {
+        // Count lines without keeping 16 MiB of text around in the test itself.
+        readerEvents += reader.text.split('\n').length - 1;
+        reader.text = reader.text.slice(reader.text.lastIndexOf('\n') + 1);
+      });
+      slow.sock.pause();
+      const output = 'x'.repeat(1000);
+      const before = liveBytes();
+      // 16 MiB in chunks smaller than the bound, with the event loop turning in between as it
+      // does in the daemon, so that the reading client can keep up.
+      const total = 16 * 1024;
+      for (let i = 0; i < total; i += 16) {
+        for (let j = 0; j < 16; j++)
+          bus.publish({ type: 'tracker', tracker: 't', failed: true, value: i + j, output });
+        await new Promise((r) => setImmediate(r));
+      }
+      const grown = liveBytes() - before;
+      assert.ok(grown < 4 << 20, `live memory grew by ${grown} bytes while 16 MiB were published`);
+      assert.equal(srv.subscriberCount, 1, 'the slow subscriber was dropped');
+      // What it finds when it reads at last: what the kernel and the bound held, then the end.
+      slow.sock.resume();
+      await until(() => slow.closed, 'the slow subscriber to see the close');
+      const missed = total - (slow.text.split('\n').length - 2);
+      assert.ok(missed > total / 2, `the slow subscriber got only the start (missed ${missed})`);
+      await until(
+        () => readerEvents === total,
+        `the reader to get all ${total} events (got ${readerEvents})`,
+      );
+      assert.equal(reader.closed, false, 'the reading subscriber is kept');
+      assert.equal(srv.subscriberCount, 1);
+      assert.deepEqual(fl.at('warn'), [
+        `control socket: dropped an event subscriber that left more than ${bound} bytes unread`,
+      ]);
+    } finally {
+      slow.sock.destroy();
+      reader.sock.destroy();
+      await srv.close();
+    }
+    assert.equal(bus.listenerCount('event'), 0);
+  });
+
+  it('exempts subscribers from the request deadline and the idle timeout', async () => {
+    const bus = new EventBus();
+    const { srv } = await serve({ events: bus, requestDeadlineMs: 300, idleTimeoutMs: 500 });
+    const f = new Follower(srv.path);
+    const idle = net.connect(srv.path);
+    let idleClosed = false;
+    idle.on('data', () => undefined);
+    idle.on('close', () => (idleClosed = true));
+    idle.on('error', () => undefined);
+    try {
+      await f.subscribed();
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(idleClosed, true, 'a connection that sends nothing is still closed');
+      assert.equal(f.closed, false, 'a quiet stream is kept past the deadline and the idle timeout');
+      bus.publish(SAMPLE_EVENTS[0]);
+      await waitForLines(() => f.text, 2);
+      assert.equal(f.lines[1].type, 'transition');
+    } finally {
+      f.sock.destroy();
+      idle.destroy();
+      await srv.close();
+    }
+  });
+
+  it('ignores whatever a subscriber sends afterwards, requests included', async () => {
+    const bus = new EventBus();
+    const { srv, target } = await serve({ events: bus });
+    // Pipelined behind the subscription, and sent later.
+    const f = new Follower(srv.path, '{"cmd":"events"}\n{"cmd":"demote","group":"web"}\n');
+    try {
+      await f.subscribed();
+      f.sock.write('{"cmd":"status"}\nnot json\n');
+      f.sock.write(Buffer.alloc(256 * 1024, 0x7b));
+      await new Promise((r) => setTimeout(r, 100));
+      bus.publish(SAMPLE_EVENTS[4]);
+      await waitForLines(() => f.text, 2);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(
+        f.lines.map((l) => l.type ?? l.ok),
+        [true, 'reload'],
+      );
+      assert.equal(f.closed, false);
+      assert.equal((target.byName.get('web') as FakeGroup).s.override, 'none', 'the demote was not run');
+    } finally {
+      f.sock.destroy();
+      await srv.close();
+    }
+  });
+
+  it('answers requests before the subscription first, in order', async () => {
+    const bus = new EventBus();
+    const { srv } = await serve({ events: bus });
+    const f = new Follower(srv.path, '{"cmd":"status"}\n{"cmd":"events"}\n');
+    try {
+      await waitForLines(() => f.text, 2);
+      assert.equal(f.lines[0].ok, true);
+      assert.ok('groups' in f.lines[0]);
+      assert.deepEqual(f.lines[1], { ok: true, subscribed: true });
+      assert.equal(srv.subscriberCount, 1);
+    } finally {
+      f.sock.destroy();
+      await srv.close();
+    }
+  });
+
+  it('without an event bus, refuses events and keeps answering on the connection', async () => {
+    const { srv } = await serve();
+    const r = await exchange(srv.path, '{"cmd":"events"}\n{"cmd":"status"}\n', { want: 2 });
+    assert.deepEqual(r.lines[0], {
+      ok: false,
+      code: 'unknown-command',
+      error: 'this control socket does not stream events',
+    });
+    assert.equal(r.lines[1].ok, true);
+    await srv.close();
+  });
+
+  it('ends streams cleanly on close: events already sent arrive, then the end', async () => {
+    const bus = new EventBus();
+    const { srv } = await serve({ events: bus });
+    const f = new Follower(srv.path);
+    try {
+      await f.subscribed();
+      for (const e of SAMPLE_EVENTS) bus.publish(e);
+      const t0 = performance.now();
+      await srv.close();
+      assert.ok(performance.now() - t0 < 500, 'a reading subscriber does not hold the close up');
+      await until(() => f.closed, 'the stream to end');
+      assert.equal(f.gotEnd, true, 'ended, not reset');
+      assert.deepEqual(
+        f.lines.slice(1).map((l) => l.type),
+        SAMPLE_EVENTS.map((e) => e.type),
+      );
+      assert.equal(bus.listenerCount('event'), 0);
+    } finally {
+      f.sock.destroy();
+    }
+  });
+
+  it('at the cap, evicts request connections before subscribers, then the oldest subscriber', async () => {
+    const bus = new EventBus();
+    const fl = fakeLog();
+    let release: () => void = () => undefined;
+    const target = new FakeTarget([new FakeGroup('web', 10)]);
+    const srv = await ControlServer.open({
+      path: sockPath(),
+      log: fl.log,
+      events: bus,
+      maxConnections: 3,
+      handle: (req) =>
+        req.cmd === 'reload'
+          ? new Promise((resolve) => (release = () => resolve({ ok: false, code: 'internal', error: 'x' })))
+          : handleRequest(target, req),
+    });
+    const settle = () => new Promise((r) => setTimeout(r, 50));
+    const client = async (data: string) => {
+      const f = new Follower(srv.path, data);
+      await new Promise((r) => f.sock.once('connect', r));
+      await settle();
+      return f;
+    };
+    /** A status request at the cap: answered, so it got in. */
+    const newcomer = async () => {
+      const f = await client('{"cmd":"status"}\n');
+      await waitForLines(() => f.text, 1);
+      f.sock.destroy();
+      await settle();
+    };
+    const open: Follower[] = [];
+    try {
+      const sub1 = await client('{"cmd":"events"}\n');
+      const sub2 = await client('{"cmd":"events"}\n');
+      const idle = await client('');
+      open.push(sub1, sub2, idle);
+      await newcomer();
+      assert.equal(idle.closed, true, 'the idle request connection went first');
+      assert.deepEqual([sub1.closed, sub2.closed], [false, false]);
+
+      const busy = await client('{"cmd":"reload"}\n');
+      open.push(busy);
+      await newcomer();
+      assert.equal(busy.closed, true, 'a connection being answered goes before any subscriber');
+      assert.deepEqual([sub1.closed, sub2.closed], [false, false]);
+      assert.equal(fl.at('warn').length, 1, 'evictions of request connections: one rate-limited line');
+
+      const sub3 = await client('{"cmd":"events"}\n');
+      open.push(sub3);
+      assert.equal(srv.subscriberCount, 3);
+      await newcomer();
+      assert.deepEqual(
+        [sub1.closed, sub2.closed, sub3.closed],
+        [true, false, false],
+        'with only subscribers left, the oldest goes',
+      );
+      assert.equal(srv.subscriberCount, 2);
+      assert.match(
+        fl.at('warn')[1],
+        /3 connections open, closed the oldest event subscriber to accept a new one/,
+      );
+      bus.publish(SAMPLE_EVENTS[0]);
+      for (const f of [sub2, sub3]) {
+        await waitForLines(() => f.text, 2);
+        assert.equal(f.lines[1].type, 'transition', 'the remaining subscribers still get events');
+      }
+    } finally {
+      release();
+      for (const f of open) f.sock.destroy();
+      await srv.close();
+    }
+  });
+});
+
+describe('control client subscribe()', () => {
+  it('delivers each event with its line as received, and resolves when the daemon ends the stream', async () => {
+    const bus = new EventBus();
+    const { srv } = await serve({ events: bus });
+    const got: [EventLine, string][] = [];
+    const done = subscribe(srv.path, (ev, line) => got.push([ev, line]));
+    await until(() => srv.subscriberCount === 1, 'the subscription');
+    for (const e of SAMPLE_EVENTS) bus.publish(e);
+    await until(() => got.length === SAMPLE_EVENTS.length, 'the events');
+    await srv.close();
+    await within(done, 2000);
+    for (const [ev, line] of got) assert.deepEqual(JSON.parse(line), ev);
+    assert.deepEqual(
+      got.map(([ev]) => ev.type),
+      SAMPLE_EVENTS.map((e) => e.type),
+    );
+  });
+
+  it('resolves when aborted and lets the server unsubscribe', async () => {
+    const bus = new EventBus();
+    const { srv } = await serve({ events: bus });
+    const ac = new AbortController();
+    const done = subscribe(srv.path, () => undefined, { signal: ac.signal });
+    await until(() => srv.subscriberCount === 1, 'the subscription');
+    ac.abort();
+    await within(done, 1000);
+    await until(() => bus.listenerCount('event') === 0, 'the server to let go of the bus');
+    await srv.close();
+  });
+
+  it('rejects when the daemon refuses, cannot be reached, or never confirms', async () => {
+    const { srv } = await serve();
+    await assert.rejects(
+      subscribe(srv.path, () => undefined),
+      (e: unknown) => {
+        assert.ok(e instanceof ControlClientError);
+        assert.equal(e.kind, 'refused');
+        assert.equal(e.response?.code, 'unknown-command');
+        return true;
+      },
+    );
+    await srv.close();
+    await assert.rejects(
+      subscribe(path.join(tmp, 'nobody', 'c.sock'), () => undefined),
+      {
+        kind: 'not-running',
+      },
+    );
+    const p = sockPath();
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    const held: net.Socket[] = [];
+    const mute = net.createServer((c) => held.push(c)).listen(p);
+    await new Promise((r) => mute.once('listening', r));
+    await assert.rejects(
+      subscribe(p, () => undefined, { timeoutMs: 200 }),
+      { kind: 'timeout' },
+    );
+    for (const c of held) c.destroy();
+    await new Promise((r) => mute.close(r));
   });
 });

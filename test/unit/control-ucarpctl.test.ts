@@ -1,20 +1,26 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import winston from 'winston';
 import {
   formatDuration,
+  formatEvent,
   formatStatus,
   parseCtlArgs,
   render,
   run,
   socketFromConfig,
+  type CtlOutput,
 } from '../../src/cli/ucarpctl';
 import { ControlServer } from '../../src/control/server';
 import { groupJson, handleRequest, statusDocument } from '../../src/control/commands';
-import type { GroupStatusJson } from '../../src/control/protocol';
+import type { EventLine, GroupStatusJson } from '../../src/control/protocol';
+import { EventBus, type DaemonEvent } from '../../src/runtime/events';
+import { ROOT } from '../helpers/carp-proc';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
 
 let tmp: string;
@@ -54,6 +60,20 @@ describe('ucarpctl arguments', () => {
       json: false,
     });
     assert.deepEqual(parseCtlArgs(['reload']).kind, 'run');
+    assert.deepEqual(parseCtlArgs(['events']), {
+      kind: 'run',
+      socket: undefined,
+      config: undefined,
+      request: { cmd: 'events' },
+      json: false,
+    });
+    assert.deepEqual(parseCtlArgs(['--json', 'events', '-s', '/s']), {
+      kind: 'run',
+      socket: '/s',
+      config: undefined,
+      request: { cmd: 'events' },
+      json: true,
+    });
     assert.deepEqual(parseCtlArgs(['-h', 'status']), { kind: 'help' });
   });
 
@@ -64,7 +84,8 @@ describe('ucarpctl arguments', () => {
     [['promote', 'a', 'b'], /too many arguments for promote/],
     [['reset', 'a/b'], /invalid group name "a\/b"/],
     [['reload', 'web'], /too many arguments for reload/],
-    [['reload', '--json'], /--json applies to status only/],
+    [['reload', '--json'], /--json applies to status and events only/],
+    [['events', 'web'], /too many arguments for events/],
     [['status', '--socket'], /--socket needs a path/],
     [['status', '--verbose'], /unknown option --verbose/],
   ];
@@ -284,4 +305,176 @@ describe('ucarpctl against a control socket', () => {
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read .*nope\.yaml/);
   });
+});
+
+const at = '2026-11-26T23:10:04.123Z';
+const EVENTS: DaemonEvent[] = [
+  {
+    type: 'transition',
+    group: 'web',
+    vhid: 10,
+    interface: 'eth0',
+    from: 'BACKUP',
+    to: 'MASTER',
+    reason: 'master-down',
+  },
+  { type: 'tracker', tracker: 'haproxy', failed: true, value: 1, output: 'connection refused' },
+  { type: 'conflict', group: 'web', vhid: 10, interface: 'eth0', address: '192.0.2.100', removed: true },
+  { type: 'restore', group: 'web', vhid: 10, interface: 'eth0', address: '192.0.2.100' },
+  {
+    type: 'reload',
+    ok: true,
+    line: 'reload (SIGHUP): added 0, removed 0, updated 0, restarted 0, unchanged 2',
+  },
+];
+
+describe('ucarpctl events formatting', () => {
+  it('prints one line per event, led by its time and, for a group, its name, vhid and interface', () => {
+    assert.deepEqual(
+      EVENTS.map((e) => formatEvent({ ...e, time: at })),
+      [
+        `${at} web vhid 10 eth0: BACKUP -> MASTER (master-down)`,
+        `${at} tracker haproxy failed (value 1): connection refused`,
+        `${at} web vhid 10 eth0: conflict 192.0.2.100 (removed)`,
+        `${at} web vhid 10 eth0: restored 192.0.2.100 (removed behind our back)`,
+        `${at} reload: reload (SIGHUP): added 0, removed 0, updated 0, restarted 0, unchanged 2`,
+      ],
+    );
+  });
+
+  it('keeps each event on one line, and shows what it does not know instead of dropping it', () => {
+    const ev = (e: DaemonEvent): EventLine => ({ ...e, time: at });
+    assert.equal(
+      formatEvent(ev({ type: 'tracker', tracker: 'cfg', failed: false, value: 0, output: 'a\n  b\r\nc' })),
+      `${at} tracker cfg ok (value 0): a | b | c`,
+    );
+    assert.equal(
+      formatEvent(ev({ type: 'tracker', tracker: 'eth1', failed: false, value: 0, output: '' })),
+      `${at} tracker eth1 ok (value 0)`,
+    );
+    assert.equal(
+      formatEvent(
+        ev({
+          type: 'conflict',
+          group: 'db',
+          vhid: 20,
+          interface: 'eth1',
+          address: '192.0.2.120',
+          removed: false,
+        }),
+      ),
+      `${at} db vhid 20 eth1: conflict 192.0.2.120 (left in place: not added by this daemon)`,
+    );
+    assert.equal(
+      formatEvent(ev({ type: 'reload', ok: false, line: 'reload (ucarpctl) rejected: 2 error(s)' })),
+      `${at} reload: reload (ucarpctl) rejected: 2 error(s)`,
+    );
+    const future = { type: 'weather', sky: 'clear', time: at } as unknown as EventLine;
+    assert.equal(formatEvent(future), `${at} weather: {"type":"weather","sky":"clear"}`);
+  });
+});
+
+describe('ucarpctl events against a control socket', { timeout: 30_000 }, () => {
+  const log = winston.createLogger({ silent: true });
+
+  async function open(bus?: EventBus): Promise<ControlServer> {
+    const t = new FakeTarget([new FakeGroup('web', 10)]);
+    const sock = path.join(tmp, `e${Math.random().toString(36).slice(2)}`, 'control.sock');
+    return ControlServer.open({ path: sock, log, handle: (req) => handleRequest(t, req), events: bus });
+  }
+
+  async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    while (!cond()) {
+      if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('--json prints the lines as the daemon sent them, and exits 0 with a note when the daemon ends the stream', async () => {
+    const bus = new EventBus();
+    const srv = await open(bus);
+    const published: string[] = [];
+    let out = '';
+    const done = run(['--socket', srv.path, 'events', '--json'], { write: (t) => (out += t) });
+    await until(() => srv.subscriberCount === 1, 'ucarpctl to subscribe');
+    bus.on('event', (e) => published.push(JSON.stringify(e)));
+    for (const e of EVENTS) bus.publish(e);
+    await until(() => out.split('\n').length > EVENTS.length, 'the events');
+    await srv.close();
+    const o = await done;
+    assert.deepEqual(o, {
+      code: 0,
+      stdout: '',
+      stderr:
+        'ucarpctl: the daemon ended the event stream (it is stopping, or this reader fell too far behind)\n',
+    });
+    assert.equal(out, published.map((l) => l + '\n').join(''));
+  });
+
+  it('prints human lines, and exits 0 without a note when stopped', async () => {
+    const bus = new EventBus();
+    const srv = await open(bus);
+    const stop = new AbortController();
+    const lines: string[] = [];
+    const done = run(['--socket', srv.path, 'events'], { write: (t) => lines.push(t), signal: stop.signal });
+    await until(() => srv.subscriberCount === 1, 'ucarpctl to subscribe');
+    bus.publish(EVENTS[0]);
+    bus.publish(EVENTS[4]);
+    await until(() => lines.length === 2, 'two lines');
+    stop.abort();
+    assert.deepEqual(await done, { code: 0, stdout: '', stderr: '' });
+    assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z web vhid 10 eth0: BACKUP -> MASTER \(master-down\)\n$/);
+    assert.match(lines[1], /^\S+Z reload: reload \(SIGHUP\): added 0, /);
+    await until(() => srv.subscriberCount === 0, 'the daemon to let go');
+    await srv.close();
+  });
+
+  it('exits 2 when the daemon cannot be reached, 1 when it does not stream events', async () => {
+    const sock = path.join(tmp, 'absent-events', 'control.sock');
+    const o: CtlOutput = await run(['--socket', sock, 'events'], { write: () => assert.fail('no output') });
+    assert.equal(o.code, 2);
+    assert.match(
+      o.stderr,
+      /^ucarpctl: no socket at .*absent-events\/control\.sock \(is the ucarp daemon running\?/,
+    );
+    const srv = await open();
+    assert.deepEqual(await run(['--socket', srv.path, 'events', '--json'], { write: () => undefined }), {
+      code: 1,
+      stdout: '',
+      stderr: 'ucarpctl: this control socket does not stream events\n',
+    });
+    await srv.close();
+  });
+
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    it(`bin/ucarpctl events --json runs until ${sig}, then exits 0`, async () => {
+      const bus = new EventBus();
+      const srv = await open(bus);
+      const child = spawn(
+        process.execPath,
+        [path.join(ROOT, 'bin/ucarpctl'), '--socket', srv.path, 'events', '--json'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      try {
+        await until(() => srv.subscriberCount === 1, 'the child to subscribe');
+        bus.publish(EVENTS[0]);
+        await until(() => out.includes('\n'), 'the event on its stdout');
+        assert.deepEqual(JSON.parse(out), { ...EVENTS[0], time: (JSON.parse(out) as EventLine).time });
+        child.kill(sig);
+        assert.equal(await exited, 0, err);
+        assert.equal(err, '');
+      } finally {
+        child.kill('SIGKILL');
+        await srv.close();
+      }
+    });
+  }
 });
