@@ -86,3 +86,60 @@ function scenario(preempt: boolean): void {
 
 scenario(true);
 scenario(false);
+
+describe('a tracker without weight against Debian ucarp: FAULT moves it even without -P', () => {
+  let lab: Lab;
+  let ours: Node;
+  let peer: CarpProc;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-fault-ucarp-'));
+  const up = path.join(root, 'service-up');
+
+  before(async () => {
+    fs.writeFileSync(up, '');
+    lab = await Lab.create({ hosts: 2 });
+    const top = [
+      'trackers:',
+      '  service:',
+      `    script: [/usr/bin/test, -e, ${up}]`,
+      '    interval: 0.2',
+    ].join('\n');
+    ours = new Node(
+      lab,
+      lab.host(1),
+      root,
+      [
+        {
+          name: 'web',
+          vhid: 10,
+          iface: 'eth0',
+          addresses: ['192.0.2.100/24'],
+          password: 'secret',
+          advskew: 0,
+          extra: { track: '[service]', manage_addresses: false },
+        },
+      ],
+      top,
+    );
+    ours.start();
+    await ours.waitState('web', 'MASTER');
+    peer = new CarpProc(lab, lab.host(2), 'ucarp', carpArgs(lab.host(2), { advskew: 50 }));
+    await peer.waitState('BACKUP');
+  });
+
+  after(async () => {
+    peer?.kill();
+    await ours?.stop().catch(() => undefined);
+    await lab?.destroy();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('the service fails: our master bows out and ucarp takes over well before its dead time', async (t) => {
+    const t0 = Date.now();
+    fs.rmSync(up);
+    await ours.waitState('web', 'FAULT', 3000);
+    await peer.waitState('MASTER', 2500);
+    const ms = Date.now() - t0;
+    t.diagnostic(`service down on our master → Debian ucarp master after ${ms} ms (its dead time 3.2 s)`);
+    assert.ok(ms < 2500, `${ms} ms`);
+  });
+});

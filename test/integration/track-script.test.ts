@@ -102,4 +102,17 @@ describe('script tracker: service down on the master → FAULT, the peer takes o
     await waitFor(async () => (await holdersOf(lab, VIP)).join() === lab.host(1).ns, 2000, 'VIP back on h1');
     assert.equal((await n2.group('web')).state, 'BACKUP');
   });
+
+  it('a reload that changes the tracker restarts only it, with no transition', async () => {
+    const before = await n1.group('web');
+    n1.top = trackers(ok1).replace('interval: 0.2', 'interval: 0.3');
+    n1.write();
+    const r = await n1.ctl('reload');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /unchanged 1; trackers: restarted 1 \(service\)/);
+    await new Promise((res) => setTimeout(res, 1500));
+    const after = await n1.group('web');
+    assert.equal(after.state, 'MASTER');
+    assert.equal(after.transitions, before.transitions);
+  });
 });
