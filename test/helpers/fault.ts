@@ -373,3 +373,36 @@ export const deadTimeMs = (advskew: number): number => 3000 + (advskew * 1000) /
 export const intervalMs = (advskew: number): number => 1000 + (advskew * 1000) / 256;
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polling, rtnetlink and log latency on a loaded test machine. */
+export const MARGIN_MS = 500;
+
+/**
+ * `count` groups on eth0 where h1 (advskew `skew1`) is the preferred master and h2 (`skew2`)
+ * the backup; the first half preempt on h1, the second half do not.
+ */
+export function preemptSplit(o: {
+  count: number;
+  prefix: string;
+  firstVhid: number;
+  firstOctet: number;
+  skew1: number;
+  skew2: number;
+}): {
+  groupsFor(host: 1 | 2): TestGroup[];
+  preempts(i: number): boolean;
+} {
+  const preempts = (i: number) => i < o.count / 2;
+  return {
+    preempts,
+    groupsFor: (host) =>
+      Array.from({ length: o.count }, (_, i) => ({
+        name: `${o.prefix}${i}`,
+        vhid: o.firstVhid + i,
+        iface: 'eth0',
+        addresses: [`192.0.2.${o.firstOctet + i}/24`],
+        advskew: host === 1 ? o.skew1 : o.skew2,
+        preempt: host === 1 ? preempts(i) : false,
+      })),
+  };
+}

@@ -121,7 +121,7 @@ describe('npm run demo', { timeout: 300_000 }, () => {
       // Reload through ucarpctl: its summary line, then the new preference and the new group.
       assert.match(
         r.stdout,
-        /reload \(ucarpctl\): added 1 \(ntp\), removed 0, updated 1 \(db\), restarted 0, unchanged 3\n/,
+        /reload \(ucarpctl\): added 1 \(ntp\), removed 0, updated 1 \(db: advskew\), restarted 0, unchanged 3\n/,
       );
       assert.match(r.stdout, /db: h3 -> h1 \d+ ms after the reload/);
       assert.match(r.stdout, /ntp: new, master on h3 \d+ ms after the reload/);

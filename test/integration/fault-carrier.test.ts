@@ -6,8 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, Host } from '../helpers/netns';
-import { SupervisorProc, TestGroup, configYaml } from '../helpers/supervisor-proc';
+import { SupervisorProc, configYaml } from '../helpers/supervisor-proc';
 import {
+  MARGIN_MS,
+  preemptSplit,
   assertAlive,
   deadTimeMs,
   intervalMs,
@@ -17,24 +19,16 @@ import {
   vip,
 } from '../helpers/fault';
 
-const GROUPS = 8;
 const SKEW_H1 = 0;
 const SKEW_H2 = 20;
-/** Polling, rtnetlink and log latency on a loaded test machine. */
-const MARGIN_MS = 500;
-
-const preempts = (i: number) => i < GROUPS / 2;
-
-function groupsFor(host: 1 | 2): TestGroup[] {
-  return Array.from({ length: GROUPS }, (_, i) => ({
-    name: `c${i}`,
-    vhid: 11 + i,
-    iface: 'eth0',
-    addresses: [`192.0.2.${101 + i}/24`],
-    advskew: host === 1 ? SKEW_H1 : SKEW_H2,
-    preempt: host === 1 ? preempts(i) : false,
-  }));
-}
+const { groupsFor, preempts } = preemptSplit({
+  count: 8,
+  prefix: 'c',
+  firstVhid: 11,
+  firstOctet: 101,
+  skew1: SKEW_H1,
+  skew2: SKEW_H2,
+});
 
 describe('fault: carrier loss on the master, and its return', () => {
   let lab: Lab;

@@ -187,7 +187,7 @@ describe('fault: configuration file deleted, emptied, saved by rename', () => {
     const t0 = Date.now();
     writeByRename(f1, configYaml(changed, { socket: sock1 }));
     await d1.waitLine(
-      /reload \(file change\): added 0, removed 1 \(fx\), updated 1 \(f1\), restarted 0/,
+      /reload \(file change\): added 0, removed 1 \(fx\), updated 1 \(f1: advskew\), restarted 0/,
       from1,
     );
     const applied = Date.now() - t0;

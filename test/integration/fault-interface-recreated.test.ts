@@ -34,8 +34,10 @@ for (const ignoreifstate of [false, true]) {
       const t0 = Date.now();
       await deleteInterface(lab, lab.host(1));
       await waitFor(async () => (await n1.group('web')).link === 'missing', 2000, 'h1 to see eth0 gone');
-      assert.equal((await n1.group('web')).state, 'BACKUP');
-      assert.equal((await n1.group('db')).state, 'BACKUP');
+      // FAULT: it cannot serve without its interface, and waits for it (docs/protocol.md §9).
+      assert.equal((await n1.group('web')).state, 'FAULT');
+      assert.equal((await n1.group('db')).state, 'FAULT');
+      assert.deepEqual((await n1.group('web')).faults, ['interface missing']);
       // h2 hears nothing from h1 any more: it takes over after its dead time.
       await waitFor(
         async () =>

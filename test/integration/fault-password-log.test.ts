@@ -147,7 +147,7 @@ describe('passwords and log lines', { timeout: 240_000 }, () => {
     // Reload: group 1 changes in place.
     n2.write(groups(100, { advskew: 11 }));
     n2.proc.signal('SIGHUP');
-    await n2.proc.waitLine(/^\S+ \[INFO\] reload \((SIGHUP|file change)\): .*updated 1 \(1\),/);
+    await n2.proc.waitLine(/^\S+ \[INFO\] reload \((SIGHUP|file change)\): .*updated 1 \(1: advskew\),/);
     // A bad file: a 20-byte password for group 1, rejected whole.
     n2.write(groups(100, { advskew: 11, password: '"11111111111111111111"' }));
     n2.proc.signal('SIGHUP');

@@ -6,8 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, Host } from '../helpers/netns';
-import { SupervisorProc, TestGroup, configYaml } from '../helpers/supervisor-proc';
+import { SupervisorProc, configYaml } from '../helpers/supervisor-proc';
 import {
+  MARGIN_MS,
+  preemptSplit,
   assertAlive,
   deadTimeMs,
   intervalMs,
@@ -17,23 +19,16 @@ import {
   vip,
 } from '../helpers/fault';
 
-const GROUPS = 8;
 const SKEW_H1 = 0;
 const SKEW_H2 = 20;
-const MARGIN_MS = 500;
-
-const preempts = (i: number) => i < GROUPS / 2;
-
-function groupsFor(host: 1 | 2): TestGroup[] {
-  return Array.from({ length: GROUPS }, (_, i) => ({
-    name: `k${i}`,
-    vhid: 41 + i,
-    iface: 'eth0',
-    addresses: [`192.0.2.${161 + i}/24`],
-    advskew: host === 1 ? SKEW_H1 : SKEW_H2,
-    preempt: host === 1 ? preempts(i) : false,
-  }));
-}
+const { groupsFor, preempts } = preemptSplit({
+  count: 8,
+  prefix: 'k',
+  firstVhid: 41,
+  firstOctet: 161,
+  skew1: SKEW_H1,
+  skew2: SKEW_H2,
+});
 
 describe('fault: SIGKILL of the master daemon, then restart', () => {
   let lab: Lab;

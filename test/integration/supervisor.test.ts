@@ -136,7 +136,7 @@ describe('supervisor: 2 hosts × 100 groups over 2 interfaces', () => {
     g.advskew = 50;
     fs.writeFileSync(f1, yaml1());
     d1.signal('SIGHUP');
-    await reloaded(d1, from1, /updated 1 \(g0-2\)/);
+    await reloaded(d1, from1, /updated 1 \(g0-2: advskew\)/);
     await new Promise((r) => setTimeout(r, 2500));
     assert.deepEqual(d1.transitions(undefined, from1), []);
     assert.deepEqual(d2.transitions(undefined, from2), []);
@@ -204,7 +204,7 @@ describe('supervisor: 2 hosts × 100 groups over 2 interfaces', () => {
     const reloads = d1.lines.slice(from1).filter((l) => /reload \(/.test(l));
     // Reloads are serialized (a burst arriving during one run collapses into one more run).
     assert.ok(reloads.length >= 1 && reloads.length <= 21, `${reloads.length} reload runs`);
-    assert.equal(reloads.filter((l) => /updated 1 \(g1-3\)/.test(l)).length, 1, reloads.join('\n'));
+    assert.equal(reloads.filter((l) => /updated 1 \(g1-3: advskew\)/.test(l)).length, 1, reloads.join('\n'));
     assert.ok(reloads.every((l) => /added 0, removed 0/.test(l) && !/rejected/.test(l)));
     assert.deepEqual(d1.transitions(undefined, from1), []);
     assert.deepEqual(d2.transitions(undefined, from2), []);
