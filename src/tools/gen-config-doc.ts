@@ -13,7 +13,7 @@ export interface SchemaNode {
   $ref?: string;
   title?: string;
   description?: string;
-  type?: string;
+  type?: string | string[];
   enum?: unknown[];
   default?: unknown;
   examples?: unknown[];
@@ -79,11 +79,16 @@ function code(s: string): string {
 }
 
 function typeOf(node: SchemaNode, refs: Refs): string {
-  if (node.type === 'array' && node.items) return `array of ${typeOf(refs.resolve(node.items), refs)}s`;
-  if (node.type === 'object' && typeof node.additionalProperties === 'object') {
-    return `map of names to ${typeOf(refs.resolve(node.additionalProperties), refs)}s`;
-  }
-  return node.type ?? 'any';
+  const types = Array.isArray(node.type) ? node.type : [node.type ?? 'any'];
+  return types
+    .map((type) => {
+      if (type === 'array' && node.items) return `array of ${typeOf(refs.resolve(node.items), refs)}s`;
+      if (type === 'object' && typeof node.additionalProperties === 'object') {
+        return `map of names to ${typeOf(refs.resolve(node.additionalProperties), refs)}s`;
+      }
+      return type;
+    })
+    .join(' or ');
 }
 
 function plural(n: number, unit: string): string {
@@ -306,7 +311,7 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
     '',
     `- Type: ${typeOf(groups, refs)}`,
     `- Allowed: ${constraints(groups, refs).join('; ')}`,
-    `- Default: ${defaultText(groups, true)}`,
+    `- Default: ${defaultText(groups, schema.required?.includes('groups') ?? false)}`,
     ...exampleLines('groups', groups),
     '',
     '<a id="group-settings"></a>',
