@@ -47,7 +47,7 @@ export const DOC_PATH = 'docs/configuration.md';
 /** Sections documented key by key, in this order; `defaults` and `groups` are special. */
 const SETTING_SECTIONS = ['logging', 'control', 'metrics'] as const;
 
-class Refs {
+export class Refs {
   constructor(private readonly root: SchemaNode) {}
 
   /** Follows a local `#/$defs/name` reference; other nodes are returned as they are. */
@@ -78,7 +78,7 @@ function code(s: string): string {
   return `${fence}${pad}${s}${pad}${fence}`;
 }
 
-function typeOf(node: SchemaNode, refs: Refs): string {
+export function typeOf(node: SchemaNode, refs: Refs): string {
   const types = Array.isArray(node.type) ? node.type : [node.type ?? 'any'];
   return types
     .map((type) => {
@@ -116,7 +116,7 @@ function numericRange(n: SchemaNode): string | null {
 }
 
 /** Every constraint of a node as short phrases; patterns come with their human wording. */
-function constraints(node: SchemaNode, refs: Refs): string[] {
+export function constraints(node: SchemaNode, refs: Refs): string[] {
   const out: string[] = [];
   const num = numericRange(node);
   if (num) out.push(num);
@@ -149,7 +149,7 @@ function constraints(node: SchemaNode, refs: Refs): string[] {
   return out;
 }
 
-function defaultText(node: SchemaNode, required: boolean): string {
+export function defaultText(node: SchemaNode, required: boolean): string {
   if (node.default !== undefined) return code(inlineYaml(node.default));
   // Without a schema default the key is simply absent; its description says what that means.
   return required ? 'none (required)' : 'not set';
