@@ -31,6 +31,14 @@ test('no groups key, an empty map, or an empty `groups:` are all valid and mean 
   }
 });
 
+test('the /etc/ucarp.yaml the package installs is valid and has no group', () => {
+  const file = path.join(__dirname, '../../../packaging/deb/ucarp.yaml');
+  const r = loadConfigText(fs.readFileSync(file, 'utf8'), file, host);
+  if (!r.ok) assert.fail(formatErrors(r.errors));
+  assert.deepEqual(r.config.groups, []);
+  assert.deepEqual(r.warnings, []);
+});
+
 test('groups of the wrong type are still errors', () => {
   for (const [text, message] of [
     ['groups: []\n', /^must be a map \(key: value\) or null$/],
