@@ -267,6 +267,13 @@ describe('the Debian package, installed on a copy of this machine', () => {
 
   test('man ucarp.yaml, ucarp and ucarpctl show the installed pages', async (t) => {
     if (skipReason) return t.skip(skipReason);
+    if ((await sd.exec('sh', ['-c', 'command -v man'])).code !== 0) {
+      // No man-db on this machine: the pages are there and test/unit/man-pages.test.ts renders them.
+      for (const f of ['/usr/share/man/man5/ucarp.yaml.5.gz', '/usr/share/man/man8/ucarp.8.gz']) {
+        assert.ok(await exists(f), f);
+      }
+      return t.skip('man-db is not installed');
+    }
     for (const [page, file, line] of [
       [
         'ucarp.yaml',
