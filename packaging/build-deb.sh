@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds ucarp-ts_<version>_<arch>.deb with Debian's own tools (`npm run package`).
 #
-#   packaging/build-deb.sh [--out DIR] [--no-lintian]
+#   packaging/build-deb.sh [--out DIR] [--no-lintian] [--no-build]
+#
+# --no-build packages dist/ as it is (test/integration/package.test.ts, which runs from dist/,
+# must not have it rewritten under its feet).
 #
 # Everything the package runs is under /usr/lib/ucarp-ts: the compiled JavaScript (dist/src,
 # and dist/schemas which it loads), the production node_modules, our addon, and a Node LTS
@@ -14,11 +17,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 src=$root/packaging/deb
 out=$root
 lintian=yes
+build=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --no-lintian) lintian=no; shift ;;
-    *) echo "usage: $0 [--out DIR] [--no-lintian]" >&2; exit 2 ;;
+    --no-build) build=no; shift ;;
+    *) echo "usage: $0 [--out DIR] [--no-lintian] [--no-build]" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$out"
@@ -60,8 +65,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pk-deb.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 
-echo "--- compiling TypeScript"
-(cd "$root" && npm run --silent build)
+if [ $build = yes ]; then
+  echo "--- compiling TypeScript"
+  (cd "$root" && npm run --silent build)
+fi
+[ -f "$root/dist/src/cli/ucarp.js" ] || { echo "no dist/: run npm run build" >&2; exit 1; }
 
 echo "--- Node.js $NODE_MAJOR from the npm registry (node-linux-$node_arch)"
 mkdir "$work/node"
