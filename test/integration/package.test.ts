@@ -4,7 +4,7 @@
 // systemctl, ucarpctl, man, an ifupdown stanza, apt-get remove and purge. Every write lands in
 // the overlay; the host's packages are compared before and after.
 //
-// The package is the one named by $UCARP_TS_DEB (.ci/run builds it once, with lintian), or is
+// The package is the one named by $TEST_PACKAGE_DEB (.ci/run builds it once, with lintian), or is
 // built here into a temporary directory (npm run package).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -112,9 +112,9 @@ describe('the Debian package, installed on a copy of this machine', () => {
     for (const f of hostFiles) hostBefore.set(f, digest(f));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}-package-`));
     process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-    if (process.env.UCARP_TS_DEB) {
-      deb = process.env.UCARP_TS_DEB;
-      assert.ok(fs.existsSync(deb), `UCARP_TS_DEB=${deb} does not exist`);
+    if (process.env.TEST_PACKAGE_DEB) {
+      deb = process.env.TEST_PACKAGE_DEB;
+      assert.ok(fs.existsSync(deb), `TEST_PACKAGE_DEB=${deb} does not exist`);
     } else {
       // lintian is .ci/run's job; here only what is installed matters. dist/ is what this
       // run is executing, already built by npm test.
