@@ -45,6 +45,7 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
   echo "installing ${need[*]}" >&2
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
