@@ -297,8 +297,8 @@ describe('the Debian package, installed on a copy of this machine', () => {
 
   test('an ifupdown stanza with ucarp-vid works as with Debian ucarp: if-up starts, if-down stops', async (t) => {
     if (skipReason) return t.skip(skipReason);
-    // The stanza vip-up brings up (/usr/share/ucarp/vip-up runs ifup eth0:ucarp), as in Debian's
-    // README.Debian. /run/network is ifupdown's state directory, which boot would create.
+    // The stanza vip-up brings up (packaging/deb/vip-up runs ifup eth0:ucarp), as Debian's ucarp
+    // package documents it. /run/network is ifupdown's state directory, which boot would create.
     sd.writeFile(
       '/etc/network/interfaces',
       `iface eth0:ucarp inet static\n    address ${IFUP.vip}\n    netmask 255.255.255.255\n`,
