@@ -54,7 +54,7 @@ export type ParseResult =
   | { kind: 'supervisor'; configPath: string; checkOnly: boolean }
   | { kind: 'error'; message: string };
 
-type Key =
+export type Key =
   | 'interface'
   | 'srcip'
   | 'mcast'
@@ -80,7 +80,7 @@ type Key =
   | 'config'
   | 'checkConfig';
 
-interface OptSpec {
+export interface OptSpec {
   long: string;
   short: string;
   arg: boolean;
@@ -89,7 +89,7 @@ interface OptSpec {
 
 // ucarp's long_options order: getopt_long lists ambiguous candidates in this order. The
 // multicast option is really called "mcastip"; "--mcast" works as an unambiguous prefix.
-const OPTIONS: readonly OptSpec[] = [
+export const OPTIONS: readonly OptSpec[] = [
   { long: 'interface', short: 'i', arg: true, key: 'interface' },
   { long: 'srcip', short: 's', arg: true, key: 'srcip' },
   { long: 'mcastip', short: 'm', arg: true, key: 'mcast' },
@@ -118,7 +118,7 @@ const OPTIONS: readonly OptSpec[] = [
 
 const SUPERVISOR_KEYS: ReadonlySet<Key> = new Set(['config', 'checkConfig']);
 
-const USAGE_LINES = [
+export const USAGE_LINES = [
   '--interface=<if> (-i <if>): bind interface <if>',
   '--srcip=<ip> (-s <ip>): source (real) IP address of that host',
   `--mcast=<ip> (-m <ip>): multicast group IP address (default ${GROUP_DEFAULTS.mcast})`,

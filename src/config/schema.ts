@@ -30,7 +30,13 @@ export function validateSchema(
   source: YamlSource,
 ): { ok: true; config: RawConfig } | { ok: false; errors: ConfigError[] } {
   const validate = validator();
-  if (validate(data)) return { ok: true, config: data as RawConfig };
+  if (validate(data)) {
+    const config = data as RawConfig & { groups?: RawConfig['groups'] | null };
+    // No groups is valid (an idle daemon, e.g. the example file a package installs); from here
+    // on it is simply an empty map.
+    config.groups ??= {};
+    return { ok: true, config: config as RawConfig };
+  }
   const errors: ConfigError[] = [];
   for (const e of validate.errors ?? []) {
     const mapped = mapError(e, data, source);
@@ -137,8 +143,12 @@ const TYPE_NAMES: Record<string, string> = {
   boolean: 'true or false',
 };
 
+/** ajv reports a list of allowed types as `object,null`. */
 function typeName(type: string): string {
-  return TYPE_NAMES[type] ?? type;
+  return type
+    .split(',')
+    .map((t) => TYPE_NAMES[t] ?? t)
+    .join(' or ');
 }
 
 /** JSON pointer → key path, with array indexes as numbers (they print as [i]). */

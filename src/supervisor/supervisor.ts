@@ -88,6 +88,12 @@ export class Supervisor {
   async start(): Promise<void> {
     const s = await this.groups.start(this.config.groups, this.config.trackers);
     this.log.info(`started ${s.added.length} group(s) from ${this.file}`);
+    this.sayIfIdle();
+  }
+
+  /** A daemon with no group does nothing at all, which should not look like a fault. */
+  private sayIfIdle(): void {
+    if (this.config.groups.length === 0) this.log.info('no groups configured; idle');
   }
 
   /** Watches the file's directory, so that a save by rename is seen like a write. */
@@ -156,6 +162,7 @@ export class Supervisor {
       this.reloads.ok++;
       const line = `reload (${why}): ${summaryLine(summary, trackers)}`;
       this.log.info(line);
+      this.sayIfIdle();
       const outcome: ReloadOutcome = { ok: true, summary, line };
       this.events.publish({ type: 'reload', ok: true, line });
       this.hooks.onReload?.(outcome);

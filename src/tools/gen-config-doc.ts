@@ -13,7 +13,7 @@ export interface SchemaNode {
   $ref?: string;
   title?: string;
   description?: string;
-  type?: string;
+  type?: string | string[];
   enum?: unknown[];
   default?: unknown;
   examples?: unknown[];
@@ -47,7 +47,7 @@ export const DOC_PATH = 'docs/configuration.md';
 /** Sections documented key by key, in this order; `defaults` and `groups` are special. */
 const SETTING_SECTIONS = ['logging', 'control', 'metrics'] as const;
 
-class Refs {
+export class Refs {
   constructor(private readonly root: SchemaNode) {}
 
   /** Follows a local `#/$defs/name` reference; other nodes are returned as they are. */
@@ -78,12 +78,17 @@ function code(s: string): string {
   return `${fence}${pad}${s}${pad}${fence}`;
 }
 
-function typeOf(node: SchemaNode, refs: Refs): string {
-  if (node.type === 'array' && node.items) return `array of ${typeOf(refs.resolve(node.items), refs)}s`;
-  if (node.type === 'object' && typeof node.additionalProperties === 'object') {
-    return `map of names to ${typeOf(refs.resolve(node.additionalProperties), refs)}s`;
-  }
-  return node.type ?? 'any';
+export function typeOf(node: SchemaNode, refs: Refs): string {
+  const types = Array.isArray(node.type) ? node.type : [node.type ?? 'any'];
+  return types
+    .map((type) => {
+      if (type === 'array' && node.items) return `array of ${typeOf(refs.resolve(node.items), refs)}s`;
+      if (type === 'object' && typeof node.additionalProperties === 'object') {
+        return `map of names to ${typeOf(refs.resolve(node.additionalProperties), refs)}s`;
+      }
+      return type;
+    })
+    .join(' or ');
 }
 
 function plural(n: number, unit: string): string {
@@ -111,7 +116,7 @@ function numericRange(n: SchemaNode): string | null {
 }
 
 /** Every constraint of a node as short phrases; patterns come with their human wording. */
-function constraints(node: SchemaNode, refs: Refs): string[] {
+export function constraints(node: SchemaNode, refs: Refs): string[] {
   const out: string[] = [];
   const num = numericRange(node);
   if (num) out.push(num);
@@ -144,7 +149,7 @@ function constraints(node: SchemaNode, refs: Refs): string[] {
   return out;
 }
 
-function defaultText(node: SchemaNode, required: boolean): string {
+export function defaultText(node: SchemaNode, required: boolean): string {
   if (node.default !== undefined) return code(inlineYaml(node.default));
   // Without a schema default the key is simply absent; its description says what that means.
   return required ? 'none (required)' : 'not set';
@@ -328,7 +333,7 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
     '',
     `- Type: ${typeOf(groups, refs)}`,
     `- Allowed: ${constraints(groups, refs).join('; ')}`,
-    `- Default: ${defaultText(groups, true)}`,
+    `- Default: ${defaultText(groups, schema.required?.includes('groups') ?? false)}`,
     ...exampleLines('groups', groups),
     '',
     '<a id="group-settings"></a>',

@@ -16,7 +16,9 @@
 //   and SYSTEMD_UNIT_PATH makes that directory the only unit directory. No unit of the host
 //   (enabled or static: sysctl, modules-load, binfmt, tmpfiles clean-up, networking ...) can be
 //   loaded, so nothing can start a second time or change global kernel settings; whatever the
-//   booted units need (journald, stub targets) is given explicitly.
+//   booted units need (journald, stub targets) is given explicitly. A test that installs a
+//   package may add the package unit directory (packageUnitDirs): it is shown empty, so only
+//   the units the package installs there appear.
 // - Network: an empty network namespace for PID 1, so that no unit touches the host's
 //   interfaces by accident; units join a test namespace with NetworkNamespacePath=, whose
 //   /run/netns entry is bound into the new /run.
@@ -44,6 +46,12 @@ export interface BootOptions {
   netns: string[];
   /** Host directories visible at the same path inside even if the overlay would not show them. */
   bind: string[];
+  /**
+   * Unit directories that packages install into (e.g. /lib/systemd/system), shown empty (a
+   * tmpfs over them) and searched after /etc/systemd/system: a unit installed by a package
+   * under test can be enabled and started, and no unit of the host's packages can be loaded.
+   */
+  packageUnitDirs?: string[];
   bootTimeoutMs?: number;
 }
 
@@ -74,6 +82,11 @@ mount -t tmpfs -o mode=0755,nosuid,nodev sdrun "$M/run"
 mount -t tmpfs -o mode=1777,nosuid,nodev sdtmp "$M/tmp"
 rm -rf "$M/etc/systemd/system"
 cp -a "$D/files/." "$M/"
+while IFS= read -r p; do
+  mount -t tmpfs -o mode=0755 sdunits "$M$p"
+done < "$D/unitdirs.list"
+UNIT_PATH=/etc/systemd/system
+while IFS= read -r p; do UNIT_PATH=$UNIT_PATH:$p; done < "$D/unitdirs.list"
 mount -t proc proc "$M/proc"
 mount -t sysfs -o ro sysfs "$M/sys"
 mount -t cgroup2 cgroup2 "$M/sys/fs/cgroup"
@@ -99,7 +112,7 @@ cd "$M"
 pivot_root . .
 umount -l .
 cd /
-exec env -i container=ucarp-test SYSTEMD_UNIT_PATH=/etc/systemd/system \
+exec env -i container=ucarp-test SYSTEMD_UNIT_PATH="$UNIT_PATH" \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
   "$SYSTEMD" --unit="$UNIT"
 `;
@@ -223,6 +236,10 @@ export class SystemdHost {
     }
     fs.writeFileSync(path.join(d, 'netns.list'), this.opts.netns.map((n) => n + '\n').join(''));
     fs.writeFileSync(path.join(d, 'bind.list'), this.opts.bind.map((p) => p + '\n').join(''));
+    fs.writeFileSync(
+      path.join(d, 'unitdirs.list'),
+      (this.opts.packageUnitDirs ?? []).map((p) => p + '\n').join(''),
+    );
     fs.writeFileSync(path.join(d, 'boot.sh'), BOOT_SCRIPT);
     fs.mkdirSync(this.cgroup);
     // The shell moves itself into the new cgroup before unshare, so that the cgroup namespace
@@ -390,4 +407,37 @@ export class SystemdHost {
       }
     }
   }
+}
+
+/**
+ * What every booted test system needs besides the units under test: journald (for journalctl)
+ * from the installed systemd package, the target systemd boots (`target`, wanting journald),
+ * and empty stand-ins for the targets units order against by default, which have nothing to
+ * initialise here (the network is a test namespace).
+ */
+export function baseSystemFiles(target: string): Record<string, string> {
+  const etc = '/etc/systemd/system';
+  const sys = ['/lib/systemd/system', '/usr/lib/systemd/system'].find((d) =>
+    fs.existsSync(path.join(d, 'systemd-journald.service')),
+  );
+  if (!sys) throw new CannotBoot('systemd-journald.service not found');
+  const files: Record<string, string> = {};
+  for (const u of [
+    'systemd-journald.service',
+    'systemd-journald.socket',
+    'systemd-journald-dev-log.socket',
+    'systemd-journald-audit.socket',
+  ]) {
+    if (fs.existsSync(path.join(sys, u))) files[`${etc}/${u}`] = fs.readFileSync(path.join(sys, u), 'utf8');
+  }
+  files[`${etc}/${target}`] = [
+    '[Unit]',
+    `Description=${target} of a test system`,
+    'Wants=systemd-journald.socket systemd-journald-dev-log.socket systemd-journald.service',
+    '',
+  ].join('\n');
+  for (const t of ['sysinit', 'basic', 'network-online', 'shutdown', 'multi-user']) {
+    files[`${etc}/${t}.target`] = `[Unit]\nDescription=${t}.target of a test system\n`;
+  }
+  return files;
 }
