@@ -224,7 +224,7 @@ describe('passwords and log lines', { timeout: 240_000 }, () => {
     // Reload in place, then files with errors on the password key itself.
     n2.write(groups(50));
     n2.proc.signal('SIGHUP');
-    await n2.proc.waitLine(/reload \((SIGHUP|file change)\): .*updated 2 \(web, db\)/);
+    await n2.proc.waitLine(/reload \((SIGHUP|file change)\): .*updated 2 \(web: advskew, db: advskew\)/);
     const broken = [
       `!${PW}`, // a tag to YAML
       `*${PW}`, // an alias
