@@ -65,10 +65,6 @@ export interface StopOptions {
 
 const U64 = (1n << 64n) - 1n;
 
-function peerSet(cfg: GroupConfig): Set<number> | null {
-  return cfg.peers.length > 0 ? new Set(cfg.peers.map(ipv4ToInt)) : null;
-}
-
 /** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
   const picked = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as Omit<GroupParams, 'srcip'>;
@@ -100,6 +96,8 @@ export class GroupRuntime {
   private stopping: StopOptions | null = null;
   /** Unicast peers as integers for the per-packet check; null for a multicast group. */
   private peers: Set<number> | null = null;
+  /** Where each advertisement goes: the peers, or the one multicast/broadcast destination. */
+  private destinations: readonly string[] = [];
   readonly stats: GroupStats = emptyStats();
   /** Trackers that are failed now, as last reported by setHealth. */
   private failedTrackers: string[] = [];
@@ -121,7 +119,7 @@ export class GroupRuntime {
     });
     this.counter = randomBytes(8).readBigUInt64BE();
     this.s = initialState(groupParams(cfg), this.clock.now());
-    this.peers = peerSet(cfg);
+    this.usePeers(cfg);
     this.effects = new GroupEffects(cfg, deps.io, deps.log);
     this.warnings = new RateLimitedLog(LOG_PERIOD_MS, () => this.clock.now());
   }
@@ -263,7 +261,7 @@ export class GroupRuntime {
    */
   update(cfg: GroupConfig): void {
     this.cfg = cfg;
-    this.peers = peerSet(cfg);
+    this.usePeers(cfg);
     this.effects.update(cfg);
     this.dispatch({ type: 'update', params: groupParams(cfg) });
   }
@@ -375,6 +373,12 @@ export class GroupRuntime {
     return out;
   }
 
+  /** Computed once per configuration: the send and receive paths only look them up. */
+  private usePeers(cfg: GroupConfig): void {
+    this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(ipv4ToInt)) : null;
+    this.destinations = cfg.peers.length > 0 ? cfg.peers : [cfg.destination];
+  }
+
   private ref(): { group: string; vhid: number; interface: string } {
     return { group: this.cfg.name, vhid: this.cfg.vhid, interface: this.cfg.interface };
   }
@@ -399,7 +403,7 @@ export class GroupRuntime {
     // least one copy left, so one unreachable peer does not suppress the group.
     const c = this.cfg;
     let ok = false;
-    for (const dst of c.peers.length > 0 ? c.peers : [c.destination]) {
+    for (const dst of this.destinations) {
       try {
         this.io.send(this.out, dst, c.srcip);
         ok = true;
