@@ -406,3 +406,16 @@ export function preemptSplit(o: {
       })),
   };
 }
+
+/** One daemon per host of `lab`, each with its own file and socket in `dir`, all started at once. */
+export function startDaemons(
+  lab: Lab,
+  dir: string,
+  groupsFor: (host: number) => TestGroup[],
+): SupervisorProc[] {
+  return lab.hosts.map((h) => {
+    const f = path.join(dir, `h${h.index}.yaml`);
+    fs.writeFileSync(f, configYaml(groupsFor(h.index), { socket: path.join(dir, `h${h.index}.sock`) }));
+    return new SupervisorProc(lab, h, f);
+  });
+}

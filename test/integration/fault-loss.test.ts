@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Lab, Host } from '../helpers/netns';
-import { SupervisorProc, TestGroup, configYaml } from '../helpers/supervisor-proc';
+import { SupervisorProc, TestGroup } from '../helpers/supervisor-proc';
 import {
   assertAlive,
   deadTimeMs,
@@ -21,6 +21,7 @@ import {
   sleep,
   transitions,
   vip,
+  startDaemons,
 } from '../helpers/fault';
 
 const run = promisify(execFile);
@@ -84,11 +85,7 @@ describe(`fault: ${LOSS_PERCENT} % random loss on the segment for ${LOSS_MS / 10
 
   before(async () => {
     lab = await Lab.create({ hosts: 2 });
-    d = lab.hosts.map((h) => {
-      const f = path.join(dir, `h${h.index}.yaml`);
-      fs.writeFileSync(f, configYaml(groupsFor(h.index), { socket: path.join(dir, `h${h.index}.sock`) }));
-      return new SupervisorProc(lab, h, f);
-    });
+    d = startDaemons(lab, dir, groupsFor);
   });
 
   after(async () => {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, Host } from '../helpers/netns';
-import { SupervisorProc, TestGroup, configYaml } from '../helpers/supervisor-proc';
+import { SupervisorProc, TestGroup } from '../helpers/supervisor-proc';
 import {
   assertAlive,
   deadTimeMs,
@@ -16,6 +16,7 @@ import {
   singleHolders,
   transitions,
   vip,
+  startDaemons,
 } from '../helpers/fault';
 
 const GROUPS = 6;
@@ -62,11 +63,7 @@ describe('fault: partition (one host of three cut off) and heal', () => {
 
   before(async () => {
     lab = await Lab.create({ hosts: HOSTS });
-    d = lab.hosts.map((h) => {
-      const f = path.join(dir, `h${h.index}.yaml`);
-      fs.writeFileSync(f, configYaml(groupsFor(h.index), { socket: path.join(dir, `h${h.index}.sock`) }));
-      return new SupervisorProc(lab, h, f);
-    });
+    d = startDaemons(lab, dir, groupsFor);
   });
 
   after(async () => {

@@ -10,6 +10,33 @@ import { Lab } from '../helpers/netns';
 import { CarpProc, carpArgs } from '../helpers/carp-proc';
 import { Node } from '../helpers/fault';
 
+/**
+ * Our daemon on h1 as the master of group web (vhid 10, ucarp's password and address, the
+ * address left to scripts as with ucarp), following the trackers in `top` through `track`.
+ */
+async function startOurs(lab: Lab, root: string, top: string, track: string): Promise<Node> {
+  const ours = new Node(
+    lab,
+    lab.host(1),
+    root,
+    [
+      {
+        name: 'web',
+        vhid: 10,
+        iface: 'eth0',
+        addresses: ['192.0.2.100/24'],
+        password: 'secret',
+        advskew: 0,
+        extra: { track, manage_addresses: false },
+      },
+    ],
+    top,
+  );
+  ours.start();
+  await ours.waitState('web', 'MASTER');
+  return ours;
+}
+
 function scenario(preempt: boolean): void {
   describe(`file tracker weight demotes our master; Debian ucarp ${preempt ? 'with' : 'without'} -P`, () => {
     let lab: Lab;
@@ -21,25 +48,7 @@ function scenario(preempt: boolean): void {
     before(async () => {
       lab = await Lab.create({ hosts: 2 });
       const top = ['trackers:', '  maintenance:', `    file: ${drain}`, '    interval: 0.2'].join('\n');
-      ours = new Node(
-        lab,
-        lab.host(1),
-        root,
-        [
-          {
-            name: 'web',
-            vhid: 10,
-            iface: 'eth0',
-            addresses: ['192.0.2.100/24'],
-            password: 'secret',
-            advskew: 0,
-            extra: { track: '[{ tracker: maintenance, weight: 100 }]', manage_addresses: false },
-          },
-        ],
-        top,
-      );
-      ours.start();
-      await ours.waitState('web', 'MASTER');
+      ours = await startOurs(lab, root, top, '[{ tracker: maintenance, weight: 100 }]');
       peer = new CarpProc(
         lab,
         lab.host(2),
@@ -103,25 +112,7 @@ describe('a tracker without weight against Debian ucarp: FAULT moves it even wit
       `    script: [/usr/bin/test, -e, ${up}]`,
       '    interval: 0.2',
     ].join('\n');
-    ours = new Node(
-      lab,
-      lab.host(1),
-      root,
-      [
-        {
-          name: 'web',
-          vhid: 10,
-          iface: 'eth0',
-          addresses: ['192.0.2.100/24'],
-          password: 'secret',
-          advskew: 0,
-          extra: { track: '[service]', manage_addresses: false },
-        },
-      ],
-      top,
-    );
-    ours.start();
-    await ours.waitState('web', 'MASTER');
+    ours = await startOurs(lab, root, top, '[service]');
     peer = new CarpProc(lab, lab.host(2), 'ucarp', carpArgs(lab.host(2), { advskew: 50 }));
     await peer.waitState('BACKUP');
   });

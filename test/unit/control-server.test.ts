@@ -19,10 +19,11 @@ import {
 import { handleRequest } from '../../src/control/commands';
 import { request, subscribe, ControlClientError } from '../../src/control/client';
 import type { EventLine, Response } from '../../src/control/protocol';
-import { EventBus, type DaemonEvent } from '../../src/runtime/events';
+import { EventBus } from '../../src/runtime/events';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
 import { fakeLog } from '../helpers/fake-log';
 import { Trickler } from '../helpers/slowloris';
+import { SAMPLE_EVENTS } from '../fixtures/sample-events';
 
 const log = winston.createLogger({ silent: true });
 let tmp: string;
@@ -525,25 +526,6 @@ describe('control client', () => {
 });
 
 /** One of each event shape, as the daemon publishes them (src/runtime/events.ts). */
-const SAMPLE_EVENTS: DaemonEvent[] = [
-  {
-    type: 'transition',
-    group: 'web',
-    vhid: 10,
-    interface: 'eth0',
-    from: 'BACKUP',
-    to: 'MASTER',
-    reason: 'master-down',
-  },
-  { type: 'tracker', tracker: 'haproxy', failed: true, value: 1, output: 'connection refused' },
-  { type: 'conflict', group: 'web', vhid: 10, interface: 'eth0', address: '192.0.2.100', removed: true },
-  { type: 'restore', group: 'web', vhid: 10, interface: 'eth0', address: '192.0.2.100' },
-  {
-    type: 'reload',
-    ok: true,
-    line: 'reload (SIGHUP): added 0, removed 0, updated 0, restarted 0, unchanged 1',
-  },
-];
 
 /** A raw client of the event stream: every line it got, and whether the server closed it. */
 class Follower {

@@ -22,6 +22,7 @@ import type { EventLine, GroupStatusJson } from '../../src/control/protocol';
 import { EventBus, type DaemonEvent } from '../../src/runtime/events';
 import { ROOT } from '../helpers/carp-proc';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
+import { SAMPLE_EVENTS } from '../fixtures/sample-events';
 
 let tmp: string;
 before(() => {
@@ -308,25 +309,7 @@ describe('ucarpctl against a control socket', () => {
 });
 
 const at = '2026-11-26T23:10:04.123Z';
-const EVENTS: DaemonEvent[] = [
-  {
-    type: 'transition',
-    group: 'web',
-    vhid: 10,
-    interface: 'eth0',
-    from: 'BACKUP',
-    to: 'MASTER',
-    reason: 'master-down',
-  },
-  { type: 'tracker', tracker: 'haproxy', failed: true, value: 1, output: 'connection refused' },
-  { type: 'conflict', group: 'web', vhid: 10, interface: 'eth0', address: '192.0.2.100', removed: true },
-  { type: 'restore', group: 'web', vhid: 10, interface: 'eth0', address: '192.0.2.100' },
-  {
-    type: 'reload',
-    ok: true,
-    line: 'reload (SIGHUP): added 0, removed 0, updated 0, restarted 0, unchanged 2',
-  },
-];
+const EVENTS = SAMPLE_EVENTS;
 
 describe('ucarpctl events formatting', () => {
   it('prints one line per event, led by its time and, for a group, its name, vhid and interface', () => {
