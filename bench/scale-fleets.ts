@@ -9,7 +9,7 @@ import type { Lab, Host } from '../test/helpers/netns';
 import { SupervisorProc, configYaml, type TestGroup } from '../test/helpers/supervisor-proc';
 import { DEBIAN_UCARP } from '../test/helpers/carp-proc';
 import { epochNow, sleep } from './common';
-import { commOf, execedPid, mcastAddress, parseTransition, pidsIn, type LayoutGroup } from './scale-lib';
+import { execedPid, mcastAddress, parseTransition, processTree, type LayoutGroup } from './scale-lib';
 
 export type Impl = 'ours' | 'ucarp' | 'keepalived';
 export const IMPLS: readonly Impl[] = ['ours', 'ucarp', 'keepalived'];
@@ -170,7 +170,7 @@ class OurFleet implements Fleet {
   }
 
   pids(): number[] {
-    return [this.pid];
+    return processTree(this.host.ns, this.pid);
   }
 
   kill(): void {
@@ -206,7 +206,8 @@ class UcarpFleet implements Fleet {
     this.children = spec.groups.map((g) => {
       const args = [
         ...['-i', `eth${g.iface}`, '-s', spec.host.ips[g.iface], '-v', String(g.vhid)],
-        ...['-p', 's3cret', '-a', g.vip, '-m', mcastAddress(g.mcast)],
+        // ucarp 1.5.2's help lists -m, but only the long --mcast is accepted.
+        ...['-p', 's3cret', '-a', g.vip, ...(g.mcast === 0 ? [] : [`--mcast=${mcastAddress(g.mcast)}`])],
         ...['-b', String(ADVBASE), '-k', String(advskew), '-f', 'none', '-u', up, '-d', down],
       ];
       const child = spec.lab.spawn(spec.host, DEBIAN_UCARP, args);
@@ -298,16 +299,10 @@ class KeepalivedFleet implements Fleet {
     const parent = await execedPid(this.child, 'keepalived');
     const end = Date.now() + timeoutMs;
     for (;;) {
-      const all = pidsIn(this.host.ns).filter((p) => {
-        try {
-          return commOf(p) === 'keepalived';
-        } catch {
-          return false;
-        }
-      });
-      if (all.length >= 2) {
+      const tree = processTree(this.host.ns, parent);
+      if (tree.length >= 2) {
         // The VRRP child first: a parent that dies alone makes its child leave gracefully.
-        this.pidList = [...all.filter((p) => p !== parent), parent];
+        this.pidList = [...tree.slice(1), parent];
         return;
       }
       if (this.child.exitCode !== null || Date.now() > end)

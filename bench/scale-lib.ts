@@ -136,6 +136,31 @@ export async function addSegments(lab: Lab, segments: number): Promise<void> {
   }
 }
 
+/** The parent of a process, or 0 once it is gone. */
+function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A process and every descendant of it living in namespace `ns` now: what an implementation
+ * costs includes any helper process it starts (a keepalived VRRP child, a spawner).
+ */
+export function processTree(ns: string, root: number): number[] {
+  const inside = pidsIn(ns);
+  const parents = new Map(inside.map((pid) => [pid, parentOf(pid)]));
+  const within = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parents.get(p) ?? parentOf(p), hops++)
+      if (p === root) return true;
+    return false;
+  };
+  return [root, ...inside.filter((pid) => pid !== root && within(pid))];
+}
+
 /** Every process inside a network namespace, e.g. a daemon and the children it forked. */
 export function pidsIn(ns: string): number[] {
   const out = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
@@ -145,7 +170,8 @@ export function pidsIn(ns: string): number[] {
     .map(Number);
 }
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+/** Clock ticks per second of utime and stime: one tick is the resolution of a CPU reading. */
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /** CPU seconds a process spent in user space and in the kernel. */
 export interface CpuTimes {
