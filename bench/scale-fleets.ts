@@ -108,6 +108,20 @@ export class StateLog {
   }
 }
 
+/**
+ * SIGKILL of every process, the last listed first: children before the parent that started
+ * them, since a keepalived VRRP child whose parent dies alone leaves gracefully (priority 0).
+ */
+function killAll(pids: readonly number[]): void {
+  for (const pid of [...pids].reverse()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 export interface Fleet {
   readonly impl: Impl;
   readonly host: Host;
@@ -149,20 +163,25 @@ class OurFleet implements Fleet {
   readonly spawnedAt: number;
   readonly file: string;
   readonly proc: SupervisorProc;
+  private readonly socket: string;
+  private readonly advskew: number;
   pid = 0;
 
   constructor(spec: FleetSpec) {
     this.host = spec.host;
     this.file = path.join(spec.dir, spec.host.ns, 'ucarp.yaml');
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    const socket = path.join(spec.dir, `${spec.host.ns}.sock`);
-    fs.writeFileSync(
-      this.file,
-      configYaml(ourGroups(spec.groups, roleSettings('ours', spec.role).value), { socket }),
-    );
+    this.socket = path.join(spec.dir, `${spec.host.ns}.sock`);
+    this.advskew = roleSettings('ours', spec.role).value;
+    fs.writeFileSync(this.file, this.yaml(spec.groups));
     this.spawnedAt = epochNow();
     this.proc = new SupervisorProc(spec.lab, spec.host, this.file);
     this.log.attach(this.proc.child);
+  }
+
+  /** This host's configuration file with `groups`, e.g. for a reload. */
+  yaml(groups: readonly LayoutGroup[]): string {
+    return configYaml(ourGroups(groups, this.advskew), { socket: this.socket });
   }
 
   async started(): Promise<void> {
@@ -174,7 +193,7 @@ class OurFleet implements Fleet {
   }
 
   kill(): void {
-    this.proc.signal('SIGKILL');
+    killAll(this.pids());
   }
 
   describe(): string {
@@ -301,8 +320,7 @@ class KeepalivedFleet implements Fleet {
     for (;;) {
       const tree = processTree(this.host.ns, parent);
       if (tree.length >= 2) {
-        // The VRRP child first: a parent that dies alone makes its child leave gracefully.
-        this.pidList = [...tree.slice(1), parent];
+        this.pidList = tree;
         return;
       }
       if (this.child.exitCode !== null || Date.now() > end)
@@ -318,13 +336,7 @@ class KeepalivedFleet implements Fleet {
   }
 
   kill(): void {
-    for (const pid of this.pidList) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
+    killAll(this.pidList);
   }
 
   describe(): string {

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, waitFor, type Host } from '../test/helpers/netns';
-import { configYaml, writeByRename } from '../test/helpers/supervisor-proc';
+import { writeByRename } from '../test/helpers/supervisor-proc';
 import {
   Capture,
   epochNow,
@@ -49,7 +49,6 @@ import {
   DEADRATIO,
   IMPLS,
   OurFleet,
-  ourGroups,
   roleSettings,
   startFleet,
   type AnyFleet,
@@ -291,8 +290,7 @@ async function reloadOne(
     mcast: MAX_SLOTS,
     vip: layoutVip(MAX_SLOTS, 1),
   };
-  const socket = path.join(path.dirname(path.dirname(a.file)), `${a.host.ns}.sock`);
-  const yaml = configYaml(ourGroups([...groups, extra], roleSettings('ours', 'master').value), { socket });
+  const yaml = a.yaml([...groups, extra]);
   const clock = new LineClock(a.proc.child);
   const cpu = () => a.pids().reduce((sum, pid) => sum + cpuTimes(pid).user + cpuTimes(pid).system, 0);
   const cpu0 = cpu();
