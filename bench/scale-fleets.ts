@@ -156,7 +156,7 @@ export function ourGroups(groups: readonly LayoutGroup[], advskew: number): Test
   }));
 }
 
-class OurFleet implements Fleet {
+export class OurFleet implements Fleet {
   readonly impl = 'ours';
   readonly host: Host;
   readonly log = new StateLog(parseTransition);
@@ -344,10 +344,7 @@ class KeepalivedFleet implements Fleet {
   }
 }
 
-export type AnyFleet = OurFleet | UcarpFleet | KeepalivedFleet;
-export { OurFleet };
-
-export async function startFleet(impl: Impl, spec: FleetSpec): Promise<AnyFleet> {
+export async function startFleet(impl: Impl, spec: FleetSpec): Promise<Fleet> {
   const f =
     impl === 'ours'
       ? new OurFleet(spec)

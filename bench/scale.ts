@@ -51,7 +51,7 @@ import {
   OurFleet,
   roleSettings,
   startFleet,
-  type AnyFleet,
+  type Fleet,
   type Impl,
 } from './scale-fleets';
 
@@ -152,7 +152,7 @@ async function hostAddresses(lab: Lab, h: Host): Promise<Set<string>> {
   return new Set(parsed.flatMap((l) => (l.addr_info ?? []).map((a) => a.local)));
 }
 
-async function waitAll(f: AnyFleet, state: string, n: number, timeoutMs: number): Promise<void> {
+async function waitAll(f: Fleet, state: string, n: number, timeoutMs: number): Promise<void> {
   try {
     await waitFor(
       () => f.log.count(state) === n,
@@ -213,8 +213,8 @@ interface RunResult {
 async function failover(
   lab: Lab,
   obs: Observer,
-  a: AnyFleet,
-  b: AnyFleet,
+  a: Fleet,
+  b: Fleet,
   groups: readonly LayoutGroup[],
   boundS: number,
 ): Promise<Failover> {
@@ -316,7 +316,7 @@ async function runOne(impl: Impl, size: Size, steadyS: number, withReload: boole
   const startBoundS = roleSettings(impl, 'master').masterDownS;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-scale-'));
   const lab = await Lab.create({ hosts: 3, segments: Math.min(size.interfaces, 3) });
-  const fleets: AnyFleet[] = [];
+  const fleets: Fleet[] = [];
   try {
     await addSegments(lab, size.interfaces);
     const [hA, hB, hC] = [lab.host(1), lab.host(2), lab.host(3)];
@@ -331,7 +331,7 @@ async function runOne(impl: Impl, size: Size, steadyS: number, withReload: boole
     const b = await startFleet(impl, { lab, host: hB, dir, role: 'backup', groups });
     fleets.push(b);
     await waitAll(b, 'BACKUP', n, startTimeout);
-    const costOf = (f: AnyFleet, role: 'MASTER' | 'BACKUP', waitS: number) => ({
+    const costOf = (f: Fleet, role: 'MASTER' | 'BACKUP', waitS: number) => ({
       runningMs: (f.log.lastFirst() - f.spawnedAt) * 1000,
       inRoleMs: (f.log.lastEntered(role) - f.spawnedAt - waitS) * 1000,
     });
