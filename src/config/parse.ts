@@ -1,5 +1,5 @@
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import type { Document, Node, Pair } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
+import type { Document, Node, Pair, YAMLMap } from 'yaml';
 import { formatPath, type KeyPath } from './errors';
 import type { ConfigError } from './types';
 
@@ -25,6 +25,12 @@ export class YamlSource {
   ) {}
 
   /**
+   * Each map's pairs by key name, built when an error is first located in it: a file with
+   * thousands of groups and a warning for each must not search the groups map once per warning.
+   */
+  private readonly pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+  /**
    * Position of the node at `path`. `key` points at the map key naming the node (for unknown or
    * conflicting keys), `value` at the node itself (for wrong values, and for a map that misses a
    * required key). When the path leads nowhere, the deepest node found is used.
@@ -35,7 +41,7 @@ export class YamlSource {
     for (const segment of path) {
       node = this.deref(node);
       if (isMap(node)) {
-        const pair = node.items.find((p) => keyName(p) === String(segment));
+        const pair = this.pairOf(node, String(segment));
         if (!pair) break;
         key = pair.key;
         node = pair.value;
@@ -82,6 +88,20 @@ export class YamlSource {
       return undefined;
     };
     return walk(this.doc.contents, []) ?? [];
+  }
+
+  /** The first pair named `name`, as a search from the start would find it. */
+  private pairOf(map: YAMLMap, name: string): Pair | undefined {
+    let index = this.pairIndex.get(map);
+    if (!index) {
+      index = new Map();
+      for (const pair of map.items as Pair[]) {
+        const k = keyName(pair);
+        if (k !== undefined && !index.has(k)) index.set(k, pair);
+      }
+      this.pairIndex.set(map, index);
+    }
+    return index.get(name);
   }
 
   private deref(node: unknown): unknown {
@@ -135,15 +155,25 @@ export type ParseResult =
  */
 export function parseYaml(text: string, file: string): ParseResult {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  // The library's own unique-keys check compares each key with every earlier one of its map:
+  // quadratic in the number of groups (a third of the parse at 4080). duplicateKeys() finds
+  // the same keys in one pass.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
   const source = new YamlSource(file, doc, lines);
-  const problems = [...doc.errors, ...doc.warnings];
+  const problems: Array<{ offset: number; code: string; message: string }> = [
+    ...[...doc.errors, ...doc.warnings].map((e) => ({ offset: e.pos[0], code: e.code, message: e.message })),
+    ...duplicateKeys(doc).map((offset) => ({
+      offset,
+      code: 'DUPLICATE_KEY',
+      message: 'Map keys must be unique',
+    })),
+  ];
   if (problems.length > 0) {
     return {
       ok: false,
       errors: problems.map((e) => {
-        const { line, column } = source.position(e.pos[0]);
-        const path = e.code === 'DUPLICATE_KEY' ? formatPath(source.keyPathAt(e.pos[0])) : '';
+        const { line, column } = source.position(e.offset);
+        const path = e.code === 'DUPLICATE_KEY' ? formatPath(source.keyPathAt(e.offset)) : '';
         const message = yamlMessage(e.code, e.message);
         return { file, line, column, path, message };
       }),
@@ -159,4 +189,32 @@ export function parseYaml(text: string, file: string): ParseResult {
       : (err as Error).message;
     return { ok: false, errors: [{ file, line: 1, column: 1, path: '', message }] };
   }
+}
+
+/**
+ * Where each repeated map key starts, as the yaml library's `uniqueKeys: true` reports them: a
+ * key repeats when it is the same node as an earlier key of its map, or both are scalars with
+ * the same value (`===`: 1 and '1' differ, NaN never repeats). Linear in the number of keys.
+ */
+export function duplicateKeys(doc: Document.Parsed): number[] {
+  const offsets: number[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const values = new Set<unknown>();
+      const nodes = new Set<unknown>();
+      for (const pair of map.items) {
+        const key = pair.key;
+        const value = isScalar(key) ? key.value : undefined;
+        const repeated = nodes.has(key) || (isScalar(key) && !Number.isNaN(value) && values.has(value));
+        if (repeated) {
+          const offset = rangeStart(key);
+          if (offset !== undefined) offsets.push(offset);
+        }
+        nodes.add(key);
+        if (isScalar(key) && !Number.isNaN(value)) values.add(value);
+      }
+    },
+  });
+  // In document order, as the library reports them while composing.
+  return offsets.sort((a, b) => a - b);
 }
