@@ -541,7 +541,11 @@ static napi_value reap_child(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Defined in the spawn block at the end of this file. */
+static void define_spawn(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
+  define_spawn(env, exports);
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetSend", NULL, packet_send, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -557,6 +561,284 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
+}
+
+
+/*
+ * ---- Spawning scripts (src/hooks/spawn-child.ts) -------------------------------------------
+ * libuv's uv_spawn forks: the kernel copies the page tables of the whole daemon and the parent
+ * waits until the child has exec'd, 2-4 ms for a 60-90 MB process, on the path from a takeover
+ * to its upscript. posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) shares the memory
+ * instead. The child is not libuv's, so its end is watched through a pidfd and reaped here with
+ * waitid() for that one pid, never with a wait for any child.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+typedef struct {
+  uv_poll_t poll; /* first member: uv callbacks cast back from it */
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  pid_t pid;
+  int pidfd;
+} spawn_watch;
+
+static void spawn_free(uv_handle_t *handle) {
+  spawn_watch *w = (spawn_watch *)handle;
+  close(w->pidfd);
+  free(w);
+}
+
+/* The child ended: reap it, then call back with (code, signal number); one is -1. */
+static void spawn_on_exit(uv_poll_t *handle, int status, int events) {
+  (void)status;
+  (void)events;
+  spawn_watch *w = (spawn_watch *)handle;
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int r;
+  do {
+    r = waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0 && si.si_pid == 0) return; /* readable before the exit was visible: wait on */
+  int code = -1, sig = -1;
+  if (r == 0 && si.si_code == CLD_EXITED) {
+    code = si.si_status;
+  } else if (r == 0) {
+    sig = si.si_status; /* CLD_KILLED or CLD_DUMPED */
+  }
+  /* r < 0 (ECHILD): someone else reaped it; the status is lost, (-1, -1) says so. */
+  uv_poll_stop(&w->poll);
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    napi_value cb, this_arg, argv[2], result;
+    napi_get_global(env, &this_arg);
+    if (napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != NULL) {
+      napi_create_int32(env, code, &argv[0]);
+      napi_create_int32(env, sig, &argv[1]);
+      if (napi_make_callback(env, w->async, this_arg, cb, 2, argv, &result) != napi_ok) {
+        bool pending = false;
+        napi_value exception;
+        if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+            napi_get_and_clear_last_exception(env, &exception) == napi_ok)
+          napi_fatal_exception(env, exception);
+      }
+    }
+    napi_close_handle_scope(env, scope);
+  }
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->async);
+  uv_close((uv_handle_t *)&w->poll, spawn_free);
+}
+
+/* A JS array of strings as a NULL-terminated vector; NULL (with an exception) on error. */
+static char **string_vector(napi_env env, napi_value array, const char *name) {
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, array, &n) != napi_ok) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s must be an array of strings", name);
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  char **v = calloc((size_t)n + 1, sizeof *v);
+  if (!v) {
+    throw_errno(env, "spawn", ENOMEM);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item;
+    size_t len = 0;
+    napi_valuetype type;
+    if (napi_get_element(env, array, i, &item) != napi_ok || napi_typeof(env, item, &type) != napi_ok ||
+        type != napi_string || napi_get_value_string_utf8(env, item, NULL, 0, &len) != napi_ok ||
+        !(v[i] = malloc(len + 1))) {
+      for (uint32_t j = 0; j < i; j++) free(v[j]);
+      free(v);
+      char msg[64];
+      snprintf(msg, sizeof msg, "%s must be an array of strings", name);
+      napi_throw_type_error(env, NULL, msg);
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, item, v[i], len + 1, &len);
+  }
+  return v;
+}
+
+static void free_vector(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+static int pidfd_supported = -1;
+
+/*
+ * spawn(file, argv, envp, onExit) -> { pid, stdout, stderr }: runs `file` (searched in PATH
+ * when it has no slash, as execvp) with argv (argv[0] included) and exactly the environment
+ * envp ("NAME=value"), in a session and process group of its own, with default signal
+ * dispositions and an empty signal mask, stdin on /dev/null, stdout and stderr on pipes whose
+ * read ends are returned, and no other descriptor. onExit(code, signal) is called once it has
+ * ended and been reaped. Throws with errno ENOENT, EACCES, ... when it cannot run, and ENOSYS
+ * (before running anything) on a kernel without pidfd_open.
+ */
+static napi_value spawn_child(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  napi_valuetype type;
+  size_t file_len = 0;
+  if (argc < 4 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string) {
+    napi_throw_type_error(env, NULL, "file must be a string");
+    return NULL;
+  }
+  if (napi_typeof(env, argv[3], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "onExit must be a function");
+    return NULL;
+  }
+  if (pidfd_supported < 0) {
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    pidfd_supported = fd >= 0;
+    if (fd >= 0) close(fd);
+  }
+  if (!pidfd_supported) {
+    throw_errno(env, "pidfd_open", ENOSYS);
+    return NULL;
+  }
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+
+  napi_get_value_string_utf8(env, argv[0], NULL, 0, &file_len);
+  char *file = malloc(file_len + 1);
+  char **args = NULL, **envp = NULL;
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  int rc = 0, attr_ok = 0, actions_ok = 0;
+  const char *failed = "spawn";
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_t actions;
+  spawn_watch *w = NULL;
+  pid_t pid = -1;
+  napi_value result = NULL;
+
+  if (!file) {
+    rc = ENOMEM;
+    goto fail;
+  }
+  napi_get_value_string_utf8(env, argv[0], file, file_len + 1, &file_len);
+  if (!(args = string_vector(env, argv[1], "argv")) || !(envp = string_vector(env, argv[2], "envp"))) goto done;
+  if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+    rc = errno;
+    failed = "pipe2";
+    goto fail;
+  }
+  if ((rc = posix_spawnattr_init(&attr)) != 0) goto fail;
+  attr_ok = 1;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  /*
+   * The daemon ignores SIGPIPE and may block signals: none of that is the script's business.
+   * (glibc leaves its internal SIGCANCEL and SIGSETXID, 32 and 33, ignored in the child: their
+   * handlers cannot run in a child sharing our memory; programs never see them through glibc.)
+   */
+  if ((rc = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
+      (rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0 ||
+      (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                                POSIX_SPAWN_SETSIGDEF)) != 0)
+    goto fail;
+  if ((rc = posix_spawn_file_actions_init(&actions)) != 0) goto fail;
+  actions_ok = 1;
+  if ((rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
+      (rc = posix_spawn_file_actions_adddup2(&actions, out[1], 1)) != 0 ||
+      (rc = posix_spawn_file_actions_adddup2(&actions, err[1], 2)) != 0)
+    goto fail;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  /* Raw and netlink sockets opened without CLOEXEC by dependencies stay ours. */
+  if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto fail;
+#endif
+  w = calloc(1, sizeof *w);
+  if (!w) {
+    rc = ENOMEM;
+    goto fail;
+  }
+  rc = posix_spawnp(&pid, file, &actions, &attr, args, envp);
+  if (rc != 0) {
+    failed = NULL;
+    goto fail;
+  }
+  close(out[1]);
+  close(err[1]);
+  out[1] = err[1] = -1;
+  /* Not reaped yet, so the pid cannot have been reused. */
+  w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  w->pid = pid;
+  w->env = env;
+  napi_value name, resource;
+  napi_create_string_utf8(env, "ucarp:spawn", NAPI_AUTO_LENGTH, &name);
+  napi_create_object(env, &resource);
+  if (w->pidfd < 0 || uv_poll_init(loop, &w->poll, w->pidfd) < 0) {
+    /* Cannot watch it: it must not run unobserved. */
+    rc = w->pidfd < 0 ? errno : EIO;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    if (w->pidfd >= 0) close(w->pidfd);
+    failed = "pidfd_open";
+    goto fail;
+  }
+  napi_create_reference(env, argv[3], 1, &w->callback);
+  napi_async_init(env, resource, name, &w->async);
+  uv_poll_start(&w->poll, UV_READABLE, spawn_on_exit);
+  w = NULL; /* owned by the loop now */
+
+  napi_value v;
+  napi_create_object(env, &result);
+  napi_create_int32(env, pid, &v);
+  napi_set_named_property(env, result, "pid", v);
+  napi_create_int32(env, out[0], &v);
+  napi_set_named_property(env, result, "stdout", v);
+  napi_create_int32(env, err[0], &v);
+  napi_set_named_property(env, result, "stderr", v);
+  out[0] = err[0] = -1;
+  goto done;
+
+fail:
+  if (failed) {
+    throw_errno(env, failed, rc);
+  } else {
+    /* As Node words it: "spawn /path ENOENT". */
+    char what[512];
+    snprintf(what, sizeof what, "spawn %s", file);
+    throw_errno(env, what, rc);
+  }
+done:
+  if (out[0] >= 0) close(out[0]);
+  if (out[1] >= 0) close(out[1]);
+  if (err[0] >= 0) close(err[0]);
+  if (err[1] >= 0) close(err[1]);
+  if (attr_ok) posix_spawnattr_destroy(&attr);
+  if (actions_ok) posix_spawn_file_actions_destroy(&actions);
+  free(w);
+  free(file);
+  free_vector(args);
+  free_vector(envp);
+  return result;
+}
+
+static void define_spawn(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"spawn", NULL, spawn_child, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -81,3 +81,15 @@ export class LabError extends UcarpError {
 export function isUcarpError(e: unknown, code?: string): e is UcarpError {
   return e instanceof UcarpError && (code === undefined || e.code === code);
 }
+
+/** A program could not be started; `errno` is the symbolic name (ENOENT, EACCES…). */
+export class SpawnError extends UcarpError {
+  readonly code = 'ERR_SPAWN';
+  constructor(
+    readonly errno: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

@@ -1,7 +1,8 @@
 // Typed access to the project's N-API addon (native/ucarp_native.c): AF_PACKET sockets for
 // gratuitous ARP, the systemd notification datagram, a netlink multicast subscription that
 // survives receive-buffer overruns, and the child-subreaper flag with a waitpid() for one given
-// child; none of which Node or our dependencies do safely.
+// child, and posix_spawn for scripts; none of which Node or our dependencies do safely (or
+// cheaply).
 import path from 'node:path';
 
 /** Opaque handle of a netlink subscription. */
@@ -40,6 +41,19 @@ export interface UcarpNative {
    * Only for children libuv did not spawn (adopted orphans), or libuv loses their exit status.
    */
   reapChild(pid: number): -1 | 0 | 1;
+  /**
+   * posix_spawn of `file` (PATH searched without a slash) with exactly `argv` (argv[0]
+   * included) and `envp`, in its own session, default signal dispositions, stdin /dev/null,
+   * stdout and stderr on pipes whose read ends are returned, no other descriptor. `onExit` gets
+   * (code, -1) or (-1, signal number) once the child is reaped, (-1, -1) if someone else reaped
+   * it. Throws with `code` ENOENT, EACCES… when it cannot run, ENOSYS without pidfd_open.
+   */
+  spawn(
+    file: string,
+    argv: readonly string[],
+    envp: readonly string[],
+    onExit: (code: number, signal: number) => void,
+  ): { pid: number; stdout: number; stderr: number };
 }
 
 /** Compiled location: dist/src/native.js, addon: native/build/Release/. */

@@ -7,7 +7,8 @@
 // orphan to the nearest ancestor marked as child subreaper, or to init: this process becomes
 // one (native/ucarp_native.c), so orphans stay linked to us and stay findable. They are then
 // our children but not libuv's, so libuv never reaps them; reapAdopted() does, for exactly
-// those pids.
+// those pids. The scripts themselves are reaped by whoever started them (the addon's
+// posix_spawn path, or libuv; src/hooks/spawn-child.ts), never here.
 //
 // Membership of a tree, re-evaluated at each scan:
 // - the leader, until the runner has seen it exit;
@@ -97,7 +98,10 @@ const isGone = (p: ProcEntry | undefined): boolean => p === undefined || p.state
 
 // --- Adopted orphans -------------------------------------------------------------------------
 
-/** Children libuv spawned for the runner and has not reaped yet: never ours to waitpid(). */
+/**
+ * Children the runner started and whose end it has not seen yet: reaped by the addon or by
+ * libuv, never by reapAdopted().
+ */
 const spawned = new Set<number>();
 let subreaper: boolean | undefined;
 
@@ -105,7 +109,7 @@ export function trackSpawned(pid: number): void {
   spawned.add(pid);
 }
 
-/** After the child's 'exit' event: libuv has reaped it. */
+/** Once the child's end is reported: it has been reaped. */
 export function untrackSpawned(pid: number): void {
   spawned.delete(pid);
 }
@@ -160,8 +164,8 @@ function ownChildren(): number[] {
 }
 
 /**
- * A child of ours that libuv does not know: not spawned by the runner (or already reaped by
- * libuv), and outside our session. Children that other code of this process spawns without
+ * A child of ours that nobody else reaps: not started by the runner (or already reaped), and
+ * outside our session. Children that other code of this process spawns without
  * `detached` share our session; the daemon spawns nothing detached but scripts.
  */
 function isAdopted(p: ProcEntry, selfSid: number | undefined): boolean {

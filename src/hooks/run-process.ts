@@ -3,10 +3,9 @@
 // script trackers (src/track/tracker-set.ts) both run through here, so that spawning, draining,
 // timing out and killing a tree exist once.
 
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable } from 'node:stream';
 import { systemClock, type Clock } from '../runtime/clock';
 import { ProcessTree, RUN_TOKEN_VAR, becomeSubreaper, trackSpawned, untrackSpawned } from './process-tree';
+import { spawnChild, type SpawnedChild } from './spawn-child';
 
 /** Between SIGTERM and SIGKILL when a process overruns its timeout. */
 export const KILL_GRACE_MS = 2000;
@@ -44,7 +43,7 @@ export interface ProcessResult {
   /** Killed through abort(). */
   aborted: boolean;
   durationMs: number;
-  /** It never ran: the file is missing, not executable, or Node refused the arguments. */
+  /** It never ran: the file is missing, not executable, or the arguments hold a NUL byte. */
   spawnError?: Error;
 }
 
@@ -68,18 +67,14 @@ export function runProcess(spec: ProcessSpec): RunningProcess {
   becomeSubreaper();
   const token = `${process.pid}.${++runSeq}`;
 
-  let child: ChildProcessByStdio<null, Readable, Readable>;
+  let child: SpawnedChild;
   try {
-    // Own session and process group (detached): its members are found by those ids, and the
-    // program cannot signal the daemon's group.
-    child = spawn(spec.file, spec.args, {
-      env: { ...process.env, ...spec.env, [RUN_TOKEN_VAR]: token },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    // Own session and process group: its members are found by those ids, and the program
+    // cannot signal the daemon's group.
+    child = spawnChild(spec.file, spec.args, { ...process.env, ...spec.env, [RUN_TOKEN_VAR]: token });
   } catch (err) {
-    // Arguments Node refuses outright (a NUL byte in the path, say) throw instead of emitting
-    // 'error'; callers get the same kind of result as for any other spawn failure.
+    // A program that cannot run (missing, not executable, a NUL byte in the path): callers get
+    // the same kind of result as for any other spawn failure.
     const done = Promise.resolve<ProcessResult>({
       ok: false,
       code: null,
@@ -150,18 +145,30 @@ export function runProcess(spec: ProcessSpec): RunningProcess {
       else finish(code, signal);
     };
 
-    child.on('error', (err) => finish(null, null, err));
-    child.on('exit', (code, signal) => {
+    // Both pipes at their end (closed by the program and by whatever it left running).
+    let openStreams = 2;
+    const streamClosed = (): void => {
+      openStreams--;
+      if (openStreams === 0 && exit !== undefined) finishAfterKill(exit.code, exit.signal);
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.on('close', streamClosed);
+      // A read error only ends the stream early; the exit status still settles the run.
+      stream.on('error', () => undefined);
+    }
+    child.onEnd(({ code, signal, error }) => {
+      if (error !== undefined) {
+        finish(null, null, error);
+        return;
+      }
       exit = { code, signal };
       if (pid !== undefined) untrackSpawned(pid);
       tree?.leaderExited();
       // The program is done; what it left in the background (a daemon it started) is allowed
       // to stay, unless a kill is already under way.
       clock.clearTimer(timeoutTimer);
-      drainTimer = setTimeout(() => finishAfterKill(code, signal), DRAIN_MS);
-    });
-    child.on('close', () => {
-      if (exit !== undefined) finishAfterKill(exit.code, exit.signal);
+      if (openStreams === 0) finishAfterKill(code, signal);
+      else drainTimer = setTimeout(() => finishAfterKill(code, signal), DRAIN_MS);
     });
   });
 
