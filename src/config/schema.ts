@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
@@ -9,19 +11,66 @@ import type { ConfigError, RawConfig } from './types';
 
 export const schema: object = schemaJson;
 
-let compiled: ValidateFunction | undefined;
+/**
+ * The validator compiled ahead of time by `npm run build` (src/tools/gen-validator.ts), next to
+ * this file. Compiling at run time costs 60-100 ms of CPU, paid by every start and, because the
+ * configuration loader's thread is let go when idle (src/config/off-thread.ts), by most reloads.
+ */
+export const PRECOMPILED_VALIDATOR = path.join(__dirname, 'schema-validator.js');
 
-/** Compiled once per process: compiling takes 100-250 ms here, validating 255 groups under 1 ms. */
+/** The ajv instance the schema is compiled with, at run time or ahead of it. */
+export function createAjv(opts: { source?: boolean } = {}): Ajv2020 {
+  // verbose: errors carry their parentSchema, where patternErrorMessage and property lists live.
+  const ajv = new Ajv2020({
+    strict: true,
+    allowUnionTypes: true,
+    allErrors: true,
+    verbose: true,
+    code: { source: opts.source === true },
+  });
+  addFormats(ajv, ['ipv4']);
+  // The editor keyword (VS Code, yaml-language-server) that replaces a regex in error messages.
+  ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' });
+  return ajv;
+}
+
+/** Identifies the schema a precompiled validator was made from. */
+export function schemaDigest(): string {
+  return createHash('sha256').update(JSON.stringify(schemaJson)).digest('hex');
+}
+
+/**
+ * The precompiled validator in `file`, if there is one and it was made from this schema: a
+ * build that skipped the generator after a schema change must not validate against the old one.
+ */
+export function loadPrecompiled(file: string): ValidateFunction | undefined {
+  let mod: { digest?: unknown; validate?: unknown };
+  try {
+    mod = require(file) as typeof mod;
+  } catch {
+    return undefined;
+  }
+  return mod.digest === schemaDigest() && typeof mod.validate === 'function'
+    ? (mod.validate as ValidateFunction)
+    : undefined;
+}
+
+let compiled: { validate: ValidateFunction; how: 'precompiled' | 'compiled' } | undefined;
+
+/** Loaded or compiled once per process: validating 255 groups then takes under 1 ms. */
 function validator(): ValidateFunction {
   if (!compiled) {
-    // verbose: errors carry their parentSchema, where patternErrorMessage and property lists live.
-    const ajv = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: true, verbose: true });
-    addFormats(ajv, ['ipv4']);
-    // The editor keyword (VS Code, yaml-language-server) that replaces a regex in error messages.
-    ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' });
-    compiled = ajv.compile(schemaJson);
+    const ready = loadPrecompiled(PRECOMPILED_VALIDATOR);
+    compiled = ready
+      ? { validate: ready, how: 'precompiled' }
+      : { validate: createAjv().compile(schemaJson), how: 'compiled' };
   }
-  return compiled;
+  return compiled.validate;
+}
+
+/** Where this process's validator came from (after its first use); for tests. */
+export function validatorOrigin(): 'precompiled' | 'compiled' | undefined {
+  return compiled?.how;
 }
 
 /** Validates against schemas/ucarp.schema.json; every ajv error becomes a positioned ConfigError. */
