@@ -67,8 +67,12 @@ export interface GroupState {
 }
 
 export type Event =
-  /** Leave INIT with the interface as the runtime found it when it started listening. */
-  | { type: 'start'; linkUp: boolean; present: boolean }
+  /**
+   * Leave INIT with the interface as the runtime found it when it started listening. `resume`:
+   * the state the previous image of this daemon handed over (ucarpctl restart) — the group
+   * carries on in it rather than electing, and nothing changed for anyone outside.
+   */
+  | { type: 'start'; linkUp: boolean; present: boolean; resume?: ResumeState }
   | { type: 'timer' }
   | { type: 'advert'; src: number; advbase: number; advskew: number }
   | { type: 'link'; up: boolean }
@@ -81,7 +85,16 @@ export type Event =
   | { type: 'override'; override: Override }
   | { type: 'sendResult'; ok: boolean }
   | { type: 'update'; params: GroupParams }
-  | { type: 'stop'; bowOut: boolean };
+  | { type: 'stop'; bowOut: boolean }
+  /**
+   * The daemon is about to replace itself (ucarpctl restart): a master advertises once more,
+   * so that every peer's master-down timer starts from now, and the group stops where it is:
+   * no bow-out, no transition, no timer.
+   */
+  | { type: 'freeze' };
+
+/** What a group can carry over a restart of the daemon (FAULT and INIT are elected afresh). */
+export type ResumeState = 'MASTER' | 'BACKUP';
 
 export type TransitionReason =
   | 'start'
@@ -100,7 +113,9 @@ export type TransitionReason =
   | 'demote'
   /** SIGUSR2: a one-off hand-over. */
   | 'step-down'
-  | 'stop';
+  | 'stop'
+  /** Carried on from the daemon's previous image (ucarpctl restart): no change on the wire. */
+  | 'restart';
 
 export type Action =
   | { type: 'send'; advbase: number; advskew: number }
@@ -314,6 +329,21 @@ function becomeBackup(
   return { ...next, masterDownAt: linkActive(next) && !next.stopped ? backupDeadline(next, now) : null };
 }
 
+/**
+ * A master handed over by the previous image: it advertises at once (the peers' timers have run
+ * since its last advertisement before the restart) and keeps its addresses; no gratuitous ARP
+ * and no upscript, since nothing moved (docs/protocol.md §11).
+ */
+function resumeMaster(s: GroupState, now: number, actions: Action[]): GroupState {
+  const next: GroupState = { ...s, state: 'MASTER', since: now, masterDownAt: null, delayedGarp: 0 };
+  const timed = { ...next, advertAt: now + advertIntervalMs(next) };
+  actions.push(
+    { type: 'send', ...advertisedTiming(timed) },
+    { type: 'transition', from: s.state, to: 'MASTER', reason: 'restart', runScript: false },
+  );
+  return { ...timed, master: selfMaster(timed) };
+}
+
 function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
   if (s.state === 'BACKUP' && s.masterDownAt !== null && now >= s.masterDownAt) {
     return becomeMaster({ ...s, lastAdvertAt: null }, now, 'master-down', actions);
@@ -380,9 +410,10 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
     case 'start':
       if (s.state === 'INIT' && !s.stopped) {
         const ready = { ...s, linkUp: ev.linkUp, present: ev.present };
-        next = faulty(ready)
-          ? becomeFault(ready, now, 'start', !s.params.neutral, actions)
-          : becomeBackup(ready, now, 'start', !s.params.neutral, actions);
+        if (faulty(ready)) next = becomeFault(ready, now, 'start', !s.params.neutral, actions);
+        else if (ev.resume === 'MASTER') next = resumeMaster(ready, now, actions);
+        else if (ev.resume === 'BACKUP') next = becomeBackup(ready, now, 'restart', false, actions);
+        else next = becomeBackup(ready, now, 'start', !s.params.neutral, actions);
       }
       break;
     case 'timer':
@@ -432,6 +463,11 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
         next = becomeBackup(next, now, 'stop', true, actions);
       }
       next = { ...next, advertAt: null, masterDownAt: null };
+      break;
+    case 'freeze':
+      if (s.stopped) break;
+      if (s.state === 'MASTER' && linkActive(s)) actions.push({ type: 'send', ...advertisedTiming(s) });
+      next = { ...s, stopped: true, advertAt: null, masterDownAt: null };
       break;
   }
   return { state: next, actions };

@@ -25,6 +25,7 @@ import {
   type GroupParams,
   type GroupState,
   type Override,
+  type ResumeState,
   type TransitionReason,
 } from '../engine/group';
 import { randomBytes } from 'node:crypto';
@@ -136,8 +137,23 @@ export class GroupRuntime {
     return this.effects.scripts;
   }
 
-  start(linkUp: boolean, present = true): void {
-    this.dispatch({ type: 'start', linkUp, present });
+  /**
+   * Leaves INIT. `resume`: what the daemon's previous image handed over (ucarpctl restart),
+   * the state to carry on in and the counter to carry on from.
+   */
+  start(linkUp: boolean, present = true, resume?: { state: ResumeState; counter: bigint }): void {
+    if (resume) this.counter = resume.counter & U64;
+    this.dispatch({ type: 'start', linkUp, present, resume: resume?.state });
+  }
+
+  /**
+   * The daemon is replacing itself: a master advertises once more, then the group stops where
+   * it is, its addresses and scripts untouched. Returns what the next image needs to carry on.
+   */
+  freeze(): { state: CarpState; counter: bigint } {
+    this.dispatch({ type: 'freeze' });
+    this.clearTimer();
+    return { state: this.s.state, counter: this.counter };
   }
 
   /** A packet the interface demultiplexed to this group; framing is already checked. */
@@ -431,12 +447,14 @@ export class GroupRuntime {
     this.afterBatch.defer(() =>
       this.events?.publish({ type: 'transition', ...this.ref(), from, to, reason }),
     );
-    this.effects.notify(to);
+    // Carried on over a restart: the state did not change for anyone outside this process.
+    if (reason !== 'restart') this.effects.notify(to);
     const stop = this.stopping;
     const manage = this.cfg.manageAddresses && (!stop || stop.releaseAddresses);
     if (to === 'MASTER') {
+      // Also on a restart: the address record of this image learns them (adding is idempotent).
       if (manage) this.effects.changeAddresses(true);
-      this.effects.runScript('up', to);
+      if (runScript) this.effects.runScript('up', to);
     } else {
       // BACKUP or FAULT: a master's addresses go; at start, whatever a crashed run left.
       if (manage && !stop) this.effects.changeAddresses(false);

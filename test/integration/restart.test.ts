@@ -1,0 +1,138 @@
+// Upgrade without a failover: `ucarpctl restart` replaces h1's daemon, master of every group,
+// with the code on disk, in place (same pid). h2, a backup of every group, must see nothing:
+// no transition, advertisements never silent for its dead time, the addresses on h1 only at
+// every sample. A configuration the new code rejects leaves the old daemon running, and a
+// `stop` after a restart still bows out.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { Pair, deadTimeMs, holdsFor, settled, singleHolders, transitions, vip } from '../helpers/fault';
+import { captureAdverts, longestGap } from '../helpers/adverts';
+import type { TestGroup } from '../helpers/supervisor-proc';
+
+const SKEW_H2 = 50;
+const COUNT = 6;
+const groups = (advskew: number): TestGroup[] =>
+  Array.from({ length: COUNT }, (_, i) => ({
+    name: `r${i}`,
+    vhid: 81 + i,
+    iface: 'eth0',
+    addresses: [`192.0.2.${181 + i}/24`],
+    advskew,
+    // h2 never preempts: if h1 looked gone for a moment, h2 would take over and keep it.
+    preempt: advskew === 0,
+  }));
+const masters = Object.fromEntries(groups(0).map((g) => [g.name, 'MASTER']));
+const backups = Object.fromEntries(groups(0).map((g) => [g.name, 'BACKUP']));
+
+describe('ucarpctl restart: the daemon replaced in place, no failover', { timeout: 180_000 }, () => {
+  const pair = new Pair('restart');
+  const onH1 = () => singleHolders(new Map(groups(0).map((g) => [vip(g), pair.lab.host(1)])));
+
+  before(async () => {
+    await pair.start(groups(0), groups(SKEW_H2), masters);
+    await pair.n2.waitAll(backups);
+    await settled(pair.lab, onH1(), 500, 15_000, 'every address on h1 only');
+  });
+  after(() => pair.after());
+
+  it('same pid, no transition on the peer, addresses stay, advertisements keep coming', async (t) => {
+    const { lab, n1, n2 } = pair;
+    const before1 = await n1.status();
+    const before2 = await n2.status();
+    const from2 = n2.proc.lines.length;
+    const cap = await captureAdverts(lab.host(2).ns, lab.host(1).ips[0]);
+    // Advertisements before the restart, so that the gap across it is measured between two.
+    await new Promise((r) => setTimeout(r, 1500));
+    const watch = holdsFor(lab, onH1(), 6000, 'every address on h1 only, through the restart');
+    const t0 = Date.now();
+    const r = await n1.ctl('restart');
+    const took = Date.now() - t0;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `restarting in place: pid ${before1.pid}, ${COUNT} group\\(s\\) handed over \\(${COUNT} master\\)`,
+      ),
+    );
+    assert.match(
+      r.stdout,
+      new RegExp(`restarted: pid ${before1.pid}, ${COUNT} group\\(s\\): ${COUNT} MASTER`),
+    );
+    const samples = await watch;
+    const byVhid = await cap.stop();
+
+    const after1 = await n1.status();
+    assert.equal(after1.pid, before1.pid, 'same pid');
+    assert.ok(after1.uptimeMs < before1.uptimeMs, `a new image (uptime ${after1.uptimeMs} ms)`);
+    for (const g of after1.groups) assert.equal(g.state, 'MASTER', `${g.name} on h1`);
+    assert.ok(
+      n1.proc.lines.some((l) => /restarted in place: 6 of 6 group\(s\) carried on \(6 master\)/.test(l)),
+    );
+    // The peer: no transition logged, none counted, still following h1.
+    assert.deepEqual(transitions(n2.proc, from2), []);
+    const after2 = await n2.status();
+    for (const g of after2.groups) {
+      const was = before2.groups.find((x) => x.name === g.name);
+      assert.equal(g.state, 'BACKUP', `${g.name} on h2`);
+      assert.equal(g.transitions, was?.transitions, `${g.name}: transitions on h2`);
+      assert.equal(g.master?.address, lab.host(1).ips[0]);
+      assert.equal(g.rejectsTotal, was?.rejectsTotal, `${g.name}: h2 rejected nothing`);
+    }
+    const dead = deadTimeMs(SKEW_H2);
+    let worst = 0;
+    for (const g of groups(0)) {
+      const times = byVhid.get(g.vhid) ?? [];
+      assert.ok(times.length >= 4, `vhid ${g.vhid}: ${times.length} advertisements captured`);
+      worst = Math.max(worst, longestGap(times));
+    }
+    t.diagnostic(
+      `ucarpctl restart took ${took} ms; longest advertisement gap seen by h2 across it: ` +
+        `${worst.toFixed(1)} ms (h2's dead time ${dead.toFixed(0)} ms); ${samples} kernel samples, one holder each`,
+    );
+    assert.ok(worst < dead, `longest gap ${worst.toFixed(1)} ms, dead time ${dead} ms`);
+  });
+
+  it('a configuration the code on disk rejects: restart refused, the old daemon runs on', async () => {
+    const { n1 } = pair;
+    const before1 = await n1.status();
+    const good = fs.readFileSync(n1.file, 'utf8');
+    fs.writeFileSync(n1.file, good.replace('groups:', 'groups:\n  broken: { vhid: 999 }'));
+    try {
+      const r = await n1.ctl('restart');
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /restart refused, the daemon runs on: the code on disk refuses/);
+      assert.match(r.stderr, /vhid/);
+      const now = await n1.status();
+      assert.equal(now.pid, before1.pid);
+      assert.ok(now.uptimeMs > before1.uptimeMs, 'the same image');
+      for (const g of now.groups) assert.equal(g.state, 'MASTER');
+    } finally {
+      fs.writeFileSync(n1.file, good);
+    }
+    // The running groups stayed untouched, so another restart works.
+    const r = await pair.n1.ctl('restart');
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('a stop after a restart still bows out: h2 takes over at once, h1 releases', async () => {
+    const { lab, n1, n2 } = pair;
+    const from2 = n2.proc.lines.length;
+    await n1.stop();
+    await n2.waitAll(masters, 5000);
+    const reasons = transitions(n2.proc, from2).map((x) => x.reason);
+    // The bow-out (advbase 255) makes a backup take over on receipt, never by its timer.
+    assert.equal(reasons.length, COUNT);
+    assert.ok(
+      reasons.every((x) => x === 'master-timing-out'),
+      `h2 took over by: ${reasons.join(', ')}`,
+    );
+    await settled(
+      lab,
+      singleHolders(new Map(groups(0).map((g) => [vip(g), lab.host(2)]))),
+      300,
+      5000,
+      'every address on h2 only',
+    );
+  });
+});
