@@ -251,3 +251,37 @@ describe('GroupRuntime', () => {
     assert.equal(g.status().override, 'none');
   });
 });
+
+describe('GroupRuntime across ucarpctl restart', () => {
+  it('freeze: one more advertisement, no bow-out, the address and no script touched; the counter goes over', async () => {
+    const { clock, io, g } = setup();
+    g.start(true);
+    clock.advance(3000);
+    await flush();
+    const opsBefore = io.ops.length;
+    const f = g.freeze();
+    assert.equal(f.state, 'MASTER');
+    assert.deepEqual(
+      io.sent.map((s) => [s.advbase, s.advskew]),
+      [
+        [1, 0],
+        [1, 0],
+      ],
+    );
+    assert.deepEqual(clock.armed(), []);
+    await flush();
+    assert.equal(io.ops.length, opsBefore);
+    assert.deepEqual(io.addresses, ['192.0.2.100']);
+
+    // The next image: resumes as MASTER with that counter, advertising at once.
+    const next = setup();
+    next.g.start(true, true, { state: 'MASTER', counter: f.counter });
+    assert.equal(next.g.state, 'MASTER');
+    assert.equal(next.io.sent.length, 1);
+    assert.equal(next.io.sent[0].at, next.clock.now(), 'at once');
+    assert.equal(next.g.freeze().counter, f.counter + 2n, 'one advertisement at resume, one at freeze');
+    await flush();
+    // The address is added again (idempotent in the kernel) so that this image records it.
+    assert.deepEqual(next.io.ops, ['add eth0 192.0.2.100/24']);
+  });
+});
