@@ -121,6 +121,8 @@ export class Supervisor {
   private pending: Promise<ReloadOutcome> | null = null;
   private readonly loader = new ConfigLoader();
   private restarting = false;
+  /** The control socket bound at start: a reload cannot move it (runSupervisor). */
+  private readonly socket: string;
   /** restart() froze the groups: only the execve is left, nothing may touch them. */
   private frozen = false;
 
@@ -131,6 +133,7 @@ export class Supervisor {
     private readonly hooks: SupervisorHooks = {},
   ) {
     this.config = config;
+    this.socket = config.control.socket;
     this.log = log;
     this.groups = new GroupSet({
       log,
@@ -142,7 +145,7 @@ export class Supervisor {
 
   /** Where ucarpctl restart leaves the groups for the next image (next to the socket). */
   get handoverFile(): string {
-    return handoverPath(this.config.control.socket);
+    return handoverPath(this.socket);
   }
 
   /** Starts every group, carrying on where the previous image left off after ucarpctl restart. */
@@ -299,6 +302,14 @@ export class Supervisor {
   private async restartRefusal(): Promise<string | null> {
     const check = await checkWithCodeOnDisk(this.file);
     if (!check.ok) return `the code on disk refuses ${this.file}: ${check.output || 'no output'}`;
+    // The next image finds the handover and the address record next to the socket its file
+    // names: a moved socket would lose both.
+    const next = await this.loader.load(this.file);
+    if (next.ok && next.config.control.socket !== this.socket)
+      return (
+        `control.socket changes from ${this.socket} to ${next.config.control.socket}: ` +
+        'use systemctl restart (with failover) for that change'
+      );
     // A script's exit would never be collected by the next image, which did not spawn it.
     if (!(await scriptsIdle(RESTART_LIMITS.scriptWaitMs)))
       return `scripts still running after ${RESTART_LIMITS.scriptWaitMs} ms; try again`;

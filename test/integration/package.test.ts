@@ -413,7 +413,7 @@ describe('the Debian package, installed on a copy of this machine', () => {
     assert.equal((await sd.show('ucarp', ['ActiveState'])).ActiveState, 'active');
     const after = await status();
     assert.equal(String(after.pid), mainPid);
-    assert.ok(after.uptimeMs < before.uptimeMs, 'a new image of the daemon');
+    assert.ok(after.uptimeMs < Date.now() - t0, 'a new image of the daemon');
     assert.ok(after.groups.every((g) => g.state === 'MASTER'));
     assert.deepEqual(await vips(h1), [WEB.vip, DB.vip].sort());
     assert.equal((await ok('cat', ['/etc/ucarp.yaml'])).stdout, conf, "the administrator's conffile kept");
