@@ -159,10 +159,9 @@ describe('control server', () => {
 
   it('tells the daemon once each answer is handed to the kernel (ucarpctl restart execs after it)', async () => {
     const seen: string[] = [];
-    let srv: ControlServer | undefined;
-    ({ srv } = await serve({
+    const { srv } = await serve({
       answered: (req, res) => seen.push(`${req.cmd} ${res.ok}`),
-    }));
+    });
     const r = await request(srv.path, { cmd: 'restart' });
     assert.ok(r.ok && 'restarting' in r);
     // The write callback and the client's read race within this one process.
