@@ -344,7 +344,7 @@ const RESTART_POLL_MS = 50;
 
 /**
  * After the restart answer: polls until a daemon answers that started after it (a new image:
- * its uptime is shorter than the wait so far), and says what it runs.
+ * its uptime is shorter than the wait so far) and has started its groups, and says what it runs.
  */
 export async function awaitNewImage(socket: string, waitMs = RESTART_WAIT_MS): Promise<CtlOutput> {
   const t0 = performance.now();
@@ -353,7 +353,7 @@ export async function awaitNewImage(socket: string, waitMs = RESTART_WAIT_MS): P
     const asked = performance.now();
     try {
       const res = await request(socket, { cmd: 'status' }, Math.max(1, waitMs - (asked - t0)));
-      if (res.ok && 'uptimeMs' in res && res.uptimeMs <= performance.now() - t0) {
+      if (res.ok && 'uptimeMs' in res && res.uptimeMs <= performance.now() - t0 && !res.starting) {
         const count = (st: string) => res.groups.filter((g) => g.state === st).length;
         const states = ['MASTER', 'BACKUP', 'FAULT', 'INIT'].map((st) => `${count(st)} ${st}`).join(', ');
         const took = ((performance.now() - t0) / 1000).toFixed(2);

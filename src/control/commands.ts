@@ -32,6 +32,8 @@ export interface InterfaceInfo {
 
 export interface ControlTarget {
   readonly file: string;
+  /** Still starting its groups: the control socket is open before them. */
+  readonly starting: boolean;
   readonly reloads: { readonly ok: number; readonly failed: number };
   readonly groups: {
     list(): ControlledGroup[];
@@ -111,6 +113,7 @@ export function statusDocument(
     version: STATUS_VERSION,
     pid: process.pid,
     uptimeMs: Math.floor(process.uptime() * 1000),
+    starting: t.starting,
     configFile: t.file,
     reloads: { ok: t.reloads.ok, failed: t.reloads.failed },
     groups: groups.map(groupJson),

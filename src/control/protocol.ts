@@ -61,6 +61,7 @@ export interface ErrorResponse {
  *   pid            process id of the daemon
  *   uptimeMs       whole milliseconds since this image of the daemon started (ucarpctl restart
  *                  keeps the pid and starts a new image)
+ *   starting       true while the daemon is still starting its groups (the socket answers first)
  *   configFile     the configuration file the daemon runs from
  *   reloads        { ok, failed }: reloads since start (SIGHUP, file change, ucarpctl reload)
  *   groups[]       one per group, in configuration order:
@@ -127,6 +128,7 @@ export interface StatusDocument {
   version: number;
   pid: number;
   uptimeMs: number;
+  starting: boolean;
   configFile: string;
   reloads: { ok: number; failed: number };
   groups: GroupStatusJson[];

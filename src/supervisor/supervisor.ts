@@ -114,6 +114,8 @@ export class Supervisor {
   readonly log: Logger;
   config: Config;
   reloads = { ok: 0, failed: 0 };
+  /** Until start() has started every group. */
+  starting = true;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   /** Reloads are serialized; requests arriving meanwhile collapse into one more run. */
@@ -164,6 +166,7 @@ export class Supervisor {
       );
     }
     this.log.info(`started ${s.added.length} group(s) from ${this.file}`);
+    this.starting = false;
     this.sayIfIdle();
   }
 

@@ -6,9 +6,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { Pair, deadTimeMs, holdsFor, settled, singleHolders, transitions, vip } from '../helpers/fault';
 import { captureAdverts, longestGap } from '../helpers/adverts';
 import type { TestGroup } from '../helpers/supervisor-proc';
+import { waitFor } from '../helpers/netns';
 
 const SKEW_H2 = 50;
 const COUNT = 6;
@@ -129,6 +131,33 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     // The running groups stayed untouched, so another restart works.
     const r = await pair.n1.ctl('restart');
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('a script still running: restart refused after the wait, never cut; the daemon runs on', async () => {
+    const { n1, n2 } = pair;
+    const script = path.join(pair.root, 'slow-down.sh');
+    const done = path.join(pair.root, 'slow-down.done');
+    fs.writeFileSync(script, `#!/bin/sh\nsleep 7\ntouch ${done}\n`, { mode: 0o755 });
+    // ucarpctl reload rather than the file watch, which the image just started may not have
+    // set up yet; one of the two applies it.
+    n1.write(groups(0).map((g) => (g.name === 'r0' ? { ...g, extra: { downscript: script } } : g)));
+    assert.equal((await n1.ctl('reload')).code, 0);
+    // demote hands r0 over and runs its downscript, which takes 7 s.
+    assert.equal((await n1.ctl('demote', 'r0')).code, 0);
+    const before1 = await n1.status();
+    const r = await n1.ctl('restart');
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /restart refused, the daemon runs on: scripts still running after 5000 ms/);
+    const now = await n1.status();
+    assert.equal(now.pid, before1.pid);
+    assert.ok(now.uptimeMs > before1.uptimeMs, 'the same image');
+    await waitFor(() => fs.existsSync(done), 10_000, 'the downscript to finish, uncut');
+    // Back to the start: r0 without the script, h1 master of it again (it preempts).
+    n1.write(groups(0));
+    assert.equal((await n1.ctl('reload')).code, 0);
+    assert.equal((await n1.ctl('reset', 'r0')).code, 0);
+    await n1.waitAll(masters);
+    await n2.waitAll(backups);
   });
 
   it('a stop after a restart still bows out: h2 takes over at once, h1 releases', async () => {

@@ -111,6 +111,7 @@ describe('handleRequest', () => {
       'version',
       'pid',
       'uptimeMs',
+      'starting',
       'configFile',
       'reloads',
       'groups',
