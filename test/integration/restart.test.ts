@@ -24,6 +24,22 @@ const groups = (advskew: number): TestGroup[] =>
     // h2 never preempts: if h1 looked gone for a moment, h2 would take over and keep it.
     preempt: advskew === 0,
   }));
+/** The daemon's open sockets and files, as the kernel lists them (stdio aside). */
+function openFiles(pid: number): string[] {
+  const dir = `/proc/${pid}/fd`;
+  return fs
+    .readdirSync(dir)
+    .filter((fd) => Number(fd) > 2)
+    .map((fd) => {
+      try {
+        return fs.readlinkSync(path.join(dir, fd)).replace(/\[\d+\]$/, '');
+      } catch {
+        return 'gone';
+      }
+    })
+    .sort();
+}
+
 const masters = Object.fromEntries(groups(0).map((g) => [g.name, 'MASTER']));
 const backups = Object.fromEntries(groups(0).map((g) => [g.name, 'BACKUP']));
 
@@ -42,6 +58,7 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     const { lab, n1, n2 } = pair;
     const before1 = await n1.status();
     const before2 = await n2.status();
+    const filesBefore = openFiles(before1.pid);
     const from2 = n2.proc.lines.length;
     const cap = await captureAdverts(lab.host(2).ns, lab.host(1).ips[0]);
     // Advertisements before the restart, so that the gap across it is measured between two.
@@ -68,6 +85,18 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     assert.equal(after1.pid, before1.pid, 'same pid');
     assert.ok(after1.uptimeMs < Date.now() - t0, `a new image (uptime ${after1.uptimeMs} ms)`);
     for (const g of after1.groups) assert.equal(g.state, 'MASTER', `${g.name} on h1`);
+    // Nothing of the old image stays open in the new one: the same kinds of descriptors, as
+    // many (sockets by kind, files by path), give or take one client connection.
+    const filesAfter = openFiles(after1.pid);
+    const sockets = (l: string[]) => l.filter((x) => x.startsWith('socket:')).length;
+    assert.ok(
+      Math.abs(sockets(filesAfter) - sockets(filesBefore)) <= 1,
+      `sockets before ${sockets(filesBefore)}, after ${sockets(filesAfter)}`,
+    );
+    assert.deepEqual(
+      filesAfter.filter((x) => x.startsWith('/')),
+      filesBefore.filter((x) => x.startsWith('/')),
+    );
     assert.ok(
       n1.proc.lines.some((l) => /restarted in place: 6 of 6 group\(s\) carried on \(6 master\)/.test(l)),
     );
