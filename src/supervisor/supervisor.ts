@@ -209,9 +209,17 @@ export class Supervisor {
         identity: groupIdentity(f.config),
       });
     }
-    writeHandover(this.handoverFile, { version: 1, pid: process.pid, writtenAtMs: monotonicMs(), groups });
     const masters = groups.filter((g) => g.state === 'MASTER').length;
-    const line = `restarting in place: pid ${process.pid}, ${groups.length} group(s) handed over (${masters} master)`;
+    let line = `restarting in place: pid ${process.pid}, ${groups.length} group(s) handed over (${masters} master)`;
+    try {
+      writeHandover(this.handoverFile, { version: 1, pid: process.pid, writtenAtMs: monotonicMs(), groups });
+    } catch (e) {
+      // The groups are frozen already: the new code still starts, as after a plain restart
+      // (every group elects afresh), rather than leaving a daemon that does nothing.
+      line = `restarting without handover (cannot write ${this.handoverFile}: ${(e as Error).message}): every group elects afresh`;
+      this.log.error(line);
+      return { ok: true, pid: process.pid, groups: 0, masters: 0, line };
+    }
     this.log.info(line);
     return { ok: true, pid: process.pid, groups: groups.length, masters, line };
   }
