@@ -77,6 +77,7 @@ test('a minimal group gets every default resolved', () => {
         scriptTimeoutMs: D.script_timeout * 1000,
         track: [],
         peers: [],
+        replayProtection: D.replay_protection,
       },
     ],
   });
@@ -107,6 +108,7 @@ test('every setting is carried through, and groups keep file order', () => {
       '    downscript: /down',
       '    xparam: zz',
       '    script_timeout: 0.5',
+      '    replay_protection: true',
       '  alpha: { vhid: 1, interface: eth0, addresses: [192.0.2.100/24], password: pw }',
       '',
     ].join('\n'),
@@ -138,6 +140,7 @@ test('every setting is carried through, and groups keep file order', () => {
     scriptTimeoutMs: 500,
     track: [],
     peers: [],
+    replayProtection: true,
   });
 });
 
