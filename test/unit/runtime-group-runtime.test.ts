@@ -398,10 +398,17 @@ describe('GroupRuntime with replay_protection', () => {
     b = net.add('192.0.2.2', { replay_protection: true, advskew: 20 }, 10_000);
     const restarted = net.clock.now();
     const states: string[] = [];
-    net.runUntil(restarted + 15_000, () => {
-      if (states.at(-1) !== b.g.state) states.push(b.g.state);
+    const at: number[] = [];
+    net.runUntil(restarted + 15_000, (t) => {
+      if (states.at(-1) !== b.g.state) {
+        states.push(b.g.state);
+        at.push(t);
+      }
     });
     assert.deepEqual(states, ['BACKUP', 'MASTER', 'BACKUP'], 'one dual-master episode');
+    // B takes over at its dead time, and yields at A's next advertisement: within A's interval.
+    assert.equal(at[1] - restarted, Math.ceil(3000 + (20 * 1000) / 256));
+    assert.ok(at[2] - at[1] <= 1000 + 2, `B master for ${at[2] - at[1]} ms`);
     assert.equal(a.g.state, 'MASTER');
     const rejected = b.g.status().stats.rejects.replay;
     assert.ok(rejected >= 3 && rejected <= 4, `B refused ${rejected} advertisements of A`);
