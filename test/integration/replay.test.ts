@@ -215,7 +215,7 @@ for (const protect of [false, true]) {
       assertAlive(d2, d3);
     });
 
-    test('the backup restarts: its new window accepts the master at once', async (t) => {
+    test('the backup restarts: it accepts the master from its next advertisement', async (t) => {
       process.kill(d3.child.pid!, 'SIGKILL');
       await d3.exit(5000);
       d3 = start(h3, f3);
