@@ -54,7 +54,7 @@ export function sent(w: ReplayWindow, counter: bigint): ReplayWindow {
   return { lastAccepted: w.lastAccepted, lastSent: counter };
 }
 
-// The wall clock is about 2^60.6 µs today; only a counter pushed to the top by a peer (which
+// The wall clock is about 2^50.7 µs today; only a counter pushed to the top by a peer (which
 // needs the password) could reach 2^64 − 1, and then it stays there rather than wrapping to 0,
 // which every peer would reject as old.
 function clamp(c: bigint): bigint {
