@@ -1,8 +1,11 @@
 // Failover benchmark (not a test): how long after the master's last advertisement the
 // backup's first one goes out, minus what the protocol demands, as seen on the wire by a
-// third host. Usage: node dist/bench/failover.js [--impl ours|ucarp] [--trials N]
-//                    [--graceful-trials N] [--settle SECONDS]
+// third host, and how long after that advertisement the new master's up-script starts.
+// Usage: node dist/bench/failover.js [--impl ours|ucarp] [--trials N] [--graceful-trials N]
+//        [--settle SECONDS]
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Lab, type Host } from '../test/helpers/netns';
 import { CarpProc, carpArgs, type Kind } from '../test/helpers/carp-proc';
 import {
@@ -31,7 +34,7 @@ const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
  * adds milliseconds that say nothing about steady-state failover (2 s: median ≈ +4 ms).
  */
 const DEFAULT_SETTLE_S = 10;
-const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50 };
+const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50, upscriptMedianMs: 5 };
 
 interface Pair {
   master: CarpProc;
@@ -45,9 +48,15 @@ interface Setup {
   h1: Host;
   h2: Host;
   settleMs: number;
+  /** The backup's up-script, which appends the time it started to `stamps`. */
+  upscript: string;
+  stamps: string;
 }
 
-async function startPair({ lab, impl, h1, h2, settleMs }: Setup, masterExtra: string[]): Promise<Pair> {
+async function startPair(
+  { lab, impl, h1, h2, settleMs, upscript }: Setup,
+  masterExtra: string[],
+): Promise<Pair> {
   const common = { vhid: VHID, advbase: ADVBASE };
   const master = new CarpProc(
     lab,
@@ -58,7 +67,12 @@ async function startPair({ lab, impl, h1, h2, settleMs }: Setup, masterExtra: st
   // Alone on the segment, the first node becomes master after its own master-down timeout;
   // ucarp only looks at its timers when its poll (about one interval long) returns.
   await master.waitState('MASTER', 15000);
-  const backup = new CarpProc(lab, h2, impl, carpArgs(h2, { ...common, advskew: BACKUP_SKEW }));
+  const backup = new CarpProc(
+    lab,
+    h2,
+    impl,
+    carpArgs(h2, { ...common, advskew: BACKUP_SKEW, extra: ['-u', upscript] }),
+  );
   await backup.waitState('BACKUP', 15000);
   await sleep(settleMs);
   if (backup.state !== 'BACKUP' || master.state !== 'MASTER') {
@@ -84,17 +98,40 @@ function lastFrom(cap: Capture, src: string, before: number, notBefore: number):
   throw new Error(`no advertisement from ${src} captured in this trial`);
 }
 
-/** SIGKILL of the master: takeover delay after its last advertisement, minus the bound (ms). */
-async function hardKillTrial(setup: Setup): Promise<number> {
+function stampsIn(file: string): number[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
+}
+
+interface HardKillResult {
+  /** The backup's first advertisement − the master's last − the bound (ms). */
+  takeover: number;
+  /** The up-script's start − the backup's first advertisement (ms); null if it never ran. */
+  upscript: number | null;
+}
+
+/** SIGKILL of the master: takeover delay after its last advertisement, minus the bound. */
+async function hardKillTrial(setup: Setup): Promise<HardKillResult> {
   const { cap, h1, h2 } = setup;
   const trialStart = epochNow();
   const pair = await startPair(setup, []);
   try {
     const mark = cap.packets.length;
+    const stamps0 = stampsIn(setup.stamps).length;
     pair.master.kill('SIGKILL');
     const first = await cap.next((p) => p.src === h2.ips[0] && p.vhid === VHID, mark, 15000);
     const last = lastFrom(cap, h1.ips[0], cap.packets.indexOf(first), trialStart);
-    return (first.t - last.t - BOUND_S) * 1000;
+    const end = Date.now() + 2000;
+    while (stampsIn(setup.stamps).length === stamps0 && Date.now() < end) await sleep(10);
+    const stamp = stampsIn(setup.stamps)[stamps0];
+    return {
+      takeover: (first.t - last.t - BOUND_S) * 1000,
+      upscript: stamp === undefined ? null : (stamp - first.t) * 1000,
+    };
   } finally {
     await stopPair(pair);
   }
@@ -153,18 +190,28 @@ async function main(): Promise<void> {
   if (!Number.isFinite(settleS) || settleS < 1) throw new Error('--settle must be at least 1 (seconds)');
   const reference = impl === 'ucarp';
 
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-failover-'));
   const lab = await Lab.create({ hosts: 3 });
   try {
     const [h1, h2, h3] = [lab.host(1), lab.host(2), lab.host(3)];
     const cap = new Capture(lab, h3);
     await cap.ready();
-    const setup: Setup = { lab, impl, cap, h1, h2, settleMs: settleS * 1000 };
+    // bash's EPOCHREALTIME is read without starting another process: the stamp is the
+    // script's start plus bash's own (about a millisecond), on tcpdump's clock.
+    const stamps = path.join(dir, 'upscript-started');
+    const upscript = path.join(dir, 'up.sh');
+    fs.writeFileSync(upscript, `#!/bin/bash\necho "$EPOCHREALTIME" >> ${stamps}\n`, { mode: 0o755 });
+    const setup: Setup = { lab, impl, cap, h1, h2, settleMs: settleS * 1000, upscript, stamps };
 
-    const hard: number[] = [];
+    const results: HardKillResult[] = [];
     for (let i = 0; i < trials; i++) {
-      hard.push(await hardKillTrial(setup));
-      progress('hard kill', i, trials, `${ms(hard[i], 2)} ms after the bound`);
+      const r = await hardKillTrial(setup);
+      results.push(r);
+      const up = r.upscript === null ? 'no up-script seen' : `up-script ${ms(r.upscript, 2)} ms after it`;
+      progress('hard kill', i, trials, `${ms(r.takeover, 2)} ms after the bound, ${up}`);
     }
+    const hard = results.map((r) => r.takeover);
+    const upscripts = results.map((r) => r.upscript).filter((x): x is number => x !== null);
     const graceful: GracefulResult[] = [];
     for (let i = 0; i < gracefulTrials; i++) {
       const r = await gracefulTrial(setup);
@@ -187,6 +234,19 @@ async function main(): Promise<void> {
         ),
       );
     }
+    if (upscripts.length > 0) {
+      const s = summarize(upscripts);
+      rows.push(
+        row(
+          'SIGKILL master: up-script start - takeover adv',
+          s,
+          `median<=${TARGETS.upscriptMedianMs}`,
+          reference ? null : s.median <= TARGETS.upscriptMedianMs,
+        ),
+      );
+    }
+    if (upscripts.length < results.length)
+      rows.push(['up-script never ran', String(results.length - upscripts.length), '', '', '', '', '']);
     if (graceful.length > 0) {
       const s = summarize(graceful.map((g) => g.fromSignal));
       rows.push(
@@ -213,12 +273,14 @@ async function main(): Promise<void> {
         formatTable(['case (ms)', 'n', 'median', 'p95', 'max', 'target', 'verdict'], rows),
         '',
         `hard-kill samples (ms after the bound): ${hard.map((x) => ms(x, 2)).join(' ')}`,
+        `up-script samples (ms after the takeover advertisement): ${upscripts.map((x) => ms(x, 2)).join(' ')}`,
         `graceful samples (ms after SIGTERM): ${graceful.map((g) => ms(g.fromSignal, 2)).join(' ')}`,
         '',
       ].join('\n'),
     );
   } finally {
     await lab.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
