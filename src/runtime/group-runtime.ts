@@ -28,13 +28,22 @@ import {
   type ResumeState,
   type TransitionReason,
 } from '../engine/group';
+import {
+  accept,
+  isReplay,
+  newest,
+  nextCounter,
+  sent,
+  startWindow,
+  type ReplayWindow,
+} from '../protocol/replay';
 import { randomBytes } from 'node:crypto';
 import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
 import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
 import type { EventBus } from './events';
-import { systemClock, type Clock, type TimerHandle } from './clock';
+import { systemClock, systemWallClock, type Clock, type TimerHandle, type WallClock } from './clock';
 import { GroupEffects, type AddressIo } from './group-effects';
 import { emptyStats, type GroupStats, type GroupStatus } from './status';
 
@@ -49,6 +58,8 @@ export interface GroupDeps {
   io: GroupIo;
   log: Logger;
   clock?: Clock;
+  /** Where counters start with replay protection on (docs/protocol.md §20). */
+  wallClock?: WallClock;
   /** Where transition log lines wait for the current batch to end (shared by a group set). */
   afterBatch?: AfterBatch;
   /** Where transitions, conflicts and restores are announced (`ucarpctl events`). */
@@ -81,6 +92,9 @@ export class GroupRuntime {
   private key: Buffer;
   private prefix: Buffer;
   private counter: bigint;
+  /** With replay protection on, the newest counters accepted and sent; null when off. */
+  private replay: ReplayWindow | null;
+  private readonly wallClock: WallClock;
   private readonly out = Buffer.alloc(CARP_HEADER_LEN);
   private readonly io: GroupIo;
   private readonly log: Logger;
@@ -119,6 +133,8 @@ export class GroupRuntime {
       addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
     });
     this.counter = randomBytes(8).readBigUInt64BE();
+    this.wallClock = deps.wallClock ?? systemWallClock;
+    this.replay = cfg.replayProtection ? startWindow(this.wallClock()) : null;
     this.s = initialState(groupParams(cfg), this.clock.now());
     this.usePeers(cfg);
     this.effects = new GroupEffects(cfg, deps.io, deps.log);
@@ -142,8 +158,21 @@ export class GroupRuntime {
    * the state to carry on in and the counter to carry on from.
    */
   start(linkUp: boolean, present = true, resume?: { state: ResumeState; counter: bigint }): void {
-    if (resume) this.counter = resume.counter & U64;
+    if (resume) this.carryOn(resume.counter & U64);
     this.dispatch({ type: 'start', linkUp, present, resume: resume?.state });
+  }
+
+  /**
+   * Counters carry on from the previous image's. With replay protection, the handed-over
+   * counter is the newest the old window had seen or sent: every peer has accepted up to it,
+   * so the next one must be above it even if the wall clock went back (docs/protocol.md §20).
+   */
+  private carryOn(counter: bigint): void {
+    if (this.replay === null) {
+      this.counter = counter;
+      return;
+    }
+    if (counter > this.replay.lastSent) this.replay = sent(this.replay, counter);
   }
 
   /**
@@ -153,7 +182,7 @@ export class GroupRuntime {
   freeze(): { state: CarpState; counter: bigint } {
     this.dispatch({ type: 'freeze' });
     this.clearTimer();
-    return { state: this.s.state, counter: this.counter };
+    return { state: this.s.state, counter: this.replay !== null ? newest(this.replay) : this.counter };
   }
 
   /** A packet the interface demultiplexed to this group; framing is already checked. */
@@ -169,15 +198,28 @@ export class GroupRuntime {
       this.reject(r.reason, framing.src);
       return;
     }
+    const counter = r.adv.counter;
+    if (this.replay !== null) {
+      // Whatever its source: the source is not covered by the digest (docs/protocol.md §20).
+      if (isReplay(this.replay, counter)) {
+        this.reject('replay', framing.src, `counter ${counter} is not newer than ${newest(this.replay)}`);
+        return;
+      }
+      this.replay = accept(this.replay, counter);
+    } else this.counter = counter;
     this.stats.received++;
-    this.counter = r.adv.counter;
     this.dispatch({ type: 'advert', src: framing.src, advbase: r.adv.advbase, advskew: r.adv.advskew });
   }
 
   /** A rejected packet attributed to this group (its vhid and destination matched). */
-  reject(reason: RejectReason, src: number): void {
+  reject(reason: RejectReason, src: number, detail?: string): void {
     this.stats.rejects[reason]++;
-    const hint = reason === 'digest' ? ': check vhid, password and virtual IP address' : '';
+    const hint =
+      reason === 'digest'
+        ? ': check vhid, password and virtual IP address'
+        : reason === 'replay'
+          ? `: ${detail ?? ''} (a replay, or a peer without replay_protection or with its clock behind)`
+          : '';
     this.warnings.report(reason, (more) =>
       this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`),
     );
@@ -408,7 +450,10 @@ export class GroupRuntime {
   }
 
   private sendAdvertisement(advbase: number, advskew: number): void {
-    this.counter = (this.counter + 1n) & U64;
+    if (this.replay !== null) {
+      this.counter = nextCounter(this.replay, this.wallClock());
+      this.replay = sent(this.replay, this.counter);
+    } else this.counter = (this.counter + 1n) & U64;
     encodeAdvertisement(
       { vhid: this.cfg.vhid, advbase, advskew, counter: this.counter },
       this.key,

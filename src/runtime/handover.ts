@@ -3,6 +3,7 @@
 // and deletes before it starts any group. Only the same process (same pid, after execve) may
 // take it, and only soon after it was written; a group carries on only if its identity
 // (diff.ts) is unchanged, and a master only while its peers cannot have timed it out yet.
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -19,7 +20,10 @@ export interface GroupHandover {
   state: ResumeState;
   /** The CARP counter of the last advertisement sent or heard, as a decimal string. */
   counter: string;
-  /** The identity settings (diff.ts IDENTITY, the password aside) the group ran with. */
+  /**
+   * The identity settings (diff.ts IDENTITY) the group ran with; the password only as a
+   * salted SHA-256 (`passwordDigest`), so that a changed one is noticed.
+   */
   identity: Record<string, unknown>;
 }
 
@@ -28,6 +32,8 @@ export interface Handover {
   pid: number;
   /** CLOCK_MONOTONIC in milliseconds when written: it runs on across execve. */
   writtenAtMs: number;
+  /** The salt of the password digests (groupIdentity). */
+  salt: string;
   groups: GroupHandover[];
 }
 
@@ -39,9 +45,21 @@ export interface GroupResume {
   srcip: string;
 }
 
-/** The password stays out of a file that is not the configuration. */
-export function groupIdentity(cfg: GroupConfig): Record<string, unknown> {
-  return Object.fromEntries(IDENTITY.filter((k) => k !== 'password').map((k) => [k, cfg[k]]));
+/**
+ * The password stays out of a file that is not the configuration: only a salted digest of it
+ * goes in (`salt` random per handover, hex), enough to tell a changed password.
+ */
+export function groupIdentity(cfg: GroupConfig, salt: string): Record<string, unknown> {
+  const id: Record<string, unknown> = Object.fromEntries(
+    IDENTITY.filter((k) => k !== 'password').map((k) => [k, cfg[k]]),
+  );
+  id.passwordDigest = createHash('sha256').update(salt).update(cfg.password).digest('hex');
+  return id;
+}
+
+/** A fresh salt for one handover's password digests. */
+export function newSalt(): string {
+  return randomBytes(16).toString('hex');
 }
 
 /** /run/ucarp/control.sock → /run/ucarp/control.handover.json (as the address record). */
@@ -76,7 +94,7 @@ export function parseHandover(text: string, pid: number, nowMs: number): ParsedH
   if (typeof h !== 'object' || h === null || h.version !== FORMAT_VERSION)
     return { ok: false, why: `not a version ${FORMAT_VERSION} handover` };
   if (h.pid !== pid) return { ok: false, why: `written by pid ${String(h.pid)}, not this process` };
-  if (typeof h.writtenAtMs !== 'number' || !Array.isArray(h.groups))
+  if (typeof h.writtenAtMs !== 'number' || typeof h.salt !== 'string' || !Array.isArray(h.groups))
     return { ok: false, why: 'missing fields' };
   const age = nowMs - h.writtenAtMs;
   if (age < 0 || age > RESTART_LIMITS.handoverMaxAgeMs)
@@ -93,7 +111,10 @@ export function parseHandover(text: string, pid: number, nowMs: number): ParsedH
       typeof g.identity === 'object' &&
       g.identity !== null,
   );
-  return { ok: true, handover: { version: h.version, pid, writtenAtMs: h.writtenAtMs, groups } };
+  return {
+    ok: true,
+    handover: { version: h.version, pid, writtenAtMs: h.writtenAtMs, salt: h.salt, groups },
+  };
 }
 
 /**
@@ -136,7 +157,7 @@ export function resumeGroups(
     const g = byName.get(cfg.name);
     if (!g) continue;
     const srcip = cfg.srcip === '' ? String(g.identity.srcip ?? '') : cfg.srcip;
-    if (!isDeepStrictEqual(groupIdentity({ ...cfg, srcip }), g.identity)) continue;
+    if (!isDeepStrictEqual(groupIdentity({ ...cfg, srcip }, h.salt), g.identity)) continue;
     const masterDown = unitsToMs(intervalUnits(cfg.advbase * cfg.deadratio, 0));
     if (g.state === 'MASTER' && age >= masterDown) continue;
     out.set(cfg.name, { state: g.state, counter: BigInt(g.counter), srcip });

@@ -23,6 +23,7 @@ import {
   handoverPath,
   groupIdentity,
   monotonicMs,
+  newSalt,
   resumeGroups,
   takeHandover,
   writeHandover,
@@ -199,6 +200,7 @@ export class Supervisor {
     await this.watcher?.close();
     await this.loader.close();
     const frozen = await this.groups.freeze();
+    const salt = newSalt();
     const groups: GroupHandover[] = [];
     for (const f of frozen) {
       if (f.state !== 'MASTER' && f.state !== 'BACKUP') continue;
@@ -206,13 +208,14 @@ export class Supervisor {
         name: f.config.name,
         state: f.state,
         counter: f.counter.toString(),
-        identity: groupIdentity(f.config),
+        identity: groupIdentity(f.config, salt),
       });
     }
     const masters = groups.filter((g) => g.state === 'MASTER').length;
     let line = `restarting in place: pid ${process.pid}, ${groups.length} group(s) handed over (${masters} master)`;
     try {
-      writeHandover(this.handoverFile, { version: 1, pid: process.pid, writtenAtMs: monotonicMs(), groups });
+      const writtenAtMs = monotonicMs();
+      writeHandover(this.handoverFile, { version: 1, pid: process.pid, writtenAtMs, salt, groups });
     } catch (e) {
       // The groups are frozen already: the new code still starts, as after a plain restart
       // (every group elects afresh), rather than leaving a daemon that does nothing.

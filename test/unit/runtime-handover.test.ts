@@ -24,16 +24,19 @@ function cfg(name: string, patch: Record<string, unknown> = {}, srcip = '192.0.2
   );
 }
 
+const SALT = '00112233445566778899aabbccddeeff';
+
 function handover(groups: GroupConfig[], states: string[], writtenAtMs = 1000): Handover {
   return {
     version: 1,
     pid: 42,
     writtenAtMs,
+    salt: SALT,
     groups: groups.map((g, i) => ({
       name: g.name,
       state: states[i] as 'MASTER' | 'BACKUP',
       counter: String(1000 + i),
-      identity: groupIdentity(g),
+      identity: groupIdentity(g, SALT),
     })),
   };
 }
@@ -47,7 +50,7 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 describe('restart handover', () => {
   it('lives next to the control socket and keeps the password out', () => {
     assert.equal(handoverPath('/run/ucarp/control.sock'), '/run/ucarp/control.handover.json');
-    const id = groupIdentity(cfg('web'));
+    const id = groupIdentity(cfg('web'), SALT);
     assert.equal('password' in id, false);
     assert.deepEqual(Object.keys(id).sort(), [
       'addresses',
@@ -55,6 +58,8 @@ describe('restart handover', () => {
       'destination',
       'interface',
       'manageAddresses',
+      'passwordDigest',
+      'replayProtection',
       'srcip',
       'vhid',
     ]);
@@ -110,6 +115,7 @@ describe('restart handover', () => {
     assert.equal(resumeGroups(h, [cfg('web', { advskew: 20, preempt: true })], 1500).size, 1);
     assert.equal(resumeGroups(h, [cfg('web', { addresses: ['192.0.2.109/24'] })], 1500).size, 0);
     assert.equal(resumeGroups(h, [cfg('web', { vhid: 99 })], 1500).size, 0);
+    assert.equal(resumeGroups(h, [{ ...web, password: 'changed' }], 1500).size, 0);
     // advbase 1 × deadratio 3: a peer may have declared the master down after 3 s.
     assert.equal(resumeGroups(h, [web], 1000 + 2999).size, 1);
     assert.equal(resumeGroups(h, [web], 1000 + 3000).size, 0);
