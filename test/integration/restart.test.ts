@@ -23,6 +23,8 @@ const groups = (advskew: number): TestGroup[] =>
     advskew,
     // h2 never preempts: if h1 looked gone for a moment, h2 would take over and keep it.
     preempt: advskew === 0,
+    // Half with replay protection: the new image's counters must still be news to h2.
+    ...(i % 2 === 0 ? { extra: { replay_protection: true } } : {}),
   }));
 /** The daemon's open sockets and files, as the kernel lists them (stdio aside). */
 function openFiles(pid: number): string[] {
@@ -169,7 +171,9 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     fs.writeFileSync(script, `#!/bin/sh\nsleep 7\ntouch ${done}\n`, { mode: 0o755 });
     // ucarpctl reload rather than the file watch, which the image just started may not have
     // set up yet; one of the two applies it.
-    n1.write(groups(0).map((g) => (g.name === 'r0' ? { ...g, extra: { downscript: script } } : g)));
+    n1.write(
+      groups(0).map((g) => (g.name === 'r0' ? { ...g, extra: { ...g.extra, downscript: script } } : g)),
+    );
     assert.equal((await n1.ctl('reload')).code, 0);
     // demote hands r0 over and runs its downscript, which takes 7 s.
     assert.equal((await n1.ctl('demote', 'r0')).code, 0);
