@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Pair, deadTimeMs, holdsFor, settled, singleHolders, transitions, vip } from '../helpers/fault';
-import { captureAdverts, longestGap } from '../helpers/adverts';
+import { BOW_OUT } from '../../src/engine/group';
+import { captureAdverts, longestGap, timesByVhid } from '../helpers/adverts';
 import type { TestGroup } from '../helpers/supervisor-proc';
 import { waitFor } from '../helpers/netns';
 
@@ -81,7 +82,8 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
       new RegExp(`restarted: pid ${before1.pid}, ${COUNT} group\\(s\\): ${COUNT} MASTER`),
     );
     const samples = await watch;
-    const byVhid = await cap.stop();
+    const adverts = await cap.stop();
+    const byVhid = timesByVhid(adverts);
 
     const after1 = await n1.status();
     assert.equal(after1.pid, before1.pid, 'same pid');
@@ -131,6 +133,12 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
         `${worst.toFixed(1)} ms (h2's dead time ${dead.toFixed(0)} ms); ${samples} kernel samples, one holder each`,
     );
     assert.ok(worst < dead, `longest gap ${worst.toFixed(1)} ms, dead time ${dead} ms`);
+    // No bow-out on the wire: every advertisement carried h1's own timing.
+    assert.deepEqual(
+      adverts.filter((a) => a.advbase !== 1 || a.advskew !== 0),
+      [],
+      'only advbase 1 advskew 0 from h1',
+    );
   });
 
   it('a configuration the code on disk rejects: restart refused, the old daemon runs on', async () => {
@@ -196,8 +204,17 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
   it('a stop after a restart still bows out: h2 takes over at once, h1 releases', async () => {
     const { lab, n1, n2 } = pair;
     const from2 = n2.proc.lines.length;
+    const cap = await captureAdverts(lab.host(2).ns, lab.host(1).ips[0]);
     await n1.stop();
     await n2.waitAll(masters, 5000);
+    // The same capture that saw no bow-out across the restart sees one per group now.
+    const bowOuts = (await cap.stop()).filter(
+      (a) => a.advbase === BOW_OUT.advbase && a.advskew === BOW_OUT.advskew,
+    );
+    assert.deepEqual(
+      bowOuts.map((a) => a.vhid).sort(),
+      groups(0).map((g) => g.vhid),
+    );
     const reasons = transitions(n2.proc, from2).map((x) => x.reason);
     // The bow-out (advbase 255) makes a backup take over on receipt, never by its timer.
     assert.equal(reasons.length, COUNT);
