@@ -19,6 +19,7 @@ import { summaryLine, type ReloadOutcome, type RestartOutcome } from './reload';
 import { ListenError } from '../errors';
 import { RESTART_LIMITS } from '../config/settings';
 import { scriptsIdle } from '../hooks/scripts';
+import { becomeSubreaper, reapAdopted } from '../hooks/process-tree';
 import {
   handoverPath,
   groupIdentity,
@@ -158,6 +159,12 @@ export class Supervisor {
     const resume = taken.handover
       ? resumeGroups(taken.handover, this.config.groups, monotonicMs())
       : new Map<string, never>();
+    if (taken.handover) {
+      // Processes the old image's scripts left behind are our children still (the subreaper
+      // flag survives execve) but no child of this image's: reap them as they end.
+      becomeSubreaper();
+      reapAdopted();
+    }
     const s = await this.groups.start(this.config.groups, this.config.trackers, resume);
     if (taken.handover) {
       const masters = [...resume.values()].filter((r) => r.state === 'MASTER').length;

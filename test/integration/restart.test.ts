@@ -176,7 +176,14 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     const { n1, n2 } = pair;
     const script = path.join(pair.root, 'slow-down.sh');
     const done = path.join(pair.root, 'slow-down.done');
-    fs.writeFileSync(script, `#!/bin/sh\nsleep 7\ntouch ${done}\n`, { mode: 0o755 });
+    const daemonPid = path.join(pair.root, 'left-behind.pid');
+    // It also leaves a process behind that outlives it (setsid, as a daemon would): the
+    // daemon adopts it as child subreaper, and it must be reaped even across a restart.
+    fs.writeFileSync(
+      script,
+      `#!/bin/sh\nsetsid sh -c 'echo $$ > ${daemonPid}; exec sleep 14' </dev/null >/dev/null 2>&1 &\nsleep 7\ntouch ${done}\n`,
+      { mode: 0o755 },
+    );
     // ucarpctl reload rather than the file watch, which the image just started may not have
     // set up yet; one of the two applies it.
     n1.write(
@@ -199,6 +206,27 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     assert.equal((await n1.ctl('reset', 'r0')).code, 0);
     await n1.waitAll(masters);
     await n2.waitAll(backups);
+
+    // Now the restart goes through, with the left-behind process still running; the new image
+    // never spawned it, yet reaps it when it ends: no zombie stays with the daemon's pid.
+    const orphan = Number(fs.readFileSync(daemonPid, 'utf8').trim());
+    const stat = () => {
+      try {
+        return fs.readFileSync(`/proc/${orphan}/stat`, 'utf8');
+      } catch {
+        return null;
+      }
+    };
+    const ppid = (text: string) => Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1]);
+    const alive = stat();
+    assert.ok(alive !== null, 'the left-behind process still runs');
+    assert.equal(ppid(alive), now.pid, 'adopted by the daemon');
+    assert.equal((await n1.ctl('restart')).code, 0);
+    await waitFor(
+      () => stat() === null,
+      15_000,
+      `the left-behind process ${orphan} to be reaped, not left a zombie`,
+    );
   });
 
   it('a stop after a restart still bows out: h2 takes over at once, h1 releases', async () => {
