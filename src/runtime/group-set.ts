@@ -248,7 +248,7 @@ export class GroupSet {
     const log = groupLogger(this.opts.log, { group: cfg.name, vhid: cfg.vhid, iface: cfg.interface });
     const io: GroupIo = {
       send: (payload, dst, src) => hub.send(payload, dst, src),
-      garp: (addresses) => hub.sendGarp(addresses),
+      garp: (addresses, src) => hub.sendGarp(addresses, src),
       addAddress: (ifname, address, prefixlen) => this.addAddress(cfg.name, ifname, address, prefixlen),
       delAddress: (ifname, address, prefixlen) => this.delAddress(ifname, address, prefixlen),
     };

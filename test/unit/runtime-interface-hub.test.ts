@@ -3,7 +3,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { InterfaceHub, type HubDeps, type HubGroup, type HubSocket } from '../../src/runtime/interface-hub';
+import {
+  InterfaceHub,
+  type HubDeps,
+  type HubGroup,
+  type HubSocket,
+  type HubSocket6,
+} from '../../src/runtime/interface-hub';
+import type { Packet6 } from '../../src/net/transport6';
 import { normalizeGroup } from '../../src/config/normalize';
 import type { GroupConfig } from '../../src/config/types';
 import type { Framing, RejectReason } from '../../src/protocol/carp';
@@ -48,15 +55,56 @@ class FakeGroup implements HubGroup {
 
 const LINK: LinkInfo = { index: 3, name: 'eth0', mac: Buffer.alloc(6, 1), up: true, running: true };
 
+class FakeSocket6 extends EventEmitter {
+  joined: string[] = [];
+  sources: string[] = [];
+  sent: { dst: string; src: string; ifindex: number }[] = [];
+  opened = 0;
+  join(group: string): void {
+    this.joined.push(group);
+  }
+  leave(group: string): void {
+    this.joined.splice(this.joined.indexOf(group), 1);
+  }
+  addLocalSource(a: string): void {
+    this.sources.push(a);
+  }
+  removeLocalSource(a: string): void {
+    this.sources.splice(this.sources.indexOf(a), 1);
+  }
+  send(_payload: Buffer, dst: string, src: string, ifindex: number): void {
+    this.sent.push({ dst, src, ifindex });
+  }
+  close(): void {}
+  deliver(pkt: Packet6): void {
+    this.emit('packet', pkt);
+  }
+}
+
 function hub() {
   const sock = new FakeSocket();
+  const sock6 = new FakeSocket6();
+  const announced: { arp: string[][]; na: { targets: string[]; src: string }[] } = { arp: [], na: [] };
   const deps: HubDeps = {
     openSocket: () => sock as unknown as HubSocket,
-    garpSender: () => ({ open: () => 0, send() {}, close() {} }),
+    openSocket6: () => {
+      sock6.opened++;
+      return sock6 as unknown as HubSocket6;
+    },
+    garpSender: () => ({
+      open: () => 0,
+      send(a: string[]) {
+        announced.arp.push(a);
+      },
+      sendNeighbourAdverts(targets: string[], src: string) {
+        announced.na.push({ targets, src });
+      },
+      close() {},
+    }),
   };
   const h = new InterfaceHub('eth0', fakeLog().log, deps);
   h.attach(LINK);
-  return { sock, hub: h };
+  return { sock, sock6, announced, hub: h };
 }
 
 function group(
