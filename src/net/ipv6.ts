@@ -5,8 +5,6 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { intToIpv4, ipv4ToInt } from './ipv4';
 import type { SourceAddress } from '../protocol/carp';
 
-/** CARP's IPv6 multicast group, ff02::12 (docs/protocol.md §21). */
-export const CARP6_MULTICAST = 'ff02::12';
 /** All nodes on the link: where unsolicited neighbour advertisements go. */
 export const ALL_NODES = 'ff02::1';
 
