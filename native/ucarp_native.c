@@ -713,7 +713,6 @@ static napi_value r6_open(napi_env env, napi_callback_info info) {
   const char *what = NULL;
   int one = 1, zero = 0, hops = 255;
   if (r6_setopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)ifname_len, &what, "SO_BINDTODEVICE") ||
-      r6_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one, &what, "IPV6_V6ONLY") ||
       /* Hop limit 255 both ways: receivers drop anything else (docs/protocol.md §21). */
       r6_setopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops, &what, "IPV6_MULTICAST_HOPS") ||
       r6_setopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof hops, &what, "IPV6_UNICAST_HOPS") ||
