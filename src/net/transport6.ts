@@ -64,17 +64,18 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
   /** Opens the socket; a TransportError (op 'open') when the interface or IPv6 is missing. */
   static open(ifname: string, protocol = IPPROTO_CARP): Interface6Socket {
     const n = native();
-    let self: Interface6Socket | undefined;
+    // The listener exists before the socket it listens to: it reaches the wrapper through this box.
+    const box: { self?: Interface6Socket } = {};
     let sock: Raw6Socket;
     try {
       sock = n.raw6Open(ifname, protocol, (payload, src, dst, hopLimit, ifindex, errno) =>
-        self?.onDatagram(payload, src, dst, hopLimit, ifindex, errno),
+        box.self?.onDatagram(payload, src, dst, hopLimit, ifindex, errno),
       );
     } catch (e) {
       throw new TransportError('open', ifname, errorMessage(e), { cause: e });
     }
-    self = new Interface6Socket(ifname, n, sock);
-    return self;
+    box.self = new Interface6Socket(ifname, n, sock);
+    return box.self;
   }
 
   get isClosed(): boolean {
