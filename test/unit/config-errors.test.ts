@@ -76,10 +76,14 @@ const CASES: Record<string, Expected[]> = {
   ],
   '71-ipv6-srcip-ipv4.yaml': [[5, 12, 'groups.web6.srcip', /^192\.0\.2\.1 is IPv4, but this group is IPv6/]],
   '72-ipv6-mcast-ipv4.yaml': [[2, 10, 'defaults.mcast', /^224\.0\.0\.18 is IPv4, but this group is IPv6/]],
-  '73-ipv6-peers-ipv4.yaml': [[7, 28, 'groups.web6.peers[1]', /^192\.0\.2\.2 is IPv4, but this group is IPv6/]],
+  '73-ipv6-peers-ipv4.yaml': [
+    [7, 28, 'groups.web6.peers[1]', /^192\.0\.2\.2 is IPv4, but this group is IPv6/],
+  ],
   '74-ipv6-broadcast.yaml': [[7, 16, 'groups.web6.broadcast', /^IPv6 has no broadcast/]],
   '75-ipv4-mcast-ipv6.yaml': [[7, 12, 'groups.web.mcast', /^ff02::12 is IPv6, but this group is IPv4/]],
-  '76-ipv6-prefix-129.yaml': [[5, 17, 'groups.web6.addresses[0]', /IPv6 address with a prefix length 0\.\.128/]],
+  '76-ipv6-prefix-129.yaml': [
+    [5, 17, 'groups.web6.addresses[0]', /IPv6 address with a prefix length 0\.\.128/],
+  ],
   '28-groups-not-map.yaml': [[2, 3, 'groups', /^must be a map/]],
   '29-logging-level.yaml': [[2, 10, 'logging.level', /^must be one of: error, warn, info, debug$/]],
   '30-logging-facility.yaml': [[1, 35, 'logging.facility', /^must be one of: auth, .*local7, none$/]],
