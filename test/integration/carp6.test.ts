@@ -4,6 +4,7 @@
 // unsolicited neighbour advertisements, and an IPv4 group on the same interface runs alongside.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { waitFor, ip, type Lab, type Host } from '../helpers/netns';
 import type { TestGroup } from '../helpers/supervisor-proc';
@@ -68,10 +69,15 @@ describe('CARP over IPv6 between two of our daemons, with an IPv4 group on the s
   let n1: Node;
   let n2: Node;
 
+  // The upscript gets the IPv6 address as its argument, as ucarp's scripts get the IPv4 one.
+  const upLog = path.join(pair.root, 'up.log');
+  const upscript = path.join(pair.root, 'up.sh');
+  fs.writeFileSync(upscript, `#!/bin/sh\necho "$@" >> ${upLog}\n`, { mode: 0o755 });
+
   before(async () => {
     // Preempt and a head start for h1: start-up lag under load must not decide the master.
     await pair.start(
-      [web6(0), web4(0)],
+      [{ ...web6(0), extra: { upscript } }, web4(0)],
       [web6(50), web4(50)],
       { web6: 'MASTER', web4: 'MASTER' },
       { ipv6: true },
@@ -96,6 +102,8 @@ describe('CARP over IPv6 between two of our daemons, with an IPv4 group on the s
     // The backup knows the master by its link-local address: the IPv6 source of CARP.
     assert.equal((await n2.group('web6')).master?.address, await linkLocal(lab, lab.host(1)));
     assert.equal((await n1.group('web6')).srcip, await linkLocal(lab, lab.host(1)));
+    await waitFor(async () => fs.existsSync(upLog), 3000, 'the upscript ran');
+    assert.equal(fs.readFileSync(upLog, 'utf8'), `eth0 ${VIP6}\n`);
   });
 
   it('advertisements go to ff02::12 with hop limit 255, next header 112, 36 bytes', async () => {
@@ -197,5 +205,41 @@ describe('CARP over IPv6 between two of our daemons, with an IPv4 group on the s
       3000,
       'VIP4 on h2 only',
     );
+  });
+});
+
+describe('CARP over IPv6 with unicast peers', () => {
+  const pair = new Pair('carp6-uni');
+  const uni = (self: string, peer: string, advskew: number): TestGroup => ({
+    name: 'uni6',
+    vhid: 30,
+    iface: 'eth0',
+    addresses: ['2001:db8:1::30/64'],
+    advskew,
+    preempt: true,
+    extra: { srcip: self, peers: `[${peer}]` },
+  });
+
+  before(() =>
+    pair.start(
+      [uni('2001:db8:1::1', '2001:db8:1::2', 0)],
+      [uni('2001:db8:1::2', '2001:db8:1::1', 50)],
+      {
+        uni6: 'MASTER',
+      },
+      { ipv6: true },
+    ),
+  );
+  after(() => pair.after());
+
+  it('advertisements go to the peer from our global address, and the backup hears them', async () => {
+    const { lab, n1, n2 } = pair;
+    await n2.waitAll({ uni6: 'BACKUP' });
+    const text = await capture(lab, lab.host(2), 'ip6 proto 112', 1);
+    assert.match(text, /2001:db8:1::1 > 2001:db8:1::2: /);
+    await waitFor(async () => (await n2.group('uni6')).received >= 3, 6000, 'h2 hears h1 by unicast');
+    assert.equal((await n2.group('uni6')).master?.address, '2001:db8:1::1');
+    assert.equal((await n1.group('uni6')).state, 'MASTER');
+    assert.deepEqual(await holders6(lab, '2001:db8:1::30'), [lab.host(1).ns]);
   });
 });
