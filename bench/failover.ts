@@ -1,7 +1,8 @@
 // Failover benchmark (not a test): how long after the master's last advertisement the
 // backup's first one goes out, minus what the protocol demands, as seen on the wire by a
-// third host. Usage: node dist/bench/failover.js [--impl ours|ucarp] [--trials N]
-//                    [--graceful-trials N] [--settle SECONDS] [--family 4|6]
+// third host, and how long after that advertisement the new master's up-script starts.
+// Usage: node dist/bench/failover.js [--impl ours|ucarp] [--trials N] [--graceful-trials N]
+//        [--settle SECONDS] [--family 4|6]
 // --family 6 runs CARP over IPv6 (docs/protocol.md §21): our daemon with a configuration file
 // (ucarp has no IPv6), advertisements captured as `ip6 proto 112` from link-local sources.
 import fs from 'node:fs';
@@ -35,7 +36,7 @@ const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
  * adds milliseconds that say nothing about steady-state failover (2 s: median ≈ +4 ms).
  */
 const DEFAULT_SETTLE_S = 10;
-const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50 };
+const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50, upscriptMedianMs: 5 };
 
 interface Pair {
   master: CarpProc;
@@ -49,6 +50,9 @@ interface Setup {
   h1: Host;
   h2: Host;
   settleMs: number;
+  /** The backup's up-script, which appends the time it started to `stamps`. */
+  upscript: string;
+  stamps: string;
   family: 4 | 6;
   /** Where the IPv6 runs keep their configuration files and control sockets. */
   dir: string;
@@ -60,8 +64,17 @@ interface Setup {
  * The node's command line: ucarp's options for IPv4; for IPv6 a configuration file with one
  * group, whose daemon bows out on SIGTERM as `--shutdown` does (the supervisor always does).
  */
-function nodeArgs(setup: Setup, h: Host, advskew: number, extra: string[]): string[] {
-  if (setup.family === 4) return carpArgs(h, { vhid: VHID, advbase: ADVBASE, advskew, extra });
+function nodeArgs(
+  setup: Setup,
+  h: Host,
+  advskew: number,
+  upscript: string | null,
+  extra: string[],
+): string[] {
+  if (setup.family === 4) {
+    const up = upscript === null ? [] : ['-u', upscript];
+    return carpArgs(h, { vhid: VHID, advbase: ADVBASE, advskew, extra: [...extra, ...up] });
+  }
   const file = path.join(setup.dir, `${h.ns}.yaml`);
   fs.writeFileSync(
     file,
@@ -77,6 +90,7 @@ function nodeArgs(setup: Setup, h: Host, advskew: number, extra: string[]): stri
       `    advbase: ${ADVBASE}`,
       `    deadratio: ${DEADRATIO}`,
       `    advskew: ${advskew}`,
+      ...(upscript === null ? [] : [`    upscript: ${upscript}`]),
       '',
     ].join('\n'),
   );
@@ -90,12 +104,12 @@ async function linkLocal(lab: Lab, h: Host): Promise<string> {
 }
 
 async function startPair(setup: Setup, masterExtra: string[]): Promise<Pair> {
-  const { lab, impl, h1, h2, settleMs } = setup;
-  const master = new CarpProc(lab, h1, impl, nodeArgs(setup, h1, MASTER_SKEW, masterExtra));
+  const { lab, impl, h1, h2, settleMs, upscript } = setup;
+  const master = new CarpProc(lab, h1, impl, nodeArgs(setup, h1, MASTER_SKEW, null, masterExtra));
   // Alone on the segment, the first node becomes master after its own master-down timeout;
   // ucarp only looks at its timers when its poll (about one interval long) returns.
   await master.waitState('MASTER', 15000);
-  const backup = new CarpProc(lab, h2, impl, nodeArgs(setup, h2, BACKUP_SKEW, []));
+  const backup = new CarpProc(lab, h2, impl, nodeArgs(setup, h2, BACKUP_SKEW, upscript, []));
   await backup.waitState('BACKUP', 15000);
   await sleep(settleMs);
   if (backup.state !== 'BACKUP' || master.state !== 'MASTER') {
@@ -121,17 +135,40 @@ function lastFrom(cap: Capture, src: string, before: number, notBefore: number):
   throw new Error(`no advertisement from ${src} captured in this trial`);
 }
 
-/** SIGKILL of the master: takeover delay after its last advertisement, minus the bound (ms). */
-async function hardKillTrial(setup: Setup): Promise<number> {
+function stampsIn(file: string): number[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
+}
+
+interface HardKillResult {
+  /** The backup's first advertisement − the master's last − the bound (ms). */
+  takeover: number;
+  /** The up-script's start − the backup's first advertisement (ms); null if it never ran. */
+  upscript: number | null;
+}
+
+/** SIGKILL of the master: takeover delay after its last advertisement, minus the bound. */
+async function hardKillTrial(setup: Setup): Promise<HardKillResult> {
   const { cap, h1, h2, src } = setup;
   const trialStart = epochNow();
   const pair = await startPair(setup, []);
   try {
     const mark = cap.packets.length;
+    const stamps0 = stampsIn(setup.stamps).length;
     pair.master.kill('SIGKILL');
     const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === VHID, mark, 15000);
     const last = lastFrom(cap, src.get(h1) ?? '', cap.packets.indexOf(first), trialStart);
-    return (first.t - last.t - BOUND_S) * 1000;
+    const end = Date.now() + 2000;
+    while (stampsIn(setup.stamps).length === stamps0 && Date.now() < end) await sleep(10);
+    const stamp = stampsIn(setup.stamps)[stamps0];
+    return {
+      takeover: (first.t - last.t - BOUND_S) * 1000,
+      upscript: stamp === undefined ? null : (stamp - first.t) * 1000,
+    };
   } finally {
     await stopPair(pair);
   }
@@ -193,21 +230,42 @@ async function main(): Promise<void> {
   const reference = impl === 'ucarp';
   if (family === 6 && reference) throw new Error('ucarp has no IPv6: --family 6 needs --impl ours');
 
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-failover-'));
   const lab = await Lab.create({ hosts: 3, ipv6: family === 6 });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-bench-failover-'));
   try {
     const [h1, h2, h3] = [lab.host(1), lab.host(2), lab.host(3)];
     const cap = new Capture(lab, h3, h3.ifaces[0], family === 6 ? 'ip6 proto 112' : 'ip proto 112');
     await cap.ready();
+    // bash's EPOCHREALTIME is read without starting another process: the stamp is the
+    // script's start plus bash's own (about a millisecond), on tcpdump's clock.
+    const stamps = path.join(dir, 'upscript-started');
+    const upscript = path.join(dir, 'up.sh');
+    fs.writeFileSync(upscript, `#!/bin/bash\necho "$EPOCHREALTIME" >> ${stamps}\n`, { mode: 0o755 });
     const src = new Map<Host, string>();
     for (const h of [h1, h2]) src.set(h, family === 6 ? await linkLocal(lab, h) : h.ips[0]);
-    const setup: Setup = { lab, impl, cap, h1, h2, settleMs: settleS * 1000, family, dir, src };
+    const setup: Setup = {
+      lab,
+      impl,
+      cap,
+      h1,
+      h2,
+      settleMs: settleS * 1000,
+      upscript,
+      stamps,
+      family,
+      dir,
+      src,
+    };
 
-    const hard: number[] = [];
+    const results: HardKillResult[] = [];
     for (let i = 0; i < trials; i++) {
-      hard.push(await hardKillTrial(setup));
-      progress('hard kill', i, trials, `${ms(hard[i], 2)} ms after the bound`);
+      const r = await hardKillTrial(setup);
+      results.push(r);
+      const up = r.upscript === null ? 'no up-script seen' : `up-script ${ms(r.upscript, 2)} ms after it`;
+      progress('hard kill', i, trials, `${ms(r.takeover, 2)} ms after the bound, ${up}`);
     }
+    const hard = results.map((r) => r.takeover);
+    const upscripts = results.map((r) => r.upscript).filter((x): x is number => x !== null);
     const graceful: GracefulResult[] = [];
     for (let i = 0; i < gracefulTrials; i++) {
       const r = await gracefulTrial(setup);
@@ -230,6 +288,19 @@ async function main(): Promise<void> {
         ),
       );
     }
+    if (upscripts.length > 0) {
+      const s = summarize(upscripts);
+      rows.push(
+        row(
+          'SIGKILL master: up-script start - takeover adv',
+          s,
+          `median<=${TARGETS.upscriptMedianMs}`,
+          reference ? null : s.median <= TARGETS.upscriptMedianMs,
+        ),
+      );
+    }
+    if (upscripts.length < results.length)
+      rows.push(['up-script never ran', String(results.length - upscripts.length), '', '', '', '', '']);
     if (graceful.length > 0) {
       const s = summarize(graceful.map((g) => g.fromSignal));
       rows.push(
@@ -256,6 +327,7 @@ async function main(): Promise<void> {
         formatTable(['case (ms)', 'n', 'median', 'p95', 'max', 'target', 'verdict'], rows),
         '',
         `hard-kill samples (ms after the bound): ${hard.map((x) => ms(x, 2)).join(' ')}`,
+        `up-script samples (ms after the takeover advertisement): ${upscripts.map((x) => ms(x, 2)).join(' ')}`,
         `graceful samples (ms after SIGTERM): ${graceful.map((g) => ms(g.fromSignal, 2)).join(' ')}`,
         '',
       ].join('\n'),

@@ -96,6 +96,7 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
       typeof t === 'string' ? { tracker: t, weight: null } : { tracker: t.tracker, weight: t.weight ?? null },
     ),
     peers: (s.peers ?? []).map(canonicalIp),
+    replayProtection: s.replay_protection ?? d.replay_protection,
   };
   if (s.sync_group !== undefined) out.syncGroup = s.sync_group;
   if (s.notify !== undefined) out.notify = s.notify;

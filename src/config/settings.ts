@@ -29,6 +29,8 @@ export const GROUP_DEFAULTS = {
   mcast: CARP_MULTICAST,
   broadcast: false,
   manage_addresses: true,
+  /** Off: ucarp starts its counter at random and would be rejected (docs/protocol.md §20). */
+  replay_protection: false,
   /** Seconds. */
   script_timeout: 10,
 } as const;

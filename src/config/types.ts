@@ -81,6 +81,8 @@ export interface GroupConfig {
   /** Unicast peers; empty: advertisements go to `destination`. */
   peers: string[];
   notify?: string;
+  /** Reject advertisements whose counter is not newer (docs/protocol.md §20). */
+  replayProtection: boolean;
 }
 
 export interface Config {
@@ -120,6 +122,7 @@ export interface RawSettings {
   sync_group?: string;
   peers?: string[];
   notify?: string;
+  replay_protection?: boolean;
 }
 
 export interface RawTracker {

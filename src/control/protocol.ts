@@ -83,7 +83,8 @@ export interface ErrorResponse {
  *     transitions    state changes
  *     addressRestores  times a virtual address removed by someone else was put back (master)
  *     addressConflicts times a virtual address was found here while not master
- *     rejects        { short, ttl, version, type, length, vhid, destination, peer, checksum, digest }:
+ *     rejects        { short, ttl, version, type, length, vhid, destination, peer, checksum, digest,
+ *                    replay }:
  *                    advertisements for this group rejected, by reason (every key present)
  *     rejectsTotal   sum of rejects
  *     scripts        { runs, failures, timeouts } of its up/down scripts

@@ -11,8 +11,10 @@ export const IPPROTO_CARP = 112;
 export const MAX_PASSWORD_BYTES = 19;
 export const KEY_LEN = 20;
 
-/** Why a received packet was not accepted; each has its own counter. */
-/** Why a packet was dropped; `peer`: a unicast group heard a host that is not in its peers. */
+/**
+ * Why a packet was dropped; each has its own counter. `peer`: a unicast group heard a host that
+ * is not in its peers; `replay`: with replay protection, a counter that is not newer (§20).
+ */
 export const REJECT_REASONS = [
   'short',
   'ttl',
@@ -24,6 +26,7 @@ export const REJECT_REASONS = [
   'peer',
   'checksum',
   'digest',
+  'replay',
 ] as const;
 
 export type RejectReason = (typeof REJECT_REASONS)[number];

@@ -29,6 +29,15 @@ import {
   type Override,
   type TransitionReason,
 } from '../engine/group';
+import {
+  accept,
+  isReplay,
+  newest,
+  nextCounter,
+  sent,
+  startWindow,
+  type ReplayWindow,
+} from '../protocol/replay';
 import { randomBytes } from 'node:crypto';
 import { ipv4ToInt } from '../net/ipv4';
 import { familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
@@ -36,7 +45,7 @@ import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
 import type { EventBus } from './events';
-import { systemClock, type Clock, type TimerHandle } from './clock';
+import { systemClock, systemWallClock, type Clock, type TimerHandle, type WallClock } from './clock';
 import { GroupEffects, type AddressIo } from './group-effects';
 import { emptyStats, type GroupStats, type GroupStatus } from './status';
 
@@ -52,6 +61,8 @@ export interface GroupDeps {
   io: GroupIo;
   log: Logger;
   clock?: Clock;
+  /** Where counters start with replay protection on (docs/protocol.md §20). */
+  wallClock?: WallClock;
   /** Where transition log lines wait for the current batch to end (shared by a group set). */
   afterBatch?: AfterBatch;
   /** Where transitions, conflicts and restores are announced (`ucarpctl events`). */
@@ -85,6 +96,9 @@ export class GroupRuntime {
   private key: Buffer;
   private prefix: Buffer;
   private counter: bigint;
+  /** With replay protection on, the newest counters accepted and sent; null when off. */
+  private replay: ReplayWindow | null;
+  private readonly wallClock: WallClock;
   private readonly out = Buffer.alloc(CARP_HEADER_LEN);
   private readonly io: GroupIo;
   private readonly log: Logger;
@@ -129,6 +143,8 @@ export class GroupRuntime {
             addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
           });
     this.counter = randomBytes(8).readBigUInt64BE();
+    this.wallClock = deps.wallClock ?? systemWallClock;
+    this.replay = cfg.replayProtection ? startWindow(this.wallClock()) : null;
     this.s = initialState(groupParams(cfg), this.clock.now());
     this.usePeers(cfg);
     this.effects = new GroupEffects(cfg, deps.io, deps.log);
@@ -164,15 +180,28 @@ export class GroupRuntime {
       this.reject(r.reason, framing.src);
       return;
     }
+    const counter = r.adv.counter;
+    if (this.replay !== null) {
+      // Whatever its source: the source is not covered by the digest (docs/protocol.md §20).
+      if (isReplay(this.replay, counter)) {
+        this.reject('replay', framing.src, `counter ${counter} is not newer than ${newest(this.replay)}`);
+        return;
+      }
+      this.replay = accept(this.replay, counter);
+    } else this.counter = counter;
     this.stats.received++;
-    this.counter = r.adv.counter;
     this.dispatch({ type: 'advert', src: framing.src, advbase: r.adv.advbase, advskew: r.adv.advskew });
   }
 
   /** A rejected packet attributed to this group (its vhid and destination matched). */
-  reject(reason: RejectReason, src: SourceAddress): void {
+  reject(reason: RejectReason, src: SourceAddress, detail?: string): void {
     this.stats.rejects[reason]++;
-    const hint = reason === 'digest' ? ': check vhid, password and virtual IP address' : '';
+    const hint =
+      reason === 'digest'
+        ? ': check vhid, password and virtual IP address'
+        : reason === 'replay'
+          ? `: ${detail ?? ''} (a replay, or a peer without replay_protection or with its clock behind)`
+          : '';
     this.warnings.report(reason, (more) =>
       this.log.warn(`rejected advertisement from ${formatSource(src)}: bad ${reason}${hint}${more}`),
     );
@@ -406,7 +435,10 @@ export class GroupRuntime {
   }
 
   private sendAdvertisement(advbase: number, advskew: number): void {
-    this.counter = (this.counter + 1n) & U64;
+    if (this.replay !== null) {
+      this.counter = nextCounter(this.replay, this.wallClock());
+      this.replay = sent(this.replay, this.counter);
+    } else this.counter = (this.counter + 1n) & U64;
     encodeAdvertisement(
       { vhid: this.cfg.vhid, advbase, advskew, counter: this.counter },
       this.key,

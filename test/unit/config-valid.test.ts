@@ -77,6 +77,7 @@ test('a minimal group gets every default resolved', () => {
         scriptTimeoutMs: D.script_timeout * 1000,
         track: [],
         peers: [],
+        replayProtection: D.replay_protection,
       },
     ],
   });
@@ -107,6 +108,7 @@ test('every setting is carried through, and groups keep file order', () => {
       '    downscript: /down',
       '    xparam: zz',
       '    script_timeout: 0.5',
+      '    replay_protection: true',
       '  alpha: { vhid: 1, interface: eth0, addresses: [192.0.2.100/24], password: pw }',
       '',
     ].join('\n'),
@@ -138,28 +140,29 @@ test('every setting is carried through, and groups keep file order', () => {
     scriptTimeoutMs: 500,
     track: [],
     peers: [],
+    replayProtection: true,
   });
 });
 
 test('defaults apply where a group is silent and yield where it speaks', () => {
   const config = load(
     [
-      'defaults: { interface: eth0, password: common, advskew: 50, preempt: true, script_timeout: 3 }',
+      'defaults: { interface: eth0, password: common, advskew: 50, preempt: true, script_timeout: 3, replay_protection: true }',
       'groups:',
       '  a: { vhid: 1, addresses: [192.0.2.100/24] }',
-      '  b: { vhid: 2, addresses: [198.51.100.100/24], interface: eth1, password: own, advskew: 0, preempt: false }',
+      '  b: { vhid: 2, addresses: [198.51.100.100/24], interface: eth1, password: own, advskew: 0, preempt: false, replay_protection: false }',
       '',
     ].join('\n'),
   );
   const a = group(config, 'a');
   const b = group(config, 'b');
   assert.deepEqual(
-    [a.interface, a.password, a.advskew, a.preempt, a.scriptTimeoutMs],
-    ['eth0', 'common', 50, true, 3000],
+    [a.interface, a.password, a.advskew, a.preempt, a.scriptTimeoutMs, a.replayProtection],
+    ['eth0', 'common', 50, true, 3000, true],
   );
   assert.deepEqual(
-    [b.interface, b.password, b.advskew, b.preempt, b.scriptTimeoutMs],
-    ['eth1', 'own', 0, false, 3000],
+    [b.interface, b.password, b.advskew, b.preempt, b.scriptTimeoutMs, b.replayProtection],
+    ['eth1', 'own', 0, false, 3000, false],
   );
   assert.equal(b.srcip, '198.51.100.1', "srcip defaults to the group's own interface's primary address");
 });
