@@ -41,14 +41,11 @@ export function addressOf(m: rt.AddressMessage): Omit<IpAddress, 'ifname'> | und
   if (m.data.family === AF_INET && raw?.length === 4)
     return { ...base, family: 4, address: [...raw].join('.'), tentative: false };
   if (m.data.family !== AF_INET6 || raw?.length !== 16) return undefined;
-  const flags = (m.data.flags as { tentative?: boolean } | undefined)?.tentative === true;
-  return {
-    ...base,
-    family: 6,
-    address: bytesToIpv6(raw),
-    tentative: flags || m.attrs.flags?.tentative === true,
-  };
+  // The 8-bit ifaddrmsg flags, and IFA_FLAGS (32 bits) where the kernel sends them.
+  const tentative = m.data.flags?.tentative === true || m.attrs.flags?.tentative === true;
+  return { ...base, family: 6, address: bytesToIpv6(raw), tentative };
 }
+
 /** Nested in IFLA_AF_SPEC's AF_INET entry: the interface's IPv4 devconf values. */
 const IFLA_INET_CONF = 1;
 /** Index of promote_secondaries in that devconf array (linux/ip.h). */
