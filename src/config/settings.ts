@@ -5,6 +5,8 @@
 
 /** CARP's IPv4 multicast group (docs/protocol.md §1). */
 export const CARP_MULTICAST = '224.0.0.18';
+/** CARP's IPv6 multicast group, an IPv6 group's default `mcast` (docs/protocol.md §21). */
+export const CARP6_MULTICAST = 'ff02::12';
 /** Where advertisements go in broadcast mode (ucarp's --nomcast). */
 export const BROADCAST_ADDRESS = '255.255.255.255';
 

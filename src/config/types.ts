@@ -19,6 +19,8 @@ export interface ConfigError {
 export interface HostInterface {
   /** IPv4 addresses without prefix, the primary address first. */
   addresses: string[];
+  /** IPv6 addresses in canonical text, when known (a link without carrier may not say). */
+  addresses6?: string[];
 }
 
 /** The host facts semantic checks depend on, injected so that tests can use a fake host. */

@@ -5,6 +5,8 @@
 import type { AddressConfig, GroupConfig } from '../config/types';
 import {
   authPrefix,
+  authPrefix6,
+  type SourceAddress,
   encodeAdvertisement,
   passwordKey,
   verifyAdvertisement,
@@ -38,7 +40,8 @@ import {
   type ReplayWindow,
 } from '../protocol/replay';
 import { randomBytes } from 'node:crypto';
-import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
+import { ipv4ToInt } from '../net/ipv4';
+import { familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
 import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
@@ -51,7 +54,8 @@ import { emptyStats, type GroupStats, type GroupStatus } from './status';
 export interface GroupIo extends AddressIo {
   /** Sends one CARP header; throws when the kernel refuses. */
   send(payload: Buffer, dst: string, src: string): void;
-  garp(addresses: string[]): void;
+  /** Announces the addresses: gratuitous ARP, or for IPv6 neighbour advertisements from `src`. */
+  garp(addresses: string[], src: string): void;
 }
 
 export interface GroupDeps {
@@ -80,8 +84,9 @@ const U64 = (1n << 64n) - 1n;
 /** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
   const picked = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as Omit<GroupParams, 'srcip'>;
-  // An unknown source (the interface has no address yet) compares as 0.0.0.0 until learnt.
-  return { ...picked, srcip: cfg.srcip === '' ? 0 : ipv4ToInt(cfg.srcip) };
+  // An unknown source (the interface has no address yet) compares as 0.0.0.0 (::) until learnt.
+  const unknown = familyOf(cfg.addresses[0].address) === 6 ? 0n : 0;
+  return { ...picked, srcip: cfg.srcip === '' ? unknown : sourceOf(cfg.srcip) };
 }
 
 type SendFailure = 'send';
@@ -110,7 +115,7 @@ export class GroupRuntime {
   private dispatching = false;
   private stopping: StopOptions | null = null;
   /** Unicast peers as integers for the per-packet check; null for a multicast group. */
-  private peers: Set<number> | null = null;
+  private peers: Set<SourceAddress> | null = null;
   /** Where each advertisement goes: the peers, or the one multicast/broadcast destination. */
   private destinations: readonly string[] = [];
   readonly stats: GroupStats = emptyStats();
@@ -127,11 +132,17 @@ export class GroupRuntime {
     this.afterBatch = deps.afterBatch ?? new AfterBatch();
     this.events = deps.events;
     this.key = passwordKey(cfg.password);
-    this.prefix = authPrefix({
-      key: this.key,
-      vhid: cfg.vhid,
-      addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
-    });
+    this.prefix =
+      familyOf(cfg.addresses[0].address) === 6
+        ? authPrefix6(
+            cfg.vhid,
+            cfg.addresses.map((a) => ipv6ToBytes(a.address)),
+          )
+        : authPrefix({
+            key: this.key,
+            vhid: cfg.vhid,
+            addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
+          });
     this.counter = randomBytes(8).readBigUInt64BE();
     this.wallClock = deps.wallClock ?? systemWallClock;
     this.replay = cfg.replayProtection ? startWindow(this.wallClock()) : null;
@@ -212,7 +223,7 @@ export class GroupRuntime {
   }
 
   /** A rejected packet attributed to this group (its vhid and destination matched). */
-  reject(reason: RejectReason, src: number, detail?: string): void {
+  reject(reason: RejectReason, src: SourceAddress, detail?: string): void {
     this.stats.rejects[reason]++;
     const hint =
       reason === 'digest'
@@ -221,7 +232,7 @@ export class GroupRuntime {
           ? `: ${detail ?? ''} (a replay, or a peer without replay_protection or with its clock behind)`
           : '';
     this.warnings.report(reason, (more) =>
-      this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`),
+      this.log.warn(`rejected advertisement from ${formatSource(src)}: bad ${reason}${hint}${more}`),
     );
   }
 
@@ -356,7 +367,7 @@ export class GroupRuntime {
       conflicts: [...this.conflicts],
       demotion: this.s.demotion,
       faults: this.faultReasons(),
-      master: m ? { address: intToIpv4(m.src), advbase: m.advbase, advskew: m.advskew } : null,
+      master: m ? { address: formatSource(m.src), advbase: m.advbase, advskew: m.advskew } : null,
       stats: this.stats,
     };
   }
@@ -433,7 +444,7 @@ export class GroupRuntime {
 
   /** Computed once per configuration: the send and receive paths only look them up. */
   private usePeers(cfg: GroupConfig): void {
-    this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(ipv4ToInt)) : null;
+    this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(sourceOf)) : null;
     this.destinations = cfg.peers.length > 0 ? cfg.peers : [cfg.destination];
   }
 
@@ -443,7 +454,10 @@ export class GroupRuntime {
 
   private dispatchGarp(): void {
     try {
-      this.io.garp(this.cfg.addresses.map((x) => x.address));
+      this.io.garp(
+        this.cfg.addresses.map((x) => x.address),
+        this.cfg.srcip,
+      );
     } catch (e) {
       this.log.error(`gratuitous ARP failed: ${(e as Error).message}`);
     }
