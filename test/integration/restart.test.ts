@@ -1,4 +1,5 @@
-// Upgrade without a failover: `ucarpctl restart` replaces h1's daemon, master of every group,
+// Upgrade without a failover: `ucarpctl restart` replaces h1's daemon, master of every group
+// (IPv4, with and without replay protection, and one IPv6),
 // with the code on disk, in place (same pid). h2, a backup of every group, must see nothing:
 // no transition, advertisements never silent for its dead time, the addresses on h1 only at
 // every sample. A configuration the new code rejects leaves the old daemon running, and a
@@ -14,8 +15,11 @@ import type { TestGroup } from '../helpers/supervisor-proc';
 import { waitFor } from '../helpers/netns';
 
 const SKEW_H2 = 50;
+/** IPv4 groups; one IPv6 group (docs/protocol.md §21) comes on top. */
 const COUNT = 6;
-const groups = (advskew: number): TestGroup[] =>
+const TOTAL = COUNT + 1;
+const VIP6 = '2001:db8:1::81';
+const groups4 = (advskew: number): TestGroup[] =>
   Array.from({ length: COUNT }, (_, i) => ({
     name: `r${i}`,
     vhid: 81 + i,
@@ -27,6 +31,10 @@ const groups = (advskew: number): TestGroup[] =>
     // Half with replay protection: the new image's counters must still be news to h2.
     ...(i % 2 === 0 ? { extra: { replay_protection: true } } : {}),
   }));
+const groups = (advskew: number): TestGroup[] => [
+  ...groups4(advskew),
+  { name: 'r6', vhid: 90, iface: 'eth0', addresses: [`${VIP6}/64`], advskew, preempt: advskew === 0 },
+];
 /** The daemon's open sockets and files, as the kernel lists them (stdio aside). */
 function openFiles(pid: number): string[] {
   const dir = `/proc/${pid}/fd`;
@@ -48,12 +56,19 @@ const backups = Object.fromEntries(groups(0).map((g) => [g.name, 'BACKUP']));
 
 describe('ucarpctl restart: the daemon replaced in place, no failover', { timeout: 180_000 }, () => {
   const pair = new Pair('restart');
-  const onH1 = () => singleHolders(new Map(groups(0).map((g) => [vip(g), pair.lab.host(1)])));
+  const onH1 = () => singleHolders(new Map(groups4(0).map((g) => [vip(g), pair.lab.host(1)])));
+  const holders6 = async () => {
+    const out: string[] = [];
+    for (const h of pair.lab.hosts) if ((await pair.lab.addresses6(h)).includes(VIP6)) out.push(h.ns);
+    return out;
+  };
 
   before(async () => {
     await pair.start(groups(0), groups(SKEW_H2), masters);
     await pair.n2.waitAll(backups);
     await settled(pair.lab, onH1(), 500, 15_000, 'every address on h1 only');
+    const h1 = pair.lab.host(1).ns;
+    await waitFor(async () => (await holders6()).join() === h1, 15_000, `${VIP6} on h1 only`);
   });
   after(() => pair.after());
 
@@ -74,12 +89,12 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     assert.match(
       r.stdout,
       new RegExp(
-        `restarting in place: pid ${before1.pid}, ${COUNT} group\\(s\\) handed over \\(${COUNT} master\\)`,
+        `restarting in place: pid ${before1.pid}, ${TOTAL} group\\(s\\) handed over \\(${TOTAL} master\\)`,
       ),
     );
     assert.match(
       r.stdout,
-      new RegExp(`restarted: pid ${before1.pid}, ${COUNT} group\\(s\\): ${COUNT} MASTER`),
+      new RegExp(`restarted: pid ${before1.pid}, ${TOTAL} group\\(s\\): ${TOTAL} MASTER`),
     );
     const samples = await watch;
     const adverts = await cap.stop();
@@ -102,7 +117,7 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
       filesBefore.filter((x) => x.startsWith('/')),
     );
     assert.ok(
-      n1.proc.lines.some((l) => /restarted in place: 6 of 6 group\(s\) carried on \(6 master\)/.test(l)),
+      n1.proc.lines.some((l) => /restarted in place: 7 of 7 group\(s\) carried on \(7 master\)/.test(l)),
     );
     // The peer: no transition logged, none counted, still following h1.
     assert.deepEqual(transitions(n2.proc, from2), []);
@@ -111,7 +126,9 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
       const was = before2.groups.find((x) => x.name === g.name);
       assert.equal(g.state, 'BACKUP', `${g.name} on h2`);
       assert.equal(g.transitions, was?.transitions, `${g.name}: transitions on h2`);
-      assert.equal(g.master?.address, lab.host(1).ips[0]);
+      // Still h1 (its IPv4 address, or its link-local one for r6), as before the restart.
+      assert.equal(g.master?.address, was?.master?.address);
+      if (g.name !== 'r6') assert.equal(g.master?.address, lab.host(1).ips[0]);
       assert.equal(g.rejectsTotal, was?.rejectsTotal, `${g.name}: h2 rejected nothing`);
     }
     // The silence across the exec itself: the freeze (one last advertisement) to the new
@@ -122,7 +139,8 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     const resumedAt = stamp(/restarted in place: /);
     const dead = deadTimeMs(SKEW_H2);
     let worst = 0;
-    for (const g of groups(0)) {
+    assert.deepEqual(await holders6(), [lab.host(1).ns], `${VIP6} on h1 only`);
+    for (const g of groups4(0)) {
       const times = byVhid.get(g.vhid) ?? [];
       assert.ok(times.length >= 4, `vhid ${g.vhid}: ${times.length} advertisements captured`);
       worst = Math.max(worst, longestGap(times));
@@ -241,21 +259,22 @@ describe('ucarpctl restart: the daemon replaced in place, no failover', { timeou
     );
     assert.deepEqual(
       bowOuts.map((a) => a.vhid).sort(),
-      groups(0).map((g) => g.vhid),
+      groups4(0).map((g) => g.vhid),
     );
     const reasons = transitions(n2.proc, from2).map((x) => x.reason);
     // The bow-out (advbase 255) makes a backup take over on receipt, never by its timer.
-    assert.equal(reasons.length, COUNT);
+    assert.equal(reasons.length, TOTAL);
     assert.ok(
       reasons.every((x) => x === 'master-timing-out'),
       `h2 took over by: ${reasons.join(', ')}`,
     );
     await settled(
       lab,
-      singleHolders(new Map(groups(0).map((g) => [vip(g), lab.host(2)]))),
+      singleHolders(new Map(groups4(0).map((g) => [vip(g), lab.host(2)]))),
       300,
       5000,
       'every address on h2 only',
     );
+    await waitFor(async () => (await holders6()).join() === lab.host(2).ns, 5000, `${VIP6} on h2 only`);
   });
 });
