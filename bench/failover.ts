@@ -2,7 +2,9 @@
 // backup's first one goes out, minus what the protocol demands, as seen on the wire by a
 // third host, and how long after that advertisement the new master's up-script starts.
 // Usage: node dist/bench/failover.js [--impl ours|ucarp] [--trials N] [--graceful-trials N]
-//        [--settle SECONDS]
+//        [--settle SECONDS] [--family 4|6]
+// --family 6 runs CARP over IPv6 (docs/protocol.md §21): our daemon with a configuration file
+// (ucarp has no IPv6), advertisements captured as `ip6 proto 112` from link-local sources.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,28 +53,63 @@ interface Setup {
   /** The backup's up-script, which appends the time it started to `stamps`. */
   upscript: string;
   stamps: string;
+  family: 4 | 6;
+  /** Where the IPv6 runs keep their configuration files and control sockets. */
+  dir: string;
+  /** Each host's advertisement source as tcpdump prints it. */
+  src: Map<Host, string>;
 }
 
-async function startPair(
-  { lab, impl, h1, h2, settleMs, upscript }: Setup,
-  masterExtra: string[],
-): Promise<Pair> {
-  const common = { vhid: VHID, advbase: ADVBASE };
-  const master = new CarpProc(
-    lab,
-    h1,
-    impl,
-    carpArgs(h1, { ...common, advskew: MASTER_SKEW, extra: masterExtra }),
+/**
+ * The node's command line: ucarp's options for IPv4; for IPv6 a configuration file with one
+ * group, whose daemon bows out on SIGTERM as `--shutdown` does (the supervisor always does).
+ */
+function nodeArgs(
+  setup: Setup,
+  h: Host,
+  advskew: number,
+  upscript: string | null,
+  extra: string[],
+): string[] {
+  if (setup.family === 4) {
+    const up = upscript === null ? [] : ['-u', upscript];
+    return carpArgs(h, { vhid: VHID, advbase: ADVBASE, advskew, extra: [...extra, ...up] });
+  }
+  const file = path.join(setup.dir, `${h.ns}.yaml`);
+  fs.writeFileSync(
+    file,
+    [
+      'logging: { level: info, facility: none }',
+      `control: { socket: ${path.join(setup.dir, `${h.ns}.sock`)} }`,
+      'groups:',
+      '  bench6:',
+      `    vhid: ${VHID}`,
+      '    interface: eth0',
+      '    addresses: [2001:db8:1::100/64]',
+      '    password: bench',
+      `    advbase: ${ADVBASE}`,
+      `    deadratio: ${DEADRATIO}`,
+      `    advskew: ${advskew}`,
+      ...(upscript === null ? [] : [`    upscript: ${upscript}`]),
+      '',
+    ].join('\n'),
   );
+  return ['-c', file];
+}
+
+async function linkLocal(lab: Lab, h: Host): Promise<string> {
+  const ll = (await lab.addresses6(h)).find((a) => a.startsWith('fe80:'));
+  if (!ll) throw new Error(`no link-local address on ${h.ns}`);
+  return ll;
+}
+
+async function startPair(setup: Setup, masterExtra: string[]): Promise<Pair> {
+  const { lab, impl, h1, h2, settleMs, upscript } = setup;
+  const master = new CarpProc(lab, h1, impl, nodeArgs(setup, h1, MASTER_SKEW, null, masterExtra));
   // Alone on the segment, the first node becomes master after its own master-down timeout;
   // ucarp only looks at its timers when its poll (about one interval long) returns.
   await master.waitState('MASTER', 15000);
-  const backup = new CarpProc(
-    lab,
-    h2,
-    impl,
-    carpArgs(h2, { ...common, advskew: BACKUP_SKEW, extra: ['-u', upscript] }),
-  );
+  const backup = new CarpProc(lab, h2, impl, nodeArgs(setup, h2, BACKUP_SKEW, upscript, []));
   await backup.waitState('BACKUP', 15000);
   await sleep(settleMs);
   if (backup.state !== 'BACKUP' || master.state !== 'MASTER') {
@@ -116,15 +153,15 @@ interface HardKillResult {
 
 /** SIGKILL of the master: takeover delay after its last advertisement, minus the bound. */
 async function hardKillTrial(setup: Setup): Promise<HardKillResult> {
-  const { cap, h1, h2 } = setup;
+  const { cap, h1, h2, src } = setup;
   const trialStart = epochNow();
   const pair = await startPair(setup, []);
   try {
     const mark = cap.packets.length;
     const stamps0 = stampsIn(setup.stamps).length;
     pair.master.kill('SIGKILL');
-    const first = await cap.next((p) => p.src === h2.ips[0] && p.vhid === VHID, mark, 15000);
-    const last = lastFrom(cap, h1.ips[0], cap.packets.indexOf(first), trialStart);
+    const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === VHID, mark, 15000);
+    const last = lastFrom(cap, src.get(h1) ?? '', cap.packets.indexOf(first), trialStart);
     const end = Date.now() + 2000;
     while (stampsIn(setup.stamps).length === stamps0 && Date.now() < end) await sleep(10);
     const stamp = stampsIn(setup.stamps)[stamps0];
@@ -146,15 +183,15 @@ interface GracefulResult {
 
 /** SIGTERM of a master started with --shutdown: it bows out, the backup takes over at once. */
 async function gracefulTrial(setup: Setup): Promise<GracefulResult> {
-  const { cap, h1, h2 } = setup;
+  const { cap, h1, h2, src } = setup;
   const pair = await startPair(setup, ['--shutdown']);
   try {
     const mark = cap.packets.length;
     const signalledAt = epochNow();
     pair.master.kill('SIGTERM');
-    const first = await cap.next((p) => p.src === h2.ips[0] && p.vhid === VHID, mark, 15000);
+    const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === VHID, mark, 15000);
     const upTo = cap.packets.indexOf(first);
-    const bow = cap.packets.slice(mark, upTo).find((p) => p.src === h1.ips[0] && isBowOut(p));
+    const bow = cap.packets.slice(mark, upTo).find((p) => p.src === src.get(h1) && isBowOut(p));
     await pair.master.exit();
     return {
       fromSignal: (first.t - signalledAt) * 1000,
@@ -175,7 +212,9 @@ function progress(label: string, i: number, n: number, value: string): void {
 }
 
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2), ['impl', 'trials', 'graceful-trials', 'settle']);
+  const opts = parseOptions(process.argv.slice(2), ['impl', 'trials', 'graceful-trials', 'settle', 'family']);
+  const family = Number(opts.get('family') ?? 4);
+  if (family !== 4 && family !== 6) throw new Error('--family must be 4 or 6');
   const impl = (opts.get('impl') ?? 'ours') as Kind;
   if (impl !== 'ours' && impl !== 'ucarp') throw new Error('--impl must be ours or ucarp');
   const trials = Number(opts.get('trials') ?? 20);
@@ -189,19 +228,34 @@ async function main(): Promise<void> {
   const settleS = Number(opts.get('settle') ?? DEFAULT_SETTLE_S);
   if (!Number.isFinite(settleS) || settleS < 1) throw new Error('--settle must be at least 1 (seconds)');
   const reference = impl === 'ucarp';
+  if (family === 6 && reference) throw new Error('ucarp has no IPv6: --family 6 needs --impl ours');
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-failover-'));
-  const lab = await Lab.create({ hosts: 3 });
+  const lab = await Lab.create({ hosts: 3, ipv6: family === 6 });
   try {
     const [h1, h2, h3] = [lab.host(1), lab.host(2), lab.host(3)];
-    const cap = new Capture(lab, h3);
+    const cap = new Capture(lab, h3, h3.ifaces[0], family === 6 ? 'ip6 proto 112' : 'ip proto 112');
     await cap.ready();
     // bash's EPOCHREALTIME is read without starting another process: the stamp is the
     // script's start plus bash's own (about a millisecond), on tcpdump's clock.
     const stamps = path.join(dir, 'upscript-started');
     const upscript = path.join(dir, 'up.sh');
     fs.writeFileSync(upscript, `#!/bin/bash\necho "$EPOCHREALTIME" >> ${stamps}\n`, { mode: 0o755 });
-    const setup: Setup = { lab, impl, cap, h1, h2, settleMs: settleS * 1000, upscript, stamps };
+    const src = new Map<Host, string>();
+    for (const h of [h1, h2]) src.set(h, family === 6 ? await linkLocal(lab, h) : h.ips[0]);
+    const setup: Setup = {
+      lab,
+      impl,
+      cap,
+      h1,
+      h2,
+      settleMs: settleS * 1000,
+      upscript,
+      stamps,
+      family,
+      dir,
+      src,
+    };
 
     const results: HardKillResult[] = [];
     for (let i = 0; i < trials; i++) {
@@ -266,7 +320,7 @@ async function main(): Promise<void> {
     const cpu = os.cpus();
     process.stdout.write(
       [
-        `failover benchmark: impl=${impl}, advbase ${ADVBASE}, deadratio ${DEADRATIO}, master advskew ${MASTER_SKEW}, backup advskew ${BACKUP_SKEW}, nodes up ${settleS} s before each stop`,
+        `failover benchmark: impl=${impl}, IPv${family}, advbase ${ADVBASE}, deadratio ${DEADRATIO}, master advskew ${MASTER_SKEW}, backup advskew ${BACKUP_SKEW}, nodes up ${settleS} s before each stop`,
         `protocol bound = ${DEADRATIO} x ${ADVBASE} + ${BACKUP_SKEW}/256 = ${(BOUND_S * 1000).toFixed(3)} ms; times from tcpdump -tt on a third host`,
         `machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${os.release()}, node ${process.version}, ${new Date().toISOString()}`,
         '',

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import Ajv2020 from 'ajv/dist/2020';
+import Ajv2020, { _ } from 'ajv/dist/2020';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import schemaJson from '../../schemas/ucarp.schema.json';
 import type { KeyPath } from './errors';
+import { FORMATS } from './formats';
 import type { YamlSource } from './parse';
 import { PASSWORD_TOO_LONG } from './semantic';
 import type { ConfigError, RawConfig } from './types';
@@ -26,9 +27,11 @@ export function createAjv(opts: { source?: boolean } = {}): Ajv2020 {
     allowUnionTypes: true,
     allErrors: true,
     verbose: true,
-    code: { source: opts.source === true },
+    // The precompiled validator finds the formats that are functions in formats.ts.
+    code: { source: opts.source === true, formats: _`require("./formats").FORMATS` },
   });
   addFormats(ajv, ['ipv4']);
+  ajv.addFormat('ip', FORMATS.ip);
   // The editor keyword (VS Code, yaml-language-server) that replaces a regex in error messages.
   ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' });
   return ajv;
@@ -130,7 +133,11 @@ function mapError(e: ErrorObject, data: unknown, source: YamlSource): ConfigErro
       return source.error(
         path,
         'value',
-        params.format === 'ipv4' ? 'must be an IPv4 address' : `${e.message}`,
+        params.format === 'ipv4'
+          ? 'must be an IPv4 address'
+          : params.format === 'ip'
+            ? 'must be an IPv4 or IPv6 address'
+            : `${e.message}`,
       );
     case 'minItems':
       return source.error(path, 'value', params.limit === 1 ? 'must not be empty' : `${e.message}`);

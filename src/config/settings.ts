@@ -5,6 +5,8 @@
 
 /** CARP's IPv4 multicast group (docs/protocol.md §1). */
 export const CARP_MULTICAST = '224.0.0.18';
+/** CARP's IPv6 multicast group, an IPv6 group's default `mcast` (docs/protocol.md §21). */
+export const CARP6_MULTICAST = 'ff02::12';
 /** Where advertisements go in broadcast mode (ucarp's --nomcast). */
 export const BROADCAST_ADDRESS = '255.255.255.255';
 
@@ -27,6 +29,8 @@ export const GROUP_DEFAULTS = {
   mcast: CARP_MULTICAST,
   broadcast: false,
   manage_addresses: true,
+  /** Off: ucarp starts its counter at random and would be rejected (docs/protocol.md §20). */
+  replay_protection: false,
   /** Seconds. */
   script_timeout: 10,
 } as const;
@@ -56,3 +60,16 @@ export const TRACKER_LIMITS = {
 } as const;
 
 export const LOGGING_DEFAULTS = { level: 'info', facility: 'daemon' } as const;
+
+/** ucarpctl restart (docs/operations.md, Upgrades): the daemon replacing itself in place. */
+export const RESTART_LIMITS = {
+  /**
+   * A handover older than this is ignored: it can only come from a restart whose new image
+   * failed to start for that long, and every peer has taken over meanwhile.
+   */
+  handoverMaxAgeMs: 10_000,
+  /** Time for running up/down scripts to finish before a restart is refused. */
+  scriptWaitMs: 5_000,
+  /** Time for the new code to check the configuration (`ucarp --check-config`). */
+  checkTimeoutMs: 30_000,
+} as const;

@@ -3,6 +3,7 @@
 // intervals are kept in 1/256 s units so that comparisons are exact integer comparisons.
 
 import type { GroupConfig } from '../config/types';
+import type { SourceAddress } from '../protocol/carp';
 
 export const CARP_STATES = ['INIT', 'BACKUP', 'MASTER', 'FAULT'] as const;
 export type CarpState = (typeof CARP_STATES)[number];
@@ -19,15 +20,19 @@ export const ENGINE_SETTINGS = [
 ] as const satisfies readonly (keyof GroupConfig)[];
 
 export type GroupParams = Pick<GroupConfig, (typeof ENGINE_SETTINGS)[number]> & {
-  /** This node's source address as an unsigned 32-bit integer (big-endian reading). */
-  srcip: number;
+  /**
+   * This node's source address: an IPv4 address as an unsigned 32-bit integer (big-endian
+   * reading), an IPv6 address as a 128-bit value. A group is of one family, so the tie-break
+   * (§10) only ever compares two of a kind.
+   */
+  srcip: SourceAddress;
 };
 
 /** Operator override (ucarpctl demote/promote); cleared by reset or reload. */
 export type Override = 'none' | 'demote' | 'promote';
 
 export interface MasterInfo {
-  src: number;
+  src: SourceAddress;
   advbase: number;
   advskew: number;
 }
@@ -67,10 +72,14 @@ export interface GroupState {
 }
 
 export type Event =
-  /** Leave INIT with the interface as the runtime found it when it started listening. */
-  | { type: 'start'; linkUp: boolean; present: boolean }
+  /**
+   * Leave INIT with the interface as the runtime found it when it started listening. `resume`:
+   * the state the previous image of this daemon handed over (ucarpctl restart) — the group
+   * carries on in it rather than electing, and nothing changed for anyone outside.
+   */
+  | { type: 'start'; linkUp: boolean; present: boolean; resume?: ResumeState }
   | { type: 'timer' }
-  | { type: 'advert'; src: number; advbase: number; advskew: number }
+  | { type: 'advert'; src: SourceAddress; advbase: number; advskew: number }
   | { type: 'link'; up: boolean }
   /** The interface disappeared, or (re)appeared with the given carrier. */
   | { type: 'interface'; present: boolean; linkUp: boolean }
@@ -81,7 +90,16 @@ export type Event =
   | { type: 'override'; override: Override }
   | { type: 'sendResult'; ok: boolean }
   | { type: 'update'; params: GroupParams }
-  | { type: 'stop'; bowOut: boolean };
+  | { type: 'stop'; bowOut: boolean }
+  /**
+   * The daemon is about to replace itself (ucarpctl restart): a master advertises once more,
+   * so that every peer's master-down timer starts from now, and the group stops where it is:
+   * no bow-out, no transition, no timer.
+   */
+  | { type: 'freeze' };
+
+/** What a group can carry over a restart of the daemon (FAULT and INIT are elected afresh). */
+export type ResumeState = 'MASTER' | 'BACKUP';
 
 export type TransitionReason =
   | 'start'
@@ -100,7 +118,9 @@ export type TransitionReason =
   | 'demote'
   /** SIGUSR2: a one-off hand-over. */
   | 'step-down'
-  | 'stop';
+  | 'stop'
+  /** Carried on from the daemon's previous image (ucarpctl restart): no change on the wire. */
+  | 'restart';
 
 export type Action =
   | { type: 'send'; advbase: number; advskew: number }
@@ -140,6 +160,14 @@ export function ucarpAddressOrder(addr: number): number {
       (addr >>> 24)) >>>
     0
   );
+}
+
+/**
+ * The tie-break order of a source (§10): ucarp's little-endian reading for IPv4, the address's
+ * own big-endian value for IPv6, where there is no ucarp to agree with (§21).
+ */
+export function sourceOrder(addr: SourceAddress): number | bigint {
+  return typeof addr === 'bigint' ? addr : ucarpAddressOrder(addr);
 }
 
 /** The (advbase, advskew) this node puts on the wire now. */
@@ -314,6 +342,21 @@ function becomeBackup(
   return { ...next, masterDownAt: linkActive(next) && !next.stopped ? backupDeadline(next, now) : null };
 }
 
+/**
+ * A master handed over by the previous image: it advertises at once (the peers' timers have run
+ * since its last advertisement before the restart) and keeps its addresses; no gratuitous ARP
+ * and no upscript, since nothing moved (docs/protocol.md §11).
+ */
+function resumeMaster(s: GroupState, now: number, actions: Action[]): GroupState {
+  const next: GroupState = { ...s, state: 'MASTER', since: now, masterDownAt: null, delayedGarp: 0 };
+  const timed = { ...next, advertAt: now + advertIntervalMs(next) };
+  actions.push(
+    { type: 'send', ...advertisedTiming(timed) },
+    { type: 'transition', from: s.state, to: 'MASTER', reason: 'restart', runScript: false },
+  );
+  return { ...timed, master: selfMaster(timed) };
+}
+
 function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
   if (s.state === 'BACKUP' && s.masterDownAt !== null && now >= s.masterDownAt) {
     return becomeMaster({ ...s, lastAdvertAt: null }, now, 'master-down', actions);
@@ -337,7 +380,7 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
 
 function onAdvert(
   s: GroupState,
-  ev: { src: number; advbase: number; advskew: number },
+  ev: { src: SourceAddress; advbase: number; advskew: number },
   now: number,
   actions: Action[],
 ): GroupState {
@@ -348,7 +391,7 @@ function onAdvert(
   const sender: MasterInfo = { src: ev.src, advbase: ev.advbase, advskew: ev.advskew };
 
   if (s.state === 'MASTER') {
-    const senderLower = ucarpAddressOrder(ev.src) < ucarpAddressOrder(s.params.srcip);
+    const senderLower = sourceOrder(ev.src) < sourceOrder(s.params.srcip);
     if (theirs < ours || (theirs === ours && senderLower)) {
       // Tell the others once more who we were, so that a third node does not time out.
       actions.push({ type: 'send', ...mine });
@@ -380,9 +423,10 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
     case 'start':
       if (s.state === 'INIT' && !s.stopped) {
         const ready = { ...s, linkUp: ev.linkUp, present: ev.present };
-        next = faulty(ready)
-          ? becomeFault(ready, now, 'start', !s.params.neutral, actions)
-          : becomeBackup(ready, now, 'start', !s.params.neutral, actions);
+        if (faulty(ready)) next = becomeFault(ready, now, 'start', !s.params.neutral, actions);
+        else if (ev.resume === 'MASTER') next = resumeMaster(ready, now, actions);
+        else if (ev.resume === 'BACKUP') next = becomeBackup(ready, now, 'restart', false, actions);
+        else next = becomeBackup(ready, now, 'start', !s.params.neutral, actions);
       }
       break;
     case 'timer':
@@ -432,6 +476,11 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
         next = becomeBackup(next, now, 'stop', true, actions);
       }
       next = { ...next, advertAt: null, masterDownAt: null };
+      break;
+    case 'freeze':
+      if (s.stopped) break;
+      if (s.state === 'MASTER' && linkActive(s)) actions.push({ type: 'send', ...advertisedTiming(s) });
+      next = { ...s, stopped: true, advertAt: null, masterDownAt: null };
       break;
   }
   return { state: next, actions };

@@ -4,7 +4,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { GroupConfig } from '../config/types';
 
-const IDENTITY: readonly (keyof GroupConfig)[] = [
+export const IDENTITY: readonly (keyof GroupConfig)[] = [
   'vhid',
   'interface',
   'srcip',
@@ -13,6 +13,9 @@ const IDENTITY: readonly (keyof GroupConfig)[] = [
   'addresses',
   'password',
   'manageAddresses',
+  // On, counters come from the wall clock and are checked; off, ucarp's random counter: peers
+  // see a different group either way (docs/protocol.md §20).
+  'replayProtection',
 ];
 
 export interface GroupDiff {

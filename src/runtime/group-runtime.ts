@@ -5,6 +5,8 @@
 import type { AddressConfig, GroupConfig } from '../config/types';
 import {
   authPrefix,
+  authPrefix6,
+  type SourceAddress,
   encodeAdvertisement,
   passwordKey,
   verifyAdvertisement,
@@ -25,15 +27,26 @@ import {
   type GroupParams,
   type GroupState,
   type Override,
+  type ResumeState,
   type TransitionReason,
 } from '../engine/group';
+import {
+  accept,
+  isReplay,
+  newest,
+  nextCounter,
+  sent,
+  startWindow,
+  type ReplayWindow,
+} from '../protocol/replay';
 import { randomBytes } from 'node:crypto';
-import { ipv4ToInt, intToIpv4 } from '../net/ipv4';
+import { ipv4ToInt } from '../net/ipv4';
+import { familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
 import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
 import type { EventBus } from './events';
-import { systemClock, type Clock, type TimerHandle } from './clock';
+import { systemClock, systemWallClock, type Clock, type TimerHandle, type WallClock } from './clock';
 import { GroupEffects, type AddressIo } from './group-effects';
 import { emptyStats, type GroupStats, type GroupStatus } from './status';
 
@@ -41,13 +54,16 @@ import { emptyStats, type GroupStats, type GroupStatus } from './status';
 export interface GroupIo extends AddressIo {
   /** Sends one CARP header; throws when the kernel refuses. */
   send(payload: Buffer, dst: string, src: string): void;
-  garp(addresses: string[]): void;
+  /** Announces the addresses: gratuitous ARP, or for IPv6 neighbour advertisements from `src`. */
+  garp(addresses: string[], src: string): void;
 }
 
 export interface GroupDeps {
   io: GroupIo;
   log: Logger;
   clock?: Clock;
+  /** Where counters start with replay protection on (docs/protocol.md §20). */
+  wallClock?: WallClock;
   /** Where transition log lines wait for the current batch to end (shared by a group set). */
   afterBatch?: AfterBatch;
   /** Where transitions, conflicts and restores are announced (`ucarpctl events`). */
@@ -68,8 +84,9 @@ const U64 = (1n << 64n) - 1n;
 /** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
   const picked = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as Omit<GroupParams, 'srcip'>;
-  // An unknown source (the interface has no address yet) compares as 0.0.0.0 until learnt.
-  return { ...picked, srcip: cfg.srcip === '' ? 0 : ipv4ToInt(cfg.srcip) };
+  // An unknown source (the interface has no address yet) compares as 0.0.0.0 (::) until learnt.
+  const unknown = familyOf(cfg.addresses[0].address) === 6 ? 0n : 0;
+  return { ...picked, srcip: cfg.srcip === '' ? unknown : sourceOf(cfg.srcip) };
 }
 
 type SendFailure = 'send';
@@ -80,6 +97,9 @@ export class GroupRuntime {
   private key: Buffer;
   private prefix: Buffer;
   private counter: bigint;
+  /** With replay protection on, the newest counters accepted and sent; null when off. */
+  private replay: ReplayWindow | null;
+  private readonly wallClock: WallClock;
   private readonly out = Buffer.alloc(CARP_HEADER_LEN);
   private readonly io: GroupIo;
   private readonly log: Logger;
@@ -95,7 +115,7 @@ export class GroupRuntime {
   private dispatching = false;
   private stopping: StopOptions | null = null;
   /** Unicast peers as integers for the per-packet check; null for a multicast group. */
-  private peers: Set<number> | null = null;
+  private peers: Set<SourceAddress> | null = null;
   /** Where each advertisement goes: the peers, or the one multicast/broadcast destination. */
   private destinations: readonly string[] = [];
   readonly stats: GroupStats = emptyStats();
@@ -112,12 +132,20 @@ export class GroupRuntime {
     this.afterBatch = deps.afterBatch ?? new AfterBatch();
     this.events = deps.events;
     this.key = passwordKey(cfg.password);
-    this.prefix = authPrefix({
-      key: this.key,
-      vhid: cfg.vhid,
-      addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
-    });
+    this.prefix =
+      familyOf(cfg.addresses[0].address) === 6
+        ? authPrefix6(
+            cfg.vhid,
+            cfg.addresses.map((a) => ipv6ToBytes(a.address)),
+          )
+        : authPrefix({
+            key: this.key,
+            vhid: cfg.vhid,
+            addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
+          });
     this.counter = randomBytes(8).readBigUInt64BE();
+    this.wallClock = deps.wallClock ?? systemWallClock;
+    this.replay = cfg.replayProtection ? startWindow(this.wallClock()) : null;
     this.s = initialState(groupParams(cfg), this.clock.now());
     this.usePeers(cfg);
     this.effects = new GroupEffects(cfg, deps.io, deps.log);
@@ -136,8 +164,36 @@ export class GroupRuntime {
     return this.effects.scripts;
   }
 
-  start(linkUp: boolean, present = true): void {
-    this.dispatch({ type: 'start', linkUp, present });
+  /**
+   * Leaves INIT. `resume`: what the daemon's previous image handed over (ucarpctl restart),
+   * the state to carry on in and the counter to carry on from.
+   */
+  start(linkUp: boolean, present = true, resume?: { state: ResumeState; counter: bigint }): void {
+    if (resume) this.carryOn(resume.counter & U64);
+    this.dispatch({ type: 'start', linkUp, present, resume: resume?.state });
+  }
+
+  /**
+   * Counters carry on from the previous image's. With replay protection, the handed-over
+   * counter is the newest the old window had seen or sent: every peer has accepted up to it,
+   * so the next one must be above it even if the wall clock went back (docs/protocol.md §20).
+   */
+  private carryOn(counter: bigint): void {
+    if (this.replay === null) {
+      this.counter = counter;
+      return;
+    }
+    if (counter > this.replay.lastSent) this.replay = sent(this.replay, counter);
+  }
+
+  /**
+   * The daemon is replacing itself: a master advertises once more, then the group stops where
+   * it is, its addresses and scripts untouched. Returns what the next image needs to carry on.
+   */
+  freeze(): { state: CarpState; counter: bigint } {
+    this.dispatch({ type: 'freeze' });
+    this.clearTimer();
+    return { state: this.s.state, counter: this.replay !== null ? newest(this.replay) : this.counter };
   }
 
   /** A packet the interface demultiplexed to this group; framing is already checked. */
@@ -153,17 +209,30 @@ export class GroupRuntime {
       this.reject(r.reason, framing.src);
       return;
     }
+    const counter = r.adv.counter;
+    if (this.replay !== null) {
+      // Whatever its source: the source is not covered by the digest (docs/protocol.md §20).
+      if (isReplay(this.replay, counter)) {
+        this.reject('replay', framing.src, `counter ${counter} is not newer than ${newest(this.replay)}`);
+        return;
+      }
+      this.replay = accept(this.replay, counter);
+    } else this.counter = counter;
     this.stats.received++;
-    this.counter = r.adv.counter;
     this.dispatch({ type: 'advert', src: framing.src, advbase: r.adv.advbase, advskew: r.adv.advskew });
   }
 
   /** A rejected packet attributed to this group (its vhid and destination matched). */
-  reject(reason: RejectReason, src: number): void {
+  reject(reason: RejectReason, src: SourceAddress, detail?: string): void {
     this.stats.rejects[reason]++;
-    const hint = reason === 'digest' ? ': check vhid, password and virtual IP address' : '';
+    const hint =
+      reason === 'digest'
+        ? ': check vhid, password and virtual IP address'
+        : reason === 'replay'
+          ? `: ${detail ?? ''} (a replay, or a peer without replay_protection or with its clock behind)`
+          : '';
     this.warnings.report(reason, (more) =>
-      this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`),
+      this.log.warn(`rejected advertisement from ${formatSource(src)}: bad ${reason}${hint}${more}`),
     );
   }
 
@@ -298,7 +367,7 @@ export class GroupRuntime {
       conflicts: [...this.conflicts],
       demotion: this.s.demotion,
       faults: this.faultReasons(),
-      master: m ? { address: intToIpv4(m.src), advbase: m.advbase, advskew: m.advskew } : null,
+      master: m ? { address: formatSource(m.src), advbase: m.advbase, advskew: m.advskew } : null,
       stats: this.stats,
     };
   }
@@ -375,7 +444,7 @@ export class GroupRuntime {
 
   /** Computed once per configuration: the send and receive paths only look them up. */
   private usePeers(cfg: GroupConfig): void {
-    this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(ipv4ToInt)) : null;
+    this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(sourceOf)) : null;
     this.destinations = cfg.peers.length > 0 ? cfg.peers : [cfg.destination];
   }
 
@@ -385,14 +454,20 @@ export class GroupRuntime {
 
   private dispatchGarp(): void {
     try {
-      this.io.garp(this.cfg.addresses.map((x) => x.address));
+      this.io.garp(
+        this.cfg.addresses.map((x) => x.address),
+        this.cfg.srcip,
+      );
     } catch (e) {
       this.log.error(`gratuitous ARP failed: ${(e as Error).message}`);
     }
   }
 
   private sendAdvertisement(advbase: number, advskew: number): void {
-    this.counter = (this.counter + 1n) & U64;
+    if (this.replay !== null) {
+      this.counter = nextCounter(this.replay, this.wallClock());
+      this.replay = sent(this.replay, this.counter);
+    } else this.counter = (this.counter + 1n) & U64;
     encodeAdvertisement(
       { vhid: this.cfg.vhid, advbase, advskew, counter: this.counter },
       this.key,
@@ -431,12 +506,14 @@ export class GroupRuntime {
     this.afterBatch.defer(() =>
       this.events?.publish({ type: 'transition', ...this.ref(), from, to, reason }),
     );
-    this.effects.notify(to);
+    // Carried on over a restart: the state did not change for anyone outside this process.
+    if (reason !== 'restart') this.effects.notify(to);
     const stop = this.stopping;
     const manage = this.cfg.manageAddresses && (!stop || stop.releaseAddresses);
     if (to === 'MASTER') {
+      // Also on a restart: the address record of this image learns them (adding is idempotent).
       if (manage) this.effects.changeAddresses(true);
-      this.effects.runScript('up', to);
+      if (runScript) this.effects.runScript('up', to);
     } else {
       // BACKUP or FAULT: a master's addresses go; at start, whatever a crashed run left.
       if (manage && !stop) this.effects.changeAddresses(false);
