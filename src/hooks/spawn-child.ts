@@ -33,13 +33,11 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
 );
 
+/** Errors that say posix_spawn (or its pidfd watch) is unusable here, not that the program is. */
+const FALL_BACK_ON = new Set(['ENOSYS', 'EPERM', 'MODULE_NOT_FOUND']);
+
 /** Set once posix_spawn is found unusable here: every later start goes through Node. */
 let nativeUnusable = false;
-
-/** For tests: whether the next spawnChild() tries the addon first. */
-export function usesPosixSpawn(): boolean {
-  return !nativeUnusable;
-}
 
 /**
  * Starts `file` with `args` and exactly `env`, without a shell, in a session and process group
@@ -57,7 +55,9 @@ export function spawnChild(file: string, args: readonly string[], env: NodeJS.Pr
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === undefined) throw err;
-      if (code !== 'ENOSYS' && code !== 'MODULE_NOT_FOUND') {
+      // EPERM: a seccomp filter (a unit's SystemCallFilter=) may refuse what posix_spawn uses
+      // but not what Node uses; a program that really is not permitted fails there too.
+      if (!FALL_BACK_ON.has(code)) {
         throw new SpawnError(code, `spawn ${file} ${code}`, { cause: err });
       }
       nativeUnusable = true;
