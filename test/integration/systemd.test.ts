@@ -26,8 +26,18 @@ const PREFIX = `sd${process.pid.toString(36)}`;
 // h1 (systemd) is preferred everywhere. `pre` preempts, so h1 takes it back after a restart;
 // `nopre` does not, so after a restart h1 must stay BACKUP and must not keep the address it
 // held before it was killed.
+// `pre`'s upscript records the descriptors it started with, where the sandbox lets it write.
+const LIST_FDS = path.join(ROOT, 'test/fixtures/scripts/list-fds.sh');
 const H1_GROUPS: TestGroup[] = [
-  { name: 'pre', vhid: 10, iface: 'eth0', addresses: ['192.0.2.100/24'], advskew: 0, preempt: true },
+  {
+    name: 'pre',
+    vhid: 10,
+    iface: 'eth0',
+    addresses: ['192.0.2.100/24'],
+    advskew: 0,
+    preempt: true,
+    extra: { upscript: LIST_FDS },
+  },
   { name: 'nopre', vhid: 11, iface: 'eth0', addresses: ['192.0.2.101/24'], advskew: 0, preempt: false },
 ];
 const ADDED: TestGroup = { name: 'added', vhid: 12, iface: 'eth0', addresses: ['192.0.2.102/24'] };
@@ -214,6 +224,7 @@ describe('systemd/ucarp.service under a real systemd', () => {
     const monthAgo = new Date(Date.now() - 30 * 86400e3);
     fs.utimesSync(canary, monthAgo, monthAgo);
     for (const f of hostEtc) hostEtcBefore.set(f, readOrNull(f));
+    fs.chmodSync(LIST_FDS, 0o755);
     peerFile = path.join(dir, 'ucarp.yaml');
     peerSocket = path.join(dir, 'ctl.sock');
     lab = Lab.create(PREFIX, [
@@ -281,6 +292,19 @@ describe('systemd/ucarp.service under a real systemd', () => {
       'every group MASTER on h1',
     );
     assert.deepEqual(await vips(h1), H1_GROUPS.map(vip).sort());
+    // The upscript ran inside the unit's sandbox (its system call filter included) through the
+    // addon's posix_spawn: nothing but stdio (and ls's own directory) is open. Forked by Node
+    // instead, it would hold the daemon's raw sockets, which are not close-on-exec.
+    let fds = '';
+    await waitFor(
+      async () => {
+        fds = (await sd.exec('cat', ['/run/ucarp/fds-pre'])).stdout;
+        return fds !== '';
+      },
+      5000,
+      "pre's upscript",
+    );
+    assert.deepEqual(fds.trim().split('\n'), ['0', '1', '2', '3']);
     // Started after h1 is master, so that it joins as backup whatever its start-up time.
     peer = new Peer(lab, h2, peerFile, peerSocket);
     await waitFor(
