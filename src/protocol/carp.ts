@@ -11,8 +11,10 @@ export const IPPROTO_CARP = 112;
 export const MAX_PASSWORD_BYTES = 19;
 export const KEY_LEN = 20;
 
-/** Why a received packet was not accepted; each has its own counter. */
-/** Why a packet was dropped; `peer`: a unicast group heard a host that is not in its peers. */
+/**
+ * Why a packet was dropped; each has its own counter. `peer`: a unicast group heard a host that
+ * is not in its peers; `interval`: a VRRPv3 advertisement with a Max Advertise Interval of 0.
+ */
 export const REJECT_REASONS = [
   'short',
   'ttl',
@@ -24,6 +26,7 @@ export const REJECT_REASONS = [
   'peer',
   'checksum',
   'digest',
+  'interval',
 ] as const;
 
 export type RejectReason = (typeof REJECT_REASONS)[number];
@@ -45,6 +48,8 @@ export interface Framing {
   src: number;
   dst: number;
   vhid: number;
+  /** 2: CARP; 3: VRRPv3 (src/protocol/vrrp.ts), demultiplexed apart from CARP. */
+  version: number;
 }
 
 export type FramingResult = { ok: true; framing: Framing } | { ok: false; reason: RejectReason };
@@ -126,7 +131,7 @@ export function parseFraming(pkt: Uint8Array): FramingResult {
     return { ok: false, reason: 'length' };
   const src = ((pkt[12] << 24) | (pkt[13] << 16) | (pkt[14] << 8) | pkt[15]) >>> 0;
   const dst = ((pkt[16] << 24) | (pkt[17] << 16) | (pkt[18] << 8) | pkt[19]) >>> 0;
-  return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1] } };
+  return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1], version: CARP_VERSION } };
 }
 
 /** Verifies checksum and digest of a framed packet for one group and decodes it. */

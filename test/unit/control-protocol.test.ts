@@ -162,6 +162,7 @@ describe('handleRequest', () => {
       'peer',
       'checksum',
       'digest',
+      'interval',
     ]);
     assert.deepEqual(g.scripts, { runs: 3, failures: 0, timeouts: 0 });
     assert.deepEqual(r.interfaces, [
