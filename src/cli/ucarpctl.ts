@@ -151,7 +151,11 @@ function stateCell(g: GroupStatusJson): string {
 function masterCell(g: GroupStatusJson): string {
   if (!g.master) return '-';
   const self = g.state === 'MASTER' ? ' (self)' : '';
-  return `${g.master.address}${self} ${g.master.advbase}/${g.master.advskew}`;
+  const m = g.master;
+  // VRRP: "prio 150"; CARP: advbase/advskew.
+  return 'priority' in m
+    ? `${m.address}${self} prio ${m.priority}`
+    : `${m.address}${self} ${m.advbase}/${m.advskew}`;
 }
 
 function rejectsCell(g: GroupStatusJson): string {
@@ -235,7 +239,9 @@ function interfaceRejects(c: RejectCounters): string {
 function describeOverride(r: OverrideResponse): string {
   const g = r.group;
   const what = g.override === 'none' ? 'override cleared' : `${g.override}d`;
-  const line = `${g.name}: ${what}; now ${g.state}, advertising advbase ${g.advbase} advskew ${g.advskew}\n`;
+  const advertising =
+    g.priority !== null ? `priority ${g.priority}` : `advbase ${g.advbase} advskew ${g.advskew}`;
+  const line = `${g.name}: ${what}; now ${g.state}, advertising ${advertising}\n`;
   return g.override === 'promote' && g.state === 'BACKUP' ? line + promoteOutlook(g) : line;
 }
 
@@ -248,6 +254,14 @@ function describeOverride(r: OverrideResponse): string {
 function promoteOutlook(g: GroupStatusJson): string {
   const m = g.master;
   if (!m) return '';
+  if ('priority' in m) {
+    // VRRP: a preempting backup ignores a lower priority and takes over when its down timer
+    // runs out (docs/protocol.md §22); a tie goes to the higher address.
+    const prio = `the master ${m.address} advertises priority ${m.priority}`;
+    return m.priority < (g.priority ?? 0)
+      ? `  ${prio}, lower than ours: we take over when its advertisements time out\n`
+      : `  not taking over: ${prio}, not lower than our ${g.priority ?? 0}\n`;
+  }
   // Intervals in 1/256 s, compared as the engine compares them (docs/protocol.md §8).
   const ours = g.advbase * 256 + g.advskew;
   const theirs = m.advbase * 256 + m.advskew;

@@ -11,6 +11,7 @@ import {
   GROUP_DEFAULTS,
   LOGGING_DEFAULTS,
   TRACKER_DEFAULTS,
+  VRRP3_DEFAULTS,
 } from './settings';
 import type {
   AddressConfig,
@@ -69,8 +70,11 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
   if (s.interface === undefined) throw new InternalError(`group ${name} has no interface`);
   const d = GROUP_DEFAULTS;
   const broadcast = s.broadcast ?? d.broadcast;
+  const protocol = s.protocol ?? d.protocol;
+  const preempt = protocol === 'vrrp3' ? VRRP3_DEFAULTS.preempt : d.preempt;
   const out: GroupConfig = {
     name,
+    protocol,
     vhid: s.vhid,
     interface: s.interface,
     srcip: facts.srcip,
@@ -81,7 +85,9 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
     advbase: s.advbase ?? d.advbase,
     advskew: s.advskew ?? d.advskew,
     deadratio: s.deadratio ?? d.deadratio,
-    preempt: s.preempt ?? d.preempt,
+    priority: s.priority ?? d.priority,
+    advertInterval: Math.round((s.advert_interval ?? d.advert_interval) * 100),
+    preempt: s.preempt ?? preempt,
     neutral: s.neutral ?? d.neutral,
     ignoreifstate: s.ignoreifstate ?? d.ignoreifstate,
     destination: broadcast ? BROADCAST_ADDRESS : (s.mcast ?? d.mcast),

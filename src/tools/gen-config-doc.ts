@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { InternalError } from '../errors';
+import { PROTOCOL_KEYS } from '../config/settings';
 
 /** The subset of JSON Schema (2020-12) that schemas/ucarp.schema.json uses. */
 export interface SchemaNode {
@@ -345,6 +346,7 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
     `Keys of each entry of \`groups\`. Required in every group: ${(group.required ?? []).map(code).join(', ')};`,
     "every other key may also come from `defaults`, and the group's own value wins.",
     '',
+    ...protocolTables(groupKeys),
     ...groupKeys.flatMap((k) =>
       entry(`group-${k}`, k, k, refs.property(group, k), group.required?.includes(k) ?? false, refs),
     ),
@@ -361,6 +363,34 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
   );
   // Collapse the blank lines that empty descriptions leave behind.
   return out.join('\n').replace(/\n{3,}/g, '\n\n');
+}
+
+/**
+ * One table per protocol: which group keys it reads. A key of the other protocol is an error
+ * when the group sets it and ignored when it comes from `defaults` (PROTOCOL_KEYS).
+ */
+function protocolTables(groupKeys: string[]): string[] {
+  const names = { carp: 'CARP (ucarp 1.5.2)', vrrp3: 'VRRPv3 (RFC 5798, keepalived `vrrp_version 3`)' };
+  return (Object.keys(PROTOCOL_KEYS) as (keyof typeof PROTOCOL_KEYS)[]).flatMap((p) => {
+    const foreign = new Set<string>(
+      Object.entries(PROTOCOL_KEYS)
+        .filter(([other]) => other !== p)
+        .flatMap(([, keys]) => keys),
+    );
+    return [
+      `<a id="protocol-${p}"></a>`,
+      '',
+      `### Keys of a \`protocol: ${p}\` group: ${names[p]}`,
+      '',
+      '| Key | Applies |',
+      '| --- | --- |',
+      ...groupKeys.map(
+        (k) =>
+          `| [\`${k}\`](#group-${k}) | ${foreign.has(k) ? 'no: an error in the group, ignored from `defaults`' : 'yes'} |`,
+      ),
+      '',
+    ];
+  });
 }
 
 /** The document as generated from the schema and example in the repository at `root`. */

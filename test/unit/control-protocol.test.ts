@@ -124,6 +124,7 @@ describe('handleRequest', () => {
     const g = r.groups[0];
     assert.deepEqual(Object.keys(g), [
       'name',
+      'protocol',
       'vhid',
       'interface',
       'state',
@@ -132,6 +133,8 @@ describe('handleRequest', () => {
       'srcip',
       'advbase',
       'advskew',
+      'priority',
+      'advertInterval',
       'override',
       'link',
       'conflicts',

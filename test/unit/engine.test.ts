@@ -20,6 +20,9 @@ function params(p: Partial<GroupParams> = {}): GroupParams {
   const d = GROUP_DEFAULTS;
   return {
     vhid: 1,
+    protocol: d.protocol,
+    priority: d.priority,
+    advertInterval: d.advert_interval * 100,
     advbase: d.advbase,
     advskew: d.advskew,
     deadratio: d.deadratio,

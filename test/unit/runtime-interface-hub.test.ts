@@ -11,6 +11,8 @@ import type { LinkInfo } from '../../src/net/rtnl';
 import { fakeLog } from '../helpers/fake-log';
 import { carpPayload, ipv4Packet } from '../helpers/packets';
 import { VhidInUseError } from '../../src/errors';
+import { encodeVrrp } from '../../src/protocol/vrrp';
+import { ipv4ToBytes } from '../../src/net/ipv4';
 
 class FakeSocket extends EventEmitter {
   joined: string[] = [];
@@ -77,6 +79,17 @@ function group(
   );
 }
 
+const vrrp = (vhid: number, dst = '224.0.0.18', src = '192.0.2.9') =>
+  ipv4Packet(
+    src,
+    dst,
+    encodeVrrp(
+      { vrid: vhid, priority: 100, interval: 100, addresses: [ipv4ToBytes(`192.0.2.${100 + vhid}`)] },
+      ipv4ToBytes(src),
+      ipv4ToBytes(dst),
+    ),
+  );
+
 const carp = (vhid: number, dst = '224.0.0.18', src = '192.0.2.9') =>
   ipv4Packet(src, dst, carpPayload({ vhid, password: 'pw', addresses: [`192.0.2.${100 + vhid}`] }));
 
@@ -113,13 +126,38 @@ describe('InterfaceHub', () => {
     sock.deliver(
       ipv4Packet('192.0.2.9', '224.0.0.18', carpPayload({ vhid: 1, password: 'pw', addresses: [] }), 64),
     );
-    const badVersion = carpPayload({ vhid: 1, password: 'pw', addresses: [] });
-    badVersion[0] = 0x31;
-    sock.deliver(ipv4Packet('192.0.2.9', '224.0.0.18', badVersion));
+    // A well-formed VRRPv3 advertisement with this CARP group's number: the peer speaks VRRP.
+    sock.deliver(vrrp(1));
     sock.deliver(Buffer.alloc(10));
     assert.deepEqual(a.rejects, ['ttl', 'version']);
     assert.equal(h.rejects.ttl, 1);
     assert.equal(h.rejects.short, 1);
+    assert.equal(h.rejects.version, 1);
+  });
+
+  it('demultiplexes by protocol first: a CARP and a VRRP group may share a number', () => {
+    const { sock, hub: h } = hub();
+    const c = group('c', 5);
+    const v = group('v', 5, { protocol: 'vrrp3' });
+    h.add(c);
+    h.add(v);
+    sock.deliver(carp(5));
+    sock.deliver(vrrp(5));
+    sock.deliver(vrrp(5));
+    assert.deepEqual(
+      c.packets.map((f) => f.version),
+      [2],
+    );
+    assert.deepEqual(
+      v.packets.map((f) => f.version),
+      [3, 3],
+    );
+    assert.throws(() => h.add(group('v2', 5, { protocol: 'vrrp3' })), VhidInUseError);
+    // A VRRP packet of a malformed length is blamed on the VRRP group, not the CARP one.
+    const short = vrrp(5);
+    short[23] = 4;
+    sock.deliver(short);
+    assert.deepEqual([c.rejects, v.rejects], [[], ['length']]);
   });
 
   it('registers each group source as our own (so our packets are dropped) and its membership', () => {

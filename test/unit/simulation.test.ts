@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { GroupParams, masterDownMs, initialState } from '../../src/engine/group';
 import { Simulation } from '../helpers/sim';
 
+/** The VRRP settings a CARP group carries unused. */
+const CARP = { protocol: 'carp', priority: 100, advertInterval: 100 } as const;
+
 const ip = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
 
 function nodeParams(i: number, rand: () => number): GroupParams {
@@ -12,6 +15,7 @@ function nodeParams(i: number, rand: () => number): GroupParams {
     // Some nodes share a skew so that the equal-interval tie-break is exercised.
     advskew: [0, 0, 20, 20, 100, 100][i % 6] + (rand() < 0.2 ? 1 : 0),
     deadratio: 3,
+    ...CARP,
     preempt: rand() < 0.5,
     neutral: false,
     ignoreifstate: false,
@@ -85,6 +89,7 @@ test('a backup takes over exactly at its dead time after the master dies, lowest
     advbase: 1,
     advskew: skew,
     deadratio: 3,
+    ...CARP,
     preempt: true,
     neutral: false,
     ignoreifstate: false,
@@ -109,6 +114,7 @@ test('a graceful stop hands mastership over at once instead of after the dead ti
     advbase: 1,
     advskew: i * 10,
     deadratio: 3,
+    ...CARP,
     preempt: false,
     neutral: false,
     ignoreifstate: false,

@@ -64,7 +64,11 @@ test('the checksum covers the IPv4 pseudo-header: another source or destination 
   assert.deepEqual(verifyVrrp(pkt, 20, bytes('192.0.2.9'), DST), { ok: false, reason: 'checksum' });
   assert.deepEqual(verifyVrrp(pkt, 20, SRC, bytes('192.0.2.2')), { ok: false, reason: 'checksum' });
   // A unicast copy is checksummed for its own destination.
-  const uni = encodeVrrp({ vrid: 30, priority: 150, interval: 100, addresses: VIPS }, SRC, bytes('192.0.2.2'));
+  const uni = encodeVrrp(
+    { vrid: 30, priority: 150, interval: 100, addresses: VIPS },
+    SRC,
+    bytes('192.0.2.2'),
+  );
   assert.ok(verifyVrrp(Buffer.concat([Buffer.alloc(20), uni]), 20, SRC, bytes('192.0.2.2')).ok);
   assert.notDeepEqual(uni, pkt.subarray(20));
 });
@@ -85,7 +89,10 @@ test('the IPv6 pseudo-header: 16-byte addresses, 32-bit length, next header last
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   assert.equal(msg.readUInt16BE(6), ~sum & 0xffff);
   assert.ok(verifyVrrp(msg, 0, src, dst).ok);
-  assert.throws(() => encodeVrrp({ vrid: 7, priority: 100, interval: 100, addresses: [SRC] }, src, dst), RangeError);
+  assert.throws(
+    () => encodeVrrp({ vrid: 7, priority: 100, interval: 100, addresses: [SRC] }, src, dst),
+    RangeError,
+  );
 });
 
 test('framing rejects: ttl, type, length, short; an interval of 0 is refused', () => {
@@ -96,7 +103,10 @@ test('framing rejects: ttl, type, length, short; an interval of 0 is refused', (
   });
   const typed = Buffer.from(msg);
   typed[0] = 0x32;
-  assert.deepEqual(parseVrrpFraming(ipv4Packet('192.0.2.1', '224.0.0.18', typed)), { ok: false, reason: 'type' });
+  assert.deepEqual(parseVrrpFraming(ipv4Packet('192.0.2.1', '224.0.0.18', typed)), {
+    ok: false,
+    reason: 'type',
+  });
   const counted = Buffer.from(msg);
   counted[3] = 3;
   assert.deepEqual(parseVrrpFraming(ipv4Packet('192.0.2.1', '224.0.0.18', counted)), {
@@ -112,7 +122,10 @@ test('framing rejects: ttl, type, length, short; an interval of 0 is refused', (
   zero.writeUInt16BE(0, 6);
   zero.writeUInt16BE(vrrpChecksum(zero, SRC, DST), 6);
   assert.deepEqual(verifyVrrp(zero, 0, SRC, DST), { ok: false, reason: 'interval' });
-  assert.throws(() => encodeVrrp({ vrid: 1, priority: 1, interval: 4096, addresses: [] }, SRC, DST), RangeError);
+  assert.throws(
+    () => encodeVrrp({ vrid: 1, priority: 1, interval: 4096, addresses: [] }, SRC, DST),
+    RangeError,
+  );
 });
 
 test('CARP and VRRPv3 are told apart by version: neither parser takes the other', () => {
