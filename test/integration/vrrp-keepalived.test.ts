@@ -1,0 +1,251 @@
+// VRRPv3 over IPv4 against the real keepalived 2.2.7 (`vrrp_version 3`), ours and keepalived
+// on two hosts of one segment, each in both roles: election by priority, SIGKILL failover,
+// preemption, the priority-0 handover on a clean stop, a priority tie broken by the higher
+// address, unicast peers. Who is master is read from the kernels (the virtual address), not
+// from either daemon.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Lab, Host, waitFor } from '../helpers/netns';
+import { Node, holdersOf, sleep } from '../helpers/fault';
+import { KeepalivedProc } from '../helpers/keepalived';
+import type { TestGroup } from '../helpers/supervisor-proc';
+import { masterDownIntervalMs, skewMs } from '../../src/engine/vrrp-rules';
+
+const VIP = '192.0.2.254';
+const VRID = 30;
+/** Generous: the event loop, namespaces and a loaded CI machine (docs/protocol.md §22). */
+const SLACK_MS = 2000;
+
+const roots: string[] = [];
+const labs: Lab[] = [];
+const figures: string[] = [];
+after(async () => {
+  for (const l of labs) await l.destroy();
+  for (const r of roots) fs.rmSync(r, { recursive: true, force: true });
+  if (figures.length > 0) process.stdout.write(`# VRRPv3 takeover figures\n# ${figures.join('\n# ')}\n`);
+});
+
+type Who = 'ours' | 'keepalived';
+
+interface Scene {
+  lab: Lab;
+  ours: Node;
+  ka: KeepalivedProc | null;
+  oursHost: Host;
+  kaHost: Host;
+  kaOpts: ConstructorParameters<typeof KeepalivedProc>[2];
+}
+
+/** ours on host `oursAt` (1 → 192.0.2.1, 2 → 192.0.2.2), keepalived on the other. */
+async function scene(o: {
+  oursPriority: number;
+  kaPriority: number;
+  oursAt?: 1 | 2;
+  unicast?: boolean;
+}): Promise<Scene> {
+  const lab = await Lab.create({ hosts: 2 });
+  labs.push(lab);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-vrrp-'));
+  roots.push(root);
+  const oursHost = lab.host(o.oursAt ?? 1);
+  const kaHost = lab.host(o.oursAt === 2 ? 1 : 2);
+  const group: TestGroup = {
+    name: 'router',
+    vhid: VRID,
+    iface: 'eth0',
+    addresses: [`${VIP}/24`],
+    extra: {
+      protocol: 'vrrp3',
+      priority: o.oursPriority,
+      ...(o.unicast ? { peers: `[${kaHost.ips[0]}]` } : {}),
+    },
+  };
+  const ours = new Node(lab, oursHost, root, [group]);
+  const kaOpts = {
+    vrid: VRID,
+    priority: o.kaPriority,
+    addresses: [`${VIP}/24`],
+    ...(o.unicast ? { unicastPeers: [oursHost.ips[0]] } : {}),
+  };
+  return { lab, ours, ka: null, oursHost, kaHost, kaOpts };
+}
+
+async function startKa(s: Scene): Promise<KeepalivedProc> {
+  s.ka = new KeepalivedProc(s.lab, s.kaHost, s.kaOpts);
+  await s.ka.waitStarted();
+  return s.ka;
+}
+
+function hostOf(s: Scene, who: Who): Host {
+  return who === 'ours' ? s.oursHost : s.kaHost;
+}
+
+/** The virtual address is on `who`'s host only, and stays so for `holdMs`. */
+async function soleMaster(s: Scene, who: Who, timeoutMs = 15_000, holdMs = 3000): Promise<void> {
+  const want = [hostOf(s, who).ns];
+  await waitFor(
+    async () => JSON.stringify(await holdersOf(s.lab, VIP)) === JSON.stringify(want),
+    timeoutMs,
+    `${VIP} on ${who} only; ours:\n${s.ours.proc?.lines.slice(-8).join('\n')}\nkeepalived:\n${s.ka?.lines.slice(-8).join('\n')}`,
+    50,
+  );
+  const end = Date.now() + holdMs;
+  while (Date.now() < end) {
+    assert.deepEqual(await holdersOf(s.lab, VIP), want, `${VIP} must stay on ${who} only`);
+    await sleep(100);
+  }
+}
+
+/** Milliseconds from now until `who`'s host holds the virtual address. */
+async function takeover(s: Scene, who: Who, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  await waitFor(
+    async () => (await s.lab.addresses(hostOf(s, who))).includes(VIP),
+    timeoutMs,
+    `${who} to take over`,
+    10,
+  );
+  return Date.now() - t0;
+}
+
+async function killOurs(s: Scene, sig: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  s.ours.proc.signal(sig);
+  if (sig === 'SIGTERM') await s.ours.proc.exit();
+}
+
+async function stop(s: Scene): Promise<void> {
+  await s.ours.stop().catch(() => undefined);
+  if (s.ka && !s.ka.exited) {
+    s.ka.kill('SIGTERM');
+    await s.ka.exit().catch(() => undefined);
+  }
+}
+
+for (const high of ['ours', 'keepalived'] as Who[]) {
+  const low: Who = high === 'ours' ? 'keepalived' : 'ours';
+
+  test(`election by priority: ${high} (150) is master over ${low} (100); SIGKILL fails over; ${high} preempts back`, async () => {
+    const s = await scene({
+      oursPriority: high === 'ours' ? 150 : 100,
+      kaPriority: high === 'ours' ? 100 : 150,
+    });
+    try {
+      s.ours.start();
+      await startKa(s);
+      await soleMaster(s, high);
+
+      // SIGKILL the master: no priority 0, the backup waits its Master_Down_Interval.
+      if (high === 'ours') await killOurs(s, 'SIGKILL');
+      else s.ka!.kill('SIGKILL');
+      const bound = masterDownIntervalMs(100, 100);
+      const took = await takeover(s, low, bound + SLACK_MS + 1000);
+      figures.push(
+        `SIGKILL ${high} master → ${low} takes over in ${took} ms (Master_Down_Interval ${bound} ms)`,
+      );
+      // The last advertisement was at most one interval before the kill.
+      assert.ok(took >= bound - 1000 - 100, `${low} took over after ${took} ms, before its down interval`);
+      assert.ok(took <= bound + SLACK_MS, `${low} took over after ${took} ms`);
+
+      // The better router comes back and preempts (RFC 5798's default, keepalived's too).
+      if (high === 'ours') {
+        s.ours.start();
+      } else {
+        await s.ka!.exit();
+        await startKa(s);
+      }
+      await soleMaster(s, high, 15_000, 2000);
+    } finally {
+      await stop(s);
+    }
+  });
+
+  test(`priority 0 on a clean stop: ${low} backup takes over from ${high} after its skew time only`, async () => {
+    const s = await scene({
+      oursPriority: high === 'ours' ? 150 : 100,
+      kaPriority: high === 'ours' ? 100 : 150,
+    });
+    try {
+      s.ours.start();
+      await startKa(s);
+      await soleMaster(s, high, 15_000, 1500);
+      const t0 = Date.now();
+      if (high === 'ours') void killOurs(s, 'SIGTERM');
+      else s.ka!.kill('SIGTERM');
+      const took = await takeover(s, low, 10_000);
+      const skew = skewMs(100, 100);
+      figures.push(`priority 0 from ${high} → ${low} takes over in ${took} ms (Skew_Time ${skew} ms)`);
+      // Well under the Master_Down_Interval (3609 ms): the priority-0 advertisement was heard.
+      assert.ok(took < 3 * 1000, `${low} took ${took} ms: it waited for the master to time out`);
+      await waitFor(
+        async () => !(await s.lab.addresses(hostOf(s, high))).includes(VIP),
+        5000,
+        `${high} to release ${VIP}`,
+      );
+      assert.ok(Date.now() - t0 < 10_000);
+    } finally {
+      await stop(s);
+    }
+  });
+
+  test(`preemption: ${high} (150) started after ${low} (100) takes mastership over`, async () => {
+    const s = await scene({
+      oursPriority: high === 'ours' ? 150 : 100,
+      kaPriority: high === 'ours' ? 100 : 150,
+    });
+    try {
+      if (low === 'ours') s.ours.start();
+      else await startKa(s);
+      await soleMaster(s, low, 15_000, 500);
+      if (high === 'ours') s.ours.start();
+      else await startKa(s);
+      await soleMaster(s, high, 15_000, 2000);
+    } finally {
+      await stop(s);
+    }
+  });
+}
+
+for (const winner of ['ours', 'keepalived'] as Who[]) {
+  test(`a priority tie between two masters goes to the higher address: ${winner} on 192.0.2.2`, async () => {
+    const s = await scene({ oursPriority: 100, kaPriority: 100, oursAt: winner === 'ours' ? 2 : 1 });
+    try {
+      // Apart, each becomes master; joined, the one on the lower address must yield.
+      for (const h of s.lab.hosts) await s.lab.isolate(h, true);
+      s.ours.start();
+      await startKa(s);
+      await waitFor(async () => (await holdersOf(s.lab, VIP)).length === 2, 15_000, 'two masters apart');
+      for (const h of s.lab.hosts) await s.lab.isolate(h, false);
+      await soleMaster(s, winner, 10_000, 3000);
+    } finally {
+      await stop(s);
+    }
+  });
+}
+
+for (const high of ['ours', 'keepalived'] as Who[]) {
+  const low: Who = high === 'ours' ? 'keepalived' : 'ours';
+  test(`unicast peers: ${high} (150) master over ${low} (100), and ${low} takes over on SIGKILL`, async () => {
+    const s = await scene({
+      oursPriority: high === 'ours' ? 150 : 100,
+      kaPriority: high === 'ours' ? 100 : 150,
+      unicast: true,
+    });
+    try {
+      s.ours.start();
+      await startKa(s);
+      // The backup stays backup only while it hears the master's unicast advertisements.
+      await soleMaster(s, high, 15_000, 5000);
+      if (high === 'ours') await killOurs(s, 'SIGKILL');
+      else s.ka!.kill('SIGKILL');
+      const bound = masterDownIntervalMs(100, 100);
+      const took = await takeover(s, low, bound + SLACK_MS + 1000);
+      figures.push(`unicast: SIGKILL ${high} master → ${low} takes over in ${took} ms`);
+      assert.ok(took <= bound + SLACK_MS, `${low} took over after ${took} ms`);
+    } finally {
+      await stop(s);
+    }
+  });
+}
