@@ -25,8 +25,10 @@ export const USAGE = `Usage: ucarpctl [--socket PATH | -c FILE] COMMAND
 
 Commands:
   status [GROUP] [--json]  state of every group (or one); --json prints the status document
-  demote GROUP             advertise advskew 255 and hand mastership over, until reset or reload
-  promote GROUP            advertise advskew 0 and preempt, until reset or reload
+  demote GROUP             advertise advskew 255 (VRRP: priority 1) and hand mastership over,
+                           until reset or reload
+  promote GROUP            advertise advskew 0 (VRRP: priority 254) and preempt, until reset
+                           or reload
   reset GROUP              drop a demote/promote override
   reload                   reload the configuration (as SIGHUP); prints every error if rejected
   events [--json]          follow transitions, tracker changes, address conflicts and restores
@@ -144,7 +146,7 @@ function stateCell(g: GroupStatusJson): string {
   const notes: string[] = [];
   if (g.override !== 'none') notes.push(`${g.override}d`);
   if (g.state === 'FAULT' && g.faults.length > 0) notes.push(g.faults.join(', '));
-  if (g.demotion > 0) notes.push(`demoted +${g.demotion}`);
+  if (g.demotion > 0) notes.push(g.priority !== null ? `demoted -${g.demotion}` : `demoted +${g.demotion}`);
   return notes.length > 0 ? `${g.state} (${notes.join('; ')})` : g.state;
 }
 
@@ -189,7 +191,8 @@ export function formatStatus(doc: StatusDocument): string {
   ];
   const rows = doc.groups.map((g) => [
     g.name,
-    String(g.vhid),
+    // A VRRP group's number is its VRID; CARP and VRRP may share a number on one interface.
+    g.protocol === 'vrrp3' ? `vrrp ${g.vhid}` : String(g.vhid),
     g.interface,
     stateCell(g),
     formatDuration(g.sinceMs),

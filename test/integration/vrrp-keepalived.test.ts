@@ -15,6 +15,8 @@ import type { TestGroup } from '../helpers/supervisor-proc';
 import { masterDownIntervalMs, skewMs } from '../../src/engine/vrrp-rules';
 
 const VIP = '192.0.2.254';
+/** A second address, listed after the first: keepalived sends them in its file's order, we sort. */
+const VIP2 = '192.0.2.253';
 const VRID = 30;
 /** Generous: the event loop, namespaces and a loaded CI machine (docs/protocol.md §22). */
 const SLACK_MS = 2000;
@@ -56,7 +58,7 @@ async function scene(o: {
     name: 'router',
     vhid: VRID,
     iface: 'eth0',
-    addresses: [`${VIP}/24`],
+    addresses: [`${VIP}/24`, `${VIP2}/24`],
     extra: {
       protocol: 'vrrp3',
       priority: o.oursPriority,
@@ -67,7 +69,7 @@ async function scene(o: {
   const kaOpts = {
     vrid: VRID,
     priority: o.kaPriority,
-    addresses: [`${VIP}/24`],
+    addresses: [`${VIP}/24`, `${VIP2}/24`],
     ...(o.unicast ? { unicastPeers: [oursHost.ips[0]] } : {}),
   };
   return { lab, ours, ka: null, oursHost, kaHost, kaOpts };
@@ -109,6 +111,11 @@ async function takeover(s: Scene, who: Who, timeoutMs: number): Promise<number> 
     10,
   );
   return Date.now() - t0;
+}
+
+/** keepalived's log lines about advertisements it did not like. */
+function complaints(s: Scene): string[] {
+  return (s.ka?.lines ?? []).filter((l) => /invalid|unexpected|not present|bad|mismatch|error/i.test(l));
 }
 
 async function killOurs(s: Scene, sig: 'SIGKILL' | 'SIGTERM'): Promise<void> {
@@ -157,6 +164,7 @@ for (const high of ['ours', 'keepalived'] as Who[]) {
         await startKa(s);
       }
       await soleMaster(s, high, 15_000, 2000);
+      assert.deepEqual(complaints(s), [], 'keepalived found nothing wrong with our advertisements');
     } finally {
       await stop(s);
     }
