@@ -1,8 +1,8 @@
 // Failover benchmark (not a test): how long after the master's last advertisement the
 // backup's first one goes out, minus what the protocol demands, as seen on the wire by a
-// third host. Usage: node dist/bench/failover.js [--protocol carp|vrrp3]
-//                    [--impl ours|ucarp|keepalived] [--trials N] [--graceful-trials N]
-//                    [--settle SECONDS]
+// third host, and how long after that advertisement the new master's up-script starts.
+// Usage: node dist/bench/failover.js [--protocol carp|vrrp3]
+//        [--impl ours|ucarp|keepalived] [--trials N] [--graceful-trials N] [--settle SECONDS]
 // With --protocol vrrp3 both nodes run VRRPv3 (ours from a YAML file, or keepalived 2.2.7 as
 // the reference); the bound is the backup's Master_Down_Interval, and a clean stop sends
 // priority 0 instead of CARP's bow-out.
@@ -40,7 +40,7 @@ const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
  * adds milliseconds that say nothing about steady-state failover (2 s: median ≈ +4 ms).
  */
 const DEFAULT_SETTLE_S = 10;
-const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50 };
+const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50, upscriptMedianMs: 5 };
 /** VRRPv3: VRID, priorities and interval (centiseconds) of the pair. */
 const VRRP = { vrid: 30, master: 150, backup: 100, intervalCs: 100, vip: '192.0.2.254/24' };
 
@@ -69,7 +69,7 @@ function carpNode(p: CarpProc): BenchNode {
 }
 
 /** Our daemon with one VRRPv3 group, from a YAML file in a directory of its own. */
-function oursVrrpNode(lab: Lab, h: Host, priority: number): BenchNode {
+function oursVrrpNode(lab: Lab, h: Host, priority: number, upscript?: string): BenchNode {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-bench-vrrp-'));
   const file = path.join(dir, 'ucarp.yaml');
   fs.writeFileSync(
@@ -81,7 +81,12 @@ function oursVrrpNode(lab: Lab, h: Host, priority: number): BenchNode {
           vhid: VRRP.vrid,
           iface: 'eth0',
           addresses: [VRRP.vip],
-          extra: { protocol: 'vrrp3', priority, advert_interval: VRRP.intervalCs / 100 },
+          extra: {
+            protocol: 'vrrp3',
+            priority,
+            advert_interval: VRRP.intervalCs / 100,
+            ...(upscript ? { upscript } : {}),
+          },
         },
       ],
       { socket: path.join(dir, 'control.sock') },
@@ -104,12 +109,14 @@ function oursVrrpNode(lab: Lab, h: Host, priority: number): BenchNode {
   };
 }
 
-function keepalivedNode(lab: Lab, h: Host, priority: number): BenchNode {
+/** keepalived; its notify_master plays the up-script. */
+function keepalivedNode(lab: Lab, h: Host, priority: number, upscript?: string): BenchNode {
   const k = new KeepalivedProc(lab, h, {
     vrid: VRRP.vrid,
     priority,
     advertInt: VRRP.intervalCs / 100,
     addresses: [VRRP.vip],
+    ...(upscript ? { notifyMaster: upscript } : {}),
   });
   const state = () => {
     let st = 'INIT';
@@ -149,19 +156,23 @@ interface Setup {
   h1: Host;
   h2: Host;
   settleMs: number;
+  /** The backup's up-script, which appends the time it started to `stamps`. */
+  upscript: string;
+  stamps: string;
 }
 
 function node(setup: Setup, h: Host, role: 'master' | 'backup', masterExtra: string[]): BenchNode {
   const { lab, impl } = setup;
   if (setup.protocol === 'vrrp3') {
     const priority = role === 'master' ? VRRP.master : VRRP.backup;
-    return impl === 'keepalived' ? keepalivedNode(lab, h, priority) : oursVrrpNode(lab, h, priority);
+    const up = role === 'backup' ? setup.upscript : undefined;
+    return impl === 'keepalived' ? keepalivedNode(lab, h, priority, up) : oursVrrpNode(lab, h, priority, up);
   }
   const common = { vhid: VHID, advbase: ADVBASE };
   const args =
     role === 'master'
       ? carpArgs(h, { ...common, advskew: MASTER_SKEW, extra: masterExtra })
-      : carpArgs(h, { ...common, advskew: BACKUP_SKEW });
+      : carpArgs(h, { ...common, advskew: BACKUP_SKEW, extra: ['-u', setup.upscript] });
   return carpNode(new CarpProc(lab, h, impl as Kind, args));
 }
 
@@ -206,18 +217,41 @@ function lastFrom(cap: Capture, src: string, vhid: number, before: number, notBe
   throw new Error(`no advertisement from ${src} captured in this trial`);
 }
 
-/** SIGKILL of the master: takeover delay after its last advertisement, minus the bound (ms). */
-async function hardKillTrial(setup: Setup): Promise<number> {
+function stampsIn(file: string): number[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
+}
+
+interface HardKillResult {
+  /** The backup's first advertisement − the master's last − the bound (ms). */
+  takeover: number;
+  /** The up-script's start − the backup's first advertisement (ms); null if it never ran. */
+  upscript: number | null;
+}
+
+/** SIGKILL of the master: takeover delay after its last advertisement, minus the bound. */
+async function hardKillTrial(setup: Setup): Promise<HardKillResult> {
   const { cap, h1, h2 } = setup;
   const trialStart = epochNow();
   const pair = await startPair(setup, []);
   try {
     const mark = cap.packets.length;
+    const stamps0 = stampsIn(setup.stamps).length;
     pair.master.kill('SIGKILL');
     const vhid = vhidOf(setup);
     const first = await cap.next((p) => p.src === h2.ips[0] && p.vhid === vhid, mark, 15000);
     const last = lastFrom(cap, h1.ips[0], vhid, cap.packets.indexOf(first), trialStart);
-    return (first.t - last.t - boundS(setup)) * 1000;
+    const end = Date.now() + 2000;
+    while (stampsIn(setup.stamps).length === stamps0 && Date.now() < end) await sleep(10);
+    const stamp = stampsIn(setup.stamps)[stamps0];
+    return {
+      takeover: (first.t - last.t - boundS(setup)) * 1000,
+      upscript: stamp === undefined ? null : (stamp - first.t) * 1000,
+    };
   } finally {
     await stopPair(pair);
   }
@@ -294,18 +328,28 @@ async function main(): Promise<void> {
   if (!Number.isFinite(settleS) || settleS < 1) throw new Error('--settle must be at least 1 (seconds)');
   const reference = impl !== 'ours';
 
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-failover-'));
   const lab = await Lab.create({ hosts: 3 });
   try {
     const [h1, h2, h3] = [lab.host(1), lab.host(2), lab.host(3)];
     const cap = new Capture(lab, h3);
     await cap.ready();
-    const setup: Setup = { lab, protocol, impl, cap, h1, h2, settleMs: settleS * 1000 };
+    // bash's EPOCHREALTIME is read without starting another process: the stamp is the
+    // script's start plus bash's own (about a millisecond), on tcpdump's clock.
+    const stamps = path.join(dir, 'upscript-started');
+    const upscript = path.join(dir, 'up.sh');
+    fs.writeFileSync(upscript, `#!/bin/bash\necho "$EPOCHREALTIME" >> ${stamps}\n`, { mode: 0o755 });
+    const setup: Setup = { lab, protocol, impl, cap, h1, h2, settleMs: settleS * 1000, upscript, stamps };
 
-    const hard: number[] = [];
+    const results: HardKillResult[] = [];
     for (let i = 0; i < trials; i++) {
-      hard.push(await hardKillTrial(setup));
-      progress('hard kill', i, trials, `${ms(hard[i], 2)} ms after the bound`);
+      const r = await hardKillTrial(setup);
+      results.push(r);
+      const up = r.upscript === null ? 'no up-script seen' : `up-script ${ms(r.upscript, 2)} ms after it`;
+      progress('hard kill', i, trials, `${ms(r.takeover, 2)} ms after the bound, ${up}`);
     }
+    const hard = results.map((r) => r.takeover);
+    const upscripts = results.map((r) => r.upscript).filter((x): x is number => x !== null);
     const graceful: GracefulResult[] = [];
     for (let i = 0; i < gracefulTrials; i++) {
       const r = await gracefulTrial(setup);
@@ -328,6 +372,19 @@ async function main(): Promise<void> {
         ),
       );
     }
+    if (upscripts.length > 0) {
+      const s = summarize(upscripts);
+      rows.push(
+        row(
+          'SIGKILL master: up-script start - takeover adv',
+          s,
+          `median<=${TARGETS.upscriptMedianMs}`,
+          reference ? null : s.median <= TARGETS.upscriptMedianMs,
+        ),
+      );
+    }
+    if (upscripts.length < results.length)
+      rows.push(['up-script never ran', String(results.length - upscripts.length), '', '', '', '', '']);
     if (graceful.length > 0) {
       const s = summarize(graceful.map((g) => g.fromSignal));
       // VRRPv3's backup waits Skew_Time after priority 0 by design: the target is that plus 50 ms.
@@ -359,12 +416,14 @@ async function main(): Promise<void> {
         formatTable(['case (ms)', 'n', 'median', 'p95', 'max', 'target', 'verdict'], rows),
         '',
         `hard-kill samples (ms after the bound): ${hard.map((x) => ms(x, 2)).join(' ')}`,
+        `up-script samples (ms after the takeover advertisement): ${upscripts.map((x) => ms(x, 2)).join(' ')}`,
         `graceful samples (ms after SIGTERM): ${graceful.map((g) => ms(g.fromSignal, 2)).join(' ')}`,
         '',
       ].join('\n'),
     );
   } finally {
     await lab.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

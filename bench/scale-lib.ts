@@ -1,11 +1,13 @@
-// Pieces shared by bench/scale and bench/reload: the 255-group layout, CPU and memory of a
-// set of processes read from /proc, timestamped log lines and address events, and per-vhid
-// advertisement gaps from an observer's capture.
+// Pieces shared by bench/scale and bench/reload: the group layouts (255 groups on one
+// interface, or thousands over several interfaces and multicast groups), extra L2 segments
+// for a Lab, CPU and memory of a set of processes read from /proc, timestamped log lines and
+// address events, and per-vhid advertisement gaps from an observer's capture.
 import fs from 'node:fs';
 import os from 'node:os';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import type { Lab, Host } from '../test/helpers/netns';
+import { ip, SUBNETS, type Lab, type Host } from '../test/helpers/netns';
 import type { TestGroup } from '../test/helpers/supervisor-proc';
+import { CARP_MULTICAST } from '../src/config/settings';
 import { epochNow, sleep, type CarpPacket } from './common';
 
 /** Every vhid CARP has on one (interface, multicast group). */
@@ -40,7 +42,136 @@ export function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+/**
+ * Most (interface, multicast group) pairs a layout may use: each pair's VIPs are one /24 of
+ * 198.18.0.0/16 (`layoutVip`), and the last /24 is kept for the group a reload adds.
+ */
+export const MAX_SLOTS = 255;
+/** Most L2 segments: own addresses of segments past the Lab's three are 198.19.<s>.0/24. */
+export const MAX_SEGMENTS = 64;
+
+/** The multicast destination of a layout's m-th group of vhids: CARP's own first. */
+export function mcastAddress(m: number): string {
+  return m === 0 ? CARP_MULTICAST : `239.255.0.${m}`;
+}
+
+/** One group of a layout: where it lives on the wire and the /32 it holds. */
+export interface LayoutGroup {
+  /** 1-based position in the layout; the group is named `g<index>`. */
+  index: number;
+  name: string;
+  vhid: number;
+  /** Index of the interface (eth<k>) and of the multicast destination (`mcastAddress`). */
+  iface: number;
+  mcast: number;
+  vip: string;
+}
+
+/**
+ * The virtual address of a vhid in slot s (one (interface, multicast group) pair):
+ * 198.18.<s>.<vhid>, a /32 that needs no matching subnet on any interface.
+ */
+export function layoutVip(slot: number, vhid: number): string {
+  if (!Number.isInteger(slot) || slot < 0 || slot > MAX_SLOTS) throw new Error(`slot ${slot} out of range`);
+  if (!Number.isInteger(vhid) || vhid < 1 || vhid > MAX_VHID) throw new Error(`vhid ${vhid} out of range`);
+  return `198.18.${slot}.${vhid}`;
+}
+
+/**
+ * `n` groups spread round-robin over `interfaces` × `mcastGroups` slots, vhids 1..255 in each:
+ * 4080 groups on 16 interfaces fill every vhid of every interface, and a small n still puts
+ * groups on every interface and destination. Slot s is interface s mod K, destination s div K.
+ */
+export function scaleLayout(n: number, interfaces: number, mcastGroups: number): LayoutGroup[] {
+  const slots = interfaces * mcastGroups;
+  if (!Number.isInteger(interfaces) || interfaces < 1 || interfaces > MAX_SEGMENTS)
+    throw new Error(`--interfaces must be 1..${MAX_SEGMENTS}`);
+  if (!Number.isInteger(mcastGroups) || mcastGroups < 1) throw new Error('--mcast-groups must be at least 1');
+  if (slots > MAX_SLOTS) throw new Error(`interfaces x multicast groups must be at most ${MAX_SLOTS}`);
+  if (!Number.isInteger(n) || n < 1 || n > slots * MAX_VHID)
+    throw new Error(
+      `${n} groups do not fit ${interfaces} interface(s) x ${mcastGroups} multicast group(s) x 255 vhids`,
+    );
+  return Array.from({ length: n }, (_, i) => {
+    const slot = i % slots;
+    const vhid = Math.floor(i / slots) + 1;
+    return {
+      index: i + 1,
+      name: `g${i + 1}`,
+      vhid,
+      iface: slot % interfaces,
+      mcast: Math.floor(slot / interfaces),
+      vip: layoutVip(slot, vhid),
+    };
+  });
+}
+
+/** The host's own address on segment s: the Lab's subnets first, then 198.19.<s>.0/24. */
+function segmentAddress(segment: number, hostIndex: number): string {
+  return segment < SUBNETS.length ? `${SUBNETS[segment]}.${hostIndex}` : `198.19.${segment}.${hostIndex}`;
+}
+
+/**
+ * Grows a Lab (created with min(k, 3) segments) to k segments, each its own bridge in the
+ * switch namespace, every host getting eth<s>. The veth pairs are made inside the switch
+ * namespace, so deleting the Lab's namespaces removes them too.
+ */
+export async function addSegments(lab: Lab, segments: number): Promise<void> {
+  if (segments > MAX_SEGMENTS) throw new Error(`at most ${MAX_SEGMENTS} segments`);
+  for (let s = lab.hosts[0]?.ifaces.length ?? 0; s < segments; s++) {
+    await ip('-n', lab.sw, 'link', 'add', `br${s}`, 'type', 'bridge', 'forward_delay', '0');
+    await ip('-n', lab.sw, 'link', 'set', `br${s}`, 'up');
+    for (const host of lab.hosts) {
+      const port = `${lab.prefix}h${host.index}s${s}`;
+      const iface = `eth${s}`;
+      await ip('-n', lab.sw, 'link', 'add', port, 'type', 'veth', 'peer', 'name', iface, 'netns', host.ns);
+      await ip('-n', lab.sw, 'link', 'set', port, 'master', `br${s}`, 'up');
+      const addr = segmentAddress(s, host.index);
+      await ip('-n', host.ns, 'addr', 'add', `${addr}/24`, 'dev', iface);
+      await ip('-n', host.ns, 'link', 'set', iface, 'up');
+      host.ifaces.push(iface);
+      host.ips.push(addr);
+      host.swPorts.push(port);
+    }
+  }
+}
+
+/** The parent of a process, or 0 once it is gone. */
+function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A process and every descendant of it living in namespace `ns` now: what an implementation
+ * costs includes any helper process it starts (a keepalived VRRP child, a spawner).
+ */
+export function processTree(ns: string, root: number): number[] {
+  const inside = pidsIn(ns);
+  const parents = new Map(inside.map((pid) => [pid, parentOf(pid)]));
+  const within = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parents.get(p) ?? parentOf(p), hops++)
+      if (p === root) return true;
+    return false;
+  };
+  return [root, ...inside.filter((pid) => pid !== root && within(pid))];
+}
+
+/** Every process inside a network namespace, e.g. a daemon and the children it forked. */
+export function pidsIn(ns: string): number[] {
+  const out = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map(Number);
+}
+
+/** Clock ticks per second of utime and stime: one tick is the resolution of a CPU reading. */
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /** CPU seconds a process spent in user space and in the kernel. */
 export interface CpuTimes {

@@ -1,14 +1,20 @@
-// Scale benchmark (not a test): 255 groups, host A master of all, host B backup of all. After a
-// steady state it reports what the daemons cost (CPU % of one core, RSS, PSS), then SIGKILLs
-// A and reports, per group, how long after A's last advertisement (tcpdump -tt on a third
-// host) the address is present on B (`ip -ts monitor address` inside B), minus the protocol
-// bound. Usage: node dist/bench/scale.js [--steady SECONDS] [--impl ours|ucarp] [--csv FILE]
+// Scale benchmark (not a test): N groups (one /32 each) spread over K interfaces (each its own
+// bridge) and M multicast destinations, host A master of all, host B backup of all, run for
+// each implementation in turn in the same invocation: ours, keepalived 2.2.7 (VRRPv2, one
+// vrrp_instance per group) and, for up to 255 groups, Debian's ucarp 1.5.2. Per run: start-up
+// (spawn -> every group running, and -> every group in its role), CPU % of one core of every
+// process of the implementation on each host over the steady window, PSS and RSS at its end,
+// the largest advertisement gap seen by tcpdump -tt on a third host, for ours the cost of a
+// reload that adds one group, and a mass failover: SIGKILL of everything on A, then per group
+// the time from A's last advertisement to the address on B (`ip -ts monitor address`) minus
+// the protocol bound. Prints one table per size with every implementation side by side.
+// Usage: node dist/bench/scale.js [--groups 255[,1020,...]] [--interfaces K] [--mcast-groups M]
+//        [--impl all|ours|keepalived|ucarp[,...]] [--steady SECONDS] [--reload 1|0] [--csv FILE]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, waitFor, type Host } from '../test/helpers/netns';
-import { SupervisorProc, configYaml } from '../test/helpers/supervisor-proc';
-import { CarpProc, carpArgs } from '../test/helpers/carp-proc';
+import { writeByRename } from '../test/helpers/supervisor-proc';
 import {
   Capture,
   epochNow,
@@ -18,217 +24,226 @@ import {
   parseOptions,
   sleep,
   summarize,
-  type Summary,
+  type CarpPacket,
 } from './common';
 import {
   AddressMonitor,
+  CLK_TCK,
   CpuWindow,
+  LineClock,
+  MAX_SLOTS,
   MAX_VHID,
-  execedPid,
-  groupName,
-  groupStates,
-  largestGaps,
+  addSegments,
+  cpuTimes,
+  layoutVip,
   loadavg,
   mb,
-  range,
-  scaleGroups,
+  mcastAddress,
+  scaleLayout,
   totalMemory,
-  vipFor,
-  worstGap,
+  type LayoutGroup,
   type Memory,
 } from './scale-lib';
+import {
+  ADVBASE,
+  DEADRATIO,
+  IMPLS,
+  OurFleet,
+  roleSettings,
+  startFleet,
+  type Fleet,
+  type Impl,
+} from './scale-fleets';
 
-const VHIDS = range(1, MAX_VHID);
-const VIPS = VHIDS.map(vipFor);
-const MASTER_SKEW = 0;
-const BACKUP_SKEW = 100;
-const ADVBASE = 1;
-const DEADRATIO = 3;
-/** B's master-down timeout (docs/protocol.md §8): the least takeover delay the protocol allows. */
-const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
-const TARGETS = { cpuPercent: 1, rssMb: 80, lateMs: 100 };
+const TARGETS = {
+  /** ≤ 255 groups: % of one core on each host, absolute. */
+  cpuSmallPercent: 0.5,
+  pssSmallMb: 80,
+  pssLargeMb: 150,
+  /** Every address on B by the bound plus this. */
+  lateMaxMs: 250,
+  lateMedianMs: 100,
+  startupMs: 2000,
+  reloadCpuMs: 200,
+  reloadGapMs: ADVBASE * 1000 + 20,
+};
 /** Both sides see a few advertisements before measuring, so timers and caches are warm. */
 const SETTLE_MS = 3000;
 /** Capture window, after the CPU window, for the advertisement-gap check. */
 const GAP_WINDOW_MS = 10_000;
+/** How long after a reload's summary line its CPU is still counted (address, socket, timers). */
+const RELOAD_TAIL_MS = 500;
 
-type Impl = 'ours' | 'ucarp';
-
-/** The 255 groups of one host, whichever implementation runs them. */
-interface Fleet {
-  readonly host: Host;
-  pids(): number[];
-  /** Groups whose last logged state is `state`. */
-  count(state: 'MASTER' | 'BACKUP'): number;
-  /** State changes logged so far, all groups together. */
-  transitions(): number;
-  kill(): void;
-  describe(): string;
+interface Size {
+  groups: number;
+  interfaces: number;
+  mcastGroups: number;
 }
 
-class OurFleet implements Fleet {
-  private readonly proc: SupervisorProc;
-  private pid = 0;
+function sizeLabel(s: Size): string {
+  return `${s.groups} groups on ${s.interfaces} interface(s) x ${s.mcastGroups} multicast group(s)`;
+}
 
-  constructor(
-    lab: Lab,
-    readonly host: Host,
-    dir: string,
-    advskew: number,
-  ) {
-    const file = path.join(dir, host.ns, 'ucarp.yaml');
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(
-      file,
-      configYaml(scaleGroups(VHIDS, advskew, host.ifaces[0]), { socket: path.join(dir, `${host.ns}.sock`) }),
-    );
-    this.proc = new SupervisorProc(lab, host, file);
+/** The key under which the observer sees a group: segment, destination, vhid. */
+function keyOf(segment: number, dst: string, vhid: number): string {
+  return `${segment} ${dst} ${vhid}`;
+}
+
+function groupKey(g: LayoutGroup): string {
+  return keyOf(g.iface, mcastAddress(g.mcast), g.vhid);
+}
+
+/** tcpdump on every segment of the observer host. */
+class Observer {
+  private readonly caps: Capture[];
+
+  constructor(lab: Lab, host: Host) {
+    this.caps = host.ifaces.map((iface) => new Capture(lab, host, iface));
   }
 
-  async started(): Promise<void> {
-    this.pid = await execedPid(this.proc.child, 'node');
+  async ready(): Promise<void> {
+    await Promise.all(this.caps.map((c) => c.ready()));
   }
 
-  pids(): number[] {
-    return [this.pid];
+  marks(): number[] {
+    return this.caps.map((c) => c.packets.length);
   }
 
-  count(state: string): number {
-    let n = 0;
-    for (const s of groupStates(this.proc.lines).values()) if (s === state) n++;
-    return n;
+  /** Every packet captured from `from` (per segment) on, with its segment. */
+  forEach(fn: (p: CarpPacket, segment: number) => void, from?: readonly number[]): void {
+    this.caps.forEach((c, s) => {
+      for (let i = from?.[s] ?? 0; i < c.packets.length; i++) fn(c.packets[i], s);
+    });
   }
 
-  transitions(): number {
-    return this.proc.transitions(undefined).length;
-  }
-
-  kill(): void {
-    this.proc.signal('SIGKILL');
-  }
-
-  describe(): string {
-    return `last lines of ${this.host.ns}:\n${this.proc.lines.slice(-10).join('\n')}`;
+  stop(): void {
+    for (const c of this.caps) c.stop();
   }
 }
 
-/** ucarp 1.5.2 (Debian), one process per group, addresses added by its up-script. */
-class UcarpFleet implements Fleet {
-  private readonly procs: CarpProc[];
-  private pidList: number[] = [];
-
-  constructor(
-    lab: Lab,
-    readonly host: Host,
-    dir: string,
-    advskew: number,
-  ) {
-    const up = path.join(dir, 'vip-up.sh');
-    const down = path.join(dir, 'vip-down.sh');
-    // ucarp runs its scripts with (interface, address, xparam).
-    fs.writeFileSync(up, '#!/bin/sh\nexec ip addr add "$2"/32 dev "$1"\n', { mode: 0o755 });
-    fs.writeFileSync(down, '#!/bin/sh\nip addr del "$2"/32 dev "$1" 2>/dev/null\nexit 0\n', { mode: 0o755 });
-    this.procs = VHIDS.map(
-      (vhid) =>
-        new CarpProc(
-          lab,
-          host,
-          'ucarp',
-          carpArgs(host, {
-            vhid,
-            addr: vipFor(vhid),
-            advbase: ADVBASE,
-            advskew,
-            extra: ['-u', up, '-d', down],
-          }),
-        ),
-    );
-  }
-
-  async started(): Promise<void> {
-    this.pidList = await Promise.all(this.procs.map((p) => execedPid(p.child, 'ucarp')));
-  }
-
-  pids(): number[] {
-    return this.pidList;
-  }
-
-  count(state: string): number {
-    return this.procs.filter((p) => p.state === state).length;
-  }
-
-  transitions(): number {
-    return this.procs.reduce((n, p) => n + p.history.length, 0);
-  }
-
-  kill(): void {
-    for (const p of this.procs) p.kill('SIGKILL');
-  }
-
-  describe(): string {
-    const bad = this.procs.find((p) => p.exited || p.state === 'INIT');
-    return bad ? `e.g. ${bad.host.ns} vhid ${this.procs.indexOf(bad) + 1}:\n${bad.lines.join('\n')}` : '';
-  }
+/**
+ * Per group key, the largest gap between consecutive advertisements from `srcs` with capture
+ * times in [from, to]; gaps at the window's edges are not counted.
+ */
+function largestGap(
+  obs: Observer,
+  srcs: ReadonlySet<string>,
+  keys: ReadonlySet<string>,
+  from: number,
+  to: number,
+): { key: string; seconds: number } | undefined {
+  const last = new Map<string, number>();
+  let worst: { key: string; seconds: number } | undefined;
+  obs.forEach((p, s) => {
+    if (!srcs.has(p.src) || p.t < from || p.t > to) return;
+    const key = keyOf(s, p.dst, p.vhid);
+    if (!keys.has(key)) return;
+    const prev = last.get(key);
+    if (prev !== undefined && (!worst || p.t - prev > worst.seconds)) worst = { key, seconds: p.t - prev };
+    last.set(key, p.t);
+  });
+  return worst;
 }
 
-async function startFleet(lab: Lab, impl: Impl, host: Host, dir: string, advskew: number): Promise<Fleet> {
-  const f = impl === 'ours' ? new OurFleet(lab, host, dir, advskew) : new UcarpFleet(lab, host, dir, advskew);
-  await f.started();
-  return f;
+/** IPv4 addresses on every interface of a host. */
+async function hostAddresses(lab: Lab, h: Host): Promise<Set<string>> {
+  const out = await lab.exec(h, 'ip', ['-j', '-4', 'addr', 'show']);
+  const parsed = JSON.parse(out) as { addr_info?: { local: string }[] }[];
+  return new Set(parsed.flatMap((l) => (l.addr_info ?? []).map((a) => a.local)));
 }
 
-async function waitAll(f: Fleet, state: 'MASTER' | 'BACKUP', timeoutMs: number): Promise<void> {
+async function waitAll(f: Fleet, state: string, n: number, timeoutMs: number): Promise<void> {
   try {
     await waitFor(
-      () => f.count(state) === VHIDS.length,
+      () => f.log.count(state) === n,
       timeoutMs,
-      `${VHIDS.length} groups ${state} on ${f.host.ns}`,
-      100,
+      `${n} ${f.impl} groups ${state} on ${f.host.ns}`,
+      50,
     );
   } catch (e) {
-    throw new Error(`${(e as Error).message} (${f.count(state)} are)\n${f.describe()}`);
+    throw new Error(`${(e as Error).message} (${f.log.count(state)} are)\n${f.describe()}`);
   }
 }
 
 interface Cost {
   cpu: { total: number; user: number; system: number };
   memory: Memory;
+  /** Spawn -> every group logged its first state, ms. */
+  runningMs: number;
+  /** Spawn -> every group in its role (MASTER on A, BACKUP on B), minus the protocol's wait, ms. */
+  inRoleMs: number;
 }
 
+/** Per group name. */
 interface Failover {
-  /** Per vhid: address present on B − A's last advertisement − bound, seconds. */
-  present: Map<number, number>;
-  /** Per vhid: B's first advertisement − A's last − bound, seconds. */
-  advert: Map<number, number>;
-  /** Per vhid: A's last advertisement, epoch seconds. */
-  lastA: Map<number, number>;
+  /** Per group: address present on B − A's last advertisement − bound, seconds. */
+  present: Map<string, number>;
+  /** Per group: B's first advertisement − A's last − bound, seconds. */
+  advert: Map<string, number>;
+  lastA: Map<string, number>;
 }
 
-async function failover(lab: Lab, cap: Capture, a: Fleet, b: Fleet): Promise<Failover> {
+interface ReloadCost {
+  /** Write -> the reload's summary line, ms. */
+  toSummaryMs: number;
+  /** CPU of A from the write to RELOAD_TAIL_MS after the summary, less the steady rate, ms. */
+  cpuMs: number;
+  /** Largest advertisement interval of an existing group around the reload, ms. */
+  worstGapMs: number | undefined;
+}
+
+interface RunResult {
+  impl: Impl;
+  size: Size;
+  boundS: number;
+  startBoundS: number;
+  a: Cost;
+  b: Cost;
+  advertsPerS: number;
+  worstGapMs: number | undefined;
+  steadyTransitions: number;
+  /** Groups whose address was not on A alone after start-up (a reference may not settle). */
+  misplaced: number;
+  reload?: ReloadCost;
+  failover: Failover;
+  load: string;
+  groups: LayoutGroup[];
+}
+
+async function failover(
+  lab: Lab,
+  obs: Observer,
+  a: Fleet,
+  b: Fleet,
+  groups: readonly LayoutGroup[],
+  boundS: number,
+): Promise<Failover> {
   const monitor = new AddressMonitor(lab, b.host);
   await monitor.ready();
-  const mark = cap.packets.length;
+  const marks = obs.marks();
+  const vips = groups.map((g) => g.vip);
   const killedAt = epochNow();
   a.kill();
-  const srcA = a.host.ips[0];
-  const srcB = b.host.ips[0];
-  const deadline = (BOUND_S + 10) * 1000;
+  const srcA = new Set(a.host.ips);
+  const srcB = new Set(b.host.ips);
   await waitFor(
-    () => monitor.firstAdded(VIPS, killedAt).size === VIPS.length,
-    deadline,
+    () => monitor.firstAdded(vips, killedAt).size === vips.length,
+    (boundS + 10) * 1000,
     'every address on B',
     50,
   ).catch((e: Error) =>
-    process.stderr.write(`${e.message}: ${monitor.firstAdded(VIPS, killedAt).size} arrived\n`),
+    process.stderr.write(`${e.message}: ${monitor.firstAdded(vips, killedAt).size} arrived\n`),
   );
-  const firstB = new Map<number, number>();
+  const firstB = new Map<string, number>();
+  const seen = [...marks];
   await waitFor(
     () => {
-      for (let i = mark; i < cap.packets.length; i++) {
-        const p = cap.packets[i];
-        if (p.src === srcB && !firstB.has(p.vhid)) firstB.set(p.vhid, p.t);
-      }
-      return firstB.size === VHIDS.length;
+      obs.forEach((p, s) => {
+        const key = keyOf(s, p.dst, p.vhid);
+        if (srcB.has(p.src) && !firstB.has(key)) firstB.set(key, p.t);
+      }, seen);
+      seen.splice(0, seen.length, ...obs.marks());
+      return firstB.size >= groups.length;
     },
     5000,
     "B's first advertisement of every group",
@@ -236,166 +251,432 @@ async function failover(lab: Lab, cap: Capture, a: Fleet, b: Fleet): Promise<Fai
   ).catch((e: Error) => process.stderr.write(`${e.message}: ${firstB.size} seen\n`));
   monitor.stop();
 
-  const lastA = new Map<number, number>();
-  for (const p of cap.packets) if (p.src === srcA && !isBowOut(p)) lastA.set(p.vhid, p.t);
-  const presentAt = monitor.firstAdded(VIPS, killedAt);
-  const present = new Map<number, number>();
-  const advert = new Map<number, number>();
-  for (const vhid of VHIDS) {
-    const last = lastA.get(vhid);
-    if (last === undefined) throw new Error(`no advertisement of vhid ${vhid} from ${srcA} captured`);
-    const at = presentAt.get(vipFor(vhid));
-    if (at !== undefined) present.set(vhid, at - last - BOUND_S);
-    const first = firstB.get(vhid);
-    if (first !== undefined) advert.set(vhid, first - last - BOUND_S);
+  const lastA = new Map<string, number>();
+  // keepalived leaving on purpose sends priority 0; a SIGKILLed host sends nothing more.
+  obs.forEach((p, s) => {
+    if (srcA.has(p.src) && !isBowOut(p) && !(a.impl === 'keepalived' && p.advskew === 0))
+      lastA.set(keyOf(s, p.dst, p.vhid), p.t);
+  });
+  const presentAt = monitor.firstAdded(vips, killedAt);
+  const present = new Map<string, number>();
+  const advert = new Map<string, number>();
+  const lastOfA = new Map<string, number>();
+  for (const g of groups) {
+    const key = groupKey(g);
+    const last = lastA.get(key);
+    if (last === undefined)
+      throw new Error(`no advertisement of ${g.name} (${key}) from ${a.host.ns} captured`);
+    lastOfA.set(g.name, last);
+    const at = presentAt.get(g.vip);
+    if (at !== undefined) present.set(g.name, at - last - boundS);
+    const first = firstB.get(key);
+    if (first !== undefined) advert.set(g.name, first - last - boundS);
   }
-  return { present, advert, lastA };
+  return { present, advert, lastA: lastOfA };
 }
 
-function failoverRow(
-  label: string,
-  values: Map<number, number>,
-  target: string,
-  met: boolean | null,
-): string[] {
-  const verdict = met === null ? '' : met ? 'met' : 'MISSED';
-  if (values.size === 0) return [label, '0', '-', '-', '-', '-', target, verdict];
-  const s: Summary = summarize([...values.values()].map((x) => x * 1000));
-  return [label, String(s.n), ms(s.min), ms(s.median), ms(s.p95), ms(s.max), target, verdict];
+/** Adds one group to A's file (a destination no layout uses, so B never contends) and reloads. */
+async function reloadOne(
+  a: OurFleet,
+  groups: readonly LayoutGroup[],
+  obs: Observer,
+  steadyCpuPercent: number,
+): Promise<ReloadCost> {
+  const extra: LayoutGroup = {
+    index: groups.length + 1,
+    name: `g${groups.length + 1}`,
+    vhid: 1,
+    iface: 0,
+    mcast: MAX_SLOTS,
+    vip: layoutVip(MAX_SLOTS, 1),
+  };
+  const yaml = a.yaml([...groups, extra]);
+  const clock = new LineClock(a.proc.child);
+  const cpu = () => a.pids().reduce((sum, pid) => sum + cpuTimes(pid).user + cpuTimes(pid).system, 0);
+  const cpu0 = cpu();
+  const t0 = epochNow();
+  // The file watcher reloads a file written by rename: one reload, as an editor or a config
+  // manager would cause (a SIGHUP on top would run a second one).
+  writeByRename(a.file, yaml);
+  const summary = await clock.next(new RegExp(`reload \\(.*\\): added 1 \\(${extra.name}\\)`), 0, 30000);
+  await sleep(RELOAD_TAIL_MS);
+  const t1 = epochNow();
+  const cpuMs = (cpu() - cpu0) * 1000 - (steadyCpuPercent / 100) * (t1 - t0) * 1000;
+  // Every existing group's interval around the reload, from a second before the write to
+  // past the next advertisement after it settled.
+  await sleep(ADVBASE * 1000 + 500);
+  const gap = largestGap(obs, new Set(a.host.ips), new Set(groups.map(groupKey)), t0 - ADVBASE, epochNow());
+  return { toSummaryMs: (summary.t - t0) * 1000, cpuMs, worstGapMs: gap ? gap.seconds * 1000 : undefined };
 }
 
-/** One line per group, for plotting or for finding a pattern in the late ones. */
-function writeCsv(file: string, f: Failover): void {
-  const cell = (x: number | undefined) => (x === undefined ? '' : (x * 1000).toFixed(3));
-  const lines = ['vhid,last_adv_from_a_epoch_s,adv_from_b_after_bound_ms,address_on_b_after_bound_ms'];
-  for (const vhid of VHIDS) {
-    lines.push(
-      `${vhid},${f.lastA.get(vhid)?.toFixed(6) ?? ''},${cell(f.advert.get(vhid))},${cell(f.present.get(vhid))}`,
+async function runOne(impl: Impl, size: Size, steadyS: number, withReload: boolean): Promise<RunResult> {
+  const groups = scaleLayout(size.groups, size.interfaces, size.mcastGroups);
+  const load0 = loadavg();
+  const boundS = roleSettings(impl, 'backup').masterDownS;
+  const startBoundS = roleSettings(impl, 'master').masterDownS;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-scale-'));
+  const lab = await Lab.create({ hosts: 3, segments: Math.min(size.interfaces, 3) });
+  const fleets: Fleet[] = [];
+  try {
+    await addSegments(lab, size.interfaces);
+    const [hA, hB, hC] = [lab.host(1), lab.host(2), lab.host(3)];
+    const n = groups.length;
+    const startTimeout = 60000 + n * 20;
+
+    process.stderr.write(`[${impl}, ${sizeLabel(size)}] starting ${hA.ns} (master)\n`);
+    const a = await startFleet(impl, { lab, host: hA, dir, role: 'master', groups });
+    fleets.push(a);
+    await waitAll(a, 'MASTER', n, startTimeout);
+    process.stderr.write(`[${impl}] starting ${hB.ns} (backup)\n`);
+    const b = await startFleet(impl, { lab, host: hB, dir, role: 'backup', groups });
+    fleets.push(b);
+    await waitAll(b, 'BACKUP', n, startTimeout);
+    const costOf = (f: Fleet, role: 'MASTER' | 'BACKUP', waitS: number) => ({
+      runningMs: (f.log.lastFirst() - f.spawnedAt) * 1000,
+      inRoleMs: (f.log.lastEntered(role) - f.spawnedAt - waitS) * 1000,
+    });
+    const startA = costOf(a, 'MASTER', startBoundS);
+    const startB = costOf(b, 'BACKUP', 0);
+    await sleep(SETTLE_MS);
+    const onA = await hostAddresses(lab, hA);
+    const onB = await hostAddresses(lab, hB);
+    const misplaced = groups.filter((g) => onB.has(g.vip) || !onA.has(g.vip));
+    if (misplaced.length > 0)
+      process.stderr.write(
+        `[${impl}] ${misplaced.length} addresses not (only) on A before the kill, e.g. ${misplaced
+          .slice(0, 5)
+          .map((g) => g.vip)
+          .join(' ')}\n`,
+      );
+
+    process.stderr.write(`[${impl}] steady state for ${steadyS} s\n`);
+    const transitions0 = a.log.transitions + b.log.transitions;
+    const cpuA = new CpuWindow(a.pids());
+    const cpuB = new CpuWindow(b.pids());
+    await sleep(steadyS * 1000);
+    const costA: Cost = { cpu: cpuA.percent(), memory: totalMemory(a.pids()), ...startA };
+    const costB: Cost = { cpu: cpuB.percent(), memory: totalMemory(b.pids()), ...startB };
+    // The observer starts only now: on veth every packet it captures is cloned in the sender's
+    // system call, which would bill tcpdump's cost to the daemons measured above.
+    const obs = new Observer(lab, hC);
+    try {
+      await obs.ready();
+      const gapFrom = epochNow();
+      const cpuWithObserver = new CpuWindow(a.pids());
+      await sleep(GAP_WINDOW_MS);
+      const steadyTo = epochNow();
+      const withObserver = cpuWithObserver.percent().total;
+      const steadyTransitions = a.log.transitions + b.log.transitions - transitions0;
+      const srcA = new Set(hA.ips);
+      const gap = largestGap(obs, srcA, new Set(groups.map(groupKey)), gapFrom, steadyTo);
+      let adverts = 0;
+      obs.forEach((p) => {
+        if (srcA.has(p.src) && p.t >= gapFrom && p.t <= steadyTo) adverts++;
+      });
+
+      let reload: ReloadCost | undefined;
+      if (withReload && a instanceof OurFleet) {
+        process.stderr.write(`[${impl}] reload adding one group to ${hA.ns}\n`);
+        reload = await reloadOne(a, groups, obs, withObserver).catch((e: Error) => {
+          process.stderr.write(`[${impl}] reload not measured: ${e.message}\n`);
+          return undefined;
+        });
+      }
+
+      process.stderr.write(`[${impl}] SIGKILL of every ${impl} process on ${hA.ns}\n`);
+      const f = await failover(lab, obs, a, b, groups, boundS);
+      return {
+        impl,
+        size,
+        boundS,
+        startBoundS,
+        a: costA,
+        b: costB,
+        advertsPerS: adverts / (steadyTo - gapFrom),
+        worstGapMs: gap ? gap.seconds * 1000 : undefined,
+        steadyTransitions,
+        misplaced: misplaced.length,
+        reload,
+        failover: f,
+        load: `${load0} -> ${loadavg()}`,
+        groups,
+      };
+    } finally {
+      obs.stop();
+    }
+  } finally {
+    for (const f of fleets) f.kill();
+    await lab.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const ROLE_COLUMNS = ['master host', 'backup host'] as const;
+
+function verdictText(misses: string[]): string {
+  return misses.length === 0 ? 'met' : `MISSED (${misses.join(', ')})`;
+}
+
+/** One table for one size: every implementation's master and backup host side by side. */
+function sizeTables(results: readonly RunResult[], steadyS: number): string {
+  const size = results[0].size;
+  const n = size.groups;
+  const ours = results.find((r) => r.impl === 'ours');
+  const ka = results.find((r) => r.impl === 'keepalived');
+  const headers = [
+    '',
+    ...results.flatMap((r) => ROLE_COLUMNS.map((c) => `${r.impl} ${c}`)),
+    'target (ours)',
+    'verdict',
+  ];
+  const cells = (f: (c: Cost, r: RunResult, master: boolean) => string) =>
+    results.flatMap((r) => [f(r.a, r, true), f(r.b, r, false)]);
+  const small = n <= MAX_VHID;
+
+  const cpuMisses: string[] = [];
+  if (ours && ka) {
+    // Two readings less than a clock tick apart over the window cannot be told apart.
+    const tick = 100 / (CLK_TCK * steadyS);
+    for (const [role, o, k] of [
+      ['master', ours.a.cpu.total, ka.a.cpu.total],
+      ['backup', ours.b.cpu.total, ka.b.cpu.total],
+    ] as const) {
+      if (Math.abs(o - k) < tick) cpuMisses.push(`${role}: within one clock tick of keepalived`);
+      else if (o > k) cpuMisses.push(`${role} vs keepalived`);
+    }
+  }
+  if (ours && small && Math.max(ours.a.cpu.total, ours.b.cpu.total) > TARGETS.cpuSmallPercent)
+    cpuMisses.push(`over ${TARGETS.cpuSmallPercent} %`);
+  const pssMb = small ? TARGETS.pssSmallMb : TARGETS.pssLargeMb;
+  const pssMiss = ours ? Math.max(ours.a.memory.pssKb, ours.b.memory.pssKb) / 1024 > pssMb : false;
+  const startMiss = ours ? Math.max(ours.a.runningMs, ours.b.runningMs) > TARGETS.startupMs : false;
+  const cpuTarget = `< keepalived same role${small ? `, <= ${TARGETS.cpuSmallPercent}` : ''}`;
+
+  const costRows = [
+    [
+      'CPU, % of one core',
+      ...cells((c) => c.cpu.total.toFixed(2)),
+      ka ? cpuTarget : cpuTarget.replace(/^< keepalived same role, /, ''),
+      ours ? verdictText(cpuMisses) : '',
+    ],
+    ['  user / kernel', ...cells((c) => `${c.cpu.user.toFixed(2)} / ${c.cpu.system.toFixed(2)}`), '', ''],
+    ['  per group, us of CPU per s', ...cells((c) => ((c.cpu.total / 100 / n) * 1e6).toFixed(1)), '', ''],
+    [
+      'PSS, MB',
+      ...cells((c) => mb(c.memory.pssKb)),
+      `<= ${pssMb}`,
+      ours ? verdictText(pssMiss ? ['PSS'] : []) : '',
+    ],
+    ['  per group, KB', ...cells((c) => (c.memory.pssKb / n).toFixed(1)), '', ''],
+    ['RSS, MB', ...cells((c) => mb(c.memory.rssKb)), '', ''],
+    [
+      'start: spawn -> all running, ms',
+      ...cells((c) => c.runningMs.toFixed(0)),
+      `<= ${TARGETS.startupMs}`,
+      ours ? verdictText(startMiss ? ['start-up'] : []) : '',
+    ],
+    ['start: all in role - bound, ms', ...cells((c) => c.inRoleMs.toFixed(0)), '', ''],
+    ['adverts/s seen from A', ...cells((_, r, master) => (master ? r.advertsPerS.toFixed(1) : '-')), '', ''],
+    [
+      'largest adv gap of a group, ms',
+      ...cells((_, r, master) => (master && r.worstGapMs !== undefined ? ms(r.worstGapMs) : '-')),
+      '',
+      '',
+    ],
+    [
+      'transitions in steady state',
+      ...cells((_, r, master) => (master ? String(r.steadyTransitions) : '-')),
+      '0',
+      ours ? verdictText(ours.steadyTransitions > 0 ? ['transitions'] : []) : '',
+    ],
+    [
+      'addresses not on A alone at start',
+      ...cells((_, r, master) => (master ? String(r.misplaced) : '-')),
+      '0',
+      ours ? verdictText(ours.misplaced > 0 ? ['misplaced'] : []) : '',
+    ],
+  ];
+
+  const failRows = results.map((r) => {
+    const f = r.failover;
+    const vals = [...f.present.values()].map((x) => x * 1000);
+    const within = vals.filter((x) => x <= TARGETS.lateMaxMs).length;
+    const adv = [...f.advert.values()].map((x) => x * 1000);
+    const s = vals.length > 0 ? summarize(vals) : undefined;
+    const misses: string[] = [];
+    if (within < n) misses.push(`${n - within} late`);
+    if (!s || s.median > TARGETS.lateMedianMs) misses.push('median');
+    return [
+      r.impl,
+      (r.boundS * 1000).toFixed(3),
+      `${vals.length}/${n}`,
+      `${within}/${n}`,
+      s ? ms(s.min) : '-',
+      s ? ms(s.median) : '-',
+      s ? ms(s.p95) : '-',
+      s ? ms(s.max) : '-',
+      adv.length > 0 ? ms(summarize(adv).median) : '-',
+      r.impl === 'ours' ? verdictText(misses) : 'reference',
+    ];
+  });
+
+  const out = [
+    `== ${sizeLabel(size)}: A master (advskew 0 / priority 200), B backup (advskew 100 / priority 100), advbase 1 ==`,
+    ...results.map((r) => `${r.impl}: load average ${r.load}`),
+    formatTable(headers, costRows),
+    '',
+    `SIGKILL of A, per group: address on B (ip -ts monitor) - A's last advertisement (tcpdump -tt on C) - bound, ms; ` +
+      `target: all <= ${TARGETS.lateMaxMs}, median <= ${TARGETS.lateMedianMs}`,
+    formatTable(
+      [
+        'impl',
+        'bound',
+        'moved',
+        `by +${TARGETS.lateMaxMs}`,
+        'min',
+        'median',
+        'p95',
+        'max',
+        'B adv median',
+        'verdict',
+      ],
+      failRows,
+    ),
+  ];
+  if (ours?.reload) {
+    const rl = ours.reload;
+    const misses = [
+      ...(rl.cpuMs > TARGETS.reloadCpuMs ? ['CPU'] : []),
+      ...(rl.worstGapMs === undefined || rl.worstGapMs > TARGETS.reloadGapMs ? ['gap'] : []),
+    ];
+    out.push(
+      '',
+      `ours, reload adding group ${n + 1} to A (file written by rename, the watcher reloads): ` +
+        `summary after ${ms(rl.toSummaryMs)} ms, CPU ${ms(rl.cpuMs)} ms over the steady rate (<= ${TARGETS.reloadCpuMs}), ` +
+        `largest interval of an existing group ${rl.worstGapMs === undefined ? '-' : ms(rl.worstGapMs)} ms (<= ${TARGETS.reloadGapMs}): ${verdictText(misses)}`,
     );
+  }
+  for (const r of results) {
+    const latest = [...r.failover.present.entries()].sort((x, y) => y[1] - x[1]).slice(0, 5);
+    const missing = r.groups.filter((g) => !r.failover.present.has(g.name)).length;
+    out.push(
+      `${r.impl}: latest ${latest.map(([name, x]) => `${name} ${ms(x * 1000)}`).join(', ')} ms` +
+        (missing > 0 ? `; ${missing} never arrived` : ''),
+    );
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+/** Per-group cost of every run, so sizes can be compared: linear means a flat column. */
+function perGroupTable(results: readonly RunResult[]): string {
+  const rows = results.map((r) => {
+    const n = r.size.groups;
+    const us = (c: Cost) => ((c.cpu.total / 100 / n) * 1e6).toFixed(1);
+    const kb = (c: Cost) => (c.memory.pssKb / n).toFixed(1);
+    return [sizeLabel(r.size), r.impl, us(r.a), us(r.b), kb(r.a), kb(r.b)];
+  });
+  return formatTable(['size', 'impl', 'CPU us/s per group A', 'B', 'PSS KB per group A', 'B'], rows);
+}
+
+function writeCsv(file: string, results: readonly RunResult[]): void {
+  const cell = (x: number | undefined) => (x === undefined ? '' : (x * 1000).toFixed(3));
+  const lines = [
+    'impl,groups,interfaces,mcast_groups,group,interface,destination,vhid,last_adv_from_a_epoch_s,adv_from_b_after_bound_ms,address_on_b_after_bound_ms',
+  ];
+  for (const r of results) {
+    for (const g of r.groups) {
+      lines.push(
+        [
+          r.impl,
+          r.size.groups,
+          r.size.interfaces,
+          r.size.mcastGroups,
+          g.name,
+          `eth${g.iface}`,
+          mcastAddress(g.mcast),
+          g.vhid,
+          r.failover.lastA.get(g.name)?.toFixed(6) ?? '',
+          cell(r.failover.advert.get(g.name)),
+          cell(r.failover.present.get(g.name)),
+        ].join(','),
+      );
+    }
   }
   fs.writeFileSync(file, lines.join('\n') + '\n');
 }
 
-function verdict(met: boolean, reference: boolean): string {
-  return reference ? 'reference' : met ? 'met' : 'MISSED';
+function parseImpls(text: string): Impl[] {
+  const names = text === 'all' ? ['ours', 'keepalived'] : text.split(',');
+  for (const name of names)
+    if (!IMPLS.includes(name as Impl))
+      throw new Error(`--impl: ${name} is not one of all, ${IMPLS.join(', ')}`);
+  return names as Impl[];
 }
 
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2), ['steady', 'impl', 'csv']);
-  const steadyS = Number(opts.get('steady') ?? 60);
+  const opts = parseOptions(process.argv.slice(2), [
+    'steady',
+    'impl',
+    'csv',
+    'groups',
+    'interfaces',
+    'mcast-groups',
+    'reload',
+  ]);
+  const steadyS = Number(opts.get('steady') ?? 30);
   if (!(steadyS > 0)) throw new Error('--steady must be a positive number of seconds');
-  const impl = (opts.get('impl') ?? 'ours') as Impl;
-  if (impl !== 'ours' && impl !== 'ucarp') throw new Error('--impl must be ours or ucarp');
-  const reference = impl === 'ucarp';
+  const impls = parseImpls(opts.get('impl') ?? 'all');
+  const withReload = (opts.get('reload') ?? '1') !== '0';
+  const mcastGroups = Number(opts.get('mcast-groups') ?? 1);
+  const sizes: Size[] = (opts.get('groups') ?? String(MAX_VHID)).split(',').map((text) => {
+    const groups = Number(text);
+    // Default: as few interfaces as hold the groups, 255 vhids per (interface, destination).
+    const interfaces = Number(opts.get('interfaces') ?? Math.ceil(groups / (MAX_VHID * mcastGroups)));
+    scaleLayout(groups, interfaces, mcastGroups);
+    return { groups, interfaces, mcastGroups };
+  });
+  // One process per group: 1020 Debian ucarp processes per host would need gigabytes.
+  if (impls.includes('ucarp') && sizes.some((s) => s.groups > MAX_VHID))
+    throw new Error(`--impl ucarp runs one process per group: only up to ${MAX_VHID} groups`);
+
   const started = new Date();
-  // Other work on the machine delays a daemon's wake-ups: the figures are read next to it.
   const load0 = loadavg();
-
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-scale-'));
-  const lab = await Lab.create({ hosts: 3 });
-  try {
-    const [hA, hB, hC] = [lab.host(1), lab.host(2), lab.host(3)];
-
-    process.stderr.write(`starting ${VHIDS.length} ${impl} groups on ${hA.ns} (master)\n`);
-    const a = await startFleet(lab, impl, hA, dir, MASTER_SKEW);
-    await waitAll(a, 'MASTER', 60000);
-    process.stderr.write(`starting ${VHIDS.length} ${impl} groups on ${hB.ns} (backup)\n`);
-    const b = await startFleet(lab, impl, hB, dir, BACKUP_SKEW);
-    await waitAll(b, 'BACKUP', 60000);
-    await sleep(SETTLE_MS);
-    const onB = new Set(await lab.addresses(hB));
-    const onA = new Set(await lab.addresses(hA));
-    const misplaced = VIPS.filter((v) => onB.has(v) || !onA.has(v));
-    if (misplaced.length > 0)
-      throw new Error(`addresses not (only) on A before the kill: ${misplaced.join(' ')}`);
-
-    process.stderr.write(`steady state for ${steadyS} s\n`);
-    const transitions0 = a.transitions() + b.transitions();
-    const cpuA = new CpuWindow(a.pids());
-    const cpuB = new CpuWindow(b.pids());
-    await sleep(steadyS * 1000);
-    const costA: Cost = { cpu: cpuA.percent(), memory: totalMemory(a.pids()) };
-    const costB: Cost = { cpu: cpuB.percent(), memory: totalMemory(b.pids()) };
-    // The observer starts only now: on veth every packet it captures is cloned in the sender's
-    // system call, which would bill tcpdump's cost to the daemons measured above.
-    const cap = new Capture(lab, hC);
-    await cap.ready();
-    const gapFrom = epochNow();
-    await sleep(GAP_WINDOW_MS);
-    const steadyTo = epochNow();
-    const steadyTransitions = a.transitions() + b.transitions() - transitions0;
-    const steadyGap = worstGap(largestGaps(cap.packets, hA.ips[0], new Set(VHIDS), gapFrom, steadyTo));
-    const steadyAdverts = cap.packets.filter((p) => p.src === hA.ips[0] && p.t >= gapFrom && p.t <= steadyTo);
-
-    process.stderr.write(`SIGKILL of ${hA.ns}'s ${impl === 'ours' ? 'daemon' : 'ucarp processes'}\n`);
-    const f = await failover(lab, cap, a, b);
-    cap.stop();
-
-    const csv = opts.get('csv');
-    if (csv) writeCsv(csv, f);
-    const late = [...f.present.values()].filter((x) => x * 1000 <= TARGETS.lateMs).length;
-    const cpu = os.cpus();
-    const costRows = [
-      [
-        'CPU, % of one core',
-        costA.cpu.total.toFixed(2),
-        costB.cpu.total.toFixed(2),
-        `A <= ${TARGETS.cpuPercent}`,
-        verdict(costA.cpu.total <= TARGETS.cpuPercent, reference),
-      ],
-      [
-        '  of which user / kernel',
-        `${costA.cpu.user.toFixed(2)} / ${costA.cpu.system.toFixed(2)}`,
-        `${costB.cpu.user.toFixed(2)} / ${costB.cpu.system.toFixed(2)}`,
-        '',
-        '',
-      ],
-      [
-        'RSS (VmRSS), MB',
-        mb(costA.memory.rssKb),
-        mb(costB.memory.rssKb),
-        `<= ${TARGETS.rssMb}`,
-        verdict(Math.max(costA.memory.rssKb, costB.memory.rssKb) / 1024 <= TARGETS.rssMb, reference),
-      ],
-      ['peak RSS (VmHWM), MB', mb(costA.memory.hwmKb), mb(costB.memory.hwmKb), '', ''],
-      ['PSS (smaps_rollup), MB', mb(costA.memory.pssKb), mb(costB.memory.pssKb), '', ''],
-    ];
-    const failRows = [
-      failoverRow(
-        'address on B - last adv of A - bound',
-        f.present,
-        `all <= ${TARGETS.lateMs}`,
-        reference ? null : late === VHIDS.length,
-      ),
-      failoverRow('first adv of B - last adv of A - bound', f.advert, '', null),
-    ];
-    const procs = impl === 'ours' ? 'one daemon per host' : `${VHIDS.length} ucarp processes per host`;
-    const worstPresent = [...f.present.entries()].sort((x, y) => y[1] - x[1]).slice(0, 5);
-    process.stdout.write(
-      [
-        `scale benchmark: impl=${impl} (${procs}), ${VHIDS.length} groups on eth0, A advskew ${MASTER_SKEW}, B advskew ${BACKUP_SKEW}, advbase ${ADVBASE}, deadratio ${DEADRATIO}`,
-        `machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${os.release()}, node ${process.version}, started ${started.toISOString()}, load average ${load0} -> ${loadavg()}`,
-        '',
-        `steady state: ${steadyS} s, ${steadyAdverts.length} advertisements from A (${(steadyAdverts.length / (steadyTo - gapFrom)).toFixed(1)}/s in the ${GAP_WINDOW_MS / 1000} s capture window), ` +
-          `largest gap of one vhid ${steadyGap ? ms(steadyGap.seconds * 1000) : '-'} ms, ${steadyTransitions} transitions`,
-        formatTable(['cost', 'host A', 'host B', 'target', 'verdict'], costRows),
-        '',
-        `SIGKILL of A: protocol bound ${DEADRATIO} x ${ADVBASE} + ${BACKUP_SKEW}/256 = ${(BOUND_S * 1000).toFixed(3)} ms; ` +
-          `adv times from tcpdump -tt on a third host, address times from ip -ts monitor on B`,
-        formatTable(
-          ['after the bound (ms)', 'n', 'min', 'median', 'p95', 'max', 'target', 'verdict'],
-          failRows,
-        ),
-        `addresses present on B by bound + ${TARGETS.lateMs} ms: ${late} / ${VHIDS.length}` +
-          (f.present.size < VHIDS.length ? ` (${VHIDS.length - f.present.size} never arrived)` : ''),
-        `latest: ${worstPresent.map(([v, x]) => `${groupName(v)} ${ms(x * 1000)}`).join(', ')} ms`,
-        '',
-      ].join('\n'),
-    );
-  } finally {
-    await lab.destroy();
-    fs.rmSync(dir, { recursive: true, force: true });
+  const cpu = os.cpus();
+  const results: RunResult[] = [];
+  const printed: string[] = [
+    `scale benchmark: ${impls.join(', ')}; steady window ${steadyS} s; advbase ${ADVBASE}, deadratio ${DEADRATIO}`,
+    `machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${os.release()}, node ${process.version}, started ${started.toISOString()}, load average at start ${load0}`,
+    '',
+  ];
+  for (const size of sizes) {
+    const runs: RunResult[] = [];
+    for (const impl of impls) {
+      // One implementation failing (e.g. never settling at some size) leaves the others' figures.
+      try {
+        runs.push(await runOne(impl, size, steadyS, withReload));
+      } catch (e) {
+        const line = `${impl}, ${sizeLabel(size)}: failed: ${(e as Error).message}`;
+        printed.push(line, '');
+        process.stderr.write(`${line}\n`);
+      }
+    }
+    if (runs.length === 0) continue;
+    results.push(...runs);
+    const table = sizeTables(runs, steadyS);
+    printed.push(table);
+    // Each size as soon as it is done: a large run takes many minutes.
+    process.stderr.write(`${table}\n`);
   }
+  printed.push(
+    'per-group cost (CPU in microseconds of CPU per second, PSS in KB):',
+    perGroupTable(results),
+    '',
+  );
+  printed.push(`finished ${new Date().toISOString()}, load average ${loadavg()}`);
+  const csv = opts.get('csv');
+  if (csv) writeCsv(csv, results);
+  process.stdout.write(printed.join('\n') + '\n');
 }
 
 main().catch((e: unknown) => {

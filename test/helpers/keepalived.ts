@@ -20,6 +20,8 @@ export interface KeepalivedOptions {
   nopreempt?: boolean;
   /** Unicast: keepalived's unicast_src_ip is the host's own address. */
   unicastPeers?: string[];
+  /** A script run (as root) on becoming master. */
+  notifyMaster?: string;
 }
 
 export function keepalivedConf(h: Host, o: KeepalivedOptions): string {
@@ -28,6 +30,7 @@ export function keepalivedConf(h: Host, o: KeepalivedOptions): string {
     'global_defs {',
     `  router_id ${h.ns}`,
     '  vrrp_version 3',
+    ...(o.notifyMaster ? ['  script_user root', '  enable_script_security'] : []),
     '}',
     'vrrp_instance VI_1 {',
     // BACKUP: keepalived's own start like ours (listen first); `nopreempt` requires it.
@@ -37,6 +40,7 @@ export function keepalivedConf(h: Host, o: KeepalivedOptions): string {
     `  priority ${o.priority}`,
     `  advert_int ${o.advertInt ?? 1}`,
     ...(o.nopreempt ? ['  nopreempt'] : []),
+    ...(o.notifyMaster ? [`  notify_master "${o.notifyMaster}"`] : []),
     ...(o.unicastPeers
       ? [`  unicast_src_ip ${h.ips[0]}`, '  unicast_peer {', ...o.unicastPeers.map((p) => `    ${p}`), '  }']
       : []),
