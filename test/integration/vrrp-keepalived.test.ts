@@ -47,6 +47,9 @@ async function scene(o: {
   kaPriority: number;
   oursAt?: 1 | 2;
   unicast?: boolean;
+  /** Top-level YAML (trackers) and the group's `track`. */
+  top?: string;
+  track?: string;
 }): Promise<Scene> {
   const lab = await Lab.create({ hosts: 2 });
   labs.push(lab);
@@ -63,9 +66,10 @@ async function scene(o: {
       protocol: 'vrrp3',
       priority: o.oursPriority,
       ...(o.unicast ? { peers: `[${kaHost.ips[0]}]` } : {}),
+      ...(o.track ? { track: o.track } : {}),
     },
   };
-  const ours = new Node(lab, oursHost, root, [group]);
+  const ours = new Node(lab, oursHost, root, [group], o.top);
   const kaOpts = {
     vrid: VRID,
     priority: o.kaPriority,
@@ -257,3 +261,50 @@ for (const high of ['ours', 'keepalived'] as Who[]) {
     }
   });
 }
+
+test('tracking: a weight lowers our priority below keepalived (which preempts), FAULT sends priority 0', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-vrrp-track-'));
+  roots.push(dir);
+  const drain = path.join(dir, 'drain');
+  const down = path.join(dir, 'down');
+  fs.writeFileSync(drain, '0\n');
+  fs.writeFileSync(down, '0\n');
+  const top = [
+    'trackers:',
+    `  drain: { file: ${drain}, interval: 0.2 }`,
+    `  down: { file: ${down}, interval: 0.2 }`,
+  ].join('\n');
+  const s = await scene({
+    oursPriority: 150,
+    kaPriority: 100,
+    top,
+    track: '[{ tracker: drain, weight: 100 }, down]',
+  });
+  try {
+    s.ours.start();
+    await startKa(s);
+    await soleMaster(s, 'ours', 15_000, 1500);
+
+    // 150 − 100 = 50 < keepalived's 100: keepalived ignores us and takes over at its down time.
+    fs.writeFileSync(drain, '1\n');
+    await waitFor(async () => (await s.ours.group('router')).priority === 50, 5000, 'priority 50');
+    await soleMaster(s, 'keepalived', 3609 + SLACK_MS + 1000, 1500);
+    const g = await s.ours.group('router');
+    assert.equal(g.state, 'BACKUP');
+    assert.deepEqual(g.master && 'priority' in g.master ? g.master.priority : null, 100);
+
+    // Cleared: 150 again, and ours preempts back.
+    fs.writeFileSync(drain, '0\n');
+    await soleMaster(s, 'ours', 3609 + SLACK_MS + 1000, 1500);
+
+    // A tracker without weight: FAULT, priority 0 on the way out, keepalived after its skew time.
+    const t0 = Date.now();
+    fs.writeFileSync(down, '1\n');
+    const took = await takeover(s, 'keepalived', 5000);
+    figures.push(`FAULT on ours (priority 0) → keepalived takes over ${took} ms after the file changed`);
+    assert.ok(Date.now() - t0 < 3000, 'keepalived took over before its Master_Down_Interval');
+    assert.equal((await s.ours.group('router')).state, 'FAULT');
+  } finally {
+    await stop(s);
+  }
+});
