@@ -67,8 +67,9 @@ export interface CarpPacket {
   advbase: number;
 }
 
+// IPv4 (`IP 192.0.2.1 > 224.0.0.18:`) or IPv6 (`IP6 fe80::1 > ff02::12:`), docs/protocol.md §21.
 const TCPDUMP_LINE =
-  /^(\d+\.\d+) IP (\d+\.\d+\.\d+\.\d+) > (\d+\.\d+\.\d+\.\d+): VRRPv([23]), Advertisement, vrid (\d+), prio (\d+), .*?intvl (\d+)c?s/;
+  /^(\d+\.\d+) IP6? ([0-9a-fA-F.:]+) > ([0-9a-fA-F.:]+): VRRPv([23]), Advertisement, vrid (\d+), prio (\d+), .*?intvl (\d+)c?s/;
 
 /**
  * Parses a line of `tcpdump -n -tt 'ip proto 112'`, e.g.
@@ -111,9 +112,9 @@ export class Capture {
   private listening = false;
   private stderr = '';
 
-  constructor(lab: Lab, host: Host, iface = host.ifaces[0]) {
+  constructor(lab: Lab, host: Host, iface = host.ifaces[0], filter = 'ip proto 112') {
     // -l: line-buffered, so each packet reaches us as it is captured, not in 4 KiB chunks.
-    this.child = lab.spawn(host, 'tcpdump', ['-n', '-tt', '-l', '-i', iface, 'ip proto 112']);
+    this.child = lab.spawn(host, 'tcpdump', ['-n', '-tt', '-l', '-i', iface, filter]);
     this.child.stdout?.on('data', (d: Buffer) => this.onData(d.toString()));
     this.child.stderr?.on('data', (d: Buffer) => {
       this.stderr += d.toString();

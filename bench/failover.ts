@@ -1,17 +1,18 @@
 // Failover benchmark (not a test): how long after the master's last advertisement the
 // backup's first one goes out, minus what the protocol demands, as seen on the wire by a
 // third host, and how long after that advertisement the new master's up-script starts.
-// Usage: node dist/bench/failover.js [--protocol carp|vrrp3]
-//        [--impl ours|ucarp|keepalived] [--trials N] [--graceful-trials N] [--settle SECONDS]
-// With --protocol vrrp3 both nodes run VRRPv3 (ours from a YAML file, or keepalived 2.2.7 as
-// the reference); the bound is the backup's Master_Down_Interval, and a clean stop sends
-// priority 0 instead of CARP's bow-out.
+// Usage: node dist/bench/failover.js [--protocol carp|vrrp3] [--impl ours|ucarp|keepalived]
+//        [--trials N] [--graceful-trials N] [--settle SECONDS] [--family 4|6]
+// --family 6 runs CARP over IPv6 (docs/protocol.md §21): our daemon with a configuration file
+// (ucarp has no IPv6), advertisements captured as `ip6 proto 112` from link-local sources.
+// --protocol vrrp3 runs VRRPv3 (docs/protocol.md §22): our daemon with a configuration file, or
+// keepalived 2.2.7 as the reference; the bound is the backup's Master_Down_Interval, and a
+// clean stop sends priority 0 instead of CARP's bow-out.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, type Host } from '../test/helpers/netns';
 import { CarpProc, carpArgs, type Kind } from '../test/helpers/carp-proc';
-import { SupervisorProc, configYaml } from '../test/helpers/supervisor-proc';
 import { KeepalivedProc } from '../test/helpers/keepalived';
 import { masterDownIntervalMs } from '../src/engine/vrrp-rules';
 import {
@@ -47,100 +48,45 @@ const VRRP = { vrid: 30, master: 150, backup: 100, intervalCs: 100, vip: '192.0.
 type Impl = Kind | 'keepalived';
 type Protocol = 'carp' | 'vrrp3';
 
-/** What the benchmark needs of a node, whatever runs it. */
-interface BenchNode {
-  readonly exited: boolean;
-  state(): string;
-  waitState(state: 'MASTER' | 'BACKUP', timeoutMs: number): Promise<void>;
-  kill(sig: 'SIGKILL' | 'SIGTERM'): void;
-  exit(): Promise<void>;
-}
+/** What the benchmark needs of a node: our daemon or ucarp (CarpProc), or keepalived. */
+type BenchNode = Pick<CarpProc, 'state' | 'exited' | 'waitState' | 'kill' | 'exit'>;
 
-function carpNode(p: CarpProc): BenchNode {
-  return {
-    get exited() {
-      return p.exited;
-    },
-    state: () => p.state,
-    waitState: (st, t) => p.waitState(st, t),
-    kill: (sig) => p.kill(sig),
-    exit: () => p.exit(),
-  };
-}
-
-/** Our daemon with one VRRPv3 group, from a YAML file in a directory of its own. */
-function oursVrrpNode(lab: Lab, h: Host, priority: number, upscript?: string): BenchNode {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-bench-vrrp-'));
-  const file = path.join(dir, 'ucarp.yaml');
-  fs.writeFileSync(
-    file,
-    configYaml(
-      [
-        {
-          name: 'router',
-          vhid: VRRP.vrid,
-          iface: 'eth0',
-          addresses: [VRRP.vip],
-          extra: {
-            protocol: 'vrrp3',
-            priority,
-            advert_interval: VRRP.intervalCs / 100,
-            ...(upscript ? { upscript } : {}),
-          },
-        },
-      ],
-      { socket: path.join(dir, 'control.sock') },
-    ),
-  );
-  const p = new SupervisorProc(lab, h, file);
-  return {
-    get exited() {
-      return p.exited;
-    },
-    state: () => p.state('router') ?? 'INIT',
-    waitState: async (st, t) => {
-      await p.waitLine(new RegExp(`Switching to state: ${st}`), 0, t);
-    },
-    kill: (sig) => p.signal(sig),
-    exit: async () => {
-      await p.exit();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** keepalived; its notify_master plays the up-script. */
-function keepalivedNode(lab: Lab, h: Host, priority: number, upscript?: string): BenchNode {
-  const k = new KeepalivedProc(lab, h, {
-    vrid: VRRP.vrid,
-    priority,
-    advertInt: VRRP.intervalCs / 100,
-    addresses: [VRRP.vip],
-    ...(upscript ? { notifyMaster: upscript } : {}),
-  });
-  const state = () => {
-    let st = 'INIT';
-    for (const l of k.lines) {
+/** keepalived as a BenchNode; its notify_master plays the up-script. */
+class KeepalivedNode implements BenchNode {
+  private readonly k: KeepalivedProc;
+  constructor(lab: Lab, h: Host, priority: number, upscript: string | null) {
+    this.k = new KeepalivedProc(lab, h, {
+      vrid: VRRP.vrid,
+      priority,
+      advertInt: VRRP.intervalCs / 100,
+      addresses: [VRRP.vip],
+      ...(upscript === null ? {} : { notifyMaster: upscript }),
+    });
+  }
+  get exited(): boolean {
+    return this.k.exited;
+  }
+  get state(): 'INIT' | 'BACKUP' | 'MASTER' {
+    let st: 'INIT' | 'BACKUP' | 'MASTER' = 'INIT';
+    for (const l of this.k.lines) {
       const m = /Entering (MASTER|BACKUP) STATE/.exec(l);
-      if (m) st = m[1];
+      if (m) st = m[1] as 'MASTER' | 'BACKUP';
     }
     return st;
-  };
-  return {
-    get exited() {
-      return k.exited;
-    },
-    state,
-    waitState: async (st, t) => {
-      const end = Date.now() + t;
-      while (state() !== st) {
-        if (Date.now() > end || k.exited) throw new Error(`keepalived did not become ${st}`);
-        await sleep(20);
-      }
-    },
-    kill: (sig) => k.kill(sig),
-    exit: () => k.exit(),
-  };
+  }
+  async waitState(state: 'MASTER' | 'BACKUP', timeoutMs = 10000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (this.state !== state) {
+      if (Date.now() > end || this.k.exited) throw new Error(`keepalived did not become ${state}`);
+      await sleep(20);
+    }
+  }
+  kill(sig: NodeJS.Signals = 'SIGKILL'): void {
+    this.k.kill(sig === 'SIGTERM' ? 'SIGTERM' : 'SIGKILL');
+  }
+  exit(): Promise<void> {
+    return this.k.exit();
+  }
 }
 
 interface Pair {
@@ -159,36 +105,82 @@ interface Setup {
   /** The backup's up-script, which appends the time it started to `stamps`. */
   upscript: string;
   stamps: string;
+  family: 4 | 6;
+  /** Where the IPv6 runs keep their configuration files and control sockets. */
+  dir: string;
+  /** Each host's advertisement source as tcpdump prints it. */
+  src: Map<Host, string>;
 }
 
-function node(setup: Setup, h: Host, role: 'master' | 'backup', masterExtra: string[]): BenchNode {
-  const { lab, impl } = setup;
+/**
+ * The node's command line: ucarp's options for IPv4; for IPv6 a configuration file with one
+ * group, whose daemon bows out on SIGTERM as `--shutdown` does (the supervisor always does).
+ */
+function nodeArgs(
+  setup: Setup,
+  h: Host,
+  advskew: number,
+  upscript: string | null,
+  extra: string[],
+): string[] {
   if (setup.protocol === 'vrrp3') {
-    const priority = role === 'master' ? VRRP.master : VRRP.backup;
-    const up = role === 'backup' ? setup.upscript : undefined;
-    return impl === 'keepalived' ? keepalivedNode(lab, h, priority, up) : oursVrrpNode(lab, h, priority, up);
+    const file = path.join(setup.dir, `${h.ns}.yaml`);
+    fs.writeFileSync(
+      file,
+      [
+        'logging: { level: info, facility: none }',
+        `control: { socket: ${path.join(setup.dir, `${h.ns}.sock`)} }`,
+        'groups:',
+        '  router:',
+        '    protocol: vrrp3',
+        `    vhid: ${VRRP.vrid}`,
+        '    interface: eth0',
+        `    addresses: [${VRRP.vip}]`,
+        `    priority: ${advskew === MASTER_SKEW ? VRRP.master : VRRP.backup}`,
+        `    advert_interval: ${VRRP.intervalCs / 100}`,
+        ...(upscript === null ? [] : [`    upscript: ${upscript}`]),
+        '',
+      ].join('\n'),
+    );
+    return ['-c', file];
   }
-  const common = { vhid: VHID, advbase: ADVBASE };
-  const args =
-    role === 'master'
-      ? carpArgs(h, { ...common, advskew: MASTER_SKEW, extra: masterExtra })
-      : carpArgs(h, { ...common, advskew: BACKUP_SKEW, extra: ['-u', setup.upscript] });
-  return carpNode(new CarpProc(lab, h, impl as Kind, args));
+  if (setup.family === 4) {
+    const up = upscript === null ? [] : ['-u', upscript];
+    return carpArgs(h, { vhid: VHID, advbase: ADVBASE, advskew, extra: [...extra, ...up] });
+  }
+  const file = path.join(setup.dir, `${h.ns}.yaml`);
+  fs.writeFileSync(
+    file,
+    [
+      'logging: { level: info, facility: none }',
+      `control: { socket: ${path.join(setup.dir, `${h.ns}.sock`)} }`,
+      'groups:',
+      '  bench6:',
+      `    vhid: ${VHID}`,
+      '    interface: eth0',
+      '    addresses: [2001:db8:1::100/64]',
+      '    password: bench',
+      `    advbase: ${ADVBASE}`,
+      `    deadratio: ${DEADRATIO}`,
+      `    advskew: ${advskew}`,
+      ...(upscript === null ? [] : [`    upscript: ${upscript}`]),
+      '',
+    ].join('\n'),
+  );
+  return ['-c', file];
 }
 
-async function startPair(setup: Setup, masterExtra: string[]): Promise<Pair> {
-  const { h1, h2, settleMs } = setup;
-  const master = node(setup, h1, 'master', masterExtra);
-  // Alone on the segment, the first node becomes master after its own master-down timeout;
-  // ucarp only looks at its timers when its poll (about one interval long) returns.
-  await master.waitState('MASTER', 15000);
-  const backup = node(setup, h2, 'backup', []);
-  await backup.waitState('BACKUP', 15000);
-  await sleep(settleMs);
-  if (backup.state() !== 'BACKUP' || master.state() !== 'MASTER') {
-    throw new Error(`roles did not settle: master ${master.state()}, backup ${backup.state()}`);
-  }
-  return { master, backup };
+async function linkLocal(lab: Lab, h: Host): Promise<string> {
+  const ll = (await lab.addresses6(h)).find((a) => a.startsWith('fe80:'));
+  if (!ll) throw new Error(`no link-local address on ${h.ns}`);
+  return ll;
+}
+
+function node(setup: Setup, h: Host, advskew: number, upscript: string | null, extra: string[]): BenchNode {
+  const { lab, impl } = setup;
+  if (impl === 'keepalived')
+    return new KeepalivedNode(lab, h, advskew === MASTER_SKEW ? VRRP.master : VRRP.backup, upscript);
+  return new CarpProc(lab, h, impl, nodeArgs(setup, h, advskew, upscript, extra));
 }
 
 function vhidOf(setup: Setup): number {
@@ -198,6 +190,26 @@ function vhidOf(setup: Setup): number {
 /** The backup's wait after the master's last advertisement, in seconds. */
 function boundS(setup: Setup): number {
   return setup.protocol === 'vrrp3' ? masterDownIntervalMs(VRRP.backup, VRRP.intervalCs) / 1000 : BOUND_S;
+}
+
+/** VRRPv3: the backup's Skew_Time, its wait after priority 0 (seconds). */
+function skewS(): number {
+  return ((256 - VRRP.backup) * VRRP.intervalCs) / 256 / 100;
+}
+
+async function startPair(setup: Setup, masterExtra: string[]): Promise<Pair> {
+  const { h1, h2, settleMs, upscript } = setup;
+  const master = node(setup, h1, MASTER_SKEW, null, masterExtra);
+  // Alone on the segment, the first node becomes master after its own master-down timeout;
+  // ucarp only looks at its timers when its poll (about one interval long) returns.
+  await master.waitState('MASTER', 15000);
+  const backup = node(setup, h2, BACKUP_SKEW, upscript, []);
+  await backup.waitState('BACKUP', 15000);
+  await sleep(settleMs);
+  if (backup.state !== 'BACKUP' || master.state !== 'MASTER') {
+    throw new Error(`roles did not settle: master ${master.state}, backup ${backup.state}`);
+  }
+  return { master, backup };
 }
 
 async function stopPair(p: Pair): Promise<void> {
@@ -235,7 +247,7 @@ interface HardKillResult {
 
 /** SIGKILL of the master: takeover delay after its last advertisement, minus the bound. */
 async function hardKillTrial(setup: Setup): Promise<HardKillResult> {
-  const { cap, h1, h2 } = setup;
+  const { cap, h1, h2, src } = setup;
   const trialStart = epochNow();
   const pair = await startPair(setup, []);
   try {
@@ -243,8 +255,8 @@ async function hardKillTrial(setup: Setup): Promise<HardKillResult> {
     const stamps0 = stampsIn(setup.stamps).length;
     pair.master.kill('SIGKILL');
     const vhid = vhidOf(setup);
-    const first = await cap.next((p) => p.src === h2.ips[0] && p.vhid === vhid, mark, 15000);
-    const last = lastFrom(cap, h1.ips[0], vhid, cap.packets.indexOf(first), trialStart);
+    const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === vhid, mark, 15000);
+    const last = lastFrom(cap, src.get(h1) ?? '', vhid, cap.packets.indexOf(first), trialStart);
     const end = Date.now() + 2000;
     while (stampsIn(setup.stamps).length === stamps0 && Date.now() < end) await sleep(10);
     const stamp = stampsIn(setup.stamps)[stamps0];
@@ -269,15 +281,15 @@ interface GracefulResult {
  * VRRPv3: the master sends priority 0 and the backup waits its Skew_Time.
  */
 async function gracefulTrial(setup: Setup): Promise<GracefulResult> {
-  const { cap, h1, h2 } = setup;
+  const { cap, h1, h2, src } = setup;
   const pair = await startPair(setup, ['--shutdown']);
   try {
     const mark = cap.packets.length;
     const signalledAt = epochNow();
     pair.master.kill('SIGTERM');
-    const first = await cap.next((p) => p.src === h2.ips[0] && p.vhid === vhidOf(setup), mark, 15000);
+    const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === vhidOf(setup), mark, 15000);
     const upTo = cap.packets.indexOf(first);
-    const bow = cap.packets.slice(mark, upTo).find((p) => p.src === h1.ips[0] && isBowOut(p));
+    const bow = cap.packets.slice(mark, upTo).find((p) => p.src === src.get(h1) && isBowOut(p));
     await pair.master.exit();
     return {
       fromSignal: (first.t - signalledAt) * 1000,
@@ -286,11 +298,6 @@ async function gracefulTrial(setup: Setup): Promise<GracefulResult> {
   } finally {
     await stopPair(pair);
   }
-}
-
-/** VRRPv3: the backup's Skew_Time, its wait after priority 0 (seconds). */
-function skewS(): number {
-  return ((256 - VRRP.backup) * VRRP.intervalCs) / 256 / 100;
 }
 
 function row(label: string, s: Summary, target: string, met: boolean | null): string[] {
@@ -309,9 +316,13 @@ async function main(): Promise<void> {
     'trials',
     'graceful-trials',
     'settle',
+    'family',
   ]);
+  const family = Number(opts.get('family') ?? 4);
+  if (family !== 4 && family !== 6) throw new Error('--family must be 4 or 6');
   const protocol = (opts.get('protocol') ?? 'carp') as Protocol;
   if (protocol !== 'carp' && protocol !== 'vrrp3') throw new Error('--protocol must be carp or vrrp3');
+  if (protocol === 'vrrp3' && family === 6) throw new Error('VRRPv3 runs over IPv4 only: --family 4');
   const impl = (opts.get('impl') ?? 'ours') as Impl;
   const impls = protocol === 'carp' ? ['ours', 'ucarp'] : ['ours', 'keepalived'];
   if (!impls.includes(impl))
@@ -327,19 +338,35 @@ async function main(): Promise<void> {
   const settleS = Number(opts.get('settle') ?? DEFAULT_SETTLE_S);
   if (!Number.isFinite(settleS) || settleS < 1) throw new Error('--settle must be at least 1 (seconds)');
   const reference = impl !== 'ours';
+  if (family === 6 && reference) throw new Error('ucarp has no IPv6: --family 6 needs --impl ours');
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-failover-'));
-  const lab = await Lab.create({ hosts: 3 });
+  const lab = await Lab.create({ hosts: 3, ipv6: family === 6 });
   try {
     const [h1, h2, h3] = [lab.host(1), lab.host(2), lab.host(3)];
-    const cap = new Capture(lab, h3);
+    const cap = new Capture(lab, h3, h3.ifaces[0], family === 6 ? 'ip6 proto 112' : 'ip proto 112');
     await cap.ready();
     // bash's EPOCHREALTIME is read without starting another process: the stamp is the
     // script's start plus bash's own (about a millisecond), on tcpdump's clock.
     const stamps = path.join(dir, 'upscript-started');
     const upscript = path.join(dir, 'up.sh');
     fs.writeFileSync(upscript, `#!/bin/bash\necho "$EPOCHREALTIME" >> ${stamps}\n`, { mode: 0o755 });
-    const setup: Setup = { lab, protocol, impl, cap, h1, h2, settleMs: settleS * 1000, upscript, stamps };
+    const src = new Map<Host, string>();
+    for (const h of [h1, h2]) src.set(h, family === 6 ? await linkLocal(lab, h) : h.ips[0]);
+    const setup: Setup = {
+      lab,
+      protocol,
+      impl,
+      cap,
+      h1,
+      h2,
+      settleMs: settleS * 1000,
+      upscript,
+      stamps,
+      family,
+      dir,
+      src,
+    };
 
     const results: HardKillResult[] = [];
     for (let i = 0; i < trials; i++) {
@@ -388,16 +415,13 @@ async function main(): Promise<void> {
     if (graceful.length > 0) {
       const s = summarize(graceful.map((g) => g.fromSignal));
       // VRRPv3's backup waits Skew_Time after priority 0 by design: the target is that plus 50 ms.
-      const gracefulTarget = TARGETS.gracefulMs + (protocol === 'vrrp3' ? skewS() * 1000 : 0);
-      const label =
-        protocol === 'vrrp3' ? 'SIGTERM: signal -> takeover' : 'SIGTERM --shutdown: signal -> takeover';
-      rows.push(row(label, s, `max<${ms(gracefulTarget)}`, reference ? null : s.max < gracefulTarget));
+      const vrrp = protocol === 'vrrp3';
+      const target = TARGETS.gracefulMs + (vrrp ? skewS() * 1000 : 0);
+      const label = vrrp ? 'SIGTERM: signal -> takeover' : 'SIGTERM --shutdown: signal -> takeover';
+      rows.push(row(label, s, `max<${ms(target)}`, reference ? null : s.max < target));
       const bows = graceful.map((g) => g.fromBowOut).filter((x): x is number => x !== null);
       if (bows.length > 0) {
-        const bowLabel =
-          protocol === 'vrrp3'
-            ? 'SIGTERM: priority 0 -> takeover'
-            : 'SIGTERM --shutdown: bow-out -> takeover';
+        const bowLabel = vrrp ? 'SIGTERM: priority 0 -> takeover' : 'SIGTERM --shutdown: bow-out -> takeover';
         rows.push(row(bowLabel, summarize(bows), '', null));
       }
     }
@@ -406,8 +430,8 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         protocol === 'vrrp3'
-          ? `failover benchmark: protocol vrrp3, impl=${impl}, interval ${VRRP.intervalCs} cs, master priority ${VRRP.master}, backup priority ${VRRP.backup}, nodes up ${settleS} s before each stop`
-          : `failover benchmark: impl=${impl}, advbase ${ADVBASE}, deadratio ${DEADRATIO}, master advskew ${MASTER_SKEW}, backup advskew ${BACKUP_SKEW}, nodes up ${settleS} s before each stop`,
+          ? `failover benchmark: protocol vrrp3, impl=${impl}, IPv${family}, interval ${VRRP.intervalCs} cs, master priority ${VRRP.master}, backup priority ${VRRP.backup}, nodes up ${settleS} s before each stop`
+          : `failover benchmark: impl=${impl}, IPv${family}, advbase ${ADVBASE}, deadratio ${DEADRATIO}, master advskew ${MASTER_SKEW}, backup advskew ${BACKUP_SKEW}, nodes up ${settleS} s before each stop`,
         protocol === 'vrrp3'
           ? `protocol bound = Master_Down_Interval = 3 x 1 s + (256 - ${VRRP.backup})/256 s = ${(boundS(setup) * 1000).toFixed(3)} ms; times from tcpdump -tt on a third host`
           : `protocol bound = ${DEADRATIO} x ${ADVBASE} + ${BACKUP_SKEW}/256 = ${(BOUND_S * 1000).toFixed(3)} ms; times from tcpdump -tt on a third host`,

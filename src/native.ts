@@ -14,6 +14,23 @@ export type NetlinkSubscription = { readonly __brand: 'NetlinkSubscription' };
  */
 export type NetlinkListener = (data: Buffer | null, errno: number) => void;
 
+/** Opaque handle of a raw IPv6 socket. */
+export type Raw6Socket = { readonly __brand: 'Raw6Socket' };
+
+/**
+ * Called with one received datagram and what its IPv6 header said (source, destination as 16
+ * bytes, hop limit, arrival ifindex) and errno 0; or with nulls and an errno when recvmsg()
+ * failed (the socket stays open).
+ */
+export type Raw6Listener = (
+  payload: Buffer | null,
+  src: Buffer | null,
+  dst: Buffer | null,
+  hopLimit: number,
+  ifindex: number,
+  errno: number,
+) => void;
+
 export interface UcarpNative {
   /** Opens an AF_PACKET/SOCK_RAW socket bound to the interface; it never receives. */
   packetOpen(ifindex: number): number;
@@ -40,6 +57,19 @@ export interface UcarpNative {
    * Only for children libuv did not spawn (adopted orphans), or libuv loses their exit status.
    */
   reapChild(pid: number): -1 | 0 | 1;
+  /**
+   * AF_INET6/SOCK_RAW for next header `protocol`, bound to `ifname`, hop limit 255 for unicast
+   * and multicast, multicast loop off, IPV6_MULTICAST_ALL off. With a listener, every datagram
+   * is read with recvmsg() (IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT) and the handle keeps the
+   * process alive until raw6Close; with null the socket only sends.
+   */
+  raw6Open(ifname: string, protocol: number, listener: Raw6Listener | null): Raw6Socket;
+  /** IPV6_JOIN_GROUP (join true) or IPV6_LEAVE_GROUP of a 16-byte group on ifindex. */
+  raw6Membership(sock: Raw6Socket, group: Buffer, ifindex: number, join: boolean): void;
+  /** sendmsg() of payload to dst out of ifindex, from src (IPV6_PKTINFO) or the kernel's pick. */
+  raw6Send(sock: Raw6Socket, payload: Buffer, dst: Buffer, src: Buffer | null, ifindex: number): void;
+  /** Closes the socket; idempotent. */
+  raw6Close(sock: Raw6Socket): void;
 }
 
 /** Compiled location: dist/src/native.js, addon: native/build/Release/. */

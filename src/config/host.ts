@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { HostInfo, HostInterface } from './types';
+import { canonicalIpv6 } from '../net/ipv6';
 
 /** The system calls behind systemHostInfo, replaceable in tests. */
 export interface HostProbes {
@@ -41,7 +42,10 @@ export function systemHostInfo(probes: HostProbes = systemProbes): HostInfo {
       const result = new Map<string, HostInterface>();
       for (const [name, infos] of Object.entries(probes.networkInterfaces())) {
         const addresses = (infos ?? []).filter((i) => i.family === 'IPv4').map((i) => i.address);
-        result.set(name, { addresses });
+        const addresses6 = (infos ?? [])
+          .filter((i) => i.family === 'IPv6')
+          .map((i) => canonicalIpv6(i.address));
+        result.set(name, { addresses, addresses6 });
       }
       const missing = safe(() => probes.linkNames(), []).filter((name) => !result.has(name));
       if (missing.length === 0) return result;

@@ -1,12 +1,13 @@
 // The one way a group's settings become a GroupConfig: the YAML front end (after its checks)
 // and ucarp's command line (src/cli/ucarp.ts) both come through normalizeGroup, so a default
 // or a derived value is decided here and nowhere else.
-import { ipv4ToInt } from '../net/ipv4';
+import { canonicalIp, compareAddresses, familyOf } from '../net/ipv6';
 import { InternalError } from '../errors';
 import type { MergedGroup } from './merge';
 import type { Resolved } from './semantic';
 import {
   BROADCAST_ADDRESS,
+  CARP6_MULTICAST,
   DEFAULT_CONTROL_SOCKET,
   GROUP_DEFAULTS,
   LOGGING_DEFAULTS,
@@ -72,15 +73,18 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
   const broadcast = s.broadcast ?? d.broadcast;
   const protocol = s.protocol ?? d.protocol;
   const preempt = protocol === 'vrrp3' ? VRRP3_DEFAULTS.preempt : d.preempt;
+  // Every address of an IPv6 group in canonical text: the kernel reports them so, and the hub,
+  // the record and the reconciliation compare strings (docs/protocol.md §21).
+  const v6 = s.addresses.length > 0 && familyOf(s.addresses[0]) === 6;
   const out: GroupConfig = {
     name,
     protocol,
     vhid: s.vhid,
     interface: s.interface,
-    srcip: facts.srcip,
+    srcip: facts.srcip === '' ? '' : canonicalIp(facts.srcip),
     addresses: s.addresses
       .map(parseCidr)
-      .sort((a, b) => ipv4ToInt(a.address) - ipv4ToInt(b.address) || a.prefixlen - b.prefixlen),
+      .sort((a, b) => compareAddresses(a.address, b.address) || a.prefixlen - b.prefixlen),
     password: facts.password,
     advbase: s.advbase ?? d.advbase,
     advskew: s.advskew ?? d.advskew,
@@ -90,14 +94,15 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
     preempt: s.preempt ?? preempt,
     neutral: s.neutral ?? d.neutral,
     ignoreifstate: s.ignoreifstate ?? d.ignoreifstate,
-    destination: broadcast ? BROADCAST_ADDRESS : (s.mcast ?? d.mcast),
+    destination: broadcast ? BROADCAST_ADDRESS : canonicalIp(s.mcast ?? (v6 ? CARP6_MULTICAST : d.mcast)),
     broadcast,
     manageAddresses: s.manage_addresses ?? d.manage_addresses,
     scriptTimeoutMs: Math.round((s.script_timeout ?? d.script_timeout) * 1000),
     track: (s.track ?? []).map((t) =>
       typeof t === 'string' ? { tracker: t, weight: null } : { tracker: t.tracker, weight: t.weight ?? null },
     ),
-    peers: [...(s.peers ?? [])],
+    peers: (s.peers ?? []).map(canonicalIp),
+    replayProtection: s.replay_protection ?? d.replay_protection,
   };
   if (s.sync_group !== undefined) out.syncGroup = s.sync_group;
   if (s.notify !== undefined) out.notify = s.notify;
@@ -107,10 +112,14 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
   return out;
 }
 
-/** `192.0.2.10/24`; an address without a prefix is a host address (/32), as ucarp's --addr. */
+/** `192.0.2.10/24`; an address without a prefix is a host address (/32, /128), as ucarp's --addr. */
 function parseCidr(cidr: string): AddressConfig {
   const [address, prefix] = cidr.split('/');
-  return { address, prefixlen: prefix === undefined ? 32 : Number(prefix) };
+  const v6 = familyOf(address) === 6;
+  return {
+    address: canonicalIp(address),
+    prefixlen: prefix === undefined ? (v6 ? 128 : 32) : Number(prefix),
+  };
 }
 
 function parseListen(listen: string): { host: string; port: number } {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import Ajv2020 from 'ajv/dist/2020';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
@@ -17,6 +18,8 @@ function validator(): ValidateFunction {
     // verbose: errors carry their parentSchema, where patternErrorMessage and property lists live.
     const ajv = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: true, verbose: true });
     addFormats(ajv, ['ipv4']);
+    // Keys holding one address take either family; semantic.ts checks it is the group's.
+    ajv.addFormat('ip', { type: 'string', validate: (x: string) => isIP(x) !== 0 });
     // The editor keyword (VS Code, yaml-language-server) that replaces a regex in error messages.
     ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' });
     compiled = ajv.compile(schemaJson);
@@ -81,7 +84,11 @@ function mapError(e: ErrorObject, data: unknown, source: YamlSource): ConfigErro
       return source.error(
         path,
         'value',
-        params.format === 'ipv4' ? 'must be an IPv4 address' : `${e.message}`,
+        params.format === 'ipv4'
+          ? 'must be an IPv4 address'
+          : params.format === 'ip'
+            ? 'must be an IPv4 or IPv6 address'
+            : `${e.message}`,
       );
     case 'minItems':
       return source.error(path, 'value', params.limit === 1 ? 'must not be empty' : `${e.message}`);

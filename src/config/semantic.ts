@@ -4,8 +4,9 @@ import { formatPath, type KeyPath } from './errors';
 import type { MergedGroup } from './merge';
 import type { YamlSource } from './parse';
 import type { ConfigError, HostInfo, RawConfig, RawSettings } from './types';
-import { GROUP_DEFAULTS, MAX_PASSWORD_BYTES, PROTOCOL_KEYS } from './settings';
+import { CARP6_MULTICAST, GROUP_DEFAULTS, MAX_PASSWORD_BYTES, PROTOCOL_KEYS } from './settings';
 import { readPasswordFile } from './password-file';
+import { canonicalIp, familyOf, type AddressFamily } from '../net/ipv6';
 export const PASSWORD_TOO_LONG = `must be at most ${MAX_PASSWORD_BYTES} bytes (ucarp rejects longer passwords)`;
 
 /** What the checks learned that normalization needs: per group name. */
@@ -54,7 +55,7 @@ export function checkSemantics(
   const destinations = new Map<string, string>();
   const addressOwners = new Map<string, string>();
   // After a crash our virtual addresses may still sit on the interface: never mistake one for ours.
-  const virtual = new Set(groups.flatMap((g) => g.settings.addresses.map((cidr) => cidr.split('/')[0])));
+  const virtual = new Set(groups.flatMap((g) => g.settings.addresses.map(hostPart)));
 
   for (const group of groups) {
     const s = group.settings;
@@ -76,18 +77,27 @@ export function checkSemantics(
       );
     }
 
+    const family = checkFamilies(group, fail);
+    // VRRPv3 runs over IPv4 here (docs/protocol.md §22); over IPv6 it is not implemented yet.
+    if (protocol === 'vrrp3' && family === 6)
+      fail(group.where('protocol'), 'value', 'vrrp3 runs over IPv4 only for now; use carp for an IPv6 group');
     let srcip: string | undefined;
     if (s.interface === undefined) {
       fail(group.path, 'value', "must have required property 'interface' (in the group or in defaults)");
+    } else if (family === undefined) {
+      // The family decides the source and the destination: nothing sensible to check them against.
     } else {
-      srcip = resolveSrcip(group, s.interface, interfaces, virtual, fail, warn);
+      srcip =
+        family === 6
+          ? resolveSrcip6(group, s.interface, interfaces, fail, warn)
+          : resolveSrcip(group, s.interface, interfaces, virtual, fail, warn);
       // Unicast advertisements arrive addressed to this host: one key per source address.
       const destination =
         (s.peers ?? []).length > 0
           ? `unicast to ${srcip ?? 'this host'}`
           : s.broadcast
             ? 'broadcast'
-            : (s.mcast ?? GROUP_DEFAULTS.mcast);
+            : canonicalIp(s.mcast ?? (family === 6 ? CARP6_MULTICAST : GROUP_DEFAULTS.mcast));
       const key = `${s.interface} ${destination} ${protocol} ${s.vhid}`;
       const owner = destinations.get(key);
       if (owner !== undefined) {
@@ -102,7 +112,7 @@ export function checkSemantics(
     }
 
     s.addresses.forEach((cidr, index) => {
-      const ip = cidr.split('/')[0];
+      const ip = hostPart(cidr);
       const at: KeyPath = [...group.path, 'addresses', index];
       const owner = addressOwners.get(ip);
       if (owner === group.name) fail(at, 'value', `${ip} is listed twice in this group`);
@@ -114,7 +124,7 @@ export function checkSemantics(
 
     checkTrack(group, trackerNames, fail);
     (s.peers ?? []).forEach((peer, index) => {
-      if (peer === srcip)
+      if (srcip !== undefined && srcip !== '' && canonicalIp(peer) === canonicalIp(srcip))
         fail([...group.where('peers'), index], 'value', `${peer} is this host's own address (srcip)`);
     });
 
@@ -136,6 +146,76 @@ function checkProtocolKeys(group: RawSettings, at: KeyPath, protocol: 'carp' | '
 
 function wholeCentiseconds(seconds: number): boolean {
   return Math.abs(seconds * 100 - Math.round(seconds * 100)) < 1e-6;
+}
+
+/** The address part of `addr/prefix`, in canonical text (one IPv6 address has many spellings). */
+function hostPart(cidr: string): string {
+  const ip = cidr.split('/')[0];
+  return net.isIP(ip) === 0 ? ip : canonicalIp(ip);
+}
+
+const FAMILY_NAME = { 4: 'IPv4', 6: 'IPv6' } as const;
+
+/**
+ * A group is of one family, its first address's (docs/protocol.md §21): every other address,
+ * srcip, mcast and peers must be of it too, and broadcast exists for IPv4 only. Returns the
+ * family, or undefined when the first address is not a valid address at all.
+ */
+function checkFamilies(group: MergedGroup, fail: Fail): AddressFamily | undefined {
+  const s = group.settings;
+  const first = s.addresses[0]?.split('/')[0];
+  if (first === undefined || net.isIP(first) === 0) {
+    if (first !== undefined) fail([...group.path, 'addresses', 0], 'value', `${first} is not an IP address`);
+    return undefined;
+  }
+  const family = familyOf(first);
+  const name = FAMILY_NAME[family];
+  const other = (what: string) =>
+    `${what} is ${FAMILY_NAME[family === 4 ? 6 : 4]}, but this group is ${name} (its first address is ${first}): a group is of one family`;
+  const check = (value: string, at: KeyPath) => {
+    if (net.isIP(value) === 0) fail(at, 'value', `${value} is not an IP address`);
+    else if (familyOf(value) !== family) fail(at, 'value', other(value));
+  };
+  s.addresses.forEach((cidr, index) => {
+    if (index > 0) check(cidr.split('/')[0], [...group.path, 'addresses', index]);
+  });
+  if (s.srcip !== undefined) check(s.srcip, group.where('srcip'));
+  if (s.mcast !== undefined) check(s.mcast, group.where('mcast'));
+  (s.peers ?? []).forEach((peer, index) => check(peer, [...group.where('peers'), index]));
+  if (family === 6 && s.broadcast === true)
+    fail(group.where('broadcast'), 'value', 'IPv6 has no broadcast: an IPv6 group sends to mcast (ff02::12)');
+  return family;
+}
+
+/**
+ * An IPv6 group advertises from the interface's link-local address, learnt when the group
+ * starts (it may still be in duplicate address detection now); a srcip given must be on the
+ * interface when the host says which IPv6 addresses it has.
+ */
+function resolveSrcip6(
+  group: MergedGroup,
+  name: string,
+  interfaces: Map<string, { addresses: string[]; addresses6?: string[] }>,
+  fail: Fail,
+  warn: Fail,
+): string {
+  const srcip = group.settings.srcip;
+  if (!interfaces.has(name)) {
+    warn(
+      group.where('interface'),
+      'value',
+      `no interface named ${name} on this host yet; the group waits for it to appear`,
+    );
+    return srcip === undefined ? '' : canonicalIp(srcip);
+  }
+  if (srcip === undefined) return '';
+  const own = interfaces.get(name)?.addresses6;
+  if (own !== undefined && !own.includes(canonicalIp(srcip))) {
+    const has = own.length > 0 ? `it has ${own.join(', ')}` : 'it has no IPv6 address';
+    fail(group.where('srcip'), 'value', `${srcip} is not an address of ${name} (${has})`);
+    return srcip;
+  }
+  return canonicalIp(srcip);
 }
 
 function checkDestination(section: RawSettings, at: KeyPath, fail: Fail): void {

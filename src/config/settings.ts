@@ -5,6 +5,8 @@
 
 /** CARP's IPv4 multicast group (docs/protocol.md §1). */
 export const CARP_MULTICAST = '224.0.0.18';
+/** CARP's IPv6 multicast group, an IPv6 group's default `mcast` (docs/protocol.md §21). */
+export const CARP6_MULTICAST = 'ff02::12';
 /** Where advertisements go in broadcast mode (ucarp's --nomcast). */
 export const BROADCAST_ADDRESS = '255.255.255.255';
 
@@ -32,6 +34,8 @@ export const GROUP_DEFAULTS = {
   mcast: CARP_MULTICAST,
   broadcast: false,
   manage_addresses: true,
+  /** Off: ucarp starts its counter at random and would be rejected (docs/protocol.md §20). */
+  replay_protection: false,
   /** Seconds. */
   script_timeout: 10,
 } as const;
@@ -74,7 +78,7 @@ export const VRRP3_DEFAULTS = { preempt: true } as const;
  * they are an error; inherited from `defaults` they are ignored.
  */
 export const PROTOCOL_KEYS = {
-  carp: ['advbase', 'advskew', 'deadratio', 'password', 'password_file'],
+  carp: ['advbase', 'advskew', 'deadratio', 'password', 'password_file', 'replay_protection'],
   vrrp3: ['priority', 'advert_interval'],
 } as const;
 

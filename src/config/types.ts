@@ -19,6 +19,8 @@ export interface ConfigError {
 export interface HostInterface {
   /** IPv4 addresses without prefix, the primary address first. */
   addresses: string[];
+  /** IPv6 addresses in canonical text, when known (a link without carrier may not say). */
+  addresses6?: string[];
 }
 
 /** The host facts semantic checks depend on, injected so that tests can use a fake host. */
@@ -89,6 +91,8 @@ export interface GroupConfig {
   /** Unicast peers; empty: advertisements go to `destination`. */
   peers: string[];
   notify?: string;
+  /** Reject advertisements whose counter is not newer (docs/protocol.md §20). */
+  replayProtection: boolean;
 }
 
 export interface Config {
@@ -132,6 +136,7 @@ export interface RawSettings {
   sync_group?: string;
   peers?: string[];
   notify?: string;
+  replay_protection?: boolean;
 }
 
 export interface RawTracker {

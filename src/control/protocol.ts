@@ -89,7 +89,7 @@ export interface ErrorResponse {
  *     addressRestores  times a virtual address removed by someone else was put back (master)
  *     addressConflicts times a virtual address was found here while not master
  *     rejects        { short, ttl, version, type, length, vhid, destination, peer, checksum, digest,
- *                    interval }:
+ *                    replay, interval }:
  *                    advertisements for this group rejected, by reason (every key present)
  *     rejectsTotal   sum of rejects
  *     scripts        { runs, failures, timeouts } of its up/down scripts

@@ -5,6 +5,7 @@
 // intervals are kept in 1/256 s units so that comparisons are exact integer comparisons.
 
 import type { GroupConfig } from '../config/types';
+import type { SourceAddress } from '../protocol/carp';
 import {
   SHUTDOWN_PRIORITY,
   OWNER_PRIORITY,
@@ -34,8 +35,12 @@ export const ENGINE_SETTINGS = [
 ] as const satisfies readonly (keyof GroupConfig)[];
 
 export type GroupParams = Pick<GroupConfig, (typeof ENGINE_SETTINGS)[number]> & {
-  /** This node's source address as an unsigned 32-bit integer (big-endian reading). */
-  srcip: number;
+  /**
+   * This node's source address: an IPv4 address as an unsigned 32-bit integer (big-endian
+   * reading), an IPv6 address as a 128-bit value. A group is of one family, so the tie-break
+   * (§10) only ever compares two of a kind.
+   */
+  srcip: SourceAddress;
 };
 
 /** Operator override (ucarpctl demote/promote); cleared by reset or reload. */
@@ -43,7 +48,8 @@ export type Override = 'none' | 'demote' | 'promote';
 
 /** The master as its advertisements describe it: CARP timing, or VRRP priority and interval (cs). */
 export type MasterInfo =
-  { src: number; advbase: number; advskew: number } | { src: number; priority: number; interval: number };
+  | { src: SourceAddress; advbase: number; advskew: number }
+  | { src: SourceAddress; priority: number; interval: number };
 
 export interface GroupState {
   readonly params: GroupParams;
@@ -87,9 +93,9 @@ export type Event =
   /** Leave INIT with the interface as the runtime found it when it started listening. */
   | { type: 'start'; linkUp: boolean; present: boolean }
   | { type: 'timer' }
-  | { type: 'advert'; src: number; advbase: number; advskew: number }
+  | { type: 'advert'; src: SourceAddress; advbase: number; advskew: number }
   /** A VRRPv3 advertisement (already checksummed); interval in centiseconds. */
-  | { type: 'vrrpAdvert'; src: number; priority: number; interval: number }
+  | { type: 'vrrpAdvert'; src: SourceAddress; priority: number; interval: number }
   | { type: 'link'; up: boolean }
   /** The interface disappeared, or (re)appeared with the given carrier. */
   | { type: 'interface'; present: boolean; linkUp: boolean }
@@ -161,6 +167,14 @@ export function ucarpAddressOrder(addr: number): number {
       (addr >>> 24)) >>>
     0
   );
+}
+
+/**
+ * The tie-break order of a source (§10): ucarp's little-endian reading for IPv4, the address's
+ * own big-endian value for IPv6, where there is no ucarp to agree with (§21).
+ */
+export function sourceOrder(addr: SourceAddress): number | bigint {
+  return typeof addr === 'bigint' ? addr : ucarpAddressOrder(addr);
 }
 
 /** The (advbase, advskew) this node puts on the wire now. */
@@ -396,7 +410,7 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
 
 function onAdvert(
   s: GroupState,
-  ev: { src: number; advbase: number; advskew: number },
+  ev: { src: SourceAddress; advbase: number; advskew: number },
   now: number,
   actions: Action[],
 ): GroupState {
@@ -407,7 +421,7 @@ function onAdvert(
   const sender: MasterInfo = { src: ev.src, advbase: ev.advbase, advskew: ev.advskew };
 
   if (s.state === 'MASTER') {
-    const senderLower = ucarpAddressOrder(ev.src) < ucarpAddressOrder(s.params.srcip);
+    const senderLower = sourceOrder(ev.src) < sourceOrder(s.params.srcip);
     if (theirs < ours || (theirs === ours && senderLower)) {
       // Tell the others once more who we were, so that a third node does not time out.
       actions.push({ type: 'send', ...mine });
@@ -435,7 +449,7 @@ function onAdvert(
 /** A VRRPv3 advertisement (RFC 5798 §6.4.2–§6.4.3, docs/protocol.md §22). */
 function onVrrpAdvert(
   s: GroupState,
-  ev: { src: number; priority: number; interval: number },
+  ev: { src: SourceAddress; priority: number; interval: number },
   now: number,
   actions: Action[],
 ): GroupState {

@@ -49,7 +49,12 @@ export function effectivePriority(o: {
  * Whether an advertisement beats this master (§6.4.3): a higher priority, or the same
  * priority from a higher primary address (compared as unsigned integers in network order).
  */
-export function senderWins(theirs: number, theirSrc: number, ours: number, ourSrc: number): boolean {
+export function senderWins(
+  theirs: number,
+  theirSrc: number | bigint,
+  ours: number,
+  ourSrc: number | bigint,
+): boolean {
   return theirs > ours || (theirs === ours && theirSrc > ourSrc);
 }
 

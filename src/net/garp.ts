@@ -2,6 +2,7 @@
 // whose sender and target are both the virtual address, from the interface's own MAC.
 import { ipv4ToBytes } from './ipv4';
 import { native } from '../native';
+import { buildNeighbourAdvert } from './ndp';
 import { ClosedError, InvalidArgumentError } from '../errors';
 
 const ETH_P_ARP = 0x0806;
@@ -62,6 +63,24 @@ export class GarpSender {
       for (const frame of frames) n.packetSend(fd, frame);
     } catch (e) {
       // A socket bound to a vanished interface never recovers; the next burst reopens it.
+      this.dropSocket();
+      throw e;
+    }
+  }
+
+  /**
+   * The IPv6 counterpart of send(): one unsolicited neighbour advertisement per address, from
+   * `src` (an address of this interface), through the same packet socket.
+   */
+  sendNeighbourAdverts(targets: string[], src: string): void {
+    if (this.closed) throw new ClosedError('GarpSender is closed');
+    const frames = targets.map((t) => buildNeighbourAdvert(this.mac, src, t));
+    if (frames.length === 0) return;
+    const n = native();
+    const fd = this.open();
+    try {
+      for (const frame of frames) n.packetSend(fd, frame);
+    } catch (e) {
       this.dropSocket();
       throw e;
     }

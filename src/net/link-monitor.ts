@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { parseMessages, rt, type NetlinkMessage } from 'netlink';
 import { native, type NetlinkSubscription } from '../native';
 import { AlreadyStartedError } from '../errors';
-import { Rtnl, linkInfo, type LinkInfo } from './rtnl';
+import { Rtnl, addressOf, linkInfo, type LinkInfo } from './rtnl';
 
 /** Room for a burst of link changes (many VLANs flapping with their parent). */
 const MONITOR_RCVBUF = 1 << 20;
@@ -17,21 +17,25 @@ export interface LinkMonitorOptions {
   ref?: boolean;
   /** SO_RCVBUF in bytes (default 1 MiB; forced past net.core.rmem_max with CAP_NET_ADMIN). */
   recvBufferSize?: number;
-  /** Also report IPv4 addresses added and removed (default false). */
+  /** Also report IPv4 and IPv6 addresses added and removed (default false). */
   addresses?: boolean;
 }
 
 export interface AddressEvent {
   index: number;
+  /** Dotted quad, or IPv6 in canonical text. */
   address: string;
   prefixlen: number;
   removed: boolean;
+  family: 4 | 6;
+  /** IPv6: duplicate address detection still running (a new event follows when it ends). */
+  tentative: boolean;
 }
 
 export interface LinkMonitorEvents {
   /** Every RTM_NEWLINK/RTM_DELLINK; a removed link is reported with up and running false. */
   link: [info: LinkInfo, removed: boolean];
-  /** Every RTM_NEWADDR/RTM_DELADDR of an IPv4 address (with the `addresses` option). */
+  /** Every RTM_NEWADDR/RTM_DELADDR of an IPv4 or IPv6 address (with the `addresses` option). */
   address: [event: AddressEvent];
   /**
    * Notifications were lost (receive buffer overrun) and every link was re-read; 'link' events
@@ -45,7 +49,7 @@ export interface LinkMonitorEvents {
 /** Legacy bind() group bitmasks for RTNLGRP_LINK and RTNLGRP_IPV4_IFADDR. */
 const RTMGRP_LINK = 0x1;
 const RTMGRP_IPV4_IFADDR = 0x10;
-const AF_INET = 2;
+const RTMGRP_IPV6_IFADDR = 0x100;
 
 /**
  * Link notifications (RTNLGRP_LINK) of the current namespace, so carrier changes arrive as
@@ -70,7 +74,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
     super();
     this.ref = options.ref ?? false;
     this.recvBufferSize = options.recvBufferSize ?? MONITOR_RCVBUF;
-    this.groups = RTMGRP_LINK | (options.addresses ? RTMGRP_IPV4_IFADDR : 0);
+    this.groups = RTMGRP_LINK | (options.addresses ? RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR : 0);
   }
 
   /**
@@ -147,14 +151,9 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
       this.emitError(e);
       return;
     }
-    const raw = msg.attrs.local ?? msg.attrs.address;
-    if (msg.data.family !== AF_INET || !raw || raw.length !== 4) return;
-    this.emit('address', {
-      index: msg.data.index ?? 0,
-      address: [...raw].join('.'),
-      prefixlen: msg.data.prefixlen ?? 0,
-      removed: m.type === rt.MessageType.DELADDR,
-    });
+    const a = addressOf(msg);
+    if (!a) return;
+    this.emit('address', { ...a, removed: m.type === rt.MessageType.DELADDR });
   }
 
   /**

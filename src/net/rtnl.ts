@@ -2,6 +2,7 @@
 // as a thin promise layer over the `netlink` package (no forking of `ip`). Notifications are
 // net/link-monitor.ts's job.
 import { ipv4ToBytes } from './ipv4';
+import { bytesToIpv6, familyOf, ipv6ToBytes } from './ipv6';
 import { createRtNetlink, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
 import { ClosedError, InterfaceNotFoundError, InvalidArgumentError, KernelError } from '../errors';
 
@@ -23,7 +24,28 @@ export interface Ipv4Address {
   prefixlen: number;
 }
 
+/** An address of either family; IPv6 ones in canonical text. */
+export interface IpAddress extends Ipv4Address {
+  family: 4 | 6;
+  /** IPv6 only: duplicate address detection has not finished; the kernel will not send from it. */
+  tentative: boolean;
+}
+
 const AF_INET = 2;
+const AF_INET6 = 10;
+
+/** One RTM_NEWADDR/RTM_DELADDR message as an address; undefined for other families. */
+export function addressOf(m: rt.AddressMessage): Omit<IpAddress, 'ifname'> | undefined {
+  const raw = m.attrs.local ?? m.attrs.address;
+  const base = { index: m.data.index ?? 0, prefixlen: m.data.prefixlen ?? 0 };
+  if (m.data.family === AF_INET && raw?.length === 4)
+    return { ...base, family: 4, address: [...raw].join('.'), tentative: false };
+  if (m.data.family !== AF_INET6 || raw?.length !== 16) return undefined;
+  // The 8-bit ifaddrmsg flags, and IFA_FLAGS (32 bits) where the kernel sends them.
+  const tentative = m.data.flags?.tentative === true || m.attrs.flags?.tentative === true;
+  return { ...base, family: 6, address: bytesToIpv6(raw), tentative };
+}
+
 /** Nested in IFLA_AF_SPEC's AF_INET entry: the interface's IPv4 devconf values. */
 const IFLA_INET_CONF = 1;
 /** Index of promote_secondaries in that devconf array (linux/ip.h). */
@@ -51,10 +73,19 @@ export function linkInfo(msg: rt.LinkMessage): LinkInfo {
   };
 }
 
-function checkPrefix(prefixlen: number): void {
-  if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > 32) {
-    throw new InvalidArgumentError(`bad IPv4 prefix length: ${prefixlen}`);
+function checkPrefix(prefixlen: number, family: 4 | 6 = 4): void {
+  const max = family === 6 ? 128 : 32;
+  if (!Number.isInteger(prefixlen) || prefixlen < 0 || prefixlen > max) {
+    throw new InvalidArgumentError(`bad IPv${family} prefix length: ${prefixlen}`);
   }
+}
+
+/** The request fields of one address: family, bytes, and for IPv6 no DAD (§21). */
+function addressRequest(address: string, prefixlen: number) {
+  const family = familyOf(address);
+  checkPrefix(prefixlen, family);
+  const bytes = family === 6 ? ipv6ToBytes(address) : ipv4ToBytes(address);
+  return { af: family === 6 ? AF_INET6 : AF_INET, bytes, v6: family === 6 };
 }
 
 /**
@@ -138,6 +169,22 @@ export class Rtnl {
     }
   }
 
+  /** Every IPv4 and IPv6 address (of `ifname` when given). */
+  async addresses(ifname?: string): Promise<IpAddress[]> {
+    const links = await this.links();
+    const names = new Map(links.map((l) => [l.index, l.name]));
+    const msgs = await this.dump((o) => this.dumpSock.getAddresses({}, undefined, o));
+    const out: IpAddress[] = [];
+    for (const m of msgs) {
+      const a = addressOf(m);
+      if (!a) continue;
+      const name = names.get(a.index) ?? '';
+      if (ifname !== undefined && name !== ifname) continue;
+      out.push({ ...a, ifname: name });
+    }
+    return out;
+  }
+
   async ipv4Addresses(ifname?: string): Promise<Ipv4Address[]> {
     const links = await this.links();
     const names = new Map(links.map((l) => [l.index, l.name]));
@@ -156,14 +203,17 @@ export class Rtnl {
 
   /** Adds address/prefixlen to ifname; an address already there counts as success. */
   async addAddress(ifname: string, address: string, prefixlen: number): Promise<void> {
-    const addr = ipv4ToBytes(address);
-    checkPrefix(prefixlen);
+    const { af, bytes: addr, v6 } = addressRequest(address, prefixlen);
     await this.withIndex(ifname, async (index) => {
       try {
+        // A virtual IPv6 address must serve at once, not after duplicate address detection,
+        // and the peer that held it a moment ago would make DAD fail (docs/protocol.md §21).
         await this.request((o) =>
           this.sock.newAddress(
-            { family: AF_INET, prefixlen, index, scope: 0 },
-            { local: addr, address: addr },
+            v6
+              ? { family: af, prefixlen, index, scope: 0, flags: { nodad: true } }
+              : { family: af, prefixlen, index, scope: 0 },
+            v6 ? { address: addr, flags: { nodad: true } } : { local: addr, address: addr },
             { ...o, flags: FlagsNew.CREATE | FlagsNew.EXCL },
           ),
         );
@@ -175,12 +225,15 @@ export class Rtnl {
 
   /** Removes address/prefixlen from ifname; an address already gone counts as success. */
   async delAddress(ifname: string, address: string, prefixlen: number): Promise<void> {
-    const addr = ipv4ToBytes(address);
-    checkPrefix(prefixlen);
+    const { af, bytes: addr, v6 } = addressRequest(address, prefixlen);
     await this.withIndex(ifname, async (index) => {
       try {
         await this.request((o) =>
-          this.sock.delAddress({ family: AF_INET, prefixlen, index }, { local: addr, address: addr }, o),
+          this.sock.delAddress(
+            { family: af, prefixlen, index },
+            v6 ? { address: addr } : { local: addr, address: addr },
+            o,
+          ),
         );
       } catch (e) {
         if (!isKernelError(e, 'EADDRNOTAVAIL', 'ENOENT')) throw e;

@@ -54,7 +54,7 @@ const raw = require('raw-socket') as RawSocketModule;
  */
 const openSockets = new Set<InterfaceSocket>();
 
-export type TransportOp = 'open' | 'send' | 'join' | 'leave';
+export type TransportOp = 'open' | 'send' | 'join' | 'leave' | 'receive';
 
 /**
  * A failure of a socket operation: the kernel refused it, or the socket is closed. Argument

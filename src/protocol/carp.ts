@@ -13,7 +13,8 @@ export const KEY_LEN = 20;
 
 /**
  * Why a packet was dropped; each has its own counter. `peer`: a unicast group heard a host that
- * is not in its peers; `interval`: a VRRPv3 advertisement with a Max Advertise Interval of 0.
+ * is not in its peers; `replay`: with replay protection, a counter that is not newer (§20);
+ * `interval`: a VRRPv3 advertisement with a Max Advertise Interval of 0 (§22).
  */
 export const REJECT_REASONS = [
   'short',
@@ -26,6 +27,7 @@ export const REJECT_REASONS = [
   'peer',
   'checksum',
   'digest',
+  'replay',
   'interval',
 ] as const;
 
@@ -40,19 +42,25 @@ export interface Advertisement {
   counter: bigint;
 }
 
-/** Fields of the IPv4 + CARP framing that demultiplexing needs, read without authenticating. */
-export interface Framing {
-  /** Offset of the CARP header (the IPv4 header length). */
+/**
+ * A source or destination address as compared in the hot path: an IPv4 address as an unsigned
+ * 32-bit integer (network order read big-endian), an IPv6 address as a 128-bit value.
+ */
+export type SourceAddress = number | bigint;
+
+/** Fields of the IP + CARP framing that demultiplexing needs, read without authenticating. */
+export interface Framing<A extends SourceAddress = SourceAddress> {
+  /** Offset of the CARP header (the IPv4 header length; 0 for IPv6, which has no header here). */
   offset: number;
-  /** IPv4 source and destination as unsigned 32-bit integers (network order read big-endian). */
-  src: number;
-  dst: number;
+  src: A;
+  dst: A;
   vhid: number;
   /** 2: CARP; 3: VRRPv3 (src/protocol/vrrp.ts), demultiplexed apart from CARP. */
   version: number;
 }
 
-export type FramingResult = { ok: true; framing: Framing } | { ok: false; reason: RejectReason };
+export type FramingResult<A extends SourceAddress = SourceAddress> =
+  { ok: true; framing: Framing<A> } | { ok: false; reason: RejectReason };
 export type VerifyResult = { ok: true; adv: Advertisement } | { ok: false; reason: RejectReason };
 
 /** The HMAC key: the password bytes zero-padded to 20 bytes, as ucarp does. */
@@ -119,7 +127,7 @@ export function encodeAdvertisement(
  * the 36-byte header and nothing else. So anything but exactly 36 bytes after the IPv4 header
  * is `length` (`short` when fewer), whatever byte 3 says.
  */
-export function parseFraming(pkt: Uint8Array): FramingResult {
+export function parseFraming(pkt: Uint8Array): FramingResult<number> {
   if (pkt.length < 20) return { ok: false, reason: 'short' };
   const ihl = (pkt[0] & 0x0f) * 4;
   if (ihl < 20 || pkt.length < ihl + CARP_HEADER_LEN) return { ok: false, reason: 'short' };
@@ -132,6 +140,50 @@ export function parseFraming(pkt: Uint8Array): FramingResult {
   const src = ((pkt[12] << 24) | (pkt[13] << 16) | (pkt[14] << 8) | pkt[15]) >>> 0;
   const dst = ((pkt[16] << 24) | (pkt[17] << 16) | (pkt[18] << 8) | pkt[19]) >>> 0;
   return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1], version: CARP_VERSION } };
+}
+
+/**
+ * The IPv6 counterpart of authPrefix, as FreeBSD's carp_hmac_prepare builds it
+ * (docs/protocol.md §21): version, type, vhid, then each distinct address once, 16 bytes,
+ * ascending byte by byte, with bytes 2–3 cleared for link-local (scope-embedding) addresses;
+ * :: and ffff:…:ffff can never be picked by its loop and are left out here too.
+ */
+export function authPrefix6(vhid: number, addresses: readonly Uint8Array[]): Buffer {
+  const seen = new Set<string>();
+  const keys: Buffer[] = [];
+  for (const a of addresses) {
+    if (a.length !== 16) throw new RangeError(`an IPv6 address is 16 bytes, not ${a.length}`);
+    const b = Buffer.from(a);
+    const embed =
+      (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) || (b[0] === 0xff && [1, 2].includes(b[1] & 0x0f));
+    if (embed) b.writeUInt16BE(0, 2);
+    const hex = b.toString('hex');
+    if (seen.has(hex) || /^(?:0{32}|f{32})$/.test(hex)) continue;
+    seen.add(hex);
+    keys.push(b);
+  }
+  keys.sort(Buffer.compare);
+  return Buffer.concat([Buffer.from([CARP_VERSION, CARP_TYPE_ADVERTISEMENT, vhid]), ...keys]);
+}
+
+/**
+ * parseFraming for IPv6, where the socket hands over the CARP header alone and the hop limit
+ * from ancillary data: the same checks in the same order (FreeBSD's carp6_input checks the hop
+ * limit first as well), with the addresses the caller read from the same ancillary data.
+ */
+export function parseFraming6(
+  payload: Uint8Array,
+  hopLimit: number,
+  src: bigint,
+  dst: bigint,
+): FramingResult<bigint> {
+  if (payload.length < CARP_HEADER_LEN) return { ok: false, reason: 'short' };
+  if (hopLimit !== CARP_TTL) return { ok: false, reason: 'ttl' };
+  if (payload[0] >> 4 !== CARP_VERSION) return { ok: false, reason: 'version' };
+  if ((payload[0] & 0x0f) !== CARP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
+  if (payload[3] !== CARP_AUTHLEN || payload.length !== CARP_HEADER_LEN)
+    return { ok: false, reason: 'length' };
+  return { ok: true, framing: { offset: 0, src, dst, vhid: payload[1], version: CARP_VERSION } };
 }
 
 /** Verifies checksum and digest of a framed packet for one group and decodes it. */

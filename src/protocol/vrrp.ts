@@ -87,7 +87,7 @@ export function isVrrpIpv4(pkt: Uint8Array): boolean {
  * Checks the IPv4 framing of a VRRPv3 packet: header lengths, TTL 255, version and type, and a
  * length that is exactly the header plus the addresses it counts.
  */
-export function parseVrrpFraming(pkt: Uint8Array): FramingResult {
+export function parseVrrpFraming(pkt: Uint8Array): FramingResult<number> {
   if (pkt.length < 20) return { ok: false, reason: 'short' };
   const ihl = (pkt[0] & 0x0f) * 4;
   if (ihl < 20 || pkt.length < ihl + VRRP_HEADER_LEN) return { ok: false, reason: 'short' };

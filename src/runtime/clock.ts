@@ -15,3 +15,8 @@ export const systemClock: Clock = {
   setTimer: (fn, ms) => setTimeout(fn, ms) as unknown as TimerHandle,
   clearTimer: (h) => clearTimeout(h as unknown as NodeJS.Timeout),
 };
+
+/** Microseconds since the Unix epoch, for the counters of replay protection (docs/protocol.md §20). */
+export type WallClock = () => bigint;
+
+export const systemWallClock: WallClock = () => BigInt(Date.now()) * 1000n;

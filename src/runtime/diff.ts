@@ -14,6 +14,9 @@ const IDENTITY: readonly (keyof GroupConfig)[] = [
   'addresses',
   'password',
   'manageAddresses',
+  // On, counters come from the wall clock and are checked; off, ucarp's random counter: peers
+  // see a different group either way (docs/protocol.md §20).
+  'replayProtection',
 ];
 
 export interface GroupDiff {

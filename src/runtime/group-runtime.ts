@@ -5,6 +5,8 @@
 import type { AddressConfig, GroupConfig } from '../config/types';
 import {
   authPrefix,
+  authPrefix6,
+  type SourceAddress,
   encodeAdvertisement,
   passwordKey,
   verifyAdvertisement,
@@ -30,13 +32,23 @@ import {
   type Override,
   type TransitionReason,
 } from '../engine/group';
+import {
+  accept,
+  isReplay,
+  newest,
+  nextCounter,
+  sent,
+  startWindow,
+  type ReplayWindow,
+} from '../protocol/replay';
 import { randomBytes } from 'node:crypto';
-import { ipv4ToBytes, ipv4ToInt, intToIpv4 } from '../net/ipv4';
+import { ipv4ToBytes, ipv4ToInt } from '../net/ipv4';
+import { familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
 import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
 import type { EventBus } from './events';
-import { systemClock, type Clock, type TimerHandle } from './clock';
+import { systemClock, systemWallClock, type Clock, type TimerHandle, type WallClock } from './clock';
 import { GroupEffects, type AddressIo } from './group-effects';
 import { emptyStats, type GroupStats, type GroupStatus, type MasterStatus } from './status';
 import type { MasterInfo } from '../engine/group';
@@ -45,13 +57,16 @@ import type { MasterInfo } from '../engine/group';
 export interface GroupIo extends AddressIo {
   /** Sends one CARP header; throws when the kernel refuses. */
   send(payload: Buffer, dst: string, src: string): void;
-  garp(addresses: string[]): void;
+  /** Announces the addresses: gratuitous ARP, or for IPv6 neighbour advertisements from `src`. */
+  garp(addresses: string[], src: string): void;
 }
 
 export interface GroupDeps {
   io: GroupIo;
   log: Logger;
   clock?: Clock;
+  /** Where counters start with replay protection on (docs/protocol.md §20). */
+  wallClock?: WallClock;
   /** Where transition log lines wait for the current batch to end (shared by a group set). */
   afterBatch?: AfterBatch;
   /** Where transitions, conflicts and restores are announced (`ucarpctl events`). */
@@ -72,16 +87,17 @@ const U64 = (1n << 64n) - 1n;
 /** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
   const picked = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as Omit<GroupParams, 'srcip'>;
-  // An unknown source (the interface has no address yet) compares as 0.0.0.0 until learnt.
-  return { ...picked, srcip: cfg.srcip === '' ? 0 : ipv4ToInt(cfg.srcip) };
+  // An unknown source (the interface has no address yet) compares as 0.0.0.0 (::) until learnt.
+  const unknown = familyOf(cfg.addresses[0].address) === 6 ? 0n : 0;
+  return { ...picked, srcip: cfg.srcip === '' ? unknown : sourceOf(cfg.srcip) };
 }
 
 type SendFailure = 'send';
 
 function masterStatus(m: MasterInfo): MasterStatus {
   return 'priority' in m
-    ? { address: intToIpv4(m.src), priority: m.priority, advertInterval: m.interval / 100 }
-    : { address: intToIpv4(m.src), advbase: m.advbase, advskew: m.advskew };
+    ? { address: formatSource(m.src), priority: m.priority, advertInterval: m.interval / 100 }
+    : { address: formatSource(m.src), advbase: m.advbase, advskew: m.advskew };
 }
 
 export class GroupRuntime {
@@ -90,6 +106,9 @@ export class GroupRuntime {
   private key: Buffer;
   private prefix: Buffer;
   private counter: bigint;
+  /** With replay protection on, the newest counters accepted and sent; null when off. */
+  private replay: ReplayWindow | null;
+  private readonly wallClock: WallClock;
   private readonly out = Buffer.alloc(CARP_HEADER_LEN);
   private readonly io: GroupIo;
   private readonly log: Logger;
@@ -105,7 +124,7 @@ export class GroupRuntime {
   private dispatching = false;
   private stopping: StopOptions | null = null;
   /** Unicast peers as integers for the per-packet check; null for a multicast group. */
-  private peers: Set<number> | null = null;
+  private peers: Set<SourceAddress> | null = null;
   /** Where each advertisement goes: the peers, or the one multicast/broadcast destination. */
   private destinations: readonly string[] = [];
   /** VRRP: the destinations and the virtual addresses as bytes, for the pseudo-header checksum. */
@@ -125,12 +144,20 @@ export class GroupRuntime {
     this.afterBatch = deps.afterBatch ?? new AfterBatch();
     this.events = deps.events;
     this.key = passwordKey(cfg.password);
-    this.prefix = authPrefix({
-      key: this.key,
-      vhid: cfg.vhid,
-      addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
-    });
+    this.prefix =
+      familyOf(cfg.addresses[0].address) === 6
+        ? authPrefix6(
+            cfg.vhid,
+            cfg.addresses.map((a) => ipv6ToBytes(a.address)),
+          )
+        : authPrefix({
+            key: this.key,
+            vhid: cfg.vhid,
+            addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
+          });
     this.counter = randomBytes(8).readBigUInt64BE();
+    this.wallClock = deps.wallClock ?? systemWallClock;
+    this.replay = cfg.replayProtection ? startWindow(this.wallClock()) : null;
     this.s = initialState(groupParams(cfg), this.clock.now());
     this.usePeers(cfg);
     this.effects = new GroupEffects(cfg, deps.io, deps.log);
@@ -170,8 +197,16 @@ export class GroupRuntime {
       this.reject(r.reason, framing.src);
       return;
     }
+    const counter = r.adv.counter;
+    if (this.replay !== null) {
+      // Whatever its source: the source is not covered by the digest (docs/protocol.md §20).
+      if (isReplay(this.replay, counter)) {
+        this.reject('replay', framing.src, `counter ${counter} is not newer than ${newest(this.replay)}`);
+        return;
+      }
+      this.replay = accept(this.replay, counter);
+    } else this.counter = counter;
     this.stats.received++;
-    this.counter = r.adv.counter;
     this.dispatch({ type: 'advert', src: framing.src, advbase: r.adv.advbase, advskew: r.adv.advskew });
   }
 
@@ -192,16 +227,18 @@ export class GroupRuntime {
   }
 
   /** A rejected packet attributed to this group (its vhid and destination matched). */
-  reject(reason: RejectReason, src: number): void {
+  reject(reason: RejectReason, src: SourceAddress, detail?: string): void {
     this.stats.rejects[reason]++;
     const hint =
       reason === 'digest'
         ? ': check vhid, password and virtual IP address'
-        : reason === 'version'
-          ? ` (this group speaks ${this.cfg.protocol})`
-          : '';
+        : reason === 'replay'
+          ? `: ${detail ?? ''} (a replay, or a peer without replay_protection or with its clock behind)`
+          : reason === 'version'
+            ? ` (this group speaks ${this.cfg.protocol})`
+            : '';
     this.warnings.report(reason, (more) =>
-      this.log.warn(`rejected advertisement from ${intToIpv4(src)}: bad ${reason}${hint}${more}`),
+      this.log.warn(`rejected advertisement from ${formatSource(src)}: bad ${reason}${hint}${more}`),
     );
   }
 
@@ -420,7 +457,7 @@ export class GroupRuntime {
 
   /** Computed once per configuration: the send and receive paths only look them up. */
   private usePeers(cfg: GroupConfig): void {
-    this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(ipv4ToInt)) : null;
+    this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(sourceOf)) : null;
     this.destinations = cfg.peers.length > 0 ? cfg.peers : [cfg.destination];
     this.vrrpDestinations = this.destinations.map(ipv4ToBytes);
     this.vrrpAddresses = cfg.addresses.map((a) => ipv4ToBytes(a.address));
@@ -432,14 +469,20 @@ export class GroupRuntime {
 
   private dispatchGarp(): void {
     try {
-      this.io.garp(this.cfg.addresses.map((x) => x.address));
+      this.io.garp(
+        this.cfg.addresses.map((x) => x.address),
+        this.cfg.srcip,
+      );
     } catch (e) {
       this.log.error(`gratuitous ARP failed: ${(e as Error).message}`);
     }
   }
 
   private sendAdvertisement(advbase: number, advskew: number): void {
-    this.counter = (this.counter + 1n) & U64;
+    if (this.replay !== null) {
+      this.counter = nextCounter(this.replay, this.wallClock());
+      this.replay = sent(this.replay, this.counter);
+    } else this.counter = (this.counter + 1n) & U64;
     encodeAdvertisement(
       { vhid: this.cfg.vhid, advbase, advskew, counter: this.counter },
       this.key,

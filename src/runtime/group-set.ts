@@ -21,6 +21,7 @@ import { groupHealth, syncHealth } from '../track/health';
 import { EventBus } from './events';
 import type { Override } from '../engine/group';
 import { AlreadyStartedError } from '../errors';
+import { familyOf, isLinkLocal6 } from '../net/ipv6';
 import { settleScripts } from '../hooks/scripts';
 
 /**
@@ -248,7 +249,7 @@ export class GroupSet {
     const log = groupLogger(this.opts.log, { group: cfg.name, vhid: cfg.vhid, iface: cfg.interface });
     const io: GroupIo = {
       send: (payload, dst, src) => hub.send(payload, dst, src),
-      garp: (addresses) => hub.sendGarp(addresses),
+      garp: (addresses, src) => hub.sendGarp(addresses, src),
       addAddress: (ifname, address, prefixlen) => this.addAddress(cfg.name, ifname, address, prefixlen),
       delAddress: (ifname, address, prefixlen) => this.delAddress(ifname, address, prefixlen),
     };
@@ -351,16 +352,23 @@ export class GroupSet {
 
   /**
    * A group without srcip in the file advertises from its interface's first own address,
-   * which a freshly created interface may not have yet: then the group waits for one.
+   * which a freshly created interface may not have yet: then the group waits for one. An IPv6
+   * group advertises from the interface's link-local address once DAD has passed
+   * (docs/protocol.md §21).
    */
   private async learnSource(g: GroupRuntime, hub: InterfaceHub): Promise<void> {
     const ifname = g.config.interface;
     const virtual = new Set([...this.owners.keys()]);
     let own: string | undefined;
     try {
-      own = (await this.rtnl.ipv4Addresses(ifname))
-        .map((a) => a.address)
-        .find((a) => !virtual.has(addressKey(ifname, a)));
+      own =
+        familyOf(g.config.addresses[0].address) === 6
+          ? (await this.rtnl.addresses(ifname)).find(
+              (a) => a.family === 6 && !a.tentative && isLinkLocal6(a.address),
+            )?.address
+          : (await this.rtnl.ipv4Addresses(ifname))
+              .map((a) => a.address)
+              .find((a) => !virtual.has(addressKey(ifname, a)));
     } catch (e) {
       this.opts.log.warn(`cannot read the addresses of ${ifname}: ${(e as Error).message}`);
     }
@@ -457,7 +465,7 @@ export class GroupSet {
     if (this.groups.get(g.config.name) !== g || g.wantsAddresses()) return;
     let still: boolean;
     try {
-      still = (await this.rtnl.ipv4Addresses(ifname)).some((x) => x.address === a.address);
+      still = (await this.rtnl.addresses(ifname)).some((x) => x.address === a.address);
     } catch {
       return;
     }
@@ -471,7 +479,7 @@ export class GroupSet {
   private async reconcileAll(): Promise<void> {
     let present: Set<string>;
     try {
-      present = new Set((await this.rtnl.ipv4Addresses()).map((a) => addressKey(a.ifname, a.address)));
+      present = new Set((await this.rtnl.addresses()).map((a) => addressKey(a.ifname, a.address)));
     } catch (e) {
       this.opts.log.warn(`cannot read addresses to reconcile: ${(e as Error).message}`);
       return;

@@ -6,9 +6,11 @@
 // The hub outlives the interface: when the interface is deleted its sockets are closed
 // (detach) and the groups stay registered; when an interface of that name appears again, on
 // whatever new index, the sockets and every membership are set up again (attach).
-import { parseFraming, CARP_VERSION, type RejectReason } from '../protocol/carp';
+import { parseFraming, parseFraming6, CARP_VERSION, type RejectReason } from '../protocol/carp';
 import { isVrrpIpv4, parseVrrpFraming, VRRP_VERSION } from '../protocol/vrrp';
 import { InterfaceSocket } from '../net/transport';
+import { Interface6Socket, type Packet6 } from '../net/transport6';
+import { familyOf, ipv6ToBigInt, isMulticast6 } from '../net/ipv6';
 import { GarpSender } from '../net/garp';
 import { ipv4ToInt, isMulticast } from '../net/ipv4';
 import type { LinkInfo } from '../net/rtnl';
@@ -46,6 +48,19 @@ function groupKey(c: GroupConfig): number {
   return demuxKey(dst, c.vhid, groupVersion(c));
 }
 
+/** The IPv6 key: destination in canonical text and vhid (docs/protocol.md §21). */
+function demuxKey6(dst: string, vhid: number): string {
+  return `${dst} ${vhid}`;
+}
+
+function groupKey6(c: GroupConfig): string {
+  return demuxKey6(c.peers.length > 0 ? c.srcip : c.destination, c.vhid);
+}
+
+function isV6(c: GroupConfig): boolean {
+  return familyOf(c.addresses[0].address) === 6;
+}
+
 function where(c: GroupConfig): string {
   const proto = c.protocol === 'vrrp3' ? ' (vrrp3)' : '';
   return (c.peers.length > 0 ? `unicast ${c.srcip}` : c.destination) + proto;
@@ -56,21 +71,30 @@ export type HubSocket = Pick<
   InterfaceSocket,
   'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'send' | 'close'
 >;
-export type HubGarp = Pick<GarpSender, 'open' | 'send' | 'close'>;
+export type HubSocket6 = Pick<
+  Interface6Socket,
+  'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'send' | 'close'
+>;
+export type HubGarp = Pick<GarpSender, 'open' | 'send' | 'sendNeighbourAdverts' | 'close'>;
 
 export interface HubDeps {
   openSocket(ifname: string): HubSocket;
+  /** The raw IPv6 socket, opened when the first IPv6 group registers. */
+  openSocket6(ifname: string): HubSocket6;
   garpSender(link: LinkInfo): HubGarp;
 }
 
 const realSockets: HubDeps = {
   openSocket: (ifname) => InterfaceSocket.open(ifname),
+  openSocket6: (ifname) => Interface6Socket.open(ifname),
   garpSender: (link) => new GarpSender(link.index, link.mac),
 };
 
 interface Attached {
   link: LinkInfo;
   sock: HubSocket;
+  /** Only while IPv6 groups exist: a host without IPv6 keeps running its IPv4 groups. */
+  sock6: HubSocket6 | undefined;
   garp: HubGarp;
 }
 
@@ -80,8 +104,10 @@ export class InterfaceHub {
   running = false;
   private attached: Attached | undefined;
   private readonly groups = new Map<number, HubGroup>();
+  /** IPv6 groups by (destination, vhid); IPv4 ones stay on exact integer keys. */
+  private readonly groups6 = new Map<string, HubGroup>();
   /** Each group's demultiplexing key, as added (its source or peers may change later). */
-  private readonly keys = new Map<HubGroup, number>();
+  private readonly keys = new Map<HubGroup, number | string>();
   /** What each group registered on the current socket: its source and any membership. */
   private readonly sources = new Map<HubGroup, { src: string; joined: string | null }>();
   /**
@@ -97,7 +123,7 @@ export class InterfaceHub {
   ) {}
 
   get size(): number {
-    return this.groups.size;
+    return this.groups.size + this.groups6.size;
   }
 
   /** The interface exists and the hub's sockets are open on it. */
@@ -126,7 +152,7 @@ export class InterfaceHub {
     }
     sock.on('packet', (buf) => this.onPacket(buf));
     sock.on('receiveError', (err) => this.log.warn(`receive error on ${this.ifname}: ${err.message}`));
-    this.attached = { link, sock, garp };
+    this.attached = { link, sock, sock6: undefined, garp };
     this.running = link.running;
     for (const g of this.groups.values()) this.register(g);
   }
@@ -139,16 +165,19 @@ export class InterfaceHub {
     this.running = false;
     this.sources.clear();
     a.sock.close();
+    a.sock6?.close();
     a.garp.close();
   }
 
   add(g: HubGroup): void {
     const c = g.config;
-    const key = groupKey(c);
-    const taken = this.groups.get(key);
+    const v6 = isV6(c);
+    const key = v6 ? groupKey6(c) : groupKey(c);
+    const taken = v6 ? this.groups6.get(key as string) : this.groups.get(key as number);
     if (taken !== undefined && taken !== g)
       throw new VhidInUseError(`vhid ${c.vhid} to ${where(c)} is already in use on ${this.ifname}`);
-    this.groups.set(key, g);
+    if (v6) this.groups6.set(key as string, g);
+    else this.groups.set(key as number, g);
     this.keys.set(g, key);
     const vk = demuxKey(0, c.vhid, groupVersion(c));
     this.vhids.set(vk, (this.vhids.get(vk) ?? 0) + 1);
@@ -157,8 +186,10 @@ export class InterfaceHub {
 
   remove(g: HubGroup): void {
     const key = this.keys.get(g);
-    if (key === undefined || this.groups.get(key) !== g) return;
-    this.groups.delete(key);
+    if (key === undefined) return;
+    const map: Map<number | string, HubGroup> = typeof key === 'string' ? this.groups6 : this.groups;
+    if (map.get(key) !== g) return;
+    map.delete(key);
     this.keys.delete(g);
     const vk = demuxKey(0, g.config.vhid, groupVersion(g.config));
     const n = (this.vhids.get(vk) ?? 1) - 1;
@@ -178,13 +209,22 @@ export class InterfaceHub {
   }
 
   send(payload: Buffer, dst: string, src: string): void {
-    if (!this.attached) throw new ClosedError(`interface ${this.ifname} does not exist`);
-    this.attached.sock.send(payload, dst, src);
+    const a = this.attached;
+    if (!a) throw new ClosedError(`interface ${this.ifname} does not exist`);
+    if (familyOf(dst) === 4) a.sock.send(payload, dst, src);
+    else if (a.sock6) a.sock6.send(payload, dst, src, a.link.index);
+    else throw new ClosedError(`no IPv6 socket on ${this.ifname}`);
   }
 
-  sendGarp(addresses: string[]): void {
+  /**
+   * Announces `addresses` on the link: gratuitous ARP for IPv4 ones, unsolicited neighbour
+   * advertisements from `src` for IPv6 ones (docs/protocol.md §14, §21).
+   */
+  sendGarp(addresses: string[], src = ''): void {
     if (!this.attached) throw new ClosedError(`interface ${this.ifname} does not exist`);
-    this.attached.garp.send(addresses);
+    const v6 = addresses.filter((x) => familyOf(x) === 6);
+    if (v6.length < addresses.length) this.attached.garp.send(addresses.filter((x) => familyOf(x) === 4));
+    if (v6.length > 0) this.attached.garp.sendNeighbourAdverts(v6, src);
   }
 
   close(): void {
@@ -200,6 +240,14 @@ export class InterfaceHub {
     const c = g.config;
     if (!a || c.srcip === '' || this.sources.has(g)) return;
     try {
+      if (isV6(c)) {
+        const sock6 = this.socket6(a);
+        const joined = c.peers.length === 0 && isMulticast6(c.destination) ? c.destination : null;
+        if (joined !== null) sock6.join(joined, a.link.index);
+        sock6.addLocalSource(c.srcip);
+        this.sources.set(g, { src: c.srcip, joined });
+        return;
+      }
       const joined = c.peers.length === 0 && isMulticast(ipv4ToInt(c.destination)) ? c.destination : null;
       if (joined !== null) a.sock.join(joined, c.srcip, a.link.index);
       a.sock.addLocalSource(c.srcip);
@@ -214,8 +262,41 @@ export class InterfaceHub {
     const reg = this.sources.get(g);
     if (!a || reg === undefined) return;
     this.sources.delete(g);
+    if (familyOf(reg.src) === 6) {
+      a.sock6?.removeLocalSource(reg.src);
+      if (reg.joined !== null) a.sock6?.leave(reg.joined);
+      return;
+    }
     a.sock.removeLocalSource(reg.src);
     if (reg.joined !== null) a.sock.leave(reg.joined);
+  }
+
+  /** The IPv6 socket, opened on first use; it lives until the interface goes. */
+  private socket6(a: Attached): HubSocket6 {
+    if (a.sock6) return a.sock6;
+    const sock6 = this.deps.openSocket6(this.ifname);
+    sock6.on('packet', (pkt) => this.onPacket6(pkt));
+    sock6.on('receiveError', (err) => this.log.warn(`receive error on ${this.ifname}: ${err.message}`));
+    a.sock6 = sock6;
+    return sock6;
+  }
+
+  /** The IPv6 path: the same checks and counters as onPacket, the addresses from the socket. */
+  private onPacket6(pkt: Packet6): void {
+    const src = ipv6ToBigInt(pkt.src);
+    const f = parseFraming6(pkt.payload, pkt.hopLimit, src, ipv6ToBigInt(pkt.dst));
+    if (!f.ok) {
+      this.rejects[f.reason]++;
+      if (pkt.payload.length >= 2)
+        this.groups6.get(demuxKey6(pkt.dst, pkt.payload[1]))?.reject(f.reason, src);
+      return;
+    }
+    const g = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid));
+    if (g) {
+      g.onPacket(pkt.payload, f.framing);
+      return;
+    }
+    this.rejects[this.vhids.has(demuxKey(0, f.framing.vhid, CARP_VERSION)) ? 'destination' : 'vhid']++;
   }
 
   private onPacket(buf: Buffer): void {

@@ -45,6 +45,55 @@ export const SCHEMA_PATH = 'schemas/ucarp.schema.json';
 export const EXAMPLE_PATH = 'config/ucarp.yaml';
 export const DOC_PATH = 'docs/configuration.md';
 
+/**
+ * What each address-bearing key means for one protocol over one address family: one table
+ * each in the reference. A group's family is its first address's (docs/protocol.md §21); a
+ * protocol added later (VRRPv3) adds its own entries here.
+ */
+export interface FamilyTable {
+  /** Anchor and heading, e.g. `carp-ipv6` / "CARP over IPv6". */
+  id: string;
+  title: string;
+  /** When a group is of this kind, and the docs/protocol.md section that says what it sends. */
+  when: string;
+  rows: readonly (readonly [key: string, applies: string])[];
+}
+
+export const FAMILY_TABLES: readonly FamilyTable[] = [
+  {
+    id: 'carp-ipv4',
+    title: 'CARP over IPv4',
+    when: 'Every address in `addresses` is IPv4. Wire format: docs/protocol.md §2–§7; ucarp 1.5.2 compatible.',
+    rows: [
+      ['addresses', 'IPv4, prefix length 0..32; the digest covers them sorted ascending'],
+      ['srcip', "an IPv4 address of the interface; default: the interface's primary IPv4 address"],
+      ['mcast', 'an IPv4 multicast group; default `224.0.0.18`'],
+      ['broadcast', 'allowed: advertisements go to 255.255.255.255'],
+      ['peers', 'IPv4 unicast peers'],
+      ['takeover announcement', 'gratuitous ARP per address, again after two advertisements (§14)'],
+    ],
+  },
+  {
+    id: 'carp-ipv6',
+    title: 'CARP over IPv6',
+    when: 'Every address in `addresses` is IPv6. Wire format as FreeBSD carp: docs/protocol.md §21.',
+    rows: [
+      ['addresses', 'IPv6, prefix length 0..128; added without duplicate address detection (`nodad`)'],
+      [
+        'srcip',
+        "an IPv6 address of the interface; default: the interface's link-local address, learnt when the group starts",
+      ],
+      ['mcast', 'an IPv6 multicast group; default `ff02::12`'],
+      ['broadcast', 'not allowed (IPv6 has no broadcast)'],
+      ['peers', 'IPv6 unicast peers; give `srcip` a global address, which is where the peers send'],
+      [
+        'takeover announcement',
+        'unsolicited neighbour advertisements (override flag) to ff02::1, again after two advertisements',
+      ],
+    ],
+  },
+];
+
 /** Sections documented key by key, in this order; `defaults` and `groups` are special. */
 const SETTING_SECTIONS = ['logging', 'control', 'metrics'] as const;
 
@@ -253,6 +302,7 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
     '- [`defaults`](#section-defaults)',
     '- [`trackers`](#section-trackers) and [tracker settings](#tracker-settings)',
     '- [`groups`](#section-groups) and [group settings](#group-settings)',
+    '- [Protocols and address families](#families)',
     '- [Full example](#full-example)',
     '',
     '<a id="top-level"></a>',
@@ -350,6 +400,29 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
     ...groupKeys.flatMap((k) =>
       entry(`group-${k}`, k, k, refs.property(group, k), group.required?.includes(k) ?? false, refs),
     ),
+    '<a id="families"></a>',
+    '',
+    '## Protocols and address families',
+    '',
+    "A group is of one address family, its first address's: every address, `srcip`, `mcast` and",
+    '`peers` must be of it too (`ucarp --check-config` says which key is not). Tracking, FAULT, sync',
+    'groups, scripts (with the address as argument), notify, events, metrics and status work the',
+    'same for every kind. What the address keys mean for each:',
+    '',
+    ...FAMILY_TABLES.flatMap((t) => [
+      `<a id="${t.id}"></a>`,
+      '',
+      `### ${t.title}`,
+      '',
+      t.when,
+      '',
+      '| Key | For these groups |',
+      '| --- | --- |',
+      ...t.rows.map(
+        ([k, v]) => `| ${groupKeys.includes(k) ? `[\`${k}\`](#group-${k})` : k} | ${tableCell(v)} |`,
+      ),
+      '',
+    ]),
     '<a id="full-example"></a>',
     '',
     '## Full example',

@@ -167,9 +167,9 @@ export class Pair {
     g1: TestGroup[],
     g2: TestGroup[],
     first?: Record<string, string>,
-    opts: { top1?: string; top2?: string; segments?: number } = {},
+    opts: { top1?: string; top2?: string; segments?: number; ipv6?: boolean } = {},
   ): Promise<void> {
-    this.lab = await Lab.create({ hosts: 2, segments: opts.segments ?? 1 });
+    this.lab = await Lab.create({ hosts: 2, segments: opts.segments ?? 1, ipv6: opts.ipv6 });
     this.n1 = new Node(this.lab, this.lab.host(1), this.root, g1, opts.top1);
     this.n2 = new Node(this.lab, this.lab.host(2), this.root, g2, opts.top2);
     this.n1.start();

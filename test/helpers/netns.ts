@@ -20,13 +20,23 @@ export interface Host {
   ips: string[];
   /** Switch-side veth name of each segment. */
   swPorts: string[];
+  /** With LabOptions.ipv6: the host's IPv6 address on each segment, `2001:db8:<s+1>::<index>`. */
+  ips6: string[];
 }
 
 export interface LabOptions {
   hosts: number;
   /** Number of L2 segments (1..3); each host gets one interface per segment. */
   segments?: number;
+  /**
+   * Also give every host an IPv6 address per segment (IPV6_SUBNETS), with duplicate address
+   * detection off in its namespace so that addresses and link-locals serve at once.
+   */
+  ipv6?: boolean;
 }
+
+/** Documentation prefixes (RFC 3849), one /64 per segment. */
+export const IPV6_SUBNETS = ['2001:db8:1::', '2001:db8:2::', '2001:db8:3::'] as const;
 
 const live = new Set<Lab>();
 let exitHookInstalled = false;
@@ -75,14 +85,21 @@ export class Lab {
     try {
       await ip('netns', 'add', lab.sw);
       for (let s = 0; s < segments; s++) {
-        await ip('-n', lab.sw, 'link', 'add', `br${s}`, 'type', 'bridge', 'forward_delay', '0');
+        // Without an MLD querier, snooping would only add a variable: flood multicast as a hub.
+        const snoop = opts.ipv6 ? ['mcast_snooping', '0'] : [];
+        await ip('-n', lab.sw, 'link', 'add', `br${s}`, 'type', 'bridge', 'forward_delay', '0', ...snoop);
         await ip('-n', lab.sw, 'link', 'set', `br${s}`, 'up');
       }
       for (let i = 1; i <= opts.hosts; i++) {
         const ns = `${prefix}h${i}`;
         await ip('netns', 'add', ns);
         await ip('-n', ns, 'link', 'set', 'lo', 'up');
-        const host: Host = { index: i, ns, ifaces: [], ips: [], swPorts: [] };
+        if (opts.ipv6) {
+          // Before the interfaces exist: they take their settings from `default`.
+          for (const k of ['all', 'default'])
+            await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${k}.accept_dad=0`]);
+        }
+        const host: Host = { index: i, ns, ifaces: [], ips: [], swPorts: [], ips6: [] };
         for (let s = 0; s < segments; s++) {
           const port = `${prefix}h${i}s${s}`;
           const iface = `eth${s}`;
@@ -91,6 +108,12 @@ export class Lab {
           await ip('-n', lab.sw, 'link', 'set', port, 'master', `br${s}`, 'up');
           const addr = `${SUBNETS[s]}.${i}`;
           await ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', iface);
+          if (opts.ipv6) {
+            await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${iface}.accept_dad=0`]);
+            const addr6 = `${IPV6_SUBNETS[s]}${i}`;
+            await ip('-n', ns, 'addr', 'add', `${addr6}/64`, 'dev', iface);
+            host.ips6.push(addr6);
+          }
           await ip('-n', ns, 'link', 'set', iface, 'up');
           host.ifaces.push(iface);
           host.ips.push(addr);
@@ -130,6 +153,13 @@ export class Lab {
     const out = await ip('-n', h.ns, '-j', 'addr', 'show', 'dev', iface);
     const parsed = JSON.parse(out) as { addr_info?: { family: string; local: string }[] }[];
     return parsed.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local));
+  }
+
+  /** IPv6 addresses (canonical, without prefix) currently on an interface, link-local included. */
+  async addresses6(h: Host, iface = 'eth0'): Promise<string[]> {
+    const out = await ip('-n', h.ns, '-j', '-6', 'addr', 'show', 'dev', iface);
+    const parsed = JSON.parse(out) as { addr_info?: { family: string; local: string }[] }[];
+    return parsed.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet6').map((a) => a.local));
   }
 
   /** Cuts a host off segment s (its carrier drops) or reconnects it. */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ip, Lab, waitFor, type Host } from '../helpers/netns';
 import { NetRpc } from '../fixtures/net-rpc';
 import type { WireLink } from '../fixtures/net-rtnl';
-import type { Ipv4Address } from '../../src/net/rtnl';
+import type { IpAddress, Ipv4Address } from '../../src/net/rtnl';
 
 async function macOf(h: Host, iface: string): Promise<string> {
   const out = JSON.parse(await ip('-n', h.ns, '-j', 'link', 'show', 'dev', iface)) as { address: string }[];
@@ -62,8 +62,41 @@ describe('rtnetlink inside a namespace', () => {
 
   test('address calls on a missing interface or with bad input reject', async () => {
     await assert.rejects(rpc.call('addAddress', 'nosuch0', '192.0.2.101', 32), /no interface named nosuch0/);
-    await assert.rejects(rpc.call('addAddress', 'eth0', '192.0.2.300', 32), /not an IPv4/);
+    await assert.rejects(rpc.call('addAddress', 'eth0', '192.0.2.300', 32), /not an IP address/);
     await assert.rejects(rpc.call('addAddress', 'eth0', '192.0.2.101', 33), /prefix length/);
+    await assert.rejects(rpc.call('addAddress', 'eth0', '2001:db8:1::50', 129), /IPv6 prefix length/);
+  });
+
+  test('IPv6: added without DAD, listed in canonical text, removed', async () => {
+    const show = async () =>
+      (
+        JSON.parse(await ip('-n', host.ns, '-j', '-6', 'addr', 'show', 'dev', 'eth0')) as {
+          addr_info: { local: string; prefixlen: number; nodad?: boolean; tentative?: boolean }[];
+        }[]
+      )[0].addr_info;
+    await rpc.call('addAddress', 'eth0', '2001:DB8:1:0::50', 64);
+    const vip = (await show()).find((a) => a.local === '2001:db8:1::50');
+    assert.equal(vip?.prefixlen, 64);
+    assert.equal(vip?.nodad, true, 'IFA_F_NODAD: the address serves at once');
+    assert.notEqual(vip?.tentative, true);
+    await rpc.call('addAddress', 'eth0', '2001:db8:1::50', 64); // EEXIST is success
+    const listed = await rpc.call<IpAddress[]>('addresses', 'eth0');
+    const mine = listed.filter((a) => a.address === '2001:db8:1::50');
+    assert.deepEqual(
+      mine.map(({ family, prefixlen, tentative }) => ({ family, prefixlen, tentative })),
+      [{ family: 6, prefixlen: 64, tentative: false }],
+    );
+    assert.ok(
+      listed.some((a) => a.family === 4 && a.address === host.ips[0]),
+      'both families listed',
+    );
+    assert.ok(
+      listed.some((a) => a.family === 6 && a.address.startsWith('fe80:')),
+      'the link-local too',
+    );
+    await rpc.call('delAddress', 'eth0', '2001:db8:1::50', 64);
+    assert.ok(!(await show()).some((a) => a.local === '2001:db8:1::50'));
+    await rpc.call('delAddress', 'eth0', '2001:db8:1::50', 64); // gone is success
   });
 
   test('an interface recreated under the same name gets a fresh index', async () => {

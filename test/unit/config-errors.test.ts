@@ -71,6 +71,19 @@ const CASES: Record<string, Expected[]> = {
     [9, 5, 'trackers.iface.timeout', /^only a script tracker has a timeout$/],
   ],
   '51-peers-duplicate.yaml': [[7, 24, 'groups.web.peers[1]', /^duplicate of item 0$/]],
+  '70-mixed-families.yaml': [
+    [5, 36, 'groups.web6.addresses[1]', /^192\.0\.2\.100 is IPv4, but this group is IPv6 .*one family$/],
+  ],
+  '71-ipv6-srcip-ipv4.yaml': [[5, 12, 'groups.web6.srcip', /^192\.0\.2\.1 is IPv4, but this group is IPv6/]],
+  '72-ipv6-mcast-ipv4.yaml': [[2, 10, 'defaults.mcast', /^224\.0\.0\.18 is IPv4, but this group is IPv6/]],
+  '73-ipv6-peers-ipv4.yaml': [
+    [7, 28, 'groups.web6.peers[1]', /^192\.0\.2\.2 is IPv4, but this group is IPv6/],
+  ],
+  '74-ipv6-broadcast.yaml': [[7, 16, 'groups.web6.broadcast', /^IPv6 has no broadcast/]],
+  '75-ipv4-mcast-ipv6.yaml': [[7, 12, 'groups.web.mcast', /^ff02::12 is IPv6, but this group is IPv4/]],
+  '76-ipv6-prefix-129.yaml': [
+    [5, 17, 'groups.web6.addresses[0]', /IPv6 address with a prefix length 0\.\.128/],
+  ],
   '28-groups-not-map.yaml': [[2, 3, 'groups', /^must be a map/]],
   '29-logging-level.yaml': [[2, 10, 'logging.level', /^must be one of: error, warn, info, debug$/]],
   '30-logging-facility.yaml': [[1, 35, 'logging.facility', /^must be one of: auth, .*local7, none$/]],
@@ -94,7 +107,7 @@ const CASES: Record<string, Expected[]> = {
   '36-unknown-top-level-key.yaml': [[1, 1, 'group', /did you mean 'groups'/]],
   '37-address-without-prefix.yaml': [[5, 17, 'groups.web.addresses[0]', /prefix length/]],
   '38-duplicate-address-in-list.yaml': [[8, 9, 'groups.web.addresses[2]', /^duplicate of item 0$/]],
-  '39-srcip-not-ipv4.yaml': [[5, 12, 'groups.web.srcip', /^must be an IPv4 address$/]],
+  '39-srcip-not-ipv4.yaml': [[5, 12, 'groups.web.srcip', /^must be an IPv4 or IPv6 address$/]],
   '40-password-too-many-bytes.yaml': [[6, 15, 'groups.web.password', /^must be at most 19 bytes/]],
   '41-upscript-relative.yaml': [[7, 15, 'groups.web.upscript', /^must be an absolute path$/]],
   '42-interface-without-ipv4.yaml': [[2, 14, 'defaults.interface', /^eth2 has no IPv4 address of its own/]],
@@ -122,6 +135,7 @@ const CASES: Record<string, Expected[]> = {
     [9, 5, 'groups.web.advert_interval', /^applies to protocol vrrp3 only; this group's protocol is carp$/],
   ],
   '54-vrrp-interval-steps.yaml': [[7, 22, 'groups.router.advert_interval', /whole number of centiseconds/]],
+  '56-vrrp-ipv6.yaml': [[3, 15, 'groups.router6.protocol', /^vrrp3 runs over IPv4 only for now/]],
   '55-vrrp-limits.yaml': [
     [7, 15, 'groups.router.priority', /^must be >= 1$/],
     [8, 22, 'groups.router.advert_interval', /^must be <= 40.95$/],

@@ -9,7 +9,7 @@ function info(address: string, family: 'IPv4' | 'IPv6'): NetworkInterfaceInfo {
   return family === 'IPv4' ? { ...common, family } : { ...common, family, scopeid: 0 };
 }
 
-test('addresses come from os.networkInterfaces, IPv4 only, in kernel order', () => {
+test('addresses come from os.networkInterfaces, IPv4 and IPv6 apart, in kernel order', () => {
   let ipCalls = 0;
   const probes: HostProbes = {
     networkInterfaces: () => ({
@@ -23,7 +23,7 @@ test('addresses come from os.networkInterfaces, IPv4 only, in kernel order', () 
   };
   assert.deepEqual(
     [...systemHostInfo(probes).interfaces()],
-    [['eth0', { addresses: ['192.0.2.1', '192.0.2.7'] }]],
+    [['eth0', { addresses: ['192.0.2.1', '192.0.2.7'], addresses6: ['fe80::1'] }]],
   );
   assert.equal(ipCalls, 0, 'no fork when os.networkInterfaces already lists every link');
 });
@@ -62,7 +62,7 @@ test('a failing ip command only loses the fallback', () => {
     },
   };
   const interfaces = systemHostInfo(probes).interfaces();
-  assert.deepEqual(interfaces.get('eth0'), { addresses: ['192.0.2.1'] });
+  assert.deepEqual(interfaces.get('eth0'), { addresses: ['192.0.2.1'], addresses6: [] });
   assert.deepEqual(interfaces.get('eth1'), { addresses: [] });
 });
 

@@ -80,6 +80,7 @@ test('a minimal group gets every default resolved', () => {
         scriptTimeoutMs: D.script_timeout * 1000,
         track: [],
         peers: [],
+        replayProtection: D.replay_protection,
       },
     ],
   });
@@ -110,6 +111,7 @@ test('every setting is carried through, and groups keep file order', () => {
       '    downscript: /down',
       '    xparam: zz',
       '    script_timeout: 0.5',
+      '    replay_protection: true',
       '  alpha: { vhid: 1, interface: eth0, addresses: [192.0.2.100/24], password: pw }',
       '',
     ].join('\n'),
@@ -144,28 +146,29 @@ test('every setting is carried through, and groups keep file order', () => {
     scriptTimeoutMs: 500,
     track: [],
     peers: [],
+    replayProtection: true,
   });
 });
 
 test('defaults apply where a group is silent and yield where it speaks', () => {
   const config = load(
     [
-      'defaults: { interface: eth0, password: common, advskew: 50, preempt: true, script_timeout: 3 }',
+      'defaults: { interface: eth0, password: common, advskew: 50, preempt: true, script_timeout: 3, replay_protection: true }',
       'groups:',
       '  a: { vhid: 1, addresses: [192.0.2.100/24] }',
-      '  b: { vhid: 2, addresses: [198.51.100.100/24], interface: eth1, password: own, advskew: 0, preempt: false }',
+      '  b: { vhid: 2, addresses: [198.51.100.100/24], interface: eth1, password: own, advskew: 0, preempt: false, replay_protection: false }',
       '',
     ].join('\n'),
   );
   const a = group(config, 'a');
   const b = group(config, 'b');
   assert.deepEqual(
-    [a.interface, a.password, a.advskew, a.preempt, a.scriptTimeoutMs],
-    ['eth0', 'common', 50, true, 3000],
+    [a.interface, a.password, a.advskew, a.preempt, a.scriptTimeoutMs, a.replayProtection],
+    ['eth0', 'common', 50, true, 3000, true],
   );
   assert.deepEqual(
-    [b.interface, b.password, b.advskew, b.preempt, b.scriptTimeoutMs],
-    ['eth1', 'own', 0, false, 3000],
+    [b.interface, b.password, b.advskew, b.preempt, b.scriptTimeoutMs, b.replayProtection],
+    ['eth1', 'own', 0, false, 3000, false],
   );
   assert.equal(b.srcip, '198.51.100.1', "srcip defaults to the group's own interface's primary address");
 });
@@ -357,4 +360,76 @@ test('a vrrp3 group: RFC 5798 defaults, no password, CARP keys inherited from de
   assert.deepEqual([p.priority, p.advertInterval, p.preempt], [D.priority, D.advert_interval * 100, true]);
   // The same number for CARP and VRRP on one interface: two different groups on the wire.
   assert.deepEqual([group(config, 'web').protocol, group(config, 'web').preempt], ['carp', false]);
+});
+
+test('an IPv6 group: canonical addresses sorted by bytes, ff02::12, source learnt at start', () => {
+  const config = load(`
+groups:
+  web6:
+    vhid: 20
+    interface: eth0
+    addresses: [2001:DB8:1:0::20/64, 2001:db8:1::10/64]
+    password: s3cret
+  web4:
+    vhid: 20
+    interface: eth0
+    addresses: [192.0.2.100/24]
+    password: s3cret
+`);
+  const g = group(config, 'web6');
+  assert.deepEqual(g.addresses, [
+    { address: '2001:db8:1::10', prefixlen: 64 },
+    { address: '2001:db8:1::20', prefixlen: 64 },
+  ]);
+  assert.equal(g.destination, 'ff02::12');
+  assert.equal(g.srcip, '', 'the link-local source is learnt from the interface at start');
+  assert.equal(group(config, 'web4').destination, '224.0.0.18', 'the same vhid on IPv4 is another group');
+});
+
+test('an IPv6 group: srcip, mcast and peers of its family, written any way, kept canonical', () => {
+  const h: HostInfo = {
+    interfaces: () =>
+      new Map([['eth0', { addresses: ['192.0.2.1'], addresses6: ['2001:db8:1::1', 'fe80::1'] }]]),
+  };
+  const config = load(
+    `
+groups:
+  web6:
+    vhid: 20
+    interface: eth0
+    srcip: 2001:DB8:1:0:0:0:0:1
+    addresses: [2001:db8:1::10/64]
+    peers: [2001:db8:1:0::2]
+    password: s3cret
+  other6:
+    vhid: 21
+    interface: eth0
+    mcast: FF02::0:112
+    addresses: [2001:db8:1::11/64]
+    password: s3cret
+`,
+    '/etc/ucarp.yaml',
+    h,
+  );
+  assert.equal(group(config, 'web6').srcip, '2001:db8:1::1');
+  assert.deepEqual(group(config, 'web6').peers, ['2001:db8:1::2']);
+  assert.equal(group(config, 'other6').destination, 'ff02::112');
+  const bad = loadConfigText(
+    `
+groups:
+  web6:
+    vhid: 20
+    interface: eth0
+    srcip: 2001:db8:1::9
+    addresses: [2001:db8:1::10/64]
+    password: s3cret
+`,
+    '/etc/ucarp.yaml',
+    h,
+  );
+  assert.ok(!bad.ok);
+  assert.match(
+    bad.errors[0].message,
+    /^2001:db8:1::9 is not an address of eth0 \(it has 2001:db8:1::1, fe80::1\)$/,
+  );
 });

@@ -165,6 +165,7 @@ describe('handleRequest', () => {
       'peer',
       'checksum',
       'digest',
+      'replay',
       'interval',
     ]);
     assert.deepEqual(g.scripts, { runs: 3, failures: 0, timeouts: 0 });

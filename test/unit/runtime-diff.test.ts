@@ -78,6 +78,7 @@ describe('diffGroups', () => {
       [{ mcast: '239.0.0.1' }, 'pw'],
       [{ broadcast: true }, 'pw'],
       [{ manage_addresses: false }, 'pw'],
+      [{ replay_protection: true }, 'pw'],
       [{}, 'other'],
     ] as const) {
       const d = diffGroups(running(g('a'), g('b', { vhid: 2 })), [

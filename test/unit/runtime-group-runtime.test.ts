@@ -251,3 +251,196 @@ describe('GroupRuntime', () => {
     assert.equal(g.status().override, 'none');
   });
 });
+
+// Replay protection (docs/protocol.md §20) between real runtimes: every packet a node sends is
+// captured and delivered to the others 1 ms later; an attacker replays captured packets.
+describe('GroupRuntime with replay_protection', () => {
+  /** 2026-09-21 in ms: the wall clock at fake time 0. */
+  const WALL0 = 1_790_000_000_000;
+
+  interface Peer {
+    g: GroupRuntime;
+    src: string;
+    alive: boolean;
+  }
+
+  class Segment {
+    readonly clock = new FakeClock();
+    readonly peers: Peer[] = [];
+    /** Every IPv4 packet sent, as on the wire. */
+    readonly capture: { from: string; pkt: Buffer }[] = [];
+
+    /** A node with its own srcip and a wall clock `skewMs` off the others. */
+    add(src: string, patch: Record<string, unknown>, skewMs = 0): Peer {
+      const cfg = normalizeGroup(
+        'web',
+        { vhid: 10, interface: 'eth0', addresses: ['192.0.2.100/24'], ...patch },
+        { srcip: src, password: PASSWORD },
+      );
+      const peer = { src, alive: true } as Peer;
+      const io: GroupIo = {
+        send: (payload, dst, from) => {
+          if (!peer.alive) return;
+          const pkt = ipv4Packet(from, dst, Buffer.from(payload));
+          this.capture.push({ from, pkt });
+          this.deliver(pkt, peer);
+        },
+        garp: () => undefined,
+        addAddress: async () => undefined,
+        delAddress: async () => undefined,
+      };
+      const wallClock = () => BigInt(Math.round((WALL0 + this.clock.now() + skewMs) * 1000));
+      peer.g = new GroupRuntime(cfg, { io, log: fakeLog().log, clock: this.clock, wallClock });
+      this.peers.push(peer);
+      peer.g.start(true);
+      return peer;
+    }
+
+    /** To every live node but `except`, 1 ms later. */
+    deliver(pkt: Buffer, except?: Peer): void {
+      const f = parseFraming(pkt);
+      assert.ok(f.ok);
+      for (const p of this.peers)
+        if (p !== except) this.clock.setTimer(() => p.alive && p.g.onPacket(pkt, f.framing), 1);
+    }
+
+    /** SIGKILL: no bow-out, no more packets either way. */
+    kill(p: Peer): void {
+      p.alive = false;
+      void p.g.stop({ bowOut: false, downscript: false, releaseAddresses: false });
+    }
+
+    /** A third host replays `packets` in a loop, one every `everyMs`, from `from` to `until`. */
+    replay(packets: Buffer[], from: number, until: number, everyMs = 1000): void {
+      let i = 0;
+      for (let t = from; t < until; t += everyMs) {
+        const pkt = packets[i++ % packets.length];
+        this.clock.setTimer(() => this.deliver(pkt), t - this.clock.now());
+      }
+    }
+
+    /** Steps time to `to` in 1 ms ticks, calling `watch` after each. */
+    runUntil(to: number, watch: (t: number) => void = () => undefined): void {
+      while (this.clock.now() < to) {
+        this.clock.advance(1);
+        watch(this.clock.now());
+      }
+    }
+  }
+
+  /** With src changed, the IPv4 header checksum recomputed: the CARP bytes stay as captured. */
+  function spoof(pkt: Buffer, src: string): Buffer {
+    const f = parseFraming(pkt);
+    assert.ok(f.ok);
+    return ipv4Packet(src, '224.0.0.18', pkt.subarray(f.framing.offset));
+  }
+
+  for (const on of [true, false]) {
+    it(`a dead master's advertisements replayed: ${on ? 'the backup takes over at its dead time' : 'without the option they hold the backup back'}`, () => {
+      const net = new Segment();
+      const a = net.add('192.0.2.1', { replay_protection: on });
+      net.clock.advance(100);
+      const b = net.add('192.0.2.2', { replay_protection: on, advskew: 20 });
+      net.runUntil(8000);
+      assert.equal(a.g.state, 'MASTER');
+      assert.equal(b.g.state, 'BACKUP');
+      const captured = net.capture.filter((c) => c.from === a.src).map((c) => c.pkt);
+      const lastHeard = 8000 + 1;
+      net.clock.advance(10);
+      net.kill(a);
+      net.replay(captured, 8500, 30_000);
+      let tookOver: number | null = null;
+      net.runUntil(30_000, (t) => {
+        if (tookOver === null && b.g.state === 'MASTER') tookOver = t;
+      });
+      if (on) {
+        // Dead time 3078.125 ms after the last real advertisement, seen at the next 1 ms tick.
+        assert.equal(tookOver, Math.ceil(lastHeard + 3000 + (20 * 1000) / 256), 'at its dead time');
+        assert.ok(b.g.status().stats.rejects.replay >= 20, JSON.stringify(b.g.status().stats.rejects));
+      } else {
+        assert.equal(tookOver, null, 'a replayed advertisement counts as the master being alive');
+        assert.equal(b.g.status().stats.rejects.replay, 0);
+      }
+    });
+
+    it(`a live master hearing its own advertisement from a lower source ${on ? 'stays master' : 'steps down'}`, () => {
+      const net = new Segment();
+      const a = net.add('192.0.2.5', { replay_protection: on });
+      net.clock.advance(100);
+      const b = net.add('192.0.2.9', { replay_protection: on, advskew: 20 });
+      net.runUntil(5000);
+      assert.equal(a.g.state, 'MASTER');
+      const own = net.capture.filter((c) => c.from === a.src).map((c) => spoof(c.pkt, '192.0.2.2'));
+      net.replay(own, 5500, 20_000);
+      let masterless = 0;
+      net.runUntil(20_000, () => {
+        if (a.g.state !== 'MASTER' && b.g.state !== 'MASTER') masterless++;
+      });
+      if (on) {
+        assert.equal(masterless, 0);
+        assert.equal(a.g.status().stats.transitions, 2, 'BACKUP at start, then MASTER once');
+        assert.ok(a.g.status().stats.rejects.replay >= 14);
+        assert.ok(b.g.status().stats.rejects.replay >= 14);
+      } else {
+        assert.ok(masterless > 10_000, `no master for ${masterless} ms`);
+      }
+    });
+  }
+
+  it('a restarted backup whose clock is ahead by more than its dead time refuses the master, then yields within an interval', () => {
+    const net = new Segment();
+    const a = net.add('192.0.2.1', { replay_protection: true });
+    net.clock.advance(100);
+    let b = net.add('192.0.2.2', { replay_protection: true, advskew: 20 });
+    net.runUntil(5000);
+    net.kill(b);
+    // B is back 10 s ahead: A's counters stay below B's start for 10 s.
+    b = net.add('192.0.2.2', { replay_protection: true, advskew: 20 }, 10_000);
+    const restarted = net.clock.now();
+    const states: string[] = [];
+    const at: number[] = [];
+    net.runUntil(restarted + 15_000, (t) => {
+      if (states.at(-1) !== b.g.state) {
+        states.push(b.g.state);
+        at.push(t);
+      }
+    });
+    assert.deepEqual(states, ['BACKUP', 'MASTER', 'BACKUP'], 'one dual-master episode');
+    // B takes over at its dead time, and yields at A's next advertisement: within A's interval.
+    assert.equal(at[1] - restarted, Math.ceil(3000 + (20 * 1000) / 256));
+    assert.ok(at[2] - at[1] <= 1000 + 2, `B master for ${at[2] - at[1]} ms`);
+    assert.equal(a.g.state, 'MASTER');
+    const rejected = b.g.status().stats.rejects.replay;
+    assert.ok(rejected >= 3 && rejected <= 4, `B refused ${rejected} advertisements of A`);
+    // Converged: A now advertises above B's counters, and B accepts every one.
+    const before = b.g.status().stats.received;
+    net.runUntil(net.clock.now() + 5000);
+    assert.equal(b.g.status().stats.rejects.replay, rejected);
+    assert.equal(b.g.status().stats.received - before, 5);
+  });
+
+  it('a restarted node whose clock is behind is accepted as soon as it has heard the current master', () => {
+    const net = new Segment();
+    let a = net.add('192.0.2.1', { replay_protection: true, preempt: true });
+    net.clock.advance(100);
+    const b = net.add('192.0.2.2', { replay_protection: true, advskew: 20 });
+    net.runUntil(5000);
+    net.kill(a);
+    net.runUntil(10_000);
+    assert.equal(b.g.state, 'MASTER');
+    // A is back an hour behind: B's counters are newer than its start, and A preempts from
+    // B's next advertisement with B's counter + 1, which B accepts and yields to.
+    a = net.add('192.0.2.1', { replay_protection: true, preempt: true }, -3_600_000);
+    const restarted = net.clock.now();
+    let tookOver: number | null = null;
+    net.runUntil(restarted + 5000, (t) => {
+      if (tookOver === null && a.g.state === 'MASTER') tookOver = t;
+    });
+    assert.ok(
+      tookOver !== null && tookOver - restarted <= 1100,
+      `A master after ${tookOver! - restarted} ms`,
+    );
+    assert.equal(b.g.state, 'BACKUP');
+    assert.equal(a.g.status().stats.rejects.replay + b.g.status().stats.rejects.replay, 0);
+  });
+});

@@ -3,10 +3,24 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { InterfaceHub, type HubDeps, type HubGroup, type HubSocket } from '../../src/runtime/interface-hub';
+import {
+  InterfaceHub,
+  type HubDeps,
+  type HubGroup,
+  type HubSocket,
+  type HubSocket6,
+} from '../../src/runtime/interface-hub';
+import type { Packet6 } from '../../src/net/transport6';
 import { normalizeGroup } from '../../src/config/normalize';
 import type { GroupConfig } from '../../src/config/types';
-import type { Framing, RejectReason } from '../../src/protocol/carp';
+import {
+  authPrefix6,
+  encodeAdvertisement,
+  passwordKey,
+  type Framing,
+  type RejectReason,
+} from '../../src/protocol/carp';
+import { ipv6ToBytes } from '../../src/net/ipv6';
 import type { LinkInfo } from '../../src/net/rtnl';
 import { fakeLog } from '../helpers/fake-log';
 import { carpPayload, ipv4Packet } from '../helpers/packets';
@@ -50,15 +64,56 @@ class FakeGroup implements HubGroup {
 
 const LINK: LinkInfo = { index: 3, name: 'eth0', mac: Buffer.alloc(6, 1), up: true, running: true };
 
+class FakeSocket6 extends EventEmitter {
+  joined: string[] = [];
+  sources: string[] = [];
+  sent: { dst: string; src: string; ifindex: number }[] = [];
+  opened = 0;
+  join(group: string): void {
+    this.joined.push(group);
+  }
+  leave(group: string): void {
+    this.joined.splice(this.joined.indexOf(group), 1);
+  }
+  addLocalSource(a: string): void {
+    this.sources.push(a);
+  }
+  removeLocalSource(a: string): void {
+    this.sources.splice(this.sources.indexOf(a), 1);
+  }
+  send(_payload: Buffer, dst: string, src: string, ifindex: number): void {
+    this.sent.push({ dst, src, ifindex });
+  }
+  close(): void {}
+  deliver(pkt: Packet6): void {
+    this.emit('packet', pkt);
+  }
+}
+
 function hub() {
   const sock = new FakeSocket();
+  const sock6 = new FakeSocket6();
+  const announced: { arp: string[][]; na: { targets: string[]; src: string }[] } = { arp: [], na: [] };
   const deps: HubDeps = {
     openSocket: () => sock as unknown as HubSocket,
-    garpSender: () => ({ open: () => 0, send() {}, close() {} }),
+    openSocket6: () => {
+      sock6.opened++;
+      return sock6 as unknown as HubSocket6;
+    },
+    garpSender: () => ({
+      open: () => 0,
+      send(a: string[]) {
+        announced.arp.push(a);
+      },
+      sendNeighbourAdverts(targets: string[], src: string) {
+        announced.na.push({ targets, src });
+      },
+      close() {},
+    }),
   };
   const h = new InterfaceHub('eth0', fakeLog().log, deps);
   h.attach(LINK);
-  return { sock, hub: h };
+  return { sock, sock6, announced, hub: h };
 }
 
 function group(
@@ -190,5 +245,99 @@ describe('InterfaceHub', () => {
     const { hub: h } = hub();
     h.add(group('a', 1));
     assert.throws(() => h.add(group('b', 1)), VhidInUseError);
+  });
+
+  describe('IPv6 groups (docs/protocol.md §21)', () => {
+    const LL = 'fe80::1';
+    const group6 = (name: string, vhid: number, patch: Record<string, unknown> = {}, srcip = LL) =>
+      new FakeGroup(
+        normalizeGroup(
+          name,
+          { vhid, interface: 'eth0', addresses: [`2001:db8:1::${vhid}/64`], ...patch },
+          { srcip, password: 'pw' },
+        ),
+      );
+    const key = passwordKey('pw');
+    const adv6 = (vhid: number) =>
+      encodeAdvertisement(
+        { vhid, advbase: 1, advskew: 0, counter: 1n },
+        key,
+        authPrefix6(vhid, [ipv6ToBytes(`2001:db8:1::${vhid}`)]),
+      );
+    const pkt6 = (vhid: number, patch: Partial<Packet6> = {}): Packet6 => ({
+      payload: adv6(vhid),
+      src: 'fe80::9',
+      dst: 'ff02::12',
+      hopLimit: 255,
+      ifindex: LINK.index,
+      ...patch,
+    });
+
+    it('opens the IPv6 socket only for the first IPv6 group, joins ff02::12, and owns its source', () => {
+      const { sock, sock6, hub: h } = hub();
+      h.add(group('v4', 1));
+      assert.equal(sock6.opened, 0, 'an IPv4-only interface needs no IPv6 socket');
+      h.add(group6('a', 1));
+      h.add(group6('b', 2));
+      assert.equal(sock6.opened, 1);
+      assert.deepEqual(sock6.joined, ['ff02::12', 'ff02::12']);
+      assert.deepEqual(sock6.sources, [LL, LL]);
+      assert.deepEqual(sock.joined, ['224.0.0.18']);
+      assert.equal(h.size, 3);
+    });
+
+    it('demultiplexes by (destination, vhid) next to an IPv4 group of the same vhid', () => {
+      const { sock, sock6, hub: h } = hub();
+      const v4 = group('v4', 1);
+      const a = group6('a', 1);
+      const b = group6('b', 2);
+      for (const g of [v4, a, b]) h.add(g);
+      sock6.deliver(pkt6(1));
+      sock6.deliver(pkt6(2));
+      sock.deliver(carp(1));
+      assert.equal(a.packets.length, 1);
+      assert.equal(a.packets[0].src, (0xfe80n << 112n) | 9n);
+      assert.equal(b.packets.length, 1);
+      assert.equal(v4.packets.length, 1);
+      sock6.deliver(pkt6(3));
+      sock6.deliver(pkt6(1, { dst: 'ff02::99' }));
+      assert.equal(h.rejects.vhid, 1);
+      assert.equal(h.rejects.destination, 1);
+    });
+
+    it('a hop limit other than 255 is a ttl rejection, on the interface and on the group', () => {
+      const { sock6, hub: h } = hub();
+      const a = group6('a', 1);
+      h.add(a);
+      sock6.deliver(pkt6(1, { hopLimit: 64 }));
+      assert.deepEqual(a.rejects, ['ttl']);
+      assert.equal(a.packets.length, 0);
+      assert.equal(h.rejects.ttl, 1);
+    });
+
+    it('sends IPv6 through the IPv6 socket on the interface index, IPv4 through the IPv4 one', () => {
+      const { sock6, hub: h } = hub();
+      h.add(group6('a', 1));
+      h.send(adv6(1), 'ff02::12', LL);
+      assert.deepEqual(sock6.sent, [{ dst: 'ff02::12', src: LL, ifindex: LINK.index }]);
+    });
+
+    it('announces IPv4 addresses with ARP and IPv6 ones with neighbour advertisements', () => {
+      const { announced, hub: h } = hub();
+      h.sendGarp(['2001:db8:1::1', '2001:db8:1::2'], LL);
+      h.sendGarp(['192.0.2.1']);
+      assert.deepEqual(announced.na, [{ targets: ['2001:db8:1::1', '2001:db8:1::2'], src: LL }]);
+      assert.deepEqual(announced.arp, [['192.0.2.1']]);
+    });
+
+    it('a group removed leaves its membership and source', () => {
+      const { sock6, hub: h } = hub();
+      const a = group6('a', 1);
+      h.add(a);
+      h.remove(a);
+      assert.deepEqual(sock6.joined, []);
+      assert.deepEqual(sock6.sources, []);
+      assert.equal(h.size, 0);
+    });
   });
 });
