@@ -78,9 +78,6 @@ export function checkSemantics(
     }
 
     const family = checkFamilies(group, fail);
-    // VRRPv3 runs over IPv4 here (docs/protocol.md §22); over IPv6 it is not implemented yet.
-    if (protocol === 'vrrp3' && family === 6)
-      fail(group.where('protocol'), 'value', 'vrrp3 runs over IPv4 only for now; use carp for an IPv6 group');
     let srcip: string | undefined;
     if (s.interface === undefined) {
       fail(group.path, 'value', "must have required property 'interface' (in the group or in defaults)");

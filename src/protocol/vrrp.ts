@@ -102,6 +102,24 @@ export function parseVrrpFraming(pkt: Uint8Array): FramingResult<number> {
 }
 
 /**
+ * parseVrrpFraming for IPv6, where the socket hands over the VRRP message alone with the hop
+ * limit and addresses from ancillary data (as parseFraming6 for CARP, docs/protocol.md §21).
+ */
+export function parseVrrpFraming6(
+  payload: Uint8Array,
+  hopLimit: number,
+  src: bigint,
+  dst: bigint,
+): FramingResult<bigint> {
+  if (payload.length < VRRP_HEADER_LEN) return { ok: false, reason: 'short' };
+  if (hopLimit !== VRRP_TTL) return { ok: false, reason: 'ttl' };
+  if (payload[0] >> 4 !== VRRP_VERSION) return { ok: false, reason: 'version' };
+  if ((payload[0] & 0x0f) !== VRRP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
+  if (payload.length !== VRRP_HEADER_LEN + 16 * payload[3]) return { ok: false, reason: 'length' };
+  return { ok: true, framing: { offset: 0, src, dst, vhid: payload[1], version: VRRP_VERSION } };
+}
+
+/**
  * Verifies the checksum of the VRRP message at `offset` (src and dst as they were on the IP
  * header) and decodes it. An interval of 0 is refused: a backup could never time it out.
  */

@@ -43,7 +43,7 @@ import {
 } from '../protocol/replay';
 import { randomBytes } from 'node:crypto';
 import { ipv4ToBytes, ipv4ToInt } from '../net/ipv4';
-import { familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
+import { bigIntToBytes, familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
 import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
@@ -93,6 +93,11 @@ export function groupParams(cfg: GroupConfig): GroupParams {
 }
 
 type SendFailure = 'send';
+
+/** An address as the bytes of the VRRP pseudo-header: 4 for IPv4, 16 for IPv6. */
+function addressBytes(addr: string): Buffer {
+  return familyOf(addr) === 6 ? ipv6ToBytes(addr) : ipv4ToBytes(addr);
+}
 
 function masterStatus(m: MasterInfo): MasterStatus {
   return 'priority' in m
@@ -211,8 +216,12 @@ export class GroupRuntime {
   }
 
   private onVrrpPacket(pkt: Buffer, framing: Framing): void {
-    // The pseudo-header is the IPv4 header's own source and destination.
-    const r = verifyVrrp(pkt, framing.offset, pkt.subarray(12, 16), pkt.subarray(16, 20));
+    // The pseudo-header is the IP header's own source and destination: read from the IPv4
+    // header, or for IPv6 (no header here) from the addresses the socket reported.
+    const r =
+      typeof framing.src === 'bigint' && typeof framing.dst === 'bigint'
+        ? verifyVrrp(pkt, framing.offset, bigIntToBytes(framing.src), bigIntToBytes(framing.dst))
+        : verifyVrrp(pkt, framing.offset, pkt.subarray(12, 16), pkt.subarray(16, 20));
     if (!r.ok) {
       this.reject(r.reason, framing.src);
       return;
@@ -459,8 +468,8 @@ export class GroupRuntime {
   private usePeers(cfg: GroupConfig): void {
     this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(sourceOf)) : null;
     this.destinations = cfg.peers.length > 0 ? cfg.peers : [cfg.destination];
-    this.vrrpDestinations = this.destinations.map(ipv4ToBytes);
-    this.vrrpAddresses = cfg.addresses.map((a) => ipv4ToBytes(a.address));
+    this.vrrpDestinations = this.destinations.map(addressBytes);
+    this.vrrpAddresses = cfg.addresses.map((a) => addressBytes(a.address));
   }
 
   private ref(): { group: string; vhid: number; interface: string } {
@@ -496,7 +505,7 @@ export class GroupRuntime {
   private sendVrrp(priority: number, interval: number): void {
     const c = this.cfg;
     // Without a source yet the group cannot be heard anyway; the send fails like CARP's would.
-    const src = c.srcip === '' ? Buffer.alloc(4) : ipv4ToBytes(c.srcip);
+    const src = c.srcip === '' ? Buffer.alloc(this.vrrpDestinations[0].length) : addressBytes(c.srcip);
     const adv = { vrid: c.vhid, priority, interval, addresses: this.vrrpAddresses };
     this.sendToAll((i) => encodeVrrp(adv, src, this.vrrpDestinations[i]));
   }

@@ -7,7 +7,7 @@
 // (detach) and the groups stay registered; when an interface of that name appears again, on
 // whatever new index, the sockets and every membership are set up again (attach).
 import { parseFraming, parseFraming6, CARP_VERSION, type RejectReason } from '../protocol/carp';
-import { isVrrpIpv4, parseVrrpFraming, VRRP_VERSION } from '../protocol/vrrp';
+import { isVrrpIpv4, parseVrrpFraming, parseVrrpFraming6, VRRP_VERSION } from '../protocol/vrrp';
 import { InterfaceSocket } from '../net/transport';
 import { Interface6Socket, type Packet6 } from '../net/transport6';
 import { familyOf, ipv6ToBigInt, isMulticast6 } from '../net/ipv6';
@@ -48,13 +48,13 @@ function groupKey(c: GroupConfig): number {
   return demuxKey(dst, c.vhid, groupVersion(c));
 }
 
-/** The IPv6 key: destination in canonical text and vhid (docs/protocol.md §21). */
-function demuxKey6(dst: string, vhid: number): string {
-  return `${dst} ${vhid}`;
+/** The IPv6 key: destination in canonical text, vhid, and VRRP's mark (docs/protocol.md §21, §22). */
+function demuxKey6(dst: string, vhid: number, version: number = CARP_VERSION): string {
+  return version === VRRP_VERSION ? `${dst} ${vhid} vrrp` : `${dst} ${vhid}`;
 }
 
 function groupKey6(c: GroupConfig): string {
-  return demuxKey6(c.peers.length > 0 ? c.srcip : c.destination, c.vhid);
+  return demuxKey6(c.peers.length > 0 ? c.srcip : c.destination, c.vhid, groupVersion(c));
 }
 
 function isV6(c: GroupConfig): boolean {
@@ -284,19 +284,36 @@ export class InterfaceHub {
   /** The IPv6 path: the same checks and counters as onPacket, the addresses from the socket. */
   private onPacket6(pkt: Packet6): void {
     const src = ipv6ToBigInt(pkt.src);
-    const f = parseFraming6(pkt.payload, pkt.hopLimit, src, ipv6ToBigInt(pkt.dst));
+    const dst = ipv6ToBigInt(pkt.dst);
+    const version =
+      pkt.payload.length > 0 && pkt.payload[0] >> 4 === VRRP_VERSION ? VRRP_VERSION : CARP_VERSION;
+    const f =
+      version === VRRP_VERSION
+        ? parseVrrpFraming6(pkt.payload, pkt.hopLimit, src, dst)
+        : parseFraming6(pkt.payload, pkt.hopLimit, src, dst);
     if (!f.ok) {
       this.rejects[f.reason]++;
-      if (pkt.payload.length >= 2)
-        this.groups6.get(demuxKey6(pkt.dst, pkt.payload[1]))?.reject(f.reason, src);
+      if (pkt.payload.length >= 2) {
+        const vhid = pkt.payload[1];
+        const g =
+          this.groups6.get(demuxKey6(pkt.dst, vhid, version)) ??
+          this.groups6.get(demuxKey6(pkt.dst, vhid, otherVersion(version)));
+        g?.reject(f.reason, src);
+      }
       return;
     }
-    const g = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid));
+    const g = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid, version));
     if (g) {
       g.onPacket(pkt.payload, f.framing);
       return;
     }
-    this.rejects[this.vhids.has(demuxKey(0, f.framing.vhid, CARP_VERSION)) ? 'destination' : 'vhid']++;
+    const other = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid, otherVersion(version)));
+    if (other) {
+      this.rejects.version++;
+      other.reject('version', src);
+      return;
+    }
+    this.rejects[this.vhids.has(demuxKey(0, f.framing.vhid, version)) ? 'destination' : 'vhid']++;
   }
 
   private onPacket(buf: Buffer): void {

@@ -20,6 +20,8 @@ export interface KeepalivedOptions {
   nopreempt?: boolean;
   /** Unicast: keepalived's unicast_src_ip is the host's own address. */
   unicastPeers?: string[];
+  /** IPv6 (keepalived's native_ipv6): advertisements to ff02::12 from the link-local address. */
+  native6?: boolean;
   /** A script run (as root) on becoming master. */
   notifyMaster?: string;
 }
@@ -40,9 +42,10 @@ export function keepalivedConf(h: Host, o: KeepalivedOptions): string {
     `  priority ${o.priority}`,
     `  advert_int ${o.advertInt ?? 1}`,
     ...(o.nopreempt ? ['  nopreempt'] : []),
+    ...(o.native6 ? ['  native_ipv6'] : []),
     ...(o.notifyMaster ? [`  notify_master "${o.notifyMaster}"`] : []),
     ...(o.unicastPeers
-      ? [`  unicast_src_ip ${h.ips[0]}`, '  unicast_peer {', ...o.unicastPeers.map((p) => `    ${p}`), '  }']
+      ? [`  unicast_src_ip ${o.native6 ? h.ips6[0] : h.ips[0]}`, '  unicast_peer {', ...o.unicastPeers.map((p) => `    ${p}`), '  }']
       : []),
     '  virtual_ipaddress {',
     ...o.addresses.map((a) => `    ${a} dev ${iface}`),

@@ -9,14 +9,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, Host, waitFor } from '../helpers/netns';
-import { Node, holdersOf, sleep } from '../helpers/fault';
+import { Node, sleep } from '../helpers/fault';
 import { KeepalivedProc } from '../helpers/keepalived';
 import type { TestGroup } from '../helpers/supervisor-proc';
 import { masterDownIntervalMs, skewMs } from '../../src/engine/vrrp-rules';
+import { ipv6ToBigInt } from '../../src/net/ipv6';
 
 const VIP = '192.0.2.254';
 /** A second address, listed after the first: keepalived sends them in its file's order, we sort. */
 const VIP2 = '192.0.2.253';
+/** The same over IPv6 (keepalived's native_ipv6, docs/protocol.md §22). */
+const VIP6 = '2001:db8:1::254';
+const VIP6B = '2001:db8:1::253';
 const VRID = 30;
 /** Generous: the event loop, namespaces and a loaded CI machine (docs/protocol.md §22). */
 const SLACK_MS = 2000;
@@ -34,6 +38,9 @@ type Who = 'ours' | 'keepalived';
 
 interface Scene {
   lab: Lab;
+  v6: boolean;
+  /** The first virtual address, without prefix: whoever holds it is master. */
+  vip: string;
   ours: Node;
   ka: KeepalivedProc | null;
   oursHost: Host;
@@ -50,8 +57,11 @@ async function scene(o: {
   /** Top-level YAML (trackers) and the group's `track`. */
   top?: string;
   track?: string;
+  v6?: boolean;
 }): Promise<Scene> {
-  const lab = await Lab.create({ hosts: 2 });
+  const v6 = o.v6 ?? false;
+  const lab = await Lab.create({ hosts: 2, ipv6: v6 });
+  const addresses = v6 ? [`${VIP6}/64`, `${VIP6B}/64`] : [`${VIP}/24`, `${VIP2}/24`];
   labs.push(lab);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-vrrp-'));
   roots.push(root);
@@ -61,7 +71,7 @@ async function scene(o: {
     name: 'router',
     vhid: VRID,
     iface: 'eth0',
-    addresses: [`${VIP}/24`, `${VIP2}/24`],
+    addresses,
     extra: {
       protocol: 'vrrp3',
       priority: o.oursPriority,
@@ -73,10 +83,11 @@ async function scene(o: {
   const kaOpts = {
     vrid: VRID,
     priority: o.kaPriority,
-    addresses: [`${VIP}/24`, `${VIP2}/24`],
+    addresses,
+    native6: v6,
     ...(o.unicast ? { unicastPeers: [oursHost.ips[0]] } : {}),
   };
-  return { lab, ours, ka: null, oursHost, kaHost, kaOpts };
+  return { lab, v6, vip: v6 ? VIP6 : VIP, ours, ka: null, oursHost, kaHost, kaOpts };
 }
 
 async function startKa(s: Scene): Promise<KeepalivedProc> {
@@ -89,18 +100,30 @@ function hostOf(s: Scene, who: Who): Host {
   return who === 'ours' ? s.oursHost : s.kaHost;
 }
 
+/** The virtual address of the scene on a host now. */
+async function holds(s: Scene, h: Host): Promise<boolean> {
+  return (await (s.v6 ? s.lab.addresses6(h) : s.lab.addresses(h))).includes(s.vip);
+}
+
+/** The namespaces holding the scene's virtual address. */
+async function holdersOf(s: Scene): Promise<string[]> {
+  const out: string[] = [];
+  for (const h of s.lab.hosts) if (await holds(s, h)) out.push(h.ns);
+  return out.sort();
+}
+
 /** The virtual address is on `who`'s host only, and stays so for `holdMs`. */
 async function soleMaster(s: Scene, who: Who, timeoutMs = 15_000, holdMs = 3000): Promise<void> {
   const want = [hostOf(s, who).ns];
   await waitFor(
-    async () => JSON.stringify(await holdersOf(s.lab, VIP)) === JSON.stringify(want),
+    async () => JSON.stringify(await holdersOf(s)) === JSON.stringify(want),
     timeoutMs,
-    `${VIP} on ${who} only; ours:\n${s.ours.proc?.lines.slice(-8).join('\n')}\nkeepalived:\n${s.ka?.lines.slice(-8).join('\n')}`,
+    `${s.vip} on ${who} only; ours:\n${s.ours.proc?.lines.slice(-8).join('\n')}\nkeepalived:\n${s.ka?.lines.slice(-8).join('\n')}`,
     50,
   );
   const end = Date.now() + holdMs;
   while (Date.now() < end) {
-    assert.deepEqual(await holdersOf(s.lab, VIP), want, `${VIP} must stay on ${who} only`);
+    assert.deepEqual(await holdersOf(s), want, `${s.vip} must stay on ${who} only`);
     await sleep(100);
   }
 }
@@ -108,12 +131,7 @@ async function soleMaster(s: Scene, who: Who, timeoutMs = 15_000, holdMs = 3000)
 /** Milliseconds from now until `who`'s host holds the virtual address. */
 async function takeover(s: Scene, who: Who, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
-  await waitFor(
-    async () => (await s.lab.addresses(hostOf(s, who))).includes(VIP),
-    timeoutMs,
-    `${who} to take over`,
-    10,
-  );
+  await waitFor(async () => holds(s, hostOf(s, who)), timeoutMs, `${who} to take over`, 10);
   return Date.now() - t0;
 }
 
@@ -135,13 +153,20 @@ async function stop(s: Scene): Promise<void> {
   }
 }
 
-for (const high of ['ours', 'keepalived'] as Who[]) {
+for (const [v6, high] of [
+  [false, 'ours'],
+  [false, 'keepalived'],
+  [true, 'ours'],
+  [true, 'keepalived'],
+] as [boolean, Who][]) {
   const low: Who = high === 'ours' ? 'keepalived' : 'ours';
+  const over = v6 ? ' (IPv6)' : '';
 
-  test(`election by priority: ${high} (150) is master over ${low} (100); SIGKILL fails over; ${high} preempts back`, async () => {
+  test(`election by priority${over}: ${high} (150) is master over ${low} (100); SIGKILL fails over; ${high} preempts back`, async () => {
     const s = await scene({
       oursPriority: high === 'ours' ? 150 : 100,
       kaPriority: high === 'ours' ? 100 : 150,
+      v6,
     });
     try {
       s.ours.start();
@@ -154,7 +179,7 @@ for (const high of ['ours', 'keepalived'] as Who[]) {
       const bound = masterDownIntervalMs(100, 100);
       const took = await takeover(s, low, bound + SLACK_MS + 1000);
       figures.push(
-        `SIGKILL ${high} master → ${low} takes over in ${took} ms (Master_Down_Interval ${bound} ms)`,
+        `${over}SIGKILL ${high} master → ${low} takes over in ${took} ms (Master_Down_Interval ${bound} ms)`,
       );
       // The last advertisement was at most one interval before the kill.
       assert.ok(took >= bound - 1000 - 100, `${low} took over after ${took} ms, before its down interval`);
@@ -174,10 +199,11 @@ for (const high of ['ours', 'keepalived'] as Who[]) {
     }
   });
 
-  test(`priority 0 on a clean stop: ${low} backup takes over from ${high} after its skew time only`, async () => {
+  test(`priority 0 on a clean stop${over}: ${low} backup takes over from ${high} after its skew time only`, async () => {
     const s = await scene({
       oursPriority: high === 'ours' ? 150 : 100,
       kaPriority: high === 'ours' ? 100 : 150,
+      v6,
     });
     try {
       s.ours.start();
@@ -188,24 +214,21 @@ for (const high of ['ours', 'keepalived'] as Who[]) {
       else s.ka!.kill('SIGTERM');
       const took = await takeover(s, low, 10_000);
       const skew = skewMs(100, 100);
-      figures.push(`priority 0 from ${high} → ${low} takes over in ${took} ms (Skew_Time ${skew} ms)`);
+      figures.push(`${over}priority 0 from ${high} → ${low} takes over in ${took} ms (Skew_Time ${skew} ms)`);
       // Well under the Master_Down_Interval (3609 ms): the priority-0 advertisement was heard.
       assert.ok(took < 3 * 1000, `${low} took ${took} ms: it waited for the master to time out`);
-      await waitFor(
-        async () => !(await s.lab.addresses(hostOf(s, high))).includes(VIP),
-        5000,
-        `${high} to release ${VIP}`,
-      );
+      await waitFor(async () => !(await holds(s, hostOf(s, high))), 5000, `${high} to release ${s.vip}`);
       assert.ok(Date.now() - t0 < 10_000);
     } finally {
       await stop(s);
     }
   });
 
-  test(`preemption: ${high} (150) started after ${low} (100) takes mastership over`, async () => {
+  test(`preemption${over}: ${high} (150) started after ${low} (100) takes mastership over`, async () => {
     const s = await scene({
       oursPriority: high === 'ours' ? 150 : 100,
       kaPriority: high === 'ours' ? 100 : 150,
+      v6,
     });
     try {
       if (low === 'ours') s.ours.start();
@@ -228,7 +251,7 @@ for (const winner of ['ours', 'keepalived'] as Who[]) {
       for (const h of s.lab.hosts) await s.lab.isolate(h, true);
       s.ours.start();
       await startKa(s);
-      await waitFor(async () => (await holdersOf(s.lab, VIP)).length === 2, 15_000, 'two masters apart');
+      await waitFor(async () => (await holdersOf(s)).length === 2, 15_000, 'two masters apart');
       for (const h of s.lab.hosts) await s.lab.isolate(h, false);
       await soleMaster(s, winner, 10_000, 3000);
     } finally {
@@ -236,6 +259,27 @@ for (const winner of ['ours', 'keepalived'] as Who[]) {
     }
   });
 }
+
+test('a priority tie over IPv6 goes to the higher link-local address', async () => {
+  const s = await scene({ oursPriority: 100, kaPriority: 100, v6: true });
+  try {
+    const ll = async (h: Host) => {
+      const a = (await s.lab.addresses6(h)).find((x) => x.startsWith('fe80:'));
+      assert.ok(a, `a link-local address on ${h.ns}`);
+      return ipv6ToBigInt(a);
+    };
+    const winner: Who = (await ll(s.oursHost)) > (await ll(s.kaHost)) ? 'ours' : 'keepalived';
+    for (const h of s.lab.hosts) await s.lab.isolate(h, true);
+    s.ours.start();
+    await startKa(s);
+    await waitFor(async () => (await holdersOf(s)).length === 2, 15_000, 'two masters apart');
+    for (const h of s.lab.hosts) await s.lab.isolate(h, false);
+    await soleMaster(s, winner, 10_000, 3000);
+    figures.push(`IPv6 tie: ${winner} had the higher link-local address and stayed master`);
+  } finally {
+    await stop(s);
+  }
+});
 
 for (const high of ['ours', 'keepalived'] as Who[]) {
   const low: Who = high === 'ours' ? 'keepalived' : 'ours';

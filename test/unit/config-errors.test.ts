@@ -135,7 +135,6 @@ const CASES: Record<string, Expected[]> = {
     [9, 5, 'groups.web.advert_interval', /^applies to protocol vrrp3 only; this group's protocol is carp$/],
   ],
   '54-vrrp-interval-steps.yaml': [[7, 22, 'groups.router.advert_interval', /whole number of centiseconds/]],
-  '56-vrrp-ipv6.yaml': [[3, 15, 'groups.router6.protocol', /^vrrp3 runs over IPv4 only for now/]],
   '55-vrrp-limits.yaml': [
     [7, 15, 'groups.router.priority', /^must be >= 1$/],
     [8, 22, 'groups.router.advert_interval', /^must be <= 40.95$/],

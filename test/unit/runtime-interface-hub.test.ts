@@ -305,6 +305,24 @@ describe('InterfaceHub', () => {
       assert.equal(h.rejects.destination, 1);
     });
 
+    it('VRRPv3 over IPv6: demultiplexed apart from a CARP group of the same vhid; hop limit checked', () => {
+      const { sock6, hub: h } = hub();
+      const c = group6('c', 1);
+      const v = group6('v', 1, { protocol: 'vrrp3' });
+      h.add(c);
+      h.add(v);
+      const vrrp6 = encodeVrrp(
+        { vrid: 1, priority: 100, interval: 100, addresses: [ipv6ToBytes('2001:db8:1::1')] },
+        ipv6ToBytes('fe80::9'),
+        ipv6ToBytes('ff02::12'),
+      );
+      sock6.deliver(pkt6(1));
+      sock6.deliver(pkt6(1, { payload: vrrp6 }));
+      assert.deepEqual([c.packets.map((f) => f.version), v.packets.map((f) => f.version)], [[2], [3]]);
+      sock6.deliver(pkt6(1, { payload: vrrp6, hopLimit: 1 }));
+      assert.deepEqual([c.rejects, v.rejects], [[], ['ttl']]);
+    });
+
     it('a hop limit other than 255 is a ttl rejection, on the interface and on the group', () => {
       const { sock6, hub: h } = hub();
       const a = group6('a', 1);
