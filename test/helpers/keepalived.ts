@@ -45,7 +45,15 @@ export function keepalivedConf(h: Host, o: KeepalivedOptions): string {
     ...(o.native6 ? ['  native_ipv6'] : []),
     ...(o.notifyMaster ? [`  notify_master "${o.notifyMaster}"`] : []),
     ...(o.unicastPeers
-      ? [`  unicast_src_ip ${o.native6 ? h.ips6[0] : h.ips[0]}`, '  unicast_peer {', ...o.unicastPeers.map((p) => `    ${p}`), '  }']
+      ? [
+          `  unicast_src_ip ${o.native6 ? h.ips6[0] : h.ips[0]}`,
+          // Without it keepalived's unicast IPv6 advertisements arrive with a hop limit other
+          // than 255, which RFC 5798 receivers (us) refuse (docs/protocol.md §22).
+          ...(o.native6 ? ['  unicast_ttl 255'] : []),
+          '  unicast_peer {',
+          ...o.unicastPeers.map((p) => `    ${p}`),
+          '  }',
+        ]
       : []),
     '  virtual_ipaddress {',
     ...o.addresses.map((a) => `    ${a} dev ${iface}`),

@@ -75,7 +75,9 @@ async function scene(o: {
     extra: {
       protocol: 'vrrp3',
       priority: o.oursPriority,
-      ...(o.unicast ? { peers: `[${kaHost.ips[0]}]` } : {}),
+      // Over IPv6 a unicast group advertises from its global address, which the peer lists.
+      ...(o.unicast ? { peers: `[${v6 ? kaHost.ips6[0] : kaHost.ips[0]}]` } : {}),
+      ...(o.unicast && v6 ? { srcip: oursHost.ips6[0] } : {}),
       ...(o.track ? { track: o.track } : {}),
     },
   };
@@ -85,7 +87,7 @@ async function scene(o: {
     priority: o.kaPriority,
     addresses,
     native6: v6,
-    ...(o.unicast ? { unicastPeers: [oursHost.ips[0]] } : {}),
+    ...(o.unicast ? { unicastPeers: [v6 ? oursHost.ips6[0] : oursHost.ips[0]] } : {}),
   };
   return { lab, v6, vip: v6 ? VIP6 : VIP, ours, ka: null, oursHost, kaHost, kaOpts };
 }
@@ -281,13 +283,20 @@ test('a priority tie over IPv6 goes to the higher link-local address', async () 
   }
 });
 
-for (const high of ['ours', 'keepalived'] as Who[]) {
+for (const [v6, high] of [
+  [false, 'ours'],
+  [false, 'keepalived'],
+  [true, 'ours'],
+  [true, 'keepalived'],
+] as [boolean, Who][]) {
   const low: Who = high === 'ours' ? 'keepalived' : 'ours';
-  test(`unicast peers: ${high} (150) master over ${low} (100), and ${low} takes over on SIGKILL`, async () => {
+  const over = v6 ? ' (IPv6)' : '';
+  test(`unicast peers${over}: ${high} (150) master over ${low} (100), and ${low} takes over on SIGKILL`, async () => {
     const s = await scene({
       oursPriority: high === 'ours' ? 150 : 100,
       kaPriority: high === 'ours' ? 100 : 150,
       unicast: true,
+      v6,
     });
     try {
       s.ours.start();
@@ -298,7 +307,7 @@ for (const high of ['ours', 'keepalived'] as Who[]) {
       else s.ka!.kill('SIGKILL');
       const bound = masterDownIntervalMs(100, 100);
       const took = await takeover(s, low, bound + SLACK_MS + 1000);
-      figures.push(`unicast: SIGKILL ${high} master → ${low} takes over in ${took} ms`);
+      figures.push(`unicast${over}: SIGKILL ${high} master → ${low} takes over in ${took} ms`);
       assert.ok(took <= bound + SLACK_MS, `${low} took over after ${took} ms`);
     } finally {
       await stop(s);
