@@ -43,7 +43,14 @@ const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
 const DEFAULT_SETTLE_S = 10;
 const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50, upscriptMedianMs: 5 };
 /** VRRPv3: VRID, priorities and interval (centiseconds) of the pair. */
-const VRRP = { vrid: 30, master: 150, backup: 100, intervalCs: 100, vip: '192.0.2.254/24' };
+const VRRP = {
+  vrid: 30,
+  master: 150,
+  backup: 100,
+  intervalCs: 100,
+  vip: '192.0.2.254/24',
+  vip6: '2001:db8:1::254/64',
+};
 
 type Impl = Kind | 'keepalived';
 type Protocol = 'carp' | 'vrrp3';
@@ -54,12 +61,13 @@ type BenchNode = Pick<CarpProc, 'state' | 'exited' | 'waitState' | 'kill' | 'exi
 /** keepalived as a BenchNode; its notify_master plays the up-script. */
 class KeepalivedNode implements BenchNode {
   private readonly k: KeepalivedProc;
-  constructor(lab: Lab, h: Host, priority: number, upscript: string | null) {
+  constructor(lab: Lab, h: Host, priority: number, upscript: string | null, family: 4 | 6) {
     this.k = new KeepalivedProc(lab, h, {
       vrid: VRRP.vrid,
       priority,
       advertInt: VRRP.intervalCs / 100,
-      addresses: [VRRP.vip],
+      addresses: [family === 6 ? VRRP.vip6 : VRRP.vip],
+      native6: family === 6,
       ...(upscript === null ? {} : { notifyMaster: upscript }),
     });
   }
@@ -135,7 +143,7 @@ function nodeArgs(
         '    protocol: vrrp3',
         `    vhid: ${VRRP.vrid}`,
         '    interface: eth0',
-        `    addresses: [${VRRP.vip}]`,
+        `    addresses: [${setup.family === 6 ? VRRP.vip6 : VRRP.vip}]`,
         `    priority: ${advskew === MASTER_SKEW ? VRRP.master : VRRP.backup}`,
         `    advert_interval: ${VRRP.intervalCs / 100}`,
         ...(upscript === null ? [] : [`    upscript: ${upscript}`]),
@@ -179,7 +187,13 @@ async function linkLocal(lab: Lab, h: Host): Promise<string> {
 function node(setup: Setup, h: Host, advskew: number, upscript: string | null, extra: string[]): BenchNode {
   const { lab, impl } = setup;
   if (impl === 'keepalived')
-    return new KeepalivedNode(lab, h, advskew === MASTER_SKEW ? VRRP.master : VRRP.backup, upscript);
+    return new KeepalivedNode(
+      lab,
+      h,
+      advskew === MASTER_SKEW ? VRRP.master : VRRP.backup,
+      upscript,
+      setup.family,
+    );
   return new CarpProc(lab, h, impl, nodeArgs(setup, h, advskew, upscript, extra));
 }
 
@@ -322,7 +336,6 @@ async function main(): Promise<void> {
   if (family !== 4 && family !== 6) throw new Error('--family must be 4 or 6');
   const protocol = (opts.get('protocol') ?? 'carp') as Protocol;
   if (protocol !== 'carp' && protocol !== 'vrrp3') throw new Error('--protocol must be carp or vrrp3');
-  if (protocol === 'vrrp3' && family === 6) throw new Error('VRRPv3 runs over IPv4 only: --family 4');
   const impl = (opts.get('impl') ?? 'ours') as Impl;
   const impls = protocol === 'carp' ? ['ours', 'ucarp'] : ['ours', 'keepalived'];
   if (!impls.includes(impl))
@@ -338,7 +351,7 @@ async function main(): Promise<void> {
   const settleS = Number(opts.get('settle') ?? DEFAULT_SETTLE_S);
   if (!Number.isFinite(settleS) || settleS < 1) throw new Error('--settle must be at least 1 (seconds)');
   const reference = impl !== 'ours';
-  if (family === 6 && reference) throw new Error('ucarp has no IPv6: --family 6 needs --impl ours');
+  if (family === 6 && impl === 'ucarp') throw new Error('ucarp has no IPv6: --family 6 needs --impl ours');
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-failover-'));
   const lab = await Lab.create({ hosts: 3, ipv6: family === 6 });

@@ -4,6 +4,7 @@ import {
   encodeVrrp,
   isVrrpIpv4,
   parseVrrpFraming,
+  parseVrrpFraming6,
   verifyVrrp,
   vrrpChecksum,
   VRRP_HEADER_LEN,
@@ -134,4 +135,30 @@ test('CARP and VRRPv3 are told apart by version: neither parser takes the other'
   carpLike[20] = 0x21;
   assert.equal(isVrrpIpv4(carpLike), false);
   assert.deepEqual(parseVrrpFraming(carpLike), { ok: false, reason: 'version' });
+});
+
+test('IPv6 framing: hop limit, type, 8 + 16 × count bytes; verified with the IPv6 pseudo-header', () => {
+  const src = Buffer.from('fe800000000000000000000000000001', 'hex');
+  const dst = Buffer.from('ff020000000000000000000000000012', 'hex');
+  const vip = Buffer.from('20010db8000100000000000000000254', 'hex');
+  const big = (b: Buffer) => BigInt(`0x${b.toString('hex')}`);
+  const msg = encodeVrrp({ vrid: 30, priority: 150, interval: 100, addresses: [vip] }, src, dst);
+  const f = parseVrrpFraming6(msg, 255, big(src), big(dst));
+  assert.deepEqual(f, {
+    ok: true,
+    framing: { offset: 0, src: big(src), dst: big(dst), vhid: 30, version: 3 },
+  });
+  assert.ok(verifyVrrp(msg, 0, src, dst).ok);
+  assert.deepEqual(parseVrrpFraming6(msg, 64, big(src), big(dst)), { ok: false, reason: 'ttl' });
+  assert.deepEqual(parseVrrpFraming6(msg.subarray(0, 20), 255, big(src), big(dst)), {
+    ok: false,
+    reason: 'length',
+  });
+  assert.deepEqual(parseVrrpFraming6(msg.subarray(0, 4), 255, big(src), big(dst)), {
+    ok: false,
+    reason: 'short',
+  });
+  const carp = Buffer.from(msg);
+  carp[0] = 0x21;
+  assert.deepEqual(parseVrrpFraming6(carp, 255, big(src), big(dst)), { ok: false, reason: 'version' });
 });
