@@ -2,9 +2,10 @@
  * The few system calls Node cannot make by itself: an AF_PACKET socket for gratuitous ARP
  * (raw-socket only opens AF_INET/AF_INET6), the systemd readiness datagram (Node has no
  * AF_UNIX SOCK_DGRAM), a netlink notification socket that survives a receive-buffer
- * overrun, the child-subreaper flag with a targeted waitpid() for script process trees, and a
+ * overrun, the child-subreaper flag with a targeted waitpid() for script process trees, a
  * raw IPv6 socket read with recvmsg() (raw-socket only calls recvfrom(), and a raw IPv6 socket
- * delivers no IPv6 header: the hop limit and destination come as ancillary data).
+ * delivers no IPv6 header: the hop limit and destination come as ancillary data), and execve()
+ * for `ucarpctl restart` (process.execve exists only from Node 22.15/23.11).
  * Sends are synchronous: each is one short system call, and a GARP burst during a mass
  * failover is cheaper as a loop of sendto() than as queued async work.
  */
@@ -12,7 +13,11 @@
 #include <node_api.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/netlink.h>
@@ -23,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -545,6 +551,121 @@ static napi_value reap_child(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Reads argument i as an array of strings into a NULL-terminated, malloc'd vector. */
+static char **string_vector(napi_env env, napi_value value, const char *name) {
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, value, &n) != napi_ok) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s must be an array of strings", name);
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  char **out = calloc((size_t)n + 1, sizeof *out);
+  if (!out) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item;
+    napi_valuetype type;
+    size_t len = 0;
+    if (napi_get_element(env, value, i, &item) != napi_ok || napi_typeof(env, item, &type) != napi_ok ||
+        type != napi_string || napi_get_value_string_utf8(env, item, NULL, 0, &len) != napi_ok ||
+        !(out[i] = malloc(len + 1)) ||
+        napi_get_value_string_utf8(env, item, out[i], len + 1, &len) != napi_ok) {
+      for (uint32_t j = 0; j <= i; j++) free(out[j]);
+      free(out);
+      char msg[64];
+      snprintf(msg, sizeof msg, "%s must be an array of strings", name);
+      napi_throw_type_error(env, NULL, msg);
+      return NULL;
+    }
+  }
+  return out;
+}
+
+static void free_vector(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+/*
+ * Every descriptor above stderr is marked close-on-exec first: the new image must not inherit
+ * the old one's sockets (libuv's and Node's are already, a dependency's raw socket may not
+ * be), and an fd it does not know would stay open for its whole life. stdio stays: under
+ * systemd it is the journal stream, and Node marks it close-on-exec at start-up.
+ */
+static int cloexec_all(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+#ifdef SYS_close_range
+  /* CLOSE_RANGE_CLOEXEC (Linux 5.11): one call instead of a walk of /proc/self/fd. */
+  if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0) return 0;
+#endif
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int self = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long fd = strtol(e->d_name, &end, 10);
+    if (*end != '\0' || fd < 3 || fd == self) continue;
+    int flags = fcntl((int)fd, F_GETFD);
+    if (flags >= 0) fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+  closedir(d);
+  return 0;
+}
+
+/*
+ * execve(path, argv, envp): replaces the process image, keeping its pid (systemd's MAINPID).
+ * Returns only on failure, by throwing. The signal mask is emptied first: execve() keeps it,
+ * and a signal the new image finds blocked would never reach its handlers.
+ */
+static napi_value exec_ve(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  char path[4096];
+  size_t len = 0;
+  napi_valuetype type;
+  if (argc < 3 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok || len == 0 ||
+      len >= sizeof path - 1) {
+    napi_throw_type_error(env, NULL, "execve(path, argv, env): path must be a non-empty string");
+    return NULL;
+  }
+  char **args = string_vector(env, argv[1], "argv");
+  if (!args) return NULL;
+  char **envp = string_vector(env, argv[2], "env");
+  if (!envp) {
+    free_vector(args);
+    return NULL;
+  }
+  if (cloexec_all() < 0) {
+    int err = errno;
+    free_vector(args);
+    free_vector(envp);
+    throw_errno(env, "marking descriptors close-on-exec", err);
+    return NULL;
+  }
+  sigset_t none, old;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, &old);
+  execve(path, args, envp);
+  int err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  free_vector(args);
+  free_vector(envp);
+  throw_errno(env, "execve", err);
+  return NULL;
+}
+
 /*
  * Raw IPv6 sockets for one next-header value (112 for CARP and VRRPv3), bound to one
  * interface. Every packet is delivered with what the IPv6 header said, taken from ancillary
@@ -918,6 +1039,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
       {"isChildSubreaper", NULL, is_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reapChild", NULL, reap_child, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"execve", NULL, exec_ve, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Open", NULL, r6_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Membership", NULL, r6_membership, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Send", NULL, r6_send, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,7 +1,8 @@
 // Typed access to the project's N-API addon (native/ucarp_native.c): AF_PACKET sockets for
 // gratuitous ARP, the systemd notification datagram, a netlink multicast subscription that
 // survives receive-buffer overruns, and the child-subreaper flag with a waitpid() for one given
-// child; none of which Node or our dependencies do safely.
+// child, and execve() for `ucarpctl restart`; none of which Node (20) or our dependencies do
+// safely.
 import path from 'node:path';
 
 /** Opaque handle of a netlink subscription. */
@@ -57,6 +58,11 @@ export interface UcarpNative {
    * Only for children libuv did not spawn (adopted orphans), or libuv loses their exit status.
    */
   reapChild(pid: number): -1 | 0 | 1;
+  /**
+   * Replaces the process image, keeping the pid: every descriptor above stderr is marked
+   * close-on-exec and the signal mask emptied first. Returns only by throwing (errno, code).
+   */
+  execve(file: string, argv: readonly string[], env: readonly string[]): never;
   /**
    * AF_INET6/SOCK_RAW for next header `protocol`, bound to `ifname`, hop limit 255 for unicast
    * and multicast, multicast loop off, IPV6_MULTICAST_ALL off. With a listener, every datagram

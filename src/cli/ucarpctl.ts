@@ -3,6 +3,7 @@
 // stopped by a signal or by the daemon), 1 the daemon refused (no such group, invalid
 // configuration), 2 usage error or the daemon cannot be reached.
 import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { parse as parseYaml } from 'yaml';
 import { formatError } from '../config/errors';
 import { ControlClientError, DEFAULT_SOCKET, request, subscribe } from '../control/client';
@@ -14,6 +15,7 @@ import type {
   OverrideResponse,
   ReloadResponse,
   Request,
+  RestartResponse,
   Response,
   StatusDocument,
 } from '../control/protocol';
@@ -31,6 +33,9 @@ Commands:
                            or reload
   reset GROUP              drop a demote/promote override
   reload                   reload the configuration (as SIGHUP); prints every error if rejected
+  restart                  replace the daemon with the code now installed, same pid, without a
+                           failover: masters stay masters (refused if the new code rejects the
+                           configuration); waits until the new daemon answers
   events [--json]          follow transitions, tracker changes, address conflicts and restores
                            and reloads as they happen, one line each, until Ctrl-C; --json
                            prints the daemon's event lines as received
@@ -107,6 +112,7 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
       return run({ cmd, group: rest[0] });
     }
     case 'reload':
+    case 'restart':
     case 'events': {
       const err = tooMany(0);
       return err ? { kind: 'error', message: err } : run({ cmd });
@@ -344,8 +350,46 @@ export function render(req: Request, res: Response, json: boolean): CtlOutput {
     case 'reset':
       return { code: 0, stdout: describeOverride(res as OverrideResponse), stderr: '' };
     case 'reload':
-      return { code: 0, stdout: (res as ReloadResponse).line + '\n', stderr: '' };
+    case 'restart':
+      return { code: 0, stdout: (res as ReloadResponse | RestartResponse).line + '\n', stderr: '' };
   }
+}
+
+/** How long `ucarpctl restart` waits for the new image to answer. */
+export const RESTART_WAIT_MS = 30_000;
+const RESTART_POLL_MS = 50;
+
+/**
+ * After the restart answer: polls until a daemon answers that started after it (a new image:
+ * its uptime is shorter than the wait so far) and has started its groups, and says what it runs.
+ */
+export async function awaitNewImage(socket: string, waitMs = RESTART_WAIT_MS): Promise<CtlOutput> {
+  const t0 = performance.now();
+  let last = '';
+  while (performance.now() - t0 < waitMs) {
+    const asked = performance.now();
+    try {
+      const res = await request(socket, { cmd: 'status' }, Math.max(1, waitMs - (asked - t0)));
+      if (res.ok && 'uptimeMs' in res && res.uptimeMs <= performance.now() - t0 && !res.starting) {
+        const count = (st: string) => res.groups.filter((g) => g.state === st).length;
+        const states = ['MASTER', 'BACKUP', 'FAULT', 'INIT'].map((st) => `${count(st)} ${st}`).join(', ');
+        const took = ((performance.now() - t0) / 1000).toFixed(2);
+        return {
+          code: 0,
+          stdout: `restarted: pid ${res.pid}, ${res.groups.length} group(s): ${states} (${took} s)\n`,
+          stderr: '',
+        };
+      }
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, RESTART_POLL_MS));
+  }
+  return {
+    code: 1,
+    stdout: '',
+    stderr: `ucarpctl: the restarted daemon did not answer within ${waitMs / 1000} s${last ? ` (${last})` : ''}: see its log\n`,
+  };
 }
 
 function renderError(res: ErrorResponse): CtlOutput {
@@ -398,7 +442,10 @@ export async function run(
   try {
     if (req.cmd === 'events') return await follow(socket, args.json, io);
     const res = await request(socket, req);
-    return render(req, res, args.json);
+    const out = render(req, res, args.json);
+    if (req.cmd !== 'restart' || out.code !== 0) return out;
+    const back = await awaitNewImage(socket);
+    return { code: back.code, stdout: out.stdout + back.stdout, stderr: back.stderr };
   } catch (e) {
     if (e instanceof ControlClientError) {
       if (e.response) return renderError(e.response);

@@ -83,3 +83,16 @@ export const PROTOCOL_KEYS = {
 } as const;
 
 export const LOGGING_DEFAULTS = { level: 'info', facility: 'daemon' } as const;
+
+/** ucarpctl restart (docs/operations.md, Upgrades): the daemon replacing itself in place. */
+export const RESTART_LIMITS = {
+  /**
+   * A handover older than this is ignored: it can only come from a restart whose new image
+   * failed to start for that long, and every peer has taken over meanwhile.
+   */
+  handoverMaxAgeMs: 10_000,
+  /** Time for running up/down scripts to finish before a restart is refused. */
+  scriptWaitMs: 5_000,
+  /** Time for the new code to check the configuration (`ucarp --check-config`). */
+  checkTimeoutMs: 30_000,
+} as const;

@@ -4,7 +4,7 @@ import type { Override } from '../engine/group';
 import type { ScriptStats } from '../hooks/scripts';
 import { totalRejects, type RejectCounters } from '../runtime/counters';
 import type { GroupStatus, MasterStatus, TrackerStatus } from '../runtime/status';
-import type { ReloadOutcome } from '../supervisor/reload';
+import type { ReloadOutcome, RestartOutcome } from '../supervisor/reload';
 import {
   STATUS_VERSION,
   errorResponse,
@@ -32,6 +32,8 @@ export interface InterfaceInfo {
 
 export interface ControlTarget {
   readonly file: string;
+  /** Still starting its groups: the control socket is open before them. */
+  readonly starting: boolean;
   readonly reloads: { readonly ok: number; readonly failed: number };
   readonly groups: {
     list(): ControlledGroup[];
@@ -40,6 +42,8 @@ export interface ControlTarget {
     trackers(): TrackerStatus[];
   };
   reload(why: string): Promise<ReloadOutcome>;
+  /** ucarpctl restart up to the execve, which the caller does once the answer is out. */
+  restart(): Promise<RestartOutcome>;
 }
 
 const OVERRIDES: Record<OverrideCommand, Override> = { demote: 'demote', promote: 'promote', reset: 'none' };
@@ -116,6 +120,8 @@ export function statusDocument(
   return {
     version: STATUS_VERSION,
     pid: process.pid,
+    uptimeMs: Math.floor(process.uptime() * 1000),
+    starting: t.starting,
     configFile: t.file,
     reloads: { ok: t.reloads.ok, failed: t.reloads.failed },
     groups: groups.map(groupJson),
@@ -152,6 +158,18 @@ export async function handleRequest(t: ControlTarget, req: Request): Promise<Res
           `configuration rejected with ${r.errors.length} error(s); running groups unchanged`,
         ),
         errors: r.errors,
+      };
+    }
+    case 'restart': {
+      const r = await t.restart();
+      if (!r.ok) return errorResponse('restart-refused', `restart refused, the daemon runs on: ${r.reason}`);
+      return {
+        ok: true,
+        restarting: true,
+        pid: r.pid,
+        handedOver: r.groups,
+        masters: r.masters,
+        line: r.line,
       };
     }
   }

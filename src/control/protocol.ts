@@ -19,12 +19,15 @@ export const STATUS_VERSION = 1;
 const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export type OverrideCommand = 'demote' | 'promote' | 'reset';
-export const COMMANDS = ['status', 'demote', 'promote', 'reset', 'reload', 'events'] as const;
+export const COMMANDS = ['status', 'demote', 'promote', 'reset', 'reload', 'restart', 'events'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** A request answered once, by the daemon's handler (src/control/commands.ts). */
 export type Request =
-  { cmd: 'status'; group?: string } | { cmd: OverrideCommand; group: string } | { cmd: 'reload' };
+  | { cmd: 'status'; group?: string }
+  | { cmd: OverrideCommand; group: string }
+  | { cmd: 'reload' }
+  | { cmd: 'restart' };
 /** A request the server itself turns into a stream (src/control/server.ts); no other keys. */
 export interface EventsRequest {
   cmd: 'events';
@@ -38,6 +41,7 @@ export type ErrorCode =
   | 'unknown-group'
   | 'too-long'
   | 'config-invalid'
+  | 'restart-refused'
   | 'forbidden'
   | 'internal';
 
@@ -55,6 +59,9 @@ export interface ErrorResponse {
  *
  *   version        1
  *   pid            process id of the daemon
+ *   uptimeMs       whole milliseconds since this image of the daemon started (ucarpctl restart
+ *                  keeps the pid and starts a new image)
+ *   starting       true while the daemon is still starting its groups (the socket answers first)
  *   configFile     the configuration file the daemon runs from
  *   reloads        { ok, failed }: reloads since start (SIGHUP, file change, ucarpctl reload)
  *   groups[]       one per group, in configuration order:
@@ -126,6 +133,8 @@ export interface InterfaceStatusJson {
 export interface StatusDocument {
   version: number;
   pid: number;
+  uptimeMs: number;
+  starting: boolean;
   configFile: string;
   reloads: { ok: number; failed: number };
   groups: GroupStatusJson[];
@@ -148,7 +157,23 @@ export interface ReloadResponse {
   line: string;
 }
 
-export type Response = StatusResponse | OverrideResponse | ReloadResponse | ErrorResponse;
+/**
+ * Answer to restart: the groups are handed over and the daemon replaces itself (same pid)
+ * right after this answer; it answers again once the new image has started them.
+ * Refused (code 'restart-refused': the code on disk rejects the file, a script is running),
+ * the daemon runs on unchanged.
+ */
+export interface RestartResponse {
+  ok: true;
+  restarting: true;
+  pid: number;
+  /** Groups handed over, and how many of them are master. */
+  handedOver: number;
+  masters: number;
+  line: string;
+}
+
+export type Response = StatusResponse | OverrideResponse | ReloadResponse | RestartResponse | ErrorResponse;
 
 /*
  * Event stream, the answer to {"cmd":"events"} and the output of `ucarpctl events --json`.
@@ -224,10 +249,11 @@ export function parseRequest(line: string): ParseResult {
       'unknown-command',
       `unknown command ${JSON.stringify(cmd.slice(0, 64))}: expected ${COMMANDS.join(', ')}`,
     );
-  if ((cmd === 'reload' || cmd === 'events') && group !== undefined) extra.push('group');
+  const bare = cmd === 'reload' || cmd === 'restart' || cmd === 'events';
+  if (bare && group !== undefined) extra.push('group');
   if (extra.length > 0)
     return errorResponse('bad-request', `unexpected key(s) for ${cmd}: ${extra.join(', ')}`);
-  if (cmd === 'reload' || cmd === 'events') return { ok: true, request: { cmd } };
+  if (bare) return { ok: true, request: { cmd } };
   if (cmd === 'status' && group === undefined) return { ok: true, request: { cmd } };
   if (!isGroupName(group)) return errorResponse('bad-request', `${cmd} needs "group": a group name`);
   return { ok: true, request: { cmd, group } };

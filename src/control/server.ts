@@ -75,11 +75,14 @@ export interface ControlServerOptions {
   maxUnreadBytes?: number;
   /** The daemon's events; without it an `events` request is refused (unknown-command). */
   events?: EventBus;
+  /** Called once an answer has been handed to the kernel (ucarpctl restart waits for it). */
+  answered?(req: Request, res: Response): void;
   /** See CONTROL_LIMITS.maxEventBacklogBytes. */
   maxEventBacklogBytes?: number;
 }
 
-type Settings = Required<Omit<ControlServerOptions, 'events'>> & Pick<ControlServerOptions, 'events'>;
+type Settings = Required<Omit<ControlServerOptions, 'events' | 'answered'>> &
+  Pick<ControlServerOptions, 'events' | 'answered'>;
 
 const DEFAULTS = {
   maxRequestBytes: CONTROL_LIMITS.maxRequestBytes,
@@ -518,7 +521,11 @@ class Connection {
         else if (this.startStream()) return;
         else res = errorResponse('unknown-command', 'this control socket does not stream events');
         if (this.gone || this.failed) return;
-        this.sock.write(JSON.stringify(res) + '\n');
+        const req = parsed.ok ? parsed.request : null;
+        const answered = this.opts.answered;
+        this.sock.write(JSON.stringify(res) + '\n', (err) => {
+          if (!err && req !== null && req.cmd !== 'events' && answered) answered(req, res);
+        });
         if (this.sock.writableLength > this.opts.maxUnreadBytes) {
           this.sock.destroy();
           return;

@@ -90,8 +90,12 @@ export interface GroupState {
 }
 
 export type Event =
-  /** Leave INIT with the interface as the runtime found it when it started listening. */
-  | { type: 'start'; linkUp: boolean; present: boolean }
+  /**
+   * Leave INIT with the interface as the runtime found it when it started listening. `resume`:
+   * the state the previous image of this daemon handed over (ucarpctl restart) — the group
+   * carries on in it rather than electing, and nothing changed for anyone outside.
+   */
+  | { type: 'start'; linkUp: boolean; present: boolean; resume?: ResumeState }
   | { type: 'timer' }
   | { type: 'advert'; src: SourceAddress; advbase: number; advskew: number }
   /** A VRRPv3 advertisement (already checksummed); interval in centiseconds. */
@@ -106,7 +110,16 @@ export type Event =
   | { type: 'override'; override: Override }
   | { type: 'sendResult'; ok: boolean }
   | { type: 'update'; params: GroupParams }
-  | { type: 'stop'; bowOut: boolean };
+  | { type: 'stop'; bowOut: boolean }
+  /**
+   * The daemon is about to replace itself (ucarpctl restart): a master advertises once more,
+   * so that every peer's master-down timer starts from now, and the group stops where it is:
+   * no bow-out, no transition, no timer.
+   */
+  | { type: 'freeze' };
+
+/** What a group can carry over a restart of the daemon (FAULT and INIT are elected afresh). */
+export type ResumeState = 'MASTER' | 'BACKUP';
 
 export type TransitionReason =
   | 'start'
@@ -125,7 +138,9 @@ export type TransitionReason =
   | 'demote'
   /** SIGUSR2: a one-off hand-over. */
   | 'step-down'
-  | 'stop';
+  | 'stop'
+  /** Carried on from the daemon's previous image (ucarpctl restart): no change on the wire. */
+  | 'restart';
 
 export type Action =
   | { type: 'send'; advbase: number; advskew: number }
@@ -387,6 +402,24 @@ function becomeBackup(
   return { ...next, masterDownAt: linkActive(next) && !next.stopped ? backupDeadline(next, now) : null };
 }
 
+/**
+ * A master handed over by the previous image: it advertises at once (the peers' timers have run
+ * since its last advertisement before the restart) and keeps its addresses; no gratuitous ARP
+ * and no upscript, since nothing moved (docs/protocol.md §11).
+ */
+function resumeMaster(s: GroupState, now: number, actions: Action[]): GroupState {
+  const next: GroupState = { ...s, state: 'MASTER', since: now, masterDownAt: null, delayedGarp: 0 };
+  const timed = { ...next, advertAt: now + advertIntervalMs(next) };
+  actions.push(advertAction(timed), {
+    type: 'transition',
+    from: s.state,
+    to: 'MASTER',
+    reason: 'restart',
+    runScript: false,
+  });
+  return { ...timed, master: selfMaster(timed) };
+}
+
 function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
   if (s.state === 'BACKUP' && s.masterDownAt !== null && now >= s.masterDownAt) {
     return becomeMaster({ ...s, lastAdvertAt: null }, now, 'master-down', actions);
@@ -491,11 +524,11 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
         const ready = { ...s, linkUp: ev.linkUp, present: ev.present };
         // RFC 5798 §6.4.1: the address owner is master at once.
         const owner = isVrrp(ready) && advertisedPriority(ready) === OWNER_PRIORITY;
-        next = faulty(ready)
-          ? becomeFault(ready, now, 'start', !s.params.neutral, actions)
-          : owner
-            ? becomeMaster(ready, now, 'start', actions)
-            : becomeBackup(ready, now, 'start', !s.params.neutral, actions);
+        if (faulty(ready)) next = becomeFault(ready, now, 'start', !s.params.neutral, actions);
+        else if (ev.resume === 'MASTER') next = resumeMaster(ready, now, actions);
+        else if (ev.resume === 'BACKUP') next = becomeBackup(ready, now, 'restart', false, actions);
+        else if (owner) next = becomeMaster(ready, now, 'start', actions);
+        else next = becomeBackup(ready, now, 'start', !s.params.neutral, actions);
       }
       break;
     case 'timer':
@@ -548,6 +581,11 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
         next = becomeBackup(next, now, 'stop', true, actions);
       }
       next = { ...next, advertAt: null, masterDownAt: null };
+      break;
+    case 'freeze':
+      if (s.stopped) break;
+      if (s.state === 'MASTER' && linkActive(s)) actions.push(advertAction(s));
+      next = { ...s, stopped: true, advertAt: null, masterDownAt: null };
       break;
   }
   return { state: next, actions };

@@ -137,6 +137,21 @@ async function settledWithin(promises: Promise<unknown>[], ms: number): Promise<
 }
 
 /**
+ * Waits until no script runs or is queued anywhere in this process, at most `waitMs`, and
+ * says whether that happened; nothing is killed (ucarpctl restart refuses instead).
+ */
+export async function scriptsIdle(waitMs: number): Promise<boolean> {
+  const deadline = performance.now() + waitMs;
+  for (;;) {
+    const pending = [...lanes.values()].map((l) => l.tail);
+    if (pending.length === 0) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    await settledWithin(pending, left);
+  }
+}
+
+/**
  * Waits until no script runs or is queued anywhere in this process, at most `waitMs`; then
  * cancels the runs not started and kills the running ones with their whole process trees
  * (SIGTERM, SIGKILL after KILL_GRACE_MS), and resolves once their results are logged. So it

@@ -4,7 +4,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { GroupConfig } from '../config/types';
 
-const IDENTITY: readonly (keyof GroupConfig)[] = [
+export const IDENTITY: readonly (keyof GroupConfig)[] = [
   'protocol',
   'vhid',
   'interface',

@@ -30,6 +30,7 @@ import {
   type GroupParams,
   type GroupState,
   type Override,
+  type ResumeState,
   type TransitionReason,
 } from '../engine/group';
 import {
@@ -181,8 +182,36 @@ export class GroupRuntime {
     return this.effects.scripts;
   }
 
-  start(linkUp: boolean, present = true): void {
-    this.dispatch({ type: 'start', linkUp, present });
+  /**
+   * Leaves INIT. `resume`: what the daemon's previous image handed over (ucarpctl restart),
+   * the state to carry on in and the counter to carry on from.
+   */
+  start(linkUp: boolean, present = true, resume?: { state: ResumeState; counter: bigint }): void {
+    if (resume) this.carryOn(resume.counter & U64);
+    this.dispatch({ type: 'start', linkUp, present, resume: resume?.state });
+  }
+
+  /**
+   * Counters carry on from the previous image's. With replay protection, the handed-over
+   * counter is the newest the old window had seen or sent: every peer has accepted up to it,
+   * so the next one must be above it even if the wall clock went back (docs/protocol.md §20).
+   */
+  private carryOn(counter: bigint): void {
+    if (this.replay === null) {
+      this.counter = counter;
+      return;
+    }
+    if (counter > this.replay.lastSent) this.replay = sent(this.replay, counter);
+  }
+
+  /**
+   * The daemon is replacing itself: a master advertises once more, then the group stops where
+   * it is, its addresses and scripts untouched. Returns what the next image needs to carry on.
+   */
+  freeze(): { state: CarpState; counter: bigint } {
+    this.dispatch({ type: 'freeze' });
+    this.clearTimer();
+    return { state: this.s.state, counter: this.replay !== null ? newest(this.replay) : this.counter };
   }
 
   /** A packet the interface demultiplexed to this group; framing is already checked. */
@@ -543,12 +572,14 @@ export class GroupRuntime {
     this.afterBatch.defer(() =>
       this.events?.publish({ type: 'transition', ...this.ref(), from, to, reason }),
     );
-    this.effects.notify(to);
+    // Carried on over a restart: the state did not change for anyone outside this process.
+    if (reason !== 'restart') this.effects.notify(to);
     const stop = this.stopping;
     const manage = this.cfg.manageAddresses && (!stop || stop.releaseAddresses);
     if (to === 'MASTER') {
+      // Also on a restart: the address record of this image learns them (adding is idempotent).
       if (manage) this.effects.changeAddresses(true);
-      this.effects.runScript('up', to);
+      if (runScript) this.effects.runScript('up', to);
     } else {
       // BACKUP or FAULT: a master's addresses go; at start, whatever a crashed run left.
       if (manage && !stop) this.effects.changeAddresses(false);

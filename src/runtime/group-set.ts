@@ -19,8 +19,9 @@ import type { TrackerStatus } from './status';
 import { performance } from 'node:perf_hooks';
 import { groupHealth, syncHealth } from '../track/health';
 import { EventBus } from './events';
-import type { Override } from '../engine/group';
-import { AlreadyStartedError } from '../errors';
+import type { CarpState, Override } from '../engine/group';
+import { AlreadyStartedError, ClosedError } from '../errors';
+import type { GroupResume } from './handover';
 import { familyOf, isLinkLocal6 } from '../net/ipv6';
 import { settleScripts } from '../hooks/scripts';
 
@@ -68,6 +69,8 @@ export class GroupSet {
   private readonly trackerSet: TrackerSet;
   private started = false;
   private stopped = false;
+  /** At start after ucarpctl restart: how each group carries on (handover.ts); then empty. */
+  private resuming = new Map<string, GroupResume>();
 
   constructor(private readonly opts: GroupSetOptions) {
     this.record = new AddressRecord(opts.recordFile ?? null, opts.log);
@@ -91,9 +94,14 @@ export class GroupSet {
 
   /**
    * Starts the monitor, removes what an earlier run recorded and did not remove (it is master
-   * of nothing yet), then starts every group.
+   * of nothing yet), then starts every group. After ucarpctl restart, `resume` says which
+   * groups carry on in the state the previous image handed over: a master's addresses stay.
    */
-  async start(groups: GroupConfig[], trackers: readonly TrackerConfig[] = []): Promise<ApplySummary> {
+  async start(
+    groups: GroupConfig[],
+    trackers: readonly TrackerConfig[] = [],
+    resume: ReadonlyMap<string, GroupResume> = new Map(),
+  ): Promise<ApplySummary> {
     if (this.started) throw new AlreadyStartedError('group set already started');
     this.started = true;
     for (const l of await this.monitor.start()) {
@@ -101,10 +109,45 @@ export class GroupSet {
       this.trackerSet.setLink(l.name, true, l.running);
     }
     this.trackerSet.apply(trackers);
-    await this.removeLeftovers();
-    const summary = await this.apply(groups);
+    this.resuming = new Map(resume);
+    const kept = new Set<string>();
+    for (const cfg of groups) {
+      if (this.resuming.get(cfg.name)?.state !== 'MASTER' || !cfg.manageAddresses) continue;
+      for (const a of cfg.addresses) kept.add(`${addressKey(cfg.interface, a.address)}/${a.prefixlen}`);
+    }
+    await this.removeLeftovers(kept);
+    // A source the previous image learnt is used at once: waiting to learn it again would
+    // hold the group in FAULT meanwhile.
+    const summary = await this.apply(
+      groups.map((c) => {
+        const r = this.resuming.get(c.name);
+        return r && c.srcip === '' && r.srcip !== '' ? { ...c, srcip: r.srcip } : c;
+      }),
+    );
+    this.resuming.clear();
     void this.reconcileAll();
     return summary;
+  }
+
+  /**
+   * ucarpctl restart: every group stops where it is (a master advertises once more), with no
+   * bow-out, no address released and no script; nothing watches links, addresses or trackers
+   * any more. Returns each group's configuration, state and counter for the next image.
+   */
+  async freeze(): Promise<{ config: GroupConfig; state: CarpState; counter: bigint }[]> {
+    if (this.stopped) throw new ClosedError('group set already stopped');
+    this.stopped = true;
+    // First: an address notification now must not make a frozen group remove anything.
+    this.monitor.close();
+    const groups = [...this.groups.values()];
+    const out = groups.map((g) => ({ config: g.config, ...g.freeze() }));
+    await this.trackerSet.close();
+    await Promise.all(groups.map((g) => g.effectsSettled()));
+    for (const h of this.hubs.values()) h.close();
+    this.hubs.clear();
+    await this.record.flushed();
+    this.rtnl.close();
+    return out;
   }
 
   list(): GroupRuntime[] {
@@ -260,7 +303,7 @@ export class GroupSet {
       for (const a of cfg.addresses) this.owners.set(addressKey(cfg.interface, a.address), g);
     if (hub.present && cfg.srcip === '') void this.learnSource(g, hub);
     if (!hub.present) log.warn(`interface ${cfg.interface} does not exist; the group waits for it`);
-    g.start(hub.running, hub.present && g.config.srcip !== '');
+    g.start(hub.running, hub.present && g.config.srcip !== '', this.resuming.get(cfg.name));
   }
 
   private async removeGroup(name: string, policy: StopOptions = this.opts.stopPolicy): Promise<void> {
@@ -393,10 +436,12 @@ export class GroupSet {
     this.record.remove({ ifname, address, prefixlen });
   }
 
-  private async removeLeftovers(): Promise<void> {
+  /** `kept`: addresses of masters carrying on over a restart ("ifname address/prefix"). */
+  private async removeLeftovers(kept: ReadonlySet<string> = new Set()): Promise<void> {
     const left = this.record.load();
     await Promise.all(
       left.map(async (a) => {
+        if (kept.has(`${addressKey(a.ifname, a.address)}/${a.prefixlen}`)) return;
         try {
           await this.rtnl.delAddress(a.ifname, a.address, a.prefixlen);
           this.opts.log.warn(

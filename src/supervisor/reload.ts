@@ -6,6 +6,13 @@ import type { ApplySummary } from '../runtime/group-set';
 export type ReloadOutcome =
   { ok: true; summary: ApplySummary; line: string } | { ok: false; errors: ConfigError[]; text: string };
 
+/**
+ * What ucarpctl restart reports: the daemon handed its groups over and is about to replace
+ * itself (execve), or it refused and runs on unchanged.
+ */
+export type RestartOutcome =
+  { ok: true; pid: number; groups: number; masters: number; line: string } | { ok: false; reason: string };
+
 /** What changed among the trackers on a reload. */
 export interface TrackerSummary {
   added: string[];

@@ -1,6 +1,7 @@
 // The multi-group daemon: configuration in, running groups out, and reload as a diff. A
 // configuration that fails validation never reaches the running set.
 import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { watch, type FSWatcher } from 'chokidar';
 import { loadConfig, formatErrors, systemHostInfo } from '../config';
 import { formatWarning, formatWarnings } from '../config/errors';
@@ -9,13 +10,42 @@ import { ConfigLoader } from '../config/off-thread';
 import { createLogger, type Logger } from '../util/log';
 import { GroupSet } from '../runtime/group-set';
 import { EventBus } from '../runtime/events';
-import { sdNotify } from '../native';
+import { native, sdNotify } from '../native';
 import { statusLine } from '../runtime/status';
 import { ControlServer } from '../control/server';
 import { handleRequest } from '../control/commands';
 import { MetricsServer, createMetricsRegistry } from '../control/metrics';
-import { summaryLine, type ReloadOutcome } from './reload';
+import { summaryLine, type ReloadOutcome, type RestartOutcome } from './reload';
 import { ListenError } from '../errors';
+import { RESTART_LIMITS } from '../config/settings';
+import { scriptsIdle } from '../hooks/scripts';
+import { becomeSubreaper, reapAdopted } from '../hooks/process-tree';
+import {
+  handoverPath,
+  groupIdentity,
+  monotonicMs,
+  newSalt,
+  resumeGroups,
+  takeHandover,
+  writeHandover,
+  type GroupHandover,
+} from '../runtime/handover';
+
+/**
+ * ucarpctl restart: how long the execve waits for the answer to be written, the control and
+ * metrics sockets to close and the log to drain, each. The groups are frozen meanwhile.
+ */
+const REEXEC_FALLBACK_MS = 200;
+
+/** Lines still queued for stdout/stderr (a pipe or the journal's socket) die with the image. */
+async function flushStdio(maxMs: number): Promise<void> {
+  const drained = (s: NodeJS.WriteStream) =>
+    s.writableLength === 0 ? Promise.resolve() : new Promise<void>((r) => s.write('', () => r()));
+  await Promise.race([
+    Promise.all([drained(process.stdout), drained(process.stderr)]),
+    new Promise((r) => setTimeout(r, maxMs)),
+  ]);
+}
 
 /** Editors write a file in several steps (truncate, write, rename): wait for quiet. */
 const WATCH_DEBOUNCE_MS = 150;
@@ -23,6 +53,30 @@ const ADDRESS_RECORD_SUFFIX = '.addresses.json';
 
 export interface SupervisorHooks {
   onReload?(outcome: ReloadOutcome): void;
+}
+
+/** The command line this process was started with: what ucarpctl restart executes again. */
+export function ownCommand(): { file: string; argv: string[] } {
+  return {
+    file: process.execPath,
+    argv: [process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2)],
+  };
+}
+
+/**
+ * Runs the code now on disk (the new version after a package upgrade) on the configuration:
+ * a restart into code or a file that cannot start is refused while the old daemon runs on.
+ */
+function checkWithCodeOnDisk(file: string): Promise<{ ok: boolean; output: string }> {
+  const args = [...process.execArgv, process.argv[1], '--check-config', '-c', file];
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      args,
+      { timeout: RESTART_LIMITS.checkTimeoutMs, encoding: 'utf8' },
+      (err, stdout, stderr) => resolve({ ok: err === null, output: `${stderr}${stdout}`.trim() }),
+    );
+  });
 }
 
 export function checkConfig(file: string): number {
@@ -62,12 +116,19 @@ export class Supervisor {
   readonly log: Logger;
   config: Config;
   reloads = { ok: 0, failed: 0 };
+  /** Until start() has started every group. */
+  starting = true;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   /** Reloads are serialized; requests arriving meanwhile collapse into one more run. */
   private running: Promise<ReloadOutcome> | null = null;
   private pending: Promise<ReloadOutcome> | null = null;
   private readonly loader = new ConfigLoader();
+  private restarting = false;
+  /** The control socket bound at start: a reload cannot move it (runSupervisor). */
+  private readonly socket: string;
+  /** restart() froze the groups: only the execve is left, nothing may touch them. */
+  private frozen = false;
 
   constructor(
     readonly file: string,
@@ -76,6 +137,7 @@ export class Supervisor {
     private readonly hooks: SupervisorHooks = {},
   ) {
     this.config = config;
+    this.socket = config.control.socket;
     this.log = log;
     this.groups = new GroupSet({
       log,
@@ -85,10 +147,91 @@ export class Supervisor {
     });
   }
 
+  /** Where ucarpctl restart leaves the groups for the next image (next to the socket). */
+  get handoverFile(): string {
+    return handoverPath(this.socket);
+  }
+
+  /** Starts every group, carrying on where the previous image left off after ucarpctl restart. */
   async start(): Promise<void> {
-    const s = await this.groups.start(this.config.groups, this.config.trackers);
+    const taken = takeHandover(this.handoverFile);
+    if (taken.why) this.log.warn(`ignoring the restart handover ${this.handoverFile}: ${taken.why}`);
+    const resume = taken.handover
+      ? resumeGroups(taken.handover, this.config.groups, monotonicMs())
+      : new Map<string, never>();
+    if (taken.handover) {
+      // Processes the old image's scripts left behind are our children still (the subreaper
+      // flag survives execve) but no child of this image's: reap them as they end.
+      becomeSubreaper();
+      reapAdopted();
+    }
+    const s = await this.groups.start(this.config.groups, this.config.trackers, resume);
+    if (taken.handover) {
+      const masters = [...resume.values()].filter((r) => r.state === 'MASTER').length;
+      this.log.info(
+        `restarted in place: ${resume.size} of ${taken.handover.groups.length} group(s) carried on ` +
+          `(${masters} master), ${s.added.length - resume.size} elected afresh`,
+      );
+    }
     this.log.info(`started ${s.added.length} group(s) from ${this.file}`);
+    this.starting = false;
     this.sayIfIdle();
+  }
+
+  /**
+   * ucarpctl restart, up to the execve: the code on disk must accept the file, no script may
+   * be running, then every group freezes (a master advertises once more, nothing bows out)
+   * and the handover is written. Refused, the daemon runs on untouched. After success only
+   * the execve is left to do (runSupervisor does it once the answer is written).
+   */
+  async restart(): Promise<RestartOutcome> {
+    if (this.restarting) return { ok: false, reason: 'a restart is already in progress' };
+    this.restarting = true;
+    let refused: string | null;
+    try {
+      refused = await this.restartRefusal();
+    } catch (e) {
+      this.restarting = false;
+      throw e;
+    }
+    if (refused !== null) {
+      this.restarting = false;
+      this.log.error(`restart refused, running on: ${refused}`);
+      return { ok: false, reason: refused };
+    }
+    // A reload half applied would leave groups the handover does not describe.
+    while (this.running || this.pending) await (this.pending ?? this.running)?.catch(() => undefined);
+    this.frozen = true;
+    notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+    if (this.debounce) clearTimeout(this.debounce);
+    await this.watcher?.close();
+    await this.loader.close();
+    const frozen = await this.groups.freeze();
+    const salt = newSalt();
+    const groups: GroupHandover[] = [];
+    for (const f of frozen) {
+      if (f.state !== 'MASTER' && f.state !== 'BACKUP') continue;
+      groups.push({
+        name: f.config.name,
+        state: f.state,
+        counter: f.counter.toString(),
+        identity: groupIdentity(f.config, salt),
+      });
+    }
+    const masters = groups.filter((g) => g.state === 'MASTER').length;
+    let line = `restarting in place: pid ${process.pid}, ${groups.length} group(s) handed over (${masters} master)`;
+    try {
+      const writtenAtMs = monotonicMs();
+      writeHandover(this.handoverFile, { version: 1, pid: process.pid, writtenAtMs, salt, groups });
+    } catch (e) {
+      // The groups are frozen already: the new code still starts, as after a plain restart
+      // (every group elects afresh), rather than leaving a daemon that does nothing.
+      line = `restarting without handover (cannot write ${this.handoverFile}: ${(e as Error).message}): every group elects afresh`;
+      this.log.error(line);
+      return { ok: true, pid: process.pid, groups: 0, masters: 0, line };
+    }
+    this.log.info(line);
+    return { ok: true, pid: process.pid, groups: groups.length, masters, line };
   }
 
   /** A daemon with no group does nothing at all, which should not look like a fault. */
@@ -132,6 +275,10 @@ export class Supervisor {
   }
 
   private async reloadOnce(why: string): Promise<ReloadOutcome> {
+    if (this.frozen) {
+      const text = `reload (${why}) not done: the daemon is restarting in place`;
+      return { ok: false, errors: [], text };
+    }
     notify(
       // hrtime is CLOCK_MONOTONIC, which is what systemd expects here.
       `RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`,
@@ -172,6 +319,24 @@ export class Supervisor {
     }
   }
 
+  /** Why a restart must not happen now, or null: the code on disk and the scripts decide. */
+  private async restartRefusal(): Promise<string | null> {
+    const check = await checkWithCodeOnDisk(this.file);
+    if (!check.ok) return `the code on disk refuses ${this.file}: ${check.output || 'no output'}`;
+    // The next image finds the handover and the address record next to the socket its file
+    // names: a moved socket would lose both.
+    const next = await this.loader.load(this.file);
+    if (next.ok && next.config.control.socket !== this.socket)
+      return (
+        `control.socket changes from ${this.socket} to ${next.config.control.socket}: ` +
+        'use systemctl restart (with failover) for that change'
+      );
+    // A script's exit would never be collected by the next image, which did not spawn it.
+    if (!(await scriptsIdle(RESTART_LIMITS.scriptWaitMs)))
+      return `scripts still running after ${RESTART_LIMITS.scriptWaitMs} ms; try again`;
+    return null;
+  }
+
   statusLines(): string[] {
     return this.groups.list().map((g) => `${g.config.name}: ${statusLine(g)}`);
   }
@@ -202,11 +367,24 @@ export async function runSupervisor(file: string): Promise<void> {
         log.warn('control socket and metrics settings take effect at the next restart');
     },
   });
+  // ucarpctl restart: once the answer is written (or shortly after, if the client is gone),
+  // the process becomes the code now on disk, with the same pid and command line.
+  let reexecTimer: NodeJS.Timeout | undefined;
+  const restarted = () => {
+    reexecTimer ??= setTimeout(() => void reexec(), REEXEC_FALLBACK_MS);
+  };
   // Before any group starts: a second daemon must not touch the network.
   const control = await ControlServer.open({
     path: r.config.control.socket,
     log,
-    handle: (req) => handleRequest(sup, req),
+    handle: async (req) => {
+      const res = await handleRequest(sup, req);
+      if (req.cmd === 'restart' && res.ok) restarted();
+      return res;
+    },
+    answered: (req, res) => {
+      if (req.cmd === 'restart' && res.ok) void reexec();
+    },
     events: sup.events,
   });
   let metrics: MetricsServer | undefined;
@@ -219,6 +397,27 @@ export async function runSupervisor(file: string): Promise<void> {
       );
     });
   }
+  let execing = false;
+  const reexec = async () => {
+    if (execing) return;
+    execing = true;
+    clearTimeout(reexecTimer);
+    // Event streams end cleanly and the socket file goes; bounded, the peers are waiting.
+    await Promise.race([
+      Promise.allSettled([control.close(), metrics?.close()]),
+      new Promise((r) => setTimeout(r, REEXEC_FALLBACK_MS)),
+    ]);
+    await flushStdio(REEXEC_FALLBACK_MS);
+    const own = ownCommand();
+    const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+    try {
+      native().execve(own.file, own.argv, env);
+    } catch (e) {
+      // The handover stays for no one (another pid), so a restart by systemd elects afresh.
+      log.error(`restart: cannot execute ${own.file}: ${(e as Error).message}; exiting`);
+      process.exit(1);
+    }
+  };
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;

@@ -138,6 +138,24 @@ export class Simulation {
     this.kill(id);
   }
 
+  /**
+   * ucarpctl restart: the node freezes (a master advertises once more), is gone for
+   * `downMs` (the new image starting), then starts again carrying on in its state.
+   */
+  restartInPlace(id: number, downMs: number): void {
+    const n = this.nodes[id];
+    this.apply(n, { type: 'freeze' });
+    const was = n.state?.state;
+    this.kill(id);
+    this.at(this.now + downMs, () => {
+      n.alive = true;
+      n.state = initialState(n.params, this.now);
+      n.lastHeard = this.now;
+      const resume = was === 'MASTER' || was === 'BACKUP' ? was : undefined;
+      this.apply(n, { type: 'start', linkUp: true, present: true, resume });
+    });
+  }
+
   setPartition(id: number, partition: number): void {
     this.nodes[id].partition = partition;
   }

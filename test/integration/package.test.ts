@@ -24,10 +24,12 @@ import {
   type ExecResult,
 } from '../helpers/systemd-host';
 import type { StatusDocument } from '../../src/control/protocol';
+import { captureAdverts, longestGap, timesByVhid } from '../helpers/adverts';
 
 const PREFIX = `pk${process.pid.toString(36)}`;
 const TARGET = 'ucarp-test.target';
 const DEB_INSIDE = '/tmp/ucarp-ts.deb';
+const NEXT_INSIDE = '/tmp/ucarp-ts-next.deb';
 
 const WEB = { vhid: 10, vip: '192.0.2.100' };
 const DB = { vhid: 20, vip: '192.0.2.101' };
@@ -367,6 +369,76 @@ describe('the Debian package, installed on a copy of this machine', () => {
     assert.equal(await exists('/run/ucarp-ifupdown/eth0.password'), false);
     // --shutdown ran the down script, vip-down: ifdown eth0:ucarp.
     assert.deepEqual(await vips(h2), []);
+  });
+
+  /**
+   * Version N+1 of the package: the same files under a higher version, repacked (a second full
+   * build would double CI's packaging time for nothing the upgrade path looks at).
+   */
+  function nextVersion(): string {
+    const tree = path.join(dir, 'next');
+    execFileSync('dpkg-deb', ['-R', deb, tree]);
+    const control = path.join(tree, 'DEBIAN/control');
+    const text = fs.readFileSync(control, 'utf8');
+    const version = /^Version: (.*)$/m.exec(text)?.[1] ?? '';
+    fs.writeFileSync(control, text.replace(/^Version: .*$/m, `Version: ${version}+next1`));
+    const out = path.join(dir, 'ucarp-ts-next.deb');
+    execFileSync('dpkg-deb', ['-Zgzip', '-z1', '-b', tree, out], { stdio: ['ignore', 'ignore', 'inherit'] });
+    fs.rmSync(tree, { recursive: true, force: true });
+    return out;
+  }
+
+  test('apt-get install of N+1 over N restarts the daemon in place: same MainPID, conffile kept, no takeover', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    fs.copyFileSync(nextVersion(), path.join(`/proc/${sd.pid}/root`, NEXT_INSIDE));
+    const conf = (await ok('cat', ['/etc/ucarp.yaml'])).stdout;
+    const mainPid = (await sd.show('ucarp', ['MainPID'])).MainPID;
+    const before = await status();
+    assert.ok(before.groups.length > 0 && before.groups.every((g) => g.state === 'MASTER'));
+    // The peer's view: every advertisement from h1, per vhid, through the upgrade.
+    const cap = await captureAdverts(h2.ns, h1.ip);
+    const journalBefore = (await journal()).length;
+    await new Promise((r) => setTimeout(r, 1500));
+    const t0 = Date.now();
+    const r = await sd.exec('apt-get', ['install', '-y', NEXT_INSIDE], 180000);
+    const took = Date.now() - t0;
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /1 upgraded, 0 newly installed/);
+    assert.match(r.stdout, /restarted: pid \d+, 2 group\(s\): 2 MASTER/);
+    assert.doesNotMatch(r.stdout, /restart in place refused/);
+    await new Promise((r2) => setTimeout(r2, 1500));
+    const adverts = await cap.stop();
+    const byVhid = timesByVhid(adverts);
+
+    assert.equal((await sd.show('ucarp', ['MainPID'])).MainPID, mainPid, 'same MainPID');
+    assert.equal((await sd.show('ucarp', ['ActiveState'])).ActiveState, 'active');
+    const after = await status();
+    assert.equal(String(after.pid), mainPid);
+    assert.ok(after.uptimeMs < Date.now() - t0, 'a new image of the daemon');
+    assert.ok(after.groups.every((g) => g.state === 'MASTER'));
+    assert.deepEqual(await vips(h1), [WEB.vip, DB.vip].sort());
+    assert.equal((await ok('cat', ['/etc/ucarp.yaml'])).stdout, conf, "the administrator's conffile kept");
+    assert.match((await ok('dpkg-query', ['-W', '-f=${Version}', 'ucarp-ts'])).stdout, /\+next1$/);
+    // No takeover: h1 never went silent for a backup's dead time (advbase 1 × 3), and never
+    // bowed out.
+    let worst = 0;
+    for (const vhid of [WEB.vhid, DB.vhid]) {
+      const times = byVhid.get(vhid) ?? [];
+      assert.ok(times.length >= 3, `vhid ${vhid}: ${times.length} advertisements`);
+      worst = Math.max(worst, longestGap(times));
+    }
+    t.diagnostic(
+      `apt-get install of N+1 took ${took} ms; longest advertisement gap from h1 during it: ${worst.toFixed(1)} ms`,
+    );
+    assert.ok(worst < 3000, `longest gap ${worst.toFixed(1)} ms`);
+    assert.deepEqual(
+      adverts.filter((a) => a.advbase !== 1),
+      [],
+      'no bow-out (advbase 255) on the wire',
+    );
+    const lines = (await journal()).slice(journalBefore);
+    assert.ok(lines.some((l) => /restarted in place: 2 of 2 group\(s\) carried on \(2 master\)/.test(l)));
+    assert.ok(!lines.some((l) => /Switching to state: BACKUP/.test(l)), 'no bow-out');
   });
 
   test('apt-get remove stops the daemon, releases its addresses and keeps /etc/ucarp.yaml', async (t) => {

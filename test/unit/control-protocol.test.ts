@@ -13,6 +13,7 @@ describe('parseRequest', () => {
     ['{"cmd":"reset","group":"a_b-c"}', { cmd: 'reset', group: 'a_b-c' }],
     ['  {"cmd":"reload"}  ', { cmd: 'reload' }],
     ['{"cmd":"events"}', { cmd: 'events' }],
+    ['{"cmd":"restart"}', { cmd: 'restart' }],
   ];
   for (const [line, want] of ok) {
     it(`accepts ${line.trim()}`, () => {
@@ -34,6 +35,7 @@ describe('parseRequest', () => {
       /unknown command "explode".*status, demote, promote, reset, reload/,
     ],
     ['{"cmd":"demote"}', 'bad-request', /demote needs "group"/],
+    ['{"cmd":"restart","group":"web"}', 'bad-request', /unexpected key\(s\) for restart: group/],
     ['{"cmd":"promote","group":""}', 'bad-request', /needs "group"/],
     ['{"cmd":"reset","group":"a/b"}', 'bad-request', /needs "group"/],
     [`{"cmd":"demote","group":"${'x'.repeat(65)}"}`, 'bad-request', /needs "group"/],
@@ -42,7 +44,7 @@ describe('parseRequest', () => {
     ['{"cmd":"status","verbose":true}', 'bad-request', /unexpected key\(s\) for status: verbose/],
     ['{"cmd":"events","group":"web"}', 'bad-request', /unexpected key\(s\) for events: group/],
     ['{"cmd":"events","since":0}', 'bad-request', /unexpected key\(s\) for events: since/],
-    ['{"cmd":"Events"}', 'unknown-command', /reset, reload, events$/],
+    ['{"cmd":"Events"}', 'unknown-command', /reset, reload, restart, events$/],
   ];
   for (const [line, code, msg] of bad) {
     it(`refuses ${JSON.stringify(line).slice(0, 60)} with ${code}`, () => {
@@ -108,6 +110,8 @@ describe('handleRequest', () => {
       'ok',
       'version',
       'pid',
+      'uptimeMs',
+      'starting',
       'configFile',
       'reloads',
       'groups',
@@ -233,5 +237,26 @@ describe('handleRequest', () => {
       error: 'configuration rejected with 2 error(s); running groups unchanged',
       errors,
     });
+  });
+
+  it('restart: what was handed over, or why it was refused', async () => {
+    const t = target();
+    const good = await handleRequest(t, { cmd: 'restart' });
+    assert.deepEqual(good, {
+      ok: true,
+      restarting: true,
+      pid: 4242,
+      handedOver: 2,
+      masters: 1,
+      line: 'restarting in place: pid 4242',
+    });
+    t.nextRestart = { ok: false, reason: 'the code on disk refuses /etc/ucarp.yaml: bad vhid' };
+    const bad = await handleRequest(t, { cmd: 'restart' });
+    assert.deepEqual(bad, {
+      ok: false,
+      code: 'restart-refused',
+      error: 'restart refused, the daemon runs on: the code on disk refuses /etc/ucarp.yaml: bad vhid',
+    });
+    assert.equal(t.restarts, 2);
   });
 });

@@ -22,6 +22,7 @@ import type { EventLine, Response } from '../../src/control/protocol';
 import { EventBus } from '../../src/runtime/events';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
 import { fakeLog } from '../helpers/fake-log';
+import { waitFor } from '../helpers/netns';
 import { Trickler } from '../helpers/slowloris';
 import { SAMPLE_EVENTS } from '../fixtures/sample-events';
 
@@ -153,6 +154,22 @@ describe('control server', () => {
     assert.ok(r.lines[0].ok && 'groups' in r.lines[0]);
     assert.ok(r.lines[1].ok && 'group' in r.lines[1] && r.lines[1].group.override === 'demote');
     assert.ok(r.lines[2].ok && 'group' in r.lines[2] && r.lines[2].group.override === 'none');
+    await srv.close();
+  });
+
+  it('tells the daemon once each answer is handed to the kernel (ucarpctl restart execs after it)', async () => {
+    const seen: string[] = [];
+    const { srv } = await serve({
+      answered: (req, res) => seen.push(`${req.cmd} ${res.ok}`),
+    });
+    const r = await request(srv.path, { cmd: 'restart' });
+    assert.ok(r.ok && 'restarting' in r);
+    // The write callback and the client's read race within this one process.
+    await waitFor(() => seen.length === 1, 2000, 'the restart answer reported');
+    assert.deepEqual(seen, ['restart true']);
+    await request(srv.path, { cmd: 'demote', group: 'nope' }).catch(() => undefined);
+    await waitFor(() => seen.length === 2, 2000, 'the demote answer reported');
+    assert.deepEqual(seen, ['restart true', 'demote false']);
     await srv.close();
   });
 

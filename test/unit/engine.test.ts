@@ -528,3 +528,55 @@ test('vrrp: a graceful stop and a FAULT send priority 0; CARP advertisements are
   assert.deepEqual(carp.ev({ type: 'vrrpAdvert', src: ip('192.0.2.2'), priority: 200, interval: 100 }), []);
   assert.equal(carp.s, before);
 });
+
+test('restart: a master handed over advertises at once, keeps its addresses, runs no script, sends no ARP', () => {
+  const d = new Driver();
+  const a = d.ev({ type: 'start', linkUp: true, present: true, resume: 'MASTER' });
+  assert.deepEqual(a, [
+    { type: 'send', advbase: 1, advskew: 0 },
+    { type: 'transition', from: 'INIT', to: 'MASTER', reason: 'restart', runScript: false },
+  ]);
+  assert.equal(d.s.state, 'MASTER');
+  assert.equal(d.s.advertAt, 1000 + 1000);
+  assert.equal(d.s.delayedGarp, 0);
+  // Then periodic advertisements as any master, and no gratuitous ARP riding on them.
+  const later = d.runUntil(3500);
+  assert.equal(sends(later).length, 2);
+  assert.equal(garps(later), 0);
+});
+
+test('restart: a backup handed over listens a full dead time, without the downscript', () => {
+  const d = new Driver();
+  const a = d.ev({ type: 'start', linkUp: true, present: true, resume: 'BACKUP' });
+  assert.deepEqual(a, [
+    { type: 'transition', from: 'INIT', to: 'BACKUP', reason: 'restart', runScript: false },
+  ]);
+  assert.equal(d.s.masterDownAt, 1000 + 3000);
+});
+
+test('restart: a master handed over without carrier goes to FAULT as at any start', () => {
+  const d = new Driver();
+  const a = d.ev({ type: 'start', linkUp: false, present: true, resume: 'MASTER' });
+  assert.deepEqual(transitions(a), ['FAULT:start']);
+  assert.equal(sends(a).length, 0);
+});
+
+test('freeze: a master advertises once more (no bow-out), then nothing is armed and no state changes', () => {
+  const d = new Driver();
+  d.ev({ type: 'start', linkUp: true, present: true });
+  d.runUntil(4000);
+  assert.equal(d.s.state, 'MASTER');
+  const a = d.ev({ type: 'freeze' });
+  assert.deepEqual(a, [{ type: 'send', advbase: 1, advskew: 0 }]);
+  assert.equal(d.s.state, 'MASTER');
+  assert.equal(nextDeadline(d.s), null);
+  assert.deepEqual(d.runUntil(20_000), []);
+  assert.deepEqual(d.advert('192.0.2.2', 1, 0), [], 'a frozen group decides nothing');
+  assert.deepEqual(d.ev({ type: 'freeze' }), []);
+  // A frozen backup sends nothing.
+  const b = new Driver();
+  b.ev({ type: 'start', linkUp: true, present: true });
+  assert.deepEqual(b.ev({ type: 'freeze' }), []);
+  assert.equal(b.s.state, 'BACKUP');
+  assert.equal(nextDeadline(b.s), null);
+});

@@ -252,6 +252,40 @@ describe('GroupRuntime', () => {
   });
 });
 
+describe('GroupRuntime across ucarpctl restart', () => {
+  it('freeze: one more advertisement, no bow-out, the address and no script touched; the counter goes over', async () => {
+    const { clock, io, g } = setup();
+    g.start(true);
+    clock.advance(3000);
+    await flush();
+    const opsBefore = io.ops.length;
+    const f = g.freeze();
+    assert.equal(f.state, 'MASTER');
+    assert.deepEqual(
+      io.sent.map((s) => [s.advbase, s.advskew]),
+      [
+        [1, 0],
+        [1, 0],
+      ],
+    );
+    assert.deepEqual(clock.armed(), []);
+    await flush();
+    assert.equal(io.ops.length, opsBefore);
+    assert.deepEqual(io.addresses, ['192.0.2.100']);
+
+    // The next image: resumes as MASTER with that counter, advertising at once.
+    const next = setup();
+    next.g.start(true, true, { state: 'MASTER', counter: f.counter });
+    assert.equal(next.g.state, 'MASTER');
+    assert.equal(next.io.sent.length, 1);
+    assert.equal(next.io.sent[0].at, next.clock.now(), 'at once');
+    assert.equal(next.g.freeze().counter, f.counter + 2n, 'one advertisement at resume, one at freeze');
+    await flush();
+    // The address is added again (idempotent in the kernel) so that this image records it.
+    assert.deepEqual(next.io.ops, ['add eth0 192.0.2.100/24']);
+  });
+});
+
 // Replay protection (docs/protocol.md §20) between real runtimes: every packet a node sends is
 // captured and delivered to the others 1 ms later; an attacker replays captured packets.
 describe('GroupRuntime with replay_protection', () => {
@@ -271,7 +305,12 @@ describe('GroupRuntime with replay_protection', () => {
     readonly capture: { from: string; pkt: Buffer }[] = [];
 
     /** A node with its own srcip and a wall clock `skewMs` off the others. */
-    add(src: string, patch: Record<string, unknown>, skewMs = 0): Peer {
+    add(
+      src: string,
+      patch: Record<string, unknown>,
+      skewMs = 0,
+      resume?: Parameters<GroupRuntime['start']>[2],
+    ): Peer {
       const cfg = normalizeGroup(
         'web',
         { vhid: 10, interface: 'eth0', addresses: ['192.0.2.100/24'], ...patch },
@@ -292,7 +331,7 @@ describe('GroupRuntime with replay_protection', () => {
       const wallClock = () => BigInt(Math.round((WALL0 + this.clock.now() + skewMs) * 1000));
       peer.g = new GroupRuntime(cfg, { io, log: fakeLog().log, clock: this.clock, wallClock });
       this.peers.push(peer);
-      peer.g.start(true);
+      peer.g.start(true, true, resume);
       return peer;
     }
 
@@ -334,6 +373,30 @@ describe('GroupRuntime with replay_protection', () => {
     assert.ok(f.ok);
     return ipv4Packet(src, '224.0.0.18', pkt.subarray(f.framing.offset));
   }
+
+  it('ucarpctl restart carries the window over: a new image whose wall clock went back is not a replay', () => {
+    const net = new Segment();
+    const a = net.add('192.0.2.1', { replay_protection: true });
+    const b = net.add('192.0.2.2', { replay_protection: true, advskew: 20 });
+    net.runUntil(5000);
+    assert.equal(a.g.state, 'MASTER');
+    assert.equal(b.g.state, 'BACKUP');
+    const transitions = b.g.status().stats.transitions;
+    const handed = a.g.freeze();
+    a.alive = false;
+    // The new image starts 300 ms later, its wall clock stepped back a minute meanwhile.
+    net.runUntil(5300);
+    assert.equal(handed.state, 'MASTER');
+    const a2 = net.add('192.0.2.1', { replay_protection: true }, -60_000, {
+      state: 'MASTER',
+      counter: handed.counter,
+    });
+    net.runUntil(15_000);
+    assert.equal(a2.g.state, 'MASTER');
+    assert.equal(b.g.state, 'BACKUP');
+    assert.equal(b.g.status().stats.rejects.replay, 0);
+    assert.equal(b.g.status().stats.transitions, transitions);
+  });
 
   for (const on of [true, false]) {
     it(`a dead master's advertisements replayed: ${on ? 'the backup takes over at its dead time' : 'without the option they hold the backup back'}`, () => {
