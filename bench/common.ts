@@ -50,44 +50,53 @@ export function ms(x: number, digits = 1): string {
   return x.toFixed(digits);
 }
 
-/** One CARP advertisement as tcpdump (which decodes it as VRRPv2) prints it. */
+/**
+ * One advertisement as tcpdump prints it: CARP (which tcpdump decodes as VRRPv2) or VRRPv3.
+ */
 export interface CarpPacket {
+  /** 2: CARP; 3: VRRPv3. */
+  version: 2 | 3;
   /** Kernel receive time on the observer, seconds since the epoch (from `-tt`). */
   t: number;
   src: string;
   dst: string;
   vhid: number;
-  /** VRRP's "prio" byte is CARP's advskew. */
+  /** VRRP's "prio" byte: CARP's advskew, VRRPv3's priority. */
   advskew: number;
-  /** VRRP's "intvl" byte is CARP's advbase. */
+  /** VRRP's "intvl": CARP's advbase in seconds, VRRPv3's interval in centiseconds. */
   advbase: number;
 }
 
 // IPv4 (`IP 192.0.2.1 > 224.0.0.18:`) or IPv6 (`IP6 fe80::1 > ff02::12:`), docs/protocol.md §21.
 const TCPDUMP_LINE =
-  /^(\d+\.\d+) IP6? ([0-9a-fA-F.:]+) > ([0-9a-fA-F.:]+): VRRPv2, Advertisement, vrid (\d+), prio (\d+), .*?intvl (\d+)s/;
+  /^(\d+\.\d+) IP6? ([0-9a-fA-F.:]+) > ([0-9a-fA-F.:]+): VRRPv([23]), Advertisement, vrid (\d+), prio (\d+), .*?intvl (\d+)c?s/;
 
 /**
  * Parses a line of `tcpdump -n -tt 'ip proto 112'`, e.g.
  * `1700000000.123456 IP 192.0.2.1 > 224.0.0.18: VRRPv2, Advertisement, vrid 10, prio 0,
- * authtype none, intvl 1s, length 36`. Anything else (VRRPv3, other types) yields null.
+ * authtype none, intvl 1s, length 36`, or for VRRPv3 `… VRRPv3, Advertisement, vrid 30,
+ * prio 150, intvl 100cs, length 16, …`. Anything else yields null.
  */
 export function parseTcpdumpLine(line: string): CarpPacket | null {
   const m = TCPDUMP_LINE.exec(line);
   if (!m) return null;
   return {
+    version: m[4] === '3' ? 3 : 2,
     t: Number(m[1]),
     src: m[2],
     dst: m[3],
-    vhid: Number(m[4]),
-    advskew: Number(m[5]),
-    advbase: Number(m[6]),
+    vhid: Number(m[5]),
+    advskew: Number(m[6]),
+    advbase: Number(m[7]),
   };
 }
 
-/** The bow-out advertisement (advbase 255, advskew 255) of a master leaving on purpose. */
+/**
+ * The advertisement of a master leaving on purpose: CARP's bow-out (advbase 255, advskew 255)
+ * or VRRPv3's priority 0.
+ */
 export function isBowOut(p: CarpPacket): boolean {
-  return p.advbase === 255 && p.advskew === 255;
+  return p.version === 3 ? p.advskew === 0 : p.advbase === 255 && p.advskew === 255;
 }
 
 /** Wall-clock "now" in epoch seconds with sub-millisecond resolution, comparable to `-tt`. */

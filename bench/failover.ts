@@ -1,15 +1,20 @@
 // Failover benchmark (not a test): how long after the master's last advertisement the
 // backup's first one goes out, minus what the protocol demands, as seen on the wire by a
 // third host, and how long after that advertisement the new master's up-script starts.
-// Usage: node dist/bench/failover.js [--impl ours|ucarp] [--trials N] [--graceful-trials N]
-//        [--settle SECONDS] [--family 4|6]
+// Usage: node dist/bench/failover.js [--protocol carp|vrrp3] [--impl ours|ucarp|keepalived]
+//        [--trials N] [--graceful-trials N] [--settle SECONDS] [--family 4|6]
 // --family 6 runs CARP over IPv6 (docs/protocol.md §21): our daemon with a configuration file
 // (ucarp has no IPv6), advertisements captured as `ip6 proto 112` from link-local sources.
+// --protocol vrrp3 runs VRRPv3 (docs/protocol.md §22): our daemon with a configuration file, or
+// keepalived 2.2.7 as the reference; the bound is the backup's Master_Down_Interval, and a
+// clean stop sends priority 0 instead of CARP's bow-out.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, type Host } from '../test/helpers/netns';
 import { CarpProc, carpArgs, type Kind } from '../test/helpers/carp-proc';
+import { KeepalivedProc } from '../test/helpers/keepalived';
+import { masterDownIntervalMs } from '../src/engine/vrrp-rules';
 import {
   Capture,
   epochNow,
@@ -37,15 +42,70 @@ const BOUND_S = DEADRATIO * ADVBASE + BACKUP_SKEW / 256;
  */
 const DEFAULT_SETTLE_S = 10;
 const TARGETS = { hardMedianMs: 5, hardMaxMs: 20, gracefulMs: 50, upscriptMedianMs: 5 };
+/** VRRPv3: VRID, priorities and interval (centiseconds) of the pair. */
+const VRRP = {
+  vrid: 30,
+  master: 150,
+  backup: 100,
+  intervalCs: 100,
+  vip: '192.0.2.254/24',
+  vip6: '2001:db8:1::254/64',
+};
+
+type Impl = Kind | 'keepalived';
+type Protocol = 'carp' | 'vrrp3';
+
+/** What the benchmark needs of a node: our daemon or ucarp (CarpProc), or keepalived. */
+type BenchNode = Pick<CarpProc, 'state' | 'exited' | 'waitState' | 'kill' | 'exit'>;
+
+/** keepalived as a BenchNode; its notify_master plays the up-script. */
+class KeepalivedNode implements BenchNode {
+  private readonly k: KeepalivedProc;
+  constructor(lab: Lab, h: Host, priority: number, upscript: string | null, family: 4 | 6) {
+    this.k = new KeepalivedProc(lab, h, {
+      vrid: VRRP.vrid,
+      priority,
+      advertInt: VRRP.intervalCs / 100,
+      addresses: [family === 6 ? VRRP.vip6 : VRRP.vip],
+      native6: family === 6,
+      ...(upscript === null ? {} : { notifyMaster: upscript }),
+    });
+  }
+  get exited(): boolean {
+    return this.k.exited;
+  }
+  get state(): 'INIT' | 'BACKUP' | 'MASTER' {
+    let st: 'INIT' | 'BACKUP' | 'MASTER' = 'INIT';
+    for (const l of this.k.lines) {
+      const m = /Entering (MASTER|BACKUP) STATE/.exec(l);
+      if (m) st = m[1] as 'MASTER' | 'BACKUP';
+    }
+    return st;
+  }
+  async waitState(state: 'MASTER' | 'BACKUP', timeoutMs = 10000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (this.state !== state) {
+      if (Date.now() > end || this.k.exited) throw new Error(`keepalived did not become ${state}`);
+      await sleep(20);
+    }
+  }
+  kill(sig: NodeJS.Signals = 'SIGKILL'): void {
+    this.k.kill(sig === 'SIGTERM' ? 'SIGTERM' : 'SIGKILL');
+  }
+  exit(): Promise<void> {
+    return this.k.exit();
+  }
+}
 
 interface Pair {
-  master: CarpProc;
-  backup: CarpProc;
+  master: BenchNode;
+  backup: BenchNode;
 }
 
 interface Setup {
   lab: Lab;
-  impl: Kind;
+  protocol: Protocol;
+  impl: Impl;
   cap: Capture;
   h1: Host;
   h2: Host;
@@ -71,6 +131,27 @@ function nodeArgs(
   upscript: string | null,
   extra: string[],
 ): string[] {
+  if (setup.protocol === 'vrrp3') {
+    const file = path.join(setup.dir, `${h.ns}.yaml`);
+    fs.writeFileSync(
+      file,
+      [
+        'logging: { level: info, facility: none }',
+        `control: { socket: ${path.join(setup.dir, `${h.ns}.sock`)} }`,
+        'groups:',
+        '  router:',
+        '    protocol: vrrp3',
+        `    vhid: ${VRRP.vrid}`,
+        '    interface: eth0',
+        `    addresses: [${setup.family === 6 ? VRRP.vip6 : VRRP.vip}]`,
+        `    priority: ${advskew === MASTER_SKEW ? VRRP.master : VRRP.backup}`,
+        `    advert_interval: ${VRRP.intervalCs / 100}`,
+        ...(upscript === null ? [] : [`    upscript: ${upscript}`]),
+        '',
+      ].join('\n'),
+    );
+    return ['-c', file];
+  }
   if (setup.family === 4) {
     const up = upscript === null ? [] : ['-u', upscript];
     return carpArgs(h, { vhid: VHID, advbase: ADVBASE, advskew, extra: [...extra, ...up] });
@@ -103,13 +184,40 @@ async function linkLocal(lab: Lab, h: Host): Promise<string> {
   return ll;
 }
 
+function node(setup: Setup, h: Host, advskew: number, upscript: string | null, extra: string[]): BenchNode {
+  const { lab, impl } = setup;
+  if (impl === 'keepalived')
+    return new KeepalivedNode(
+      lab,
+      h,
+      advskew === MASTER_SKEW ? VRRP.master : VRRP.backup,
+      upscript,
+      setup.family,
+    );
+  return new CarpProc(lab, h, impl, nodeArgs(setup, h, advskew, upscript, extra));
+}
+
+function vhidOf(setup: Setup): number {
+  return setup.protocol === 'vrrp3' ? VRRP.vrid : VHID;
+}
+
+/** The backup's wait after the master's last advertisement, in seconds. */
+function boundS(setup: Setup): number {
+  return setup.protocol === 'vrrp3' ? masterDownIntervalMs(VRRP.backup, VRRP.intervalCs) / 1000 : BOUND_S;
+}
+
+/** VRRPv3: the backup's Skew_Time, its wait after priority 0 (seconds). */
+function skewS(): number {
+  return ((256 - VRRP.backup) * VRRP.intervalCs) / 256 / 100;
+}
+
 async function startPair(setup: Setup, masterExtra: string[]): Promise<Pair> {
-  const { lab, impl, h1, h2, settleMs, upscript } = setup;
-  const master = new CarpProc(lab, h1, impl, nodeArgs(setup, h1, MASTER_SKEW, null, masterExtra));
+  const { h1, h2, settleMs, upscript } = setup;
+  const master = node(setup, h1, MASTER_SKEW, null, masterExtra);
   // Alone on the segment, the first node becomes master after its own master-down timeout;
   // ucarp only looks at its timers when its poll (about one interval long) returns.
   await master.waitState('MASTER', 15000);
-  const backup = new CarpProc(lab, h2, impl, nodeArgs(setup, h2, BACKUP_SKEW, upscript, []));
+  const backup = node(setup, h2, BACKUP_SKEW, upscript, []);
   await backup.waitState('BACKUP', 15000);
   await sleep(settleMs);
   if (backup.state !== 'BACKUP' || master.state !== 'MASTER') {
@@ -126,11 +234,11 @@ async function stopPair(p: Pair): Promise<void> {
 }
 
 /** The last advertisement from `src` captured before the packet at index `before`. */
-function lastFrom(cap: Capture, src: string, before: number, notBefore: number): CarpPacket {
+function lastFrom(cap: Capture, src: string, vhid: number, before: number, notBefore: number): CarpPacket {
   for (let i = before - 1; i >= 0; i--) {
     const p = cap.packets[i];
     if (p.t < notBefore) break;
-    if (p.src === src && p.vhid === VHID && !isBowOut(p)) return p;
+    if (p.src === src && p.vhid === vhid && !isBowOut(p)) return p;
   }
   throw new Error(`no advertisement from ${src} captured in this trial`);
 }
@@ -160,13 +268,14 @@ async function hardKillTrial(setup: Setup): Promise<HardKillResult> {
     const mark = cap.packets.length;
     const stamps0 = stampsIn(setup.stamps).length;
     pair.master.kill('SIGKILL');
-    const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === VHID, mark, 15000);
-    const last = lastFrom(cap, src.get(h1) ?? '', cap.packets.indexOf(first), trialStart);
+    const vhid = vhidOf(setup);
+    const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === vhid, mark, 15000);
+    const last = lastFrom(cap, src.get(h1) ?? '', vhid, cap.packets.indexOf(first), trialStart);
     const end = Date.now() + 2000;
     while (stampsIn(setup.stamps).length === stamps0 && Date.now() < end) await sleep(10);
     const stamp = stampsIn(setup.stamps)[stamps0];
     return {
-      takeover: (first.t - last.t - BOUND_S) * 1000,
+      takeover: (first.t - last.t - boundS(setup)) * 1000,
       upscript: stamp === undefined ? null : (stamp - first.t) * 1000,
     };
   } finally {
@@ -181,7 +290,10 @@ interface GracefulResult {
   fromBowOut: number | null;
 }
 
-/** SIGTERM of a master started with --shutdown: it bows out, the backup takes over at once. */
+/**
+ * SIGTERM of a master started with --shutdown: it bows out, the backup takes over at once.
+ * VRRPv3: the master sends priority 0 and the backup waits its Skew_Time.
+ */
 async function gracefulTrial(setup: Setup): Promise<GracefulResult> {
   const { cap, h1, h2, src } = setup;
   const pair = await startPair(setup, ['--shutdown']);
@@ -189,7 +301,7 @@ async function gracefulTrial(setup: Setup): Promise<GracefulResult> {
     const mark = cap.packets.length;
     const signalledAt = epochNow();
     pair.master.kill('SIGTERM');
-    const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === VHID, mark, 15000);
+    const first = await cap.next((p) => p.src === src.get(h2) && p.vhid === vhidOf(setup), mark, 15000);
     const upTo = cap.packets.indexOf(first);
     const bow = cap.packets.slice(mark, upTo).find((p) => p.src === src.get(h1) && isBowOut(p));
     await pair.master.exit();
@@ -212,11 +324,22 @@ function progress(label: string, i: number, n: number, value: string): void {
 }
 
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2), ['impl', 'trials', 'graceful-trials', 'settle', 'family']);
+  const opts = parseOptions(process.argv.slice(2), [
+    'protocol',
+    'impl',
+    'trials',
+    'graceful-trials',
+    'settle',
+    'family',
+  ]);
   const family = Number(opts.get('family') ?? 4);
   if (family !== 4 && family !== 6) throw new Error('--family must be 4 or 6');
-  const impl = (opts.get('impl') ?? 'ours') as Kind;
-  if (impl !== 'ours' && impl !== 'ucarp') throw new Error('--impl must be ours or ucarp');
+  const protocol = (opts.get('protocol') ?? 'carp') as Protocol;
+  if (protocol !== 'carp' && protocol !== 'vrrp3') throw new Error('--protocol must be carp or vrrp3');
+  const impl = (opts.get('impl') ?? 'ours') as Impl;
+  const impls = protocol === 'carp' ? ['ours', 'ucarp'] : ['ours', 'keepalived'];
+  if (!impls.includes(impl))
+    throw new Error(`--impl must be ${impls.join(' or ')} with --protocol ${protocol}`);
   const trials = Number(opts.get('trials') ?? 20);
   const gracefulTrials = Number(opts.get('graceful-trials') ?? 10);
   for (const [name, n] of [
@@ -227,8 +350,8 @@ async function main(): Promise<void> {
   }
   const settleS = Number(opts.get('settle') ?? DEFAULT_SETTLE_S);
   if (!Number.isFinite(settleS) || settleS < 1) throw new Error('--settle must be at least 1 (seconds)');
-  const reference = impl === 'ucarp';
-  if (family === 6 && reference) throw new Error('ucarp has no IPv6: --family 6 needs --impl ours');
+  const reference = impl !== 'ours';
+  if (family === 6 && impl === 'ucarp') throw new Error('ucarp has no IPv6: --family 6 needs --impl ours');
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-failover-'));
   const lab = await Lab.create({ hosts: 3, ipv6: family === 6 });
@@ -245,6 +368,7 @@ async function main(): Promise<void> {
     for (const h of [h1, h2]) src.set(h, family === 6 ? await linkLocal(lab, h) : h.ips[0]);
     const setup: Setup = {
       lab,
+      protocol,
       impl,
       cap,
       h1,
@@ -303,25 +427,27 @@ async function main(): Promise<void> {
       rows.push(['up-script never ran', String(results.length - upscripts.length), '', '', '', '', '']);
     if (graceful.length > 0) {
       const s = summarize(graceful.map((g) => g.fromSignal));
-      rows.push(
-        row(
-          'SIGTERM --shutdown: signal -> takeover',
-          s,
-          `max<${TARGETS.gracefulMs}`,
-          reference ? null : s.max < TARGETS.gracefulMs,
-        ),
-      );
+      // VRRPv3's backup waits Skew_Time after priority 0 by design: the target is that plus 50 ms.
+      const vrrp = protocol === 'vrrp3';
+      const target = TARGETS.gracefulMs + (vrrp ? skewS() * 1000 : 0);
+      const label = vrrp ? 'SIGTERM: signal -> takeover' : 'SIGTERM --shutdown: signal -> takeover';
+      rows.push(row(label, s, `max<${ms(target)}`, reference ? null : s.max < target));
       const bows = graceful.map((g) => g.fromBowOut).filter((x): x is number => x !== null);
       if (bows.length > 0) {
-        rows.push(row('SIGTERM --shutdown: bow-out -> takeover', summarize(bows), '', null));
+        const bowLabel = vrrp ? 'SIGTERM: priority 0 -> takeover' : 'SIGTERM --shutdown: bow-out -> takeover';
+        rows.push(row(bowLabel, summarize(bows), '', null));
       }
     }
 
     const cpu = os.cpus();
     process.stdout.write(
       [
-        `failover benchmark: impl=${impl}, IPv${family}, advbase ${ADVBASE}, deadratio ${DEADRATIO}, master advskew ${MASTER_SKEW}, backup advskew ${BACKUP_SKEW}, nodes up ${settleS} s before each stop`,
-        `protocol bound = ${DEADRATIO} x ${ADVBASE} + ${BACKUP_SKEW}/256 = ${(BOUND_S * 1000).toFixed(3)} ms; times from tcpdump -tt on a third host`,
+        protocol === 'vrrp3'
+          ? `failover benchmark: protocol vrrp3, impl=${impl}, IPv${family}, interval ${VRRP.intervalCs} cs, master priority ${VRRP.master}, backup priority ${VRRP.backup}, nodes up ${settleS} s before each stop`
+          : `failover benchmark: impl=${impl}, IPv${family}, advbase ${ADVBASE}, deadratio ${DEADRATIO}, master advskew ${MASTER_SKEW}, backup advskew ${BACKUP_SKEW}, nodes up ${settleS} s before each stop`,
+        protocol === 'vrrp3'
+          ? `protocol bound = Master_Down_Interval = 3 x 1 s + (256 - ${VRRP.backup})/256 s = ${(boundS(setup) * 1000).toFixed(3)} ms; times from tcpdump -tt on a third host`
+          : `protocol bound = ${DEADRATIO} x ${ADVBASE} + ${BACKUP_SKEW}/256 = ${(BOUND_S * 1000).toFixed(3)} ms; times from tcpdump -tt on a third host`,
         `machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${os.release()}, node ${process.version}, ${new Date().toISOString()}`,
         '',
         formatTable(['case (ms)', 'n', 'median', 'p95', 'max', 'target', 'verdict'], rows),

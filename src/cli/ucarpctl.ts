@@ -27,8 +27,10 @@ export const USAGE = `Usage: ucarpctl [--socket PATH | -c FILE] COMMAND
 
 Commands:
   status [GROUP] [--json]  state of every group (or one); --json prints the status document
-  demote GROUP             advertise advskew 255 and hand mastership over, until reset or reload
-  promote GROUP            advertise advskew 0 and preempt, until reset or reload
+  demote GROUP             advertise advskew 255 (VRRP: priority 1) and hand mastership over,
+                           until reset or reload
+  promote GROUP            advertise advskew 0 (VRRP: priority 254) and preempt, until reset
+                           or reload
   reset GROUP              drop a demote/promote override
   reload                   reload the configuration (as SIGHUP); prints every error if rejected
   restart                  replace the daemon with the code now installed, same pid, without a
@@ -150,14 +152,18 @@ function stateCell(g: GroupStatusJson): string {
   const notes: string[] = [];
   if (g.override !== 'none') notes.push(`${g.override}d`);
   if (g.state === 'FAULT' && g.faults.length > 0) notes.push(g.faults.join(', '));
-  if (g.demotion > 0) notes.push(`demoted +${g.demotion}`);
+  if (g.demotion > 0) notes.push(g.priority !== null ? `demoted -${g.demotion}` : `demoted +${g.demotion}`);
   return notes.length > 0 ? `${g.state} (${notes.join('; ')})` : g.state;
 }
 
 function masterCell(g: GroupStatusJson): string {
   if (!g.master) return '-';
   const self = g.state === 'MASTER' ? ' (self)' : '';
-  return `${g.master.address}${self} ${g.master.advbase}/${g.master.advskew}`;
+  const m = g.master;
+  // VRRP: "prio 150"; CARP: advbase/advskew.
+  return 'priority' in m
+    ? `${m.address}${self} prio ${m.priority}`
+    : `${m.address}${self} ${m.advbase}/${m.advskew}`;
 }
 
 function rejectsCell(g: GroupStatusJson): string {
@@ -191,7 +197,8 @@ export function formatStatus(doc: StatusDocument): string {
   ];
   const rows = doc.groups.map((g) => [
     g.name,
-    String(g.vhid),
+    // A VRRP group's number is its VRID; CARP and VRRP may share a number on one interface.
+    g.protocol === 'vrrp3' ? `vrrp ${g.vhid}` : String(g.vhid),
     g.interface,
     stateCell(g),
     formatDuration(g.sinceMs),
@@ -241,7 +248,9 @@ function interfaceRejects(c: RejectCounters): string {
 function describeOverride(r: OverrideResponse): string {
   const g = r.group;
   const what = g.override === 'none' ? 'override cleared' : `${g.override}d`;
-  const line = `${g.name}: ${what}; now ${g.state}, advertising advbase ${g.advbase} advskew ${g.advskew}\n`;
+  const advertising =
+    g.priority !== null ? `priority ${g.priority}` : `advbase ${g.advbase} advskew ${g.advskew}`;
+  const line = `${g.name}: ${what}; now ${g.state}, advertising ${advertising}\n`;
   return g.override === 'promote' && g.state === 'BACKUP' ? line + promoteOutlook(g) : line;
 }
 
@@ -254,6 +263,14 @@ function describeOverride(r: OverrideResponse): string {
 function promoteOutlook(g: GroupStatusJson): string {
   const m = g.master;
   if (!m) return '';
+  if ('priority' in m) {
+    // VRRP: a preempting backup ignores a lower priority and takes over when its down timer
+    // runs out (docs/protocol.md §22); a tie goes to the higher address.
+    const prio = `the master ${m.address} advertises priority ${m.priority}`;
+    return m.priority < (g.priority ?? 0)
+      ? `  ${prio}, lower than ours: we take over when its advertisements time out\n`
+      : `  not taking over: ${prio}, not lower than our ${g.priority ?? 0}\n`;
+  }
   // Intervals in 1/256 s, compared as the engine compares them (docs/protocol.md §8).
   const ours = g.advbase * 256 + g.advskew;
   const theirs = m.advbase * 256 + m.advskew;

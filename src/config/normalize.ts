@@ -12,6 +12,7 @@ import {
   GROUP_DEFAULTS,
   LOGGING_DEFAULTS,
   TRACKER_DEFAULTS,
+  VRRP3_DEFAULTS,
 } from './settings';
 import type {
   AddressConfig,
@@ -70,11 +71,14 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
   if (s.interface === undefined) throw new InternalError(`group ${name} has no interface`);
   const d = GROUP_DEFAULTS;
   const broadcast = s.broadcast ?? d.broadcast;
+  const protocol = s.protocol ?? d.protocol;
+  const preempt = protocol === 'vrrp3' ? VRRP3_DEFAULTS.preempt : d.preempt;
   // Every address of an IPv6 group in canonical text: the kernel reports them so, and the hub,
   // the record and the reconciliation compare strings (docs/protocol.md §21).
   const v6 = s.addresses.length > 0 && familyOf(s.addresses[0]) === 6;
   const out: GroupConfig = {
     name,
+    protocol,
     vhid: s.vhid,
     interface: s.interface,
     srcip: facts.srcip === '' ? '' : canonicalIp(facts.srcip),
@@ -85,7 +89,9 @@ export function normalizeGroup(name: string, s: RawGroup, facts: Resolved): Grou
     advbase: s.advbase ?? d.advbase,
     advskew: s.advskew ?? d.advskew,
     deadratio: s.deadratio ?? d.deadratio,
-    preempt: s.preempt ?? d.preempt,
+    priority: s.priority ?? d.priority,
+    advertInterval: Math.round((s.advert_interval ?? d.advert_interval) * 100),
+    preempt: s.preempt ?? preempt,
     neutral: s.neutral ?? d.neutral,
     ignoreifstate: s.ignoreifstate ?? d.ignoreifstate,
     destination: broadcast ? BROADCAST_ADDRESS : canonicalIp(s.mcast ?? (v6 ? CARP6_MULTICAST : d.mcast)),

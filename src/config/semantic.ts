@@ -4,7 +4,7 @@ import { formatPath, type KeyPath } from './errors';
 import type { MergedGroup } from './merge';
 import type { YamlSource } from './parse';
 import type { ConfigError, HostInfo, RawConfig, RawSettings } from './types';
-import { CARP6_MULTICAST, GROUP_DEFAULTS, MAX_PASSWORD_BYTES } from './settings';
+import { CARP6_MULTICAST, GROUP_DEFAULTS, MAX_PASSWORD_BYTES, PROTOCOL_KEYS } from './settings';
 import { readPasswordFile } from './password-file';
 import { canonicalIp, familyOf, type AddressFamily } from '../net/ipv6';
 export const PASSWORD_TOO_LONG = `must be at most ${MAX_PASSWORD_BYTES} bytes (ucarp rejects longer passwords)`;
@@ -59,10 +59,16 @@ export function checkSemantics(
 
   for (const group of groups) {
     const s = group.settings;
+    const protocol = s.protocol ?? GROUP_DEFAULTS.protocol;
     checkDestination(config.groups[group.name], group.path, fail);
+    checkProtocolKeys(config.groups[group.name], group.path, protocol, fail);
 
-    const password = resolvePassword(group, ctx.source, passwordFiles, fail);
-    if (s.advbase === 0 && (s.advskew ?? 0) === 0) {
+    // VRRPv3 has no authentication (RFC 5798 §5.1); a password inherited from defaults is ignored.
+    const password = protocol === 'vrrp3' ? '' : resolvePassword(group, ctx.source, passwordFiles, fail);
+    if (s.advert_interval !== undefined && !wholeCentiseconds(s.advert_interval)) {
+      fail(group.where('advert_interval'), 'value', 'must be a whole number of centiseconds (e.g. 0.25)');
+    }
+    if (protocol === 'carp' && s.advbase === 0 && (s.advskew ?? 0) === 0) {
       const inherited = group.where('advbase')[0] === 'defaults';
       fail(
         group.where('advbase'),
@@ -89,13 +95,13 @@ export function checkSemantics(
           : s.broadcast
             ? 'broadcast'
             : canonicalIp(s.mcast ?? (family === 6 ? CARP6_MULTICAST : GROUP_DEFAULTS.mcast));
-      const key = `${s.interface} ${destination} ${s.vhid}`;
+      const key = `${s.interface} ${destination} ${protocol} ${s.vhid}`;
       const owner = destinations.get(key);
       if (owner !== undefined) {
         fail(
           [...group.path, 'vhid'],
           'value',
-          `vhid ${s.vhid} is already used on ${s.interface} (${destination}) by group '${owner}'`,
+          `vhid ${s.vhid} is already used on ${s.interface} (${destination}${protocol === 'vrrp3' ? ', vrrp3' : ''}) by group '${owner}'`,
         );
       } else {
         destinations.set(key, group.name);
@@ -125,6 +131,19 @@ export function checkSemantics(
 }
 
 type Fail = (at: KeyPath, target: 'key' | 'value', message: string) => void;
+
+/** Keys of the other protocol written in the group itself (inherited ones are ignored). */
+function checkProtocolKeys(group: RawSettings, at: KeyPath, protocol: 'carp' | 'vrrp3', fail: Fail): void {
+  const other = protocol === 'carp' ? 'vrrp3' : 'carp';
+  for (const key of PROTOCOL_KEYS[other]) {
+    if (group[key] !== undefined)
+      fail([...at, key], 'key', `applies to protocol ${other} only; this group's protocol is ${protocol}`);
+  }
+}
+
+function wholeCentiseconds(seconds: number): boolean {
+  return Math.abs(seconds * 100 - Math.round(seconds * 100)) < 1e-6;
+}
 
 /** The address part of `addr/prefix`, in canonical text (one IPv6 address has many spellings). */
 function hostPart(cidr: string): string {

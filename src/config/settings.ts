@@ -20,6 +20,11 @@ export const MAX_IFNAME_BYTES = 15;
 
 /** Optional group settings with a fixed default, by their YAML key. */
 export const GROUP_DEFAULTS = {
+  protocol: 'carp',
+  /** VRRP only. */
+  priority: 100,
+  /** VRRP only; seconds. */
+  advert_interval: 1,
   advbase: 1,
   advskew: 0,
   deadratio: 3,
@@ -41,6 +46,9 @@ export const GROUP_LIMITS = {
   advbase: { minimum: 0, maximum: 255 },
   advskew: { minimum: 0, maximum: 255 },
   deadratio: { minimum: 1 },
+  priority: { minimum: 1, maximum: 255 },
+  /** Seconds: VRRPv3's 12-bit interval in centiseconds (docs/protocol.md §22). */
+  advert_interval: { minimum: 0.01, maximum: 40.95 },
   script_timeout: { exclusiveMinimum: 0, maximum: 3600 },
 } as const;
 
@@ -57,6 +65,21 @@ export const TRACKER_LIMITS = {
   timeout: { exclusiveMinimum: 0, maximum: 3600 },
   rise: { minimum: 1, maximum: 100 },
   fall: { minimum: 1, maximum: 100 },
+} as const;
+
+/**
+ * Defaults that differ by protocol: RFC 5798 §5.2 makes preemption the default for VRRP, while
+ * ucarp's is off. The schema's `default` is CARP's.
+ */
+export const VRRP3_DEFAULTS = { preempt: true } as const;
+
+/**
+ * Keys of a group that only one protocol reads: set in the group itself for the other protocol
+ * they are an error; inherited from `defaults` they are ignored.
+ */
+export const PROTOCOL_KEYS = {
+  carp: ['advbase', 'advskew', 'deadratio', 'password', 'password_file', 'replay_protection'],
+  vrrp3: ['priority', 'advert_interval'],
 } as const;
 
 export const LOGGING_DEFAULTS = { level: 'info', facility: 'daemon' } as const;

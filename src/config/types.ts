@@ -52,18 +52,28 @@ export interface TrackRef {
   weight: number | null;
 }
 
+export type Protocol = 'carp' | 'vrrp3';
+
 /** A group with every value resolved: defaults merged, password read, srcip chosen. */
 export interface GroupConfig {
   name: string;
+  /** CARP (ucarp 1.5.2) or VRRPv3 (RFC 5798, keepalived's `vrrp_version 3`). */
+  protocol: Protocol;
+  /** CARP's vhid, VRRP's VRID. */
   vhid: number;
   interface: string;
   srcip: string;
   /** Sorted ascending by address, as the advertisement digest covers them. */
   addresses: AddressConfig[];
+  /** CARP only; '' for VRRP, which has no authentication. */
   password: string;
   advbase: number;
   advskew: number;
   deadratio: number;
+  /** VRRP only: 1..255, 255 being the address owner. */
+  priority: number;
+  /** VRRP only: the advertisement interval in centiseconds (1..4095). */
+  advertInterval: number;
   preempt: boolean;
   neutral: boolean;
   ignoreifstate: boolean;
@@ -101,6 +111,10 @@ export type LoadResult =
 
 /** Group settings as written, in a group or in `defaults`. */
 export interface RawSettings {
+  protocol?: Protocol;
+  priority?: number;
+  /** Seconds, in centisecond steps. */
+  advert_interval?: number;
   interface?: string;
   srcip?: string;
   password?: string;

@@ -3,7 +3,7 @@
 import type { Override } from '../engine/group';
 import type { ScriptStats } from '../hooks/scripts';
 import { totalRejects, type RejectCounters } from '../runtime/counters';
-import type { GroupStatus, TrackerStatus } from '../runtime/status';
+import type { GroupStatus, MasterStatus, TrackerStatus } from '../runtime/status';
 import type { ReloadOutcome, RestartOutcome } from '../supervisor/reload';
 import {
   STATUS_VERSION,
@@ -54,6 +54,7 @@ export function groupJson(g: ControlledGroup): GroupStatusJson {
   const scripts = g.scripts.stats;
   return {
     name: s.name,
+    protocol: s.protocol,
     vhid: s.vhid,
     interface: s.interface,
     state: s.state,
@@ -62,14 +63,14 @@ export function groupJson(g: ControlledGroup): GroupStatusJson {
     srcip: s.srcip,
     advbase: s.advbase,
     advskew: s.advskew,
+    priority: s.priority,
+    advertInterval: s.advertInterval,
     override: s.override,
     link: s.link,
     conflicts: [...s.conflicts],
     demotion: s.demotion,
     faults: [...s.faults],
-    master: s.master
-      ? { address: s.master.address, advbase: s.master.advbase, advskew: s.master.advskew }
-      : null,
+    master: masterJson(s.master),
     sent: s.stats.sent,
     received: s.stats.received,
     sendErrors: s.stats.sendErrors,
@@ -80,6 +81,13 @@ export function groupJson(g: ControlledGroup): GroupStatusJson {
     rejectsTotal: totalRejects(s.stats.rejects),
     scripts: { runs: scripts.runs, failures: scripts.failures, timeouts: scripts.timeouts },
   };
+}
+
+function masterJson(m: MasterStatus | null): MasterStatus | null {
+  if (m === null) return null;
+  return 'priority' in m
+    ? { address: m.address, priority: m.priority, advertInterval: m.advertInterval }
+    : { address: m.address, advbase: m.advbase, advskew: m.advskew };
 }
 
 export function trackerJson(t: TrackerStatus): TrackerStatusJson {

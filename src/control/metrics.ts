@@ -26,7 +26,7 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
 
   new Gauge({
     name: 'ucarp_group_state',
-    help: 'CARP state of each group: 1 for the current state, 0 for the others.',
+    help: 'State of each group (CARP or VRRP): 1 for the current state, 0 for the others.',
     labelNames: [...groupLabelNames, 'state'],
     registers: [registry],
     collect() {
@@ -90,13 +90,40 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
 
   new Gauge({
     name: 'ucarp_group_demotion',
-    help: 'What tracker weights add to the advskew of each group (before the cap at 240).',
+    help: 'Tracker weights of each group: added to a CARP advskew (before the cap at 240), subtracted from a VRRP priority (floor 1).',
     labelNames: groupLabelNames,
     registers: [registry],
     collect() {
       this.reset();
       for (const { s } of groups())
         this.set({ group: s.name, vhid: String(s.vhid), interface: s.interface }, s.demotion);
+    },
+  });
+
+  // The protocol as an info metric (joined on group, vhid, interface), so that the labels of
+  // every other group metric stay what dashboards already use.
+  new Gauge({
+    name: 'ucarp_group_info',
+    help: 'Always 1; the protocol of each group (carp or vrrp3) as a label.',
+    labelNames: [...groupLabelNames, 'protocol'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { s } of groups())
+        this.set({ group: s.name, vhid: String(s.vhid), interface: s.interface, protocol: s.protocol }, 1);
+    },
+  });
+
+  new Gauge({
+    name: 'ucarp_group_priority',
+    help: 'The VRRP priority each VRRPv3 group advertises now (after overrides and tracker weights).',
+    labelNames: groupLabelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { s } of groups())
+        if (s.priority !== null)
+          this.set({ group: s.name, vhid: String(s.vhid), interface: s.interface }, s.priority);
     },
   });
 

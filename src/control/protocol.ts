@@ -66,7 +66,8 @@ export interface ErrorResponse {
  *   reloads        { ok, failed }: reloads since start (SIGHUP, file change, ucarpctl reload)
  *   groups[]       one per group, in configuration order:
  *     name           group name (the key under `groups:`)
- *     vhid           1..255
+ *     protocol       "carp" | "vrrp3"
+ *     vhid           1..255 (the VRID of a VRRP group)
  *     interface      network interface the group runs on
  *     state          "INIT" | "BACKUP" | "MASTER" | "FAULT"
  *     sinceMs        whole milliseconds spent in the current state
@@ -74,6 +75,9 @@ export interface ErrorResponse {
  *     srcip          source address of this host's advertisements
  *     advbase        advbase this host advertises now
  *     advskew        advskew this host advertises now (0 when promoted, 255 when demoted)
+ *     priority       VRRP: the priority this host advertises now (254 when promoted, 1 when
+ *                    demoted, lowered by tracker weights down to 1); null for CARP
+ *     advertInterval VRRP: seconds between advertisements; null for CARP
  *     override       "none" | "demote" | "promote" (set by ucarpctl, cleared by reset or reload)
  *     link           "up" | "down" | "missing" (the interface does not exist: the group waits for it)
  *     demotion       added to advskew by tracker weights (the sync group's highest; capped at 240
@@ -82,7 +86,8 @@ export interface ErrorResponse {
  *                    "interface missing", "sync group NAME"; [] when nothing does
  *     conflicts      virtual addresses on this host while not master that this daemon did not
  *                    add (it removes those it added); [] normally
- *     master         current master as { address, advbase, advskew }, this host's own values
+ *     master         current master as { address, advbase, advskew } (CARP) or
+ *                    { address, priority, advertInterval } (VRRP), this host's own values
  *                    when it is master, or null when no master is known
  *     sent           advertisements sent
  *     received       valid advertisements received
@@ -91,7 +96,7 @@ export interface ErrorResponse {
  *     addressRestores  times a virtual address removed by someone else was put back (master)
  *     addressConflicts times a virtual address was found here while not master
  *     rejects        { short, ttl, version, type, length, vhid, destination, peer, checksum, digest,
- *                    replay }:
+ *                    replay, interval }:
  *                    advertisements for this group rejected, by reason (every key present)
  *     rejectsTotal   sum of rejects
  *     scripts        { runs, failures, timeouts } of its up/down scripts

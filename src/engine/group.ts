@@ -1,9 +1,21 @@
-// One CARP group's state machine (docs/protocol.md §8–§13), as a pure function of
-// (state, event, now). Times are milliseconds on a monotonic clock supplied by the caller;
+// One group's state machine (docs/protocol.md §8–§13 for CARP, §22 for VRRPv3), as a pure
+// function of (state, event, now). FAULT, health, sync groups, overrides, stop and send
+// failures are shared; what differs by protocol (timing, who is better, the shutdown
+// advertisement) branches on params.protocol, VRRP's arithmetic living in vrrp-rules.ts. Times are milliseconds on a monotonic clock supplied by the caller;
 // intervals are kept in 1/256 s units so that comparisons are exact integer comparisons.
 
 import type { GroupConfig } from '../config/types';
 import type { SourceAddress } from '../protocol/carp';
+import {
+  SHUTDOWN_PRIORITY,
+  OWNER_PRIORITY,
+  backupFollows,
+  csToMs,
+  effectivePriority,
+  masterDownIntervalMs,
+  senderWins,
+  skewMs,
+} from './vrrp-rules';
 
 export const CARP_STATES = ['INIT', 'BACKUP', 'MASTER', 'FAULT'] as const;
 export type CarpState = (typeof CARP_STATES)[number];
@@ -17,6 +29,9 @@ export const ENGINE_SETTINGS = [
   'preempt',
   'neutral',
   'ignoreifstate',
+  'protocol',
+  'priority',
+  'advertInterval',
 ] as const satisfies readonly (keyof GroupConfig)[];
 
 export type GroupParams = Pick<GroupConfig, (typeof ENGINE_SETTINGS)[number]> & {
@@ -31,11 +46,10 @@ export type GroupParams = Pick<GroupConfig, (typeof ENGINE_SETTINGS)[number]> & 
 /** Operator override (ucarpctl demote/promote); cleared by reset or reload. */
 export type Override = 'none' | 'demote' | 'promote';
 
-export interface MasterInfo {
-  src: SourceAddress;
-  advbase: number;
-  advskew: number;
-}
+/** The master as its advertisements describe it: CARP timing, or VRRP priority and interval (cs). */
+export type MasterInfo =
+  | { src: SourceAddress; advbase: number; advskew: number }
+  | { src: SourceAddress; priority: number; interval: number };
 
 export interface GroupState {
   readonly params: GroupParams;
@@ -69,6 +83,10 @@ export interface GroupState {
   readonly override: Override;
   /** The node currently believed master (null when unknown); src = own srcip when MASTER. */
   readonly master: MasterInfo | null;
+  /** VRRP: Master_Adver_Interval in centiseconds, learnt from the master's advertisements. */
+  readonly masterInterval: number;
+  /** VRRP: the master sent priority 0; the backup waits only its skew time. */
+  readonly shutdownSeen: boolean;
 }
 
 export type Event =
@@ -80,6 +98,8 @@ export type Event =
   | { type: 'start'; linkUp: boolean; present: boolean; resume?: ResumeState }
   | { type: 'timer' }
   | { type: 'advert'; src: SourceAddress; advbase: number; advskew: number }
+  /** A VRRPv3 advertisement (already checksummed); interval in centiseconds. */
+  | { type: 'vrrpAdvert'; src: SourceAddress; priority: number; interval: number }
   | { type: 'link'; up: boolean }
   /** The interface disappeared, or (re)appeared with the given carrier. */
   | { type: 'interface'; present: boolean; linkUp: boolean }
@@ -124,6 +144,8 @@ export type TransitionReason =
 
 export type Action =
   | { type: 'send'; advbase: number; advskew: number }
+  /** A VRRPv3 advertisement; interval in centiseconds. */
+  | { type: 'sendVrrp'; priority: number; interval: number }
   | { type: 'garp' }
   | { type: 'transition'; from: CarpState; to: CarpState; reason: TransitionReason; runScript: boolean };
 
@@ -182,6 +204,34 @@ export function advertisedTiming(s: GroupState): { advbase: number; advskew: num
   return { advbase: s.params.advbase, advskew };
 }
 
+/** The VRRP priority this node puts on the wire now (vrrp-rules.ts). */
+export function advertisedPriority(s: GroupState): number {
+  return effectivePriority({
+    priority: s.params.priority,
+    override: s.override,
+    demotion: s.demotion,
+    suppressed: s.suppressed,
+  });
+}
+
+function isVrrp(s: GroupState): boolean {
+  return s.params.protocol === 'vrrp3';
+}
+
+/** The periodic advertisement of this protocol. */
+function advertAction(s: GroupState): Action {
+  return isVrrp(s)
+    ? { type: 'sendVrrp', priority: advertisedPriority(s), interval: s.params.advertInterval }
+    : { type: 'send', ...advertisedTiming(s) };
+}
+
+/** What a leaving master sends: CARP's bow-out, VRRP's priority 0. */
+function bowOutAction(s: GroupState): Action {
+  return isVrrp(s)
+    ? { type: 'sendVrrp', priority: SHUTDOWN_PRIORITY, interval: s.params.advertInterval }
+    : { type: 'send', ...BOW_OUT };
+}
+
 function preempts(s: GroupState): boolean {
   if (s.override === 'promote') return true;
   if (s.override === 'demote') return false;
@@ -189,11 +239,16 @@ function preempts(s: GroupState): boolean {
 }
 
 export function advertIntervalMs(s: GroupState): number {
+  if (isVrrp(s)) return csToMs(s.params.advertInterval);
   const t = advertisedTiming(s);
   return unitsToMs(intervalUnits(t.advbase, t.advskew));
 }
 
 export function masterDownMs(s: GroupState): number {
+  if (isVrrp(s)) {
+    const p = advertisedPriority(s);
+    return s.shutdownSeen ? skewMs(p, s.masterInterval) : masterDownIntervalMs(p, s.masterInterval);
+  }
   const t = advertisedTiming(s);
   return unitsToMs(intervalUnits(t.advbase * s.params.deadratio, t.advskew));
 }
@@ -219,6 +274,8 @@ export function initialState(params: GroupParams, now: number, linkUp = true, pr
     suppressed: false,
     override: 'none',
     master: null,
+    masterInterval: params.advertInterval,
+    shutdownSeen: false,
   };
 }
 
@@ -230,6 +287,8 @@ export function nextDeadline(s: GroupState): number | null {
 }
 
 function selfMaster(s: GroupState): MasterInfo {
+  if (isVrrp(s))
+    return { src: s.params.srcip, priority: advertisedPriority(s), interval: s.params.advertInterval };
   return { src: s.params.srcip, ...advertisedTiming(s) };
 }
 
@@ -284,18 +343,18 @@ function settleFault(next: GroupState, now: number, reason: TransitionReason, ac
   if (faulty(next)) {
     if (next.state === 'FAULT') return next;
     const wasMaster = next.state === 'MASTER';
-    if (wasMaster && linkActive(next)) actions.push({ type: 'send', ...BOW_OUT });
+    if (wasMaster && linkActive(next)) actions.push(bowOutAction(next));
     return becomeFault(next, now, reason, wasMaster, actions);
   }
   if (next.state !== 'FAULT') return next;
   actions.push({ type: 'transition', from: 'FAULT', to: 'BACKUP', reason, runScript: false });
-  return {
-    ...next,
-    state: 'BACKUP',
-    since: now,
-    lastAdvertAt: now,
-    masterDownAt: backupDeadline({ ...next, lastAdvertAt: now }, now),
-  };
+  const listening = { ...next, lastAdvertAt: now, ...freshMasterTiming(next) };
+  return { ...listening, state: 'BACKUP', since: now, masterDownAt: backupDeadline(listening, now) };
+}
+
+/** VRRP: a backup that has heard no master yet assumes the master advertises as it would. */
+function freshMasterTiming(s: GroupState): Pick<GroupState, 'masterInterval' | 'shutdownSeen'> {
+  return { masterInterval: s.params.advertInterval, shutdownSeen: false };
 }
 
 function backupDeadline(s: GroupState, now: number): number {
@@ -315,7 +374,7 @@ function becomeMaster(s: GroupState, now: number, reason: TransitionReason, acti
   // The advertisement first: it is what stops the other nodes' timers, and in a mass
   // takeover every microsecond before it is spent by all the groups still waiting.
   actions.push(
-    { type: 'send', ...advertisedTiming(timed) },
+    advertAction(timed),
     { type: 'garp' },
     { type: 'transition', from: s.state, to: 'MASTER', reason, runScript: true },
   );
@@ -338,6 +397,7 @@ function becomeBackup(
     delayedGarp: 0,
     lastAdvertAt: s.lastAdvertAt ?? now,
     master: s.state === 'MASTER' ? null : s.master,
+    ...(s.state === 'BACKUP' ? {} : freshMasterTiming(s)),
   };
   return { ...next, masterDownAt: linkActive(next) && !next.stopped ? backupDeadline(next, now) : null };
 }
@@ -350,10 +410,13 @@ function becomeBackup(
 function resumeMaster(s: GroupState, now: number, actions: Action[]): GroupState {
   const next: GroupState = { ...s, state: 'MASTER', since: now, masterDownAt: null, delayedGarp: 0 };
   const timed = { ...next, advertAt: now + advertIntervalMs(next) };
-  actions.push(
-    { type: 'send', ...advertisedTiming(timed) },
-    { type: 'transition', from: s.state, to: 'MASTER', reason: 'restart', runScript: false },
-  );
+  actions.push(advertAction(timed), {
+    type: 'transition',
+    from: s.state,
+    to: 'MASTER',
+    reason: 'restart',
+    runScript: false,
+  });
   return { ...timed, master: selfMaster(timed) };
 }
 
@@ -362,7 +425,7 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
     return becomeMaster({ ...s, lastAdvertAt: null }, now, 'master-down', actions);
   }
   if (s.state === 'MASTER' && s.advertAt !== null && now >= s.advertAt) {
-    actions.push({ type: 'send', ...advertisedTiming(s) });
+    actions.push(advertAction(s));
     let delayedGarp = s.delayedGarp;
     if (delayedGarp > 0) {
       delayedGarp -= 1;
@@ -416,6 +479,42 @@ function onAdvert(
   return { ...next, masterDownAt: backupDeadline(next, now) };
 }
 
+/** A VRRPv3 advertisement (RFC 5798 §6.4.2–§6.4.3, docs/protocol.md §22). */
+function onVrrpAdvert(
+  s: GroupState,
+  ev: { src: SourceAddress; priority: number; interval: number },
+  now: number,
+  actions: Action[],
+): GroupState {
+  if (s.stopped || s.state === 'INIT' || s.state === 'FAULT' || !linkActive(s)) return s;
+  const mine = advertisedPriority(s);
+  const sender: MasterInfo = { src: ev.src, priority: ev.priority, interval: ev.interval };
+
+  if (s.state === 'MASTER') {
+    if (ev.priority !== SHUTDOWN_PRIORITY && senderWins(ev.priority, ev.src, mine, s.params.srcip)) {
+      const backup = becomeBackup({ ...s, lastAdvertAt: now }, now, 'better-master', true, actions);
+      const learnt = { ...backup, master: sender, masterInterval: ev.interval, shutdownSeen: false };
+      return { ...learnt, masterDownAt: backupDeadline(learnt, now) };
+    }
+    // A leaving or a worse master: advertise now so that it (and every backup) hears us
+    // without waiting for our next interval, and re-assert our addresses as CARP does.
+    actions.push(advertAction(s));
+    if (ev.priority === SHUTDOWN_PRIORITY) return { ...s, advertAt: now + advertIntervalMs(s) };
+    actions.push({ type: 'garp' });
+    return { ...s, advertAt: now + advertIntervalMs(s), delayedGarp: DELAYED_GARP_ADVERTS };
+  }
+
+  // BACKUP
+  const held = now < s.holdUntil;
+  if (ev.priority === SHUTDOWN_PRIORITY) {
+    const next = { ...s, lastAdvertAt: now, shutdownSeen: true, master: null };
+    return { ...next, masterDownAt: backupDeadline(next, now) };
+  }
+  if (!held && !backupFollows(ev.priority, mine, preempts(s))) return s;
+  const next = { ...s, lastAdvertAt: now, master: sender, masterInterval: ev.interval, shutdownSeen: false };
+  return { ...next, masterDownAt: backupDeadline(next, now) };
+}
+
 export function step(s: GroupState, ev: Event, now: number): StepResult {
   const actions: Action[] = [];
   let next = s;
@@ -423,9 +522,12 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
     case 'start':
       if (s.state === 'INIT' && !s.stopped) {
         const ready = { ...s, linkUp: ev.linkUp, present: ev.present };
+        // RFC 5798 §6.4.1: the address owner is master at once.
+        const owner = isVrrp(ready) && advertisedPriority(ready) === OWNER_PRIORITY;
         if (faulty(ready)) next = becomeFault(ready, now, 'start', !s.params.neutral, actions);
         else if (ev.resume === 'MASTER') next = resumeMaster(ready, now, actions);
         else if (ev.resume === 'BACKUP') next = becomeBackup(ready, now, 'restart', false, actions);
+        else if (owner) next = becomeMaster(ready, now, 'start', actions);
         else next = becomeBackup(ready, now, 'start', !s.params.neutral, actions);
       }
       break;
@@ -433,7 +535,10 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
       if (!s.stopped) next = onTimer(s, now, actions);
       break;
     case 'advert':
-      next = onAdvert(s, ev, now, actions);
+      if (!isVrrp(s)) next = onAdvert(s, ev, now, actions);
+      break;
+    case 'vrrpAdvert':
+      if (isVrrp(s)) next = onVrrpAdvert(s, ev, now, actions);
       break;
     case 'interface':
       next = onInterface(s, ev.present, ev.linkUp, now, actions);
@@ -470,7 +575,7 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
       break;
     case 'stop':
       if (s.stopped) break;
-      if (s.state === 'MASTER' && ev.bowOut) actions.push({ type: 'send', ...BOW_OUT });
+      if (s.state === 'MASTER' && ev.bowOut) actions.push(bowOutAction(s));
       next = { ...s, stopped: true };
       if (s.state === 'MASTER') {
         next = becomeBackup(next, now, 'stop', true, actions);
@@ -479,7 +584,7 @@ export function step(s: GroupState, ev: Event, now: number): StepResult {
       break;
     case 'freeze':
       if (s.stopped) break;
-      if (s.state === 'MASTER' && linkActive(s)) actions.push({ type: 'send', ...advertisedTiming(s) });
+      if (s.state === 'MASTER' && linkActive(s)) actions.push(advertAction(s));
       next = { ...s, stopped: true, advertAt: null, masterDownAt: null };
       break;
   }
@@ -501,7 +606,7 @@ function onInterface(
 }
 
 function handOver(s: GroupState, now: number, reason: TransitionReason, actions: Action[]): GroupState {
-  actions.push({ type: 'send', ...BOW_OUT });
+  actions.push(bowOutAction(s));
   return becomeBackup({ ...s, lastAdvertAt: now }, now, reason, true, actions);
 }
 

@@ -81,6 +81,14 @@ export function ipv6ToBigInt(addr: string | Uint8Array): bigint {
   return v;
 }
 
+/** A 128-bit value as the 16 bytes of the address (big-endian). */
+export function bigIntToBytes(v: bigint): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64BE(v >> 64n, 0);
+  b.writeBigUInt64BE(v & 0xffffffffffffffffn, 8);
+  return b;
+}
+
 export function bigIntToIpv6(v: bigint): string {
   const b = Buffer.alloc(16);
   for (let i = 15; i >= 0; i--) {

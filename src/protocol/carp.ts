@@ -13,7 +13,8 @@ export const KEY_LEN = 20;
 
 /**
  * Why a packet was dropped; each has its own counter. `peer`: a unicast group heard a host that
- * is not in its peers; `replay`: with replay protection, a counter that is not newer (§20).
+ * is not in its peers; `replay`: with replay protection, a counter that is not newer (§20);
+ * `interval`: a VRRPv3 advertisement with a Max Advertise Interval of 0 (§22).
  */
 export const REJECT_REASONS = [
   'short',
@@ -27,6 +28,7 @@ export const REJECT_REASONS = [
   'checksum',
   'digest',
   'replay',
+  'interval',
 ] as const;
 
 export type RejectReason = (typeof REJECT_REASONS)[number];
@@ -53,6 +55,8 @@ export interface Framing<A extends SourceAddress = SourceAddress> {
   src: A;
   dst: A;
   vhid: number;
+  /** 2: CARP; 3: VRRPv3 (src/protocol/vrrp.ts), demultiplexed apart from CARP. */
+  version: number;
 }
 
 export type FramingResult<A extends SourceAddress = SourceAddress> =
@@ -135,7 +139,7 @@ export function parseFraming(pkt: Uint8Array): FramingResult<number> {
     return { ok: false, reason: 'length' };
   const src = ((pkt[12] << 24) | (pkt[13] << 16) | (pkt[14] << 8) | pkt[15]) >>> 0;
   const dst = ((pkt[16] << 24) | (pkt[17] << 16) | (pkt[18] << 8) | pkt[19]) >>> 0;
-  return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1] } };
+  return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1], version: CARP_VERSION } };
 }
 
 /**
@@ -179,7 +183,7 @@ export function parseFraming6(
   if ((payload[0] & 0x0f) !== CARP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
   if (payload[3] !== CARP_AUTHLEN || payload.length !== CARP_HEADER_LEN)
     return { ok: false, reason: 'length' };
-  return { ok: true, framing: { offset: 0, src, dst, vhid: payload[1] } };
+  return { ok: true, framing: { offset: 0, src, dst, vhid: payload[1], version: CARP_VERSION } };
 }
 
 /** Verifies checksum and digest of a framed packet for one group and decodes it. */

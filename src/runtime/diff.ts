@@ -1,10 +1,11 @@
 // Reload as a diff by group name. Which settings can change in place is a protocol question:
 // anything that is part of the group's identity on the wire (vhid, destination, addresses,
-// password, source) or of its place on the host (interface) needs a fresh group.
+// password, source, and the protocol itself) or of its place on the host (interface) needs a fresh group.
 import { isDeepStrictEqual } from 'node:util';
 import type { GroupConfig } from '../config/types';
 
 export const IDENTITY: readonly (keyof GroupConfig)[] = [
+  'protocol',
   'vhid',
   'interface',
   'srcip',

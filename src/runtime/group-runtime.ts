@@ -1,4 +1,4 @@
-// The driver of one CARP group: feeds the pure engine (engine/group.ts) with packets, link
+// The driver of one group (CARP or VRRPv3): feeds the pure engine (engine/group.ts) with packets, link
 // changes and timer wake-ups through dispatch(), and carries out every action it returns
 // (send, gratuitous ARP, transitions with their addresses and scripts). dispatch() is the only
 // way into the engine.
@@ -11,12 +11,15 @@ import {
   passwordKey,
   verifyAdvertisement,
   CARP_HEADER_LEN,
+  CARP_VERSION,
   type Framing,
   type RejectReason,
 } from '../protocol/carp';
+import { encodeVrrp, verifyVrrp } from '../protocol/vrrp';
 import {
   ENGINE_SETTINGS,
   advertisedTiming,
+  advertisedPriority,
   initialState,
   linkFault,
   nextDeadline,
@@ -40,15 +43,16 @@ import {
   type ReplayWindow,
 } from '../protocol/replay';
 import { randomBytes } from 'node:crypto';
-import { ipv4ToInt } from '../net/ipv4';
-import { familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
+import { ipv4ToBytes, ipv4ToInt } from '../net/ipv4';
+import { bigIntToBytes, familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
 import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
 import type { EventBus } from './events';
 import { systemClock, systemWallClock, type Clock, type TimerHandle, type WallClock } from './clock';
 import { GroupEffects, type AddressIo } from './group-effects';
-import { emptyStats, type GroupStats, type GroupStatus } from './status';
+import { emptyStats, type GroupStats, type GroupStatus, type MasterStatus } from './status';
+import type { MasterInfo } from '../engine/group';
 
 /** What a group needs from the world; the group set wires real sockets, tests fake it. */
 export interface GroupIo extends AddressIo {
@@ -91,6 +95,17 @@ export function groupParams(cfg: GroupConfig): GroupParams {
 
 type SendFailure = 'send';
 
+/** An address as the bytes of the VRRP pseudo-header: 4 for IPv4, 16 for IPv6. */
+function addressBytes(addr: string): Buffer {
+  return familyOf(addr) === 6 ? ipv6ToBytes(addr) : ipv4ToBytes(addr);
+}
+
+function masterStatus(m: MasterInfo): MasterStatus {
+  return 'priority' in m
+    ? { address: formatSource(m.src), priority: m.priority, advertInterval: m.interval / 100 }
+    : { address: formatSource(m.src), advbase: m.advbase, advskew: m.advskew };
+}
+
 export class GroupRuntime {
   private s: GroupState;
   private cfg: GroupConfig;
@@ -118,6 +133,9 @@ export class GroupRuntime {
   private peers: Set<SourceAddress> | null = null;
   /** Where each advertisement goes: the peers, or the one multicast/broadcast destination. */
   private destinations: readonly string[] = [];
+  /** VRRP: the destinations and the virtual addresses as bytes, for the pseudo-header checksum. */
+  private vrrpDestinations: readonly Buffer[] = [];
+  private vrrpAddresses: readonly Buffer[] = [];
   readonly stats: GroupStats = emptyStats();
   /** Trackers that are failed now, as last reported by setHealth. */
   private failedTrackers: string[] = [];
@@ -204,6 +222,10 @@ export class GroupRuntime {
       this.reject('peer', framing.src);
       return;
     }
+    if (framing.version !== CARP_VERSION) {
+      this.onVrrpPacket(pkt, framing);
+      return;
+    }
     const r = verifyAdvertisement(pkt, framing.offset, this.key, this.prefix);
     if (!r.ok) {
       this.reject(r.reason, framing.src);
@@ -222,6 +244,26 @@ export class GroupRuntime {
     this.dispatch({ type: 'advert', src: framing.src, advbase: r.adv.advbase, advskew: r.adv.advskew });
   }
 
+  private onVrrpPacket(pkt: Buffer, framing: Framing): void {
+    // The pseudo-header is the IP header's own source and destination: read from the IPv4
+    // header, or for IPv6 (no header here) from the addresses the socket reported.
+    const r =
+      typeof framing.src === 'bigint' && typeof framing.dst === 'bigint'
+        ? verifyVrrp(pkt, framing.offset, bigIntToBytes(framing.src), bigIntToBytes(framing.dst))
+        : verifyVrrp(pkt, framing.offset, pkt.subarray(12, 16), pkt.subarray(16, 20));
+    if (!r.ok) {
+      this.reject(r.reason, framing.src);
+      return;
+    }
+    this.stats.received++;
+    this.dispatch({
+      type: 'vrrpAdvert',
+      src: framing.src,
+      priority: r.adv.priority,
+      interval: r.adv.interval,
+    });
+  }
+
   /** A rejected packet attributed to this group (its vhid and destination matched). */
   reject(reason: RejectReason, src: SourceAddress, detail?: string): void {
     this.stats.rejects[reason]++;
@@ -230,7 +272,9 @@ export class GroupRuntime {
         ? ': check vhid, password and virtual IP address'
         : reason === 'replay'
           ? `: ${detail ?? ''} (a replay, or a peer without replay_protection or with its clock behind)`
-          : '';
+          : reason === 'version'
+            ? ` (this group speaks ${this.cfg.protocol})`
+            : '';
     this.warnings.report(reason, (more) =>
       this.log.warn(`rejected advertisement from ${formatSource(src)}: bad ${reason}${hint}${more}`),
     );
@@ -352,8 +396,10 @@ export class GroupRuntime {
   status(): GroupStatus {
     const timing = advertisedTiming(this.s);
     const m = this.s.master;
+    const vrrp = this.cfg.protocol === 'vrrp3';
     return {
       name: this.cfg.name,
+      protocol: this.cfg.protocol,
       vhid: this.cfg.vhid,
       interface: this.cfg.interface,
       state: this.s.state,
@@ -362,12 +408,14 @@ export class GroupRuntime {
       srcip: this.cfg.srcip,
       advbase: timing.advbase,
       advskew: timing.advskew,
+      priority: vrrp ? advertisedPriority(this.s) : null,
+      advertInterval: vrrp ? this.cfg.advertInterval / 100 : null,
       override: this.s.override,
       link: !this.s.present ? 'missing' : this.s.linkUp ? 'up' : 'down',
       conflicts: [...this.conflicts],
       demotion: this.s.demotion,
       faults: this.faultReasons(),
-      master: m ? { address: formatSource(m.src), advbase: m.advbase, advskew: m.advskew } : null,
+      master: m === null ? null : masterStatus(m),
       stats: this.stats,
     };
   }
@@ -424,6 +472,9 @@ export class GroupRuntime {
       case 'send':
         this.sendAdvertisement(a.advbase, a.advskew);
         break;
+      case 'sendVrrp':
+        this.sendVrrp(a.priority, a.interval);
+        break;
       case 'garp':
         this.dispatchGarp();
         break;
@@ -446,6 +497,8 @@ export class GroupRuntime {
   private usePeers(cfg: GroupConfig): void {
     this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(sourceOf)) : null;
     this.destinations = cfg.peers.length > 0 ? cfg.peers : [cfg.destination];
+    this.vrrpDestinations = this.destinations.map(addressBytes);
+    this.vrrpAddresses = cfg.addresses.map((a) => addressBytes(a.address));
   }
 
   private ref(): { group: string; vhid: number; interface: string } {
@@ -474,13 +527,26 @@ export class GroupRuntime {
       this.prefix,
       this.out,
     );
+    this.sendToAll(() => this.out);
+  }
+
+  /** A VRRPv3 advertisement: checksummed per destination, as the pseudo-header includes it. */
+  private sendVrrp(priority: number, interval: number): void {
+    const c = this.cfg;
+    // Without a source yet the group cannot be heard anyway; the send fails like CARP's would.
+    const src = c.srcip === '' ? Buffer.alloc(this.vrrpDestinations[0].length) : addressBytes(c.srcip);
+    const adv = { vrid: c.vhid, priority, interval, addresses: this.vrrpAddresses };
+    this.sendToAll((i) => encodeVrrp(adv, src, this.vrrpDestinations[i]));
+  }
+
+  private sendToAll(payload: (index: number) => Buffer): void {
     // A unicast group sends the same advertisement to each peer; it counts as sent when at
     // least one copy left, so one unreachable peer does not suppress the group.
     const c = this.cfg;
     let ok = false;
-    for (const dst of this.destinations) {
+    for (const [i, dst] of this.destinations.entries()) {
       try {
-        this.io.send(this.out, dst, c.srcip);
+        this.io.send(payload(i), dst, c.srcip);
         ok = true;
       } catch (e) {
         this.stats.sendErrors++;

@@ -1,10 +1,13 @@
 // Everything one interface shares among its groups: one raw socket, one packet socket for
-// gratuitous ARP, the carrier state, and the (destination, vhid) → group demultiplexer.
+// gratuitous ARP, the carrier state, and the (protocol, destination, vhid) → group
+// demultiplexer: CARP and VRRPv3 share IP protocol 112 and are told apart by version first, so
+// a CARP group and a VRRP group may use the same number on one interface.
 //
 // The hub outlives the interface: when the interface is deleted its sockets are closed
 // (detach) and the groups stay registered; when an interface of that name appears again, on
 // whatever new index, the sockets and every membership are set up again (attach).
-import { parseFraming, parseFraming6, type RejectReason } from '../protocol/carp';
+import { parseFraming, parseFraming6, CARP_VERSION, type RejectReason } from '../protocol/carp';
+import { isVrrpIpv4, parseVrrpFraming, parseVrrpFraming6, VRRP_VERSION } from '../protocol/vrrp';
 import { InterfaceSocket } from '../net/transport';
 import { Interface6Socket, type Packet6 } from '../net/transport6';
 import { familyOf, ipv6ToBigInt, isMulticast6 } from '../net/ipv6';
@@ -20,9 +23,20 @@ import { ClosedError, VhidInUseError } from '../errors';
 /** What the demultiplexer needs of a group. */
 export type HubGroup = Pick<GroupRuntime, 'config' | 'onPacket' | 'reject'>;
 
-/** dst fits in 32 bits and vhid in 8: the sum is an exact integer key, no string building. */
-function demuxKey(dst: number, vhid: number): number {
-  return dst * 256 + vhid;
+/**
+ * dst fits in 32 bits, vhid in 8 and the protocol in 1: the sum (below 2^41) is an exact
+ * integer key, no string building.
+ */
+function demuxKey(dst: number, vhid: number, version: number): number {
+  return (dst * 256 + vhid) * 2 + (version === VRRP_VERSION ? 1 : 0);
+}
+
+function otherVersion(version: number): number {
+  return version === VRRP_VERSION ? CARP_VERSION : VRRP_VERSION;
+}
+
+function groupVersion(c: GroupConfig): number {
+  return c.protocol === 'vrrp3' ? VRRP_VERSION : CARP_VERSION;
 }
 
 /**
@@ -31,16 +45,16 @@ function demuxKey(dst: number, vhid: number): number {
  */
 function groupKey(c: GroupConfig): number {
   const dst = c.peers.length > 0 ? (c.srcip === '' ? 0 : ipv4ToInt(c.srcip)) : ipv4ToInt(c.destination);
-  return demuxKey(dst, c.vhid);
+  return demuxKey(dst, c.vhid, groupVersion(c));
 }
 
-/** The IPv6 key: destination in canonical text and vhid (docs/protocol.md §21). */
-function demuxKey6(dst: string, vhid: number): string {
-  return `${dst} ${vhid}`;
+/** The IPv6 key: destination in canonical text, vhid, and VRRP's mark (docs/protocol.md §21, §22). */
+function demuxKey6(dst: string, vhid: number, version: number = CARP_VERSION): string {
+  return version === VRRP_VERSION ? `${dst} ${vhid} vrrp` : `${dst} ${vhid}`;
 }
 
 function groupKey6(c: GroupConfig): string {
-  return demuxKey6(c.peers.length > 0 ? c.srcip : c.destination, c.vhid);
+  return demuxKey6(c.peers.length > 0 ? c.srcip : c.destination, c.vhid, groupVersion(c));
 }
 
 function isV6(c: GroupConfig): boolean {
@@ -48,7 +62,8 @@ function isV6(c: GroupConfig): boolean {
 }
 
 function where(c: GroupConfig): string {
-  return c.peers.length > 0 ? `unicast ${c.srcip}` : c.destination;
+  const proto = c.protocol === 'vrrp3' ? ' (vrrp3)' : '';
+  return (c.peers.length > 0 ? `unicast ${c.srcip}` : c.destination) + proto;
 }
 
 /** The interface's sockets as the hub uses them; tests hand in fakes. */
@@ -95,7 +110,10 @@ export class InterfaceHub {
   private readonly keys = new Map<HubGroup, number | string>();
   /** What each group registered on the current socket: its source and any membership. */
   private readonly sources = new Map<HubGroup, { src: string; joined: string | null }>();
-  /** vhid → number of groups using it on any destination, to tell 'destination' from 'vhid'. */
+  /**
+   * (vhid, protocol) → number of groups using it on any destination, to tell 'destination'
+   * from 'vhid'; keyed vhid × 2 + (1 for VRRP).
+   */
   private readonly vhids = new Map<number, number>();
 
   constructor(
@@ -161,7 +179,8 @@ export class InterfaceHub {
     if (v6) this.groups6.set(key as string, g);
     else this.groups.set(key as number, g);
     this.keys.set(g, key);
-    this.vhids.set(c.vhid, (this.vhids.get(c.vhid) ?? 0) + 1);
+    const vk = demuxKey(0, c.vhid, groupVersion(c));
+    this.vhids.set(vk, (this.vhids.get(vk) ?? 0) + 1);
     if (this.attached) this.register(g);
   }
 
@@ -172,10 +191,10 @@ export class InterfaceHub {
     if (map.get(key) !== g) return;
     map.delete(key);
     this.keys.delete(g);
-    const vhid = g.config.vhid;
-    const n = (this.vhids.get(vhid) ?? 1) - 1;
-    if (n > 0) this.vhids.set(vhid, n);
-    else this.vhids.delete(vhid);
+    const vk = demuxKey(0, g.config.vhid, groupVersion(g.config));
+    const n = (this.vhids.get(vk) ?? 1) - 1;
+    if (n > 0) this.vhids.set(vk, n);
+    else this.vhids.delete(vk);
     this.unregister(g);
   }
 
@@ -265,45 +284,73 @@ export class InterfaceHub {
   /** The IPv6 path: the same checks and counters as onPacket, the addresses from the socket. */
   private onPacket6(pkt: Packet6): void {
     const src = ipv6ToBigInt(pkt.src);
-    const f = parseFraming6(pkt.payload, pkt.hopLimit, src, ipv6ToBigInt(pkt.dst));
+    const dst = ipv6ToBigInt(pkt.dst);
+    const version =
+      pkt.payload.length > 0 && pkt.payload[0] >> 4 === VRRP_VERSION ? VRRP_VERSION : CARP_VERSION;
+    const f =
+      version === VRRP_VERSION
+        ? parseVrrpFraming6(pkt.payload, pkt.hopLimit, src, dst)
+        : parseFraming6(pkt.payload, pkt.hopLimit, src, dst);
     if (!f.ok) {
       this.rejects[f.reason]++;
-      if (pkt.payload.length >= 2)
-        this.groups6.get(demuxKey6(pkt.dst, pkt.payload[1]))?.reject(f.reason, src);
+      if (pkt.payload.length >= 2) {
+        const vhid = pkt.payload[1];
+        const g =
+          this.groups6.get(demuxKey6(pkt.dst, vhid, version)) ??
+          this.groups6.get(demuxKey6(pkt.dst, vhid, otherVersion(version)));
+        g?.reject(f.reason, src);
+      }
       return;
     }
-    const g = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid));
+    const g = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid, version));
     if (g) {
       g.onPacket(pkt.payload, f.framing);
       return;
     }
-    this.rejects[this.vhids.has(f.framing.vhid) ? 'destination' : 'vhid']++;
+    const other = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid, otherVersion(version)));
+    if (other) {
+      this.rejects.version++;
+      other.reject('version', src);
+      return;
+    }
+    this.rejects[this.vhids.has(demuxKey(0, f.framing.vhid, version)) ? 'destination' : 'vhid']++;
   }
 
   private onPacket(buf: Buffer): void {
-    const f = parseFraming(buf);
+    const version = isVrrpIpv4(buf) ? VRRP_VERSION : CARP_VERSION;
+    const f = version === VRRP_VERSION ? parseVrrpFraming(buf) : parseFraming(buf);
     if (!f.ok) {
-      this.blame(buf, f.reason);
+      this.blame(buf, f.reason, version);
       return;
     }
     const { framing } = f;
-    const g = this.groups.get(demuxKey(framing.dst, framing.vhid));
+    const g = this.groups.get(demuxKey(framing.dst, framing.vhid, version));
     if (g) {
       g.onPacket(buf, framing);
       return;
     }
+    // The other protocol on a group's own destination and number: a peer configured for
+    // CARP where we run VRRP or the reverse, worth telling that group's operator.
+    const other = this.groups.get(demuxKey(framing.dst, framing.vhid, otherVersion(version)));
+    if (other) {
+      this.rejects.version++;
+      other.reject('version', framing.src);
+      return;
+    }
     // Another group's traffic (ucarp ignores it silently); counted, never logged one by one.
-    this.rejects[this.vhids.has(framing.vhid) ? 'destination' : 'vhid']++;
+    this.rejects[this.vhids.has(demuxKey(0, framing.vhid, version)) ? 'destination' : 'vhid']++;
   }
 
   /** A malformed packet counts on the interface, and on its group too when it names one. */
-  private blame(buf: Buffer, reason: RejectReason): void {
+  private blame(buf: Buffer, reason: RejectReason, version: number): void {
     this.rejects[reason]++;
     if (buf.length < 20) return;
     const ihl = (buf[0] & 0x0f) * 4;
     if (buf.length < ihl + 2) return;
     const dst = buf.readUInt32BE(16);
-    const g = this.groups.get(demuxKey(dst, buf[ihl + 1]));
+    const g =
+      this.groups.get(demuxKey(dst, buf[ihl + 1], version)) ??
+      this.groups.get(demuxKey(dst, buf[ihl + 1], otherVersion(version)));
     g?.reject(reason, buf.readUInt32BE(12));
   }
 }

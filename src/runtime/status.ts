@@ -1,6 +1,7 @@
 // What a running group reports about itself: the shapes behind `ucarpctl status`, metrics and
 // ucarp's SIGUSR1 line.
 import type { CarpState, Override } from '../engine/group';
+import type { Protocol } from '../config/types';
 import { emptyRejects, formatRejects, totalRejects, type RejectCounters } from './counters';
 
 export interface GroupStats {
@@ -15,8 +16,14 @@ export interface GroupStats {
   rejects: RejectCounters;
 }
 
+/** The master as its advertisements describe it: CARP's timing or VRRP's priority and interval (s). */
+export type MasterStatus =
+  | { address: string; advbase: number; advskew: number }
+  | { address: string; priority: number; advertInterval: number };
+
 export interface GroupStatus {
   name: string;
+  protocol: Protocol;
   vhid: number;
   interface: string;
   state: CarpState;
@@ -24,8 +31,13 @@ export interface GroupStatus {
   sinceMs: number;
   addresses: string[];
   srcip: string;
+  /** CARP: what this host advertises now (for VRRP, the unused configured values). */
   advbase: number;
   advskew: number;
+  /** VRRP: the priority advertised now (after overrides and tracker weights); null for CARP. */
+  priority: number | null;
+  /** VRRP: seconds between advertisements; null for CARP. */
+  advertInterval: number | null;
   override: Override;
   /** The interface's carrier, or 'missing' while it does not exist (the group waits). */
   link: 'up' | 'down' | 'missing';
@@ -35,7 +47,7 @@ export interface GroupStatus {
   demotion: number;
   /** What holds the group in FAULT: failed trackers, 'no carrier', 'interface missing', its sync group. */
   faults: string[];
-  master: { address: string; advbase: number; advskew: number } | null;
+  master: MasterStatus | null;
   stats: GroupStats;
 }
 

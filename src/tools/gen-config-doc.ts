@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { InternalError } from '../errors';
+import { PROTOCOL_KEYS } from '../config/settings';
 
 /** The subset of JSON Schema (2020-12) that schemas/ucarp.schema.json uses. */
 export interface SchemaNode {
@@ -46,8 +47,8 @@ export const DOC_PATH = 'docs/configuration.md';
 
 /**
  * What each address-bearing key means for one protocol over one address family: one table
- * each in the reference. A group's family is its first address's (docs/protocol.md §21); a
- * protocol added later (VRRPv3) adds its own entries here.
+ * each in the reference. A group's family is its first address's (docs/protocol.md §21); its
+ * protocol is `protocol` (§22).
  */
 export interface FamilyTable {
   /** Anchor and heading, e.g. `carp-ipv6` / "CARP over IPv6". */
@@ -76,6 +77,41 @@ export const FAMILY_TABLES: readonly FamilyTable[] = [
     id: 'carp-ipv6',
     title: 'CARP over IPv6',
     when: 'Every address in `addresses` is IPv6. Wire format as FreeBSD carp: docs/protocol.md §21.',
+    rows: [
+      ['addresses', 'IPv6, prefix length 0..128; added without duplicate address detection (`nodad`)'],
+      [
+        'srcip',
+        "an IPv6 address of the interface; default: the interface's link-local address, learnt when the group starts",
+      ],
+      ['mcast', 'an IPv6 multicast group; default `ff02::12`'],
+      ['broadcast', 'not allowed (IPv6 has no broadcast)'],
+      ['peers', 'IPv6 unicast peers; give `srcip` a global address, which is where the peers send'],
+      [
+        'takeover announcement',
+        'unsolicited neighbour advertisements (override flag) to ff02::1, again after two advertisements',
+      ],
+    ],
+  },
+  {
+    id: 'vrrp3-ipv4',
+    title: 'VRRPv3 over IPv4',
+    when: '`protocol: vrrp3` and every address in `addresses` is IPv4. Wire format: docs/protocol.md §22; keepalived `vrrp_version 3` compatible.',
+    rows: [
+      [
+        'addresses',
+        'IPv4, prefix length 0..32; sent in the advertisement sorted ascending; list the same ones as the peers (keepalived drops advertisements whose list differs)',
+      ],
+      ['srcip', "an IPv4 address of the interface; default: the interface's primary IPv4 address"],
+      ['mcast', 'an IPv4 multicast group; default `224.0.0.18`'],
+      ['broadcast', 'allowed, though no other VRRP implementation listens there'],
+      ['peers', "IPv4 unicast peers (keepalived's `unicast_peer`)"],
+      ['takeover announcement', 'gratuitous ARP per address, again after two advertisements (§14)'],
+    ],
+  },
+  {
+    id: 'vrrp3-ipv6',
+    title: 'VRRPv3 over IPv6',
+    when: "`protocol: vrrp3` and every address in `addresses` is IPv6. Wire format: docs/protocol.md §22; keepalived's `native_ipv6` compatible.",
     rows: [
       ['addresses', 'IPv6, prefix length 0..128; added without duplicate address detection (`nodad`)'],
       [
@@ -395,6 +431,7 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
     `Keys of each entry of \`groups\`. Required in every group: ${(group.required ?? []).map(code).join(', ')};`,
     "every other key may also come from `defaults`, and the group's own value wins.",
     '',
+    ...protocolTables(groupKeys),
     ...groupKeys.flatMap((k) =>
       entry(`group-${k}`, k, k, refs.property(group, k), group.required?.includes(k) ?? false, refs),
     ),
@@ -434,6 +471,34 @@ export function renderConfigDoc(schema: SchemaNode, exampleYaml: string): string
   );
   // Collapse the blank lines that empty descriptions leave behind.
   return out.join('\n').replace(/\n{3,}/g, '\n\n');
+}
+
+/**
+ * One table per protocol: which group keys it reads. A key of the other protocol is an error
+ * when the group sets it and ignored when it comes from `defaults` (PROTOCOL_KEYS).
+ */
+function protocolTables(groupKeys: string[]): string[] {
+  const names = { carp: 'CARP (ucarp 1.5.2)', vrrp3: 'VRRPv3 (RFC 5798, keepalived `vrrp_version 3`)' };
+  return (Object.keys(PROTOCOL_KEYS) as (keyof typeof PROTOCOL_KEYS)[]).flatMap((p) => {
+    const foreign = new Set<string>(
+      Object.entries(PROTOCOL_KEYS)
+        .filter(([other]) => other !== p)
+        .flatMap(([, keys]) => keys),
+    );
+    return [
+      `<a id="protocol-${p}"></a>`,
+      '',
+      `### Keys of a \`protocol: ${p}\` group: ${names[p]}`,
+      '',
+      '| Key | Applies |',
+      '| --- | --- |',
+      ...groupKeys.map(
+        (k) =>
+          `| [\`${k}\`](#group-${k}) | ${foreign.has(k) ? 'no: an error in the group, ignored from `defaults`' : 'yes'} |`,
+      ),
+      '',
+    ];
+  });
 }
 
 /** The document as generated from the schema and example in the repository at `root`. */

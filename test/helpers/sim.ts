@@ -1,4 +1,4 @@
-// A deterministic discrete-event simulation of CARP nodes on one shared segment, driving the
+// A deterministic discrete-event simulation of CARP or VRRPv3 nodes on one shared segment, driving the
 // pure engine with a virtual clock: random loss, partitions, kills and restarts, all seeded.
 import {
   GroupParams,
@@ -184,7 +184,8 @@ export class Simulation {
     const before = n.state;
     const r = step(n.state, ev, this.now);
     n.state = r.state;
-    if (ev.type === 'advert' && r.state.lastAdvertAt === this.now) n.lastHeard = this.now;
+    if ((ev.type === 'advert' || ev.type === 'vrrpAdvert') && r.state.lastAdvertAt === this.now)
+      n.lastHeard = this.now;
     for (const a of r.actions) this.effect(n, before, a);
     this.schedule(n);
   }
@@ -200,13 +201,16 @@ export class Simulation {
         if (since > md + 1e-6) this.violation(`node ${n.id} took over late: ${since} ms > ${md} ms`);
       }
       if (a.to === 'BACKUP') n.lastHeard = this.now;
-    } else if (a.type === 'send') {
+    } else if (a.type === 'send' || a.type === 'sendVrrp') {
       const src = n.params.srcip;
+      const ev: Parameters<typeof step>[1] =
+        a.type === 'send'
+          ? { type: 'advert', src, advbase: a.advbase, advskew: a.advskew }
+          : { type: 'vrrpAdvert', src, priority: a.priority, interval: a.interval };
       for (const peer of this.nodes) {
         if (peer === n || !peer.alive || peer.partition !== n.partition) continue;
         if (this.rand() < this.loss) continue;
         const peerRef = peer;
-        const ev = { type: 'advert' as const, src, advbase: a.advbase, advskew: a.advskew };
         this.q.push(this.now + this.delay, () => this.apply(peerRef, ev));
       }
     }

@@ -153,7 +153,9 @@ describe('ucarpctl on a two-host cluster', { timeout: 180_000 }, () => {
       10_000,
       'the web address back on h1',
     );
-    assert.equal((await n2.group('web')).master?.advskew, 0, 'h1 advertises advskew 0 while promoted');
+    const seen = (await n2.group('web')).master;
+    assert.ok(seen && 'advskew' in seen);
+    assert.equal(seen.advskew, 0, 'h1 advertises advskew 0 while promoted');
 
     const back = await n1.ctl('reset', 'web');
     assert.equal(back.code, 0, back.stderr);

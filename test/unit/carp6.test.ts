@@ -80,7 +80,7 @@ describe('parseFraming6', () => {
   it('accepts a 36-byte advertisement with hop limit 255', () => {
     assert.deepEqual(parseFraming6(pkt, 255, src, dst), {
       ok: true,
-      framing: { offset: 0, src, dst, vhid: 20 },
+      framing: { offset: 0, src, dst, vhid: 20, version: 2 },
     });
   });
 

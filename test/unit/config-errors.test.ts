@@ -126,6 +126,19 @@ const CASES: Record<string, Expected[]> = {
     [2, 3, 'groups.web', /^must be a map/],
     [3, 7, 'groups.db', /^must be a map/],
   ],
+  // Keys of the other protocol in the group itself are errors; inherited ones are ignored.
+  '52-vrrp-carp-keys.yaml': [
+    [10, 5, 'groups.router.advbase', /^applies to protocol carp only; this group's protocol is vrrp3$/],
+    [11, 5, 'groups.router.password', /^applies to protocol carp only/],
+  ],
+  '53-carp-vrrp-keys.yaml': [
+    [9, 5, 'groups.web.advert_interval', /^applies to protocol vrrp3 only; this group's protocol is carp$/],
+  ],
+  '54-vrrp-interval-steps.yaml': [[7, 22, 'groups.router.advert_interval', /whole number of centiseconds/]],
+  '55-vrrp-limits.yaml': [
+    [7, 15, 'groups.router.priority', /^must be >= 1$/],
+    [8, 22, 'groups.router.advert_interval', /^must be <= 40.95$/],
+  ],
 };
 
 function errorsOf(file: string): ConfigError[] {

@@ -60,6 +60,7 @@ test('a minimal group gets every default resolved', () => {
     groups: [
       {
         name: 'web',
+        protocol: D.protocol,
         vhid: 7,
         interface: 'eth0',
         srcip: '192.0.2.1',
@@ -68,6 +69,8 @@ test('a minimal group gets every default resolved', () => {
         advbase: D.advbase,
         advskew: D.advskew,
         deadratio: D.deadratio,
+        priority: D.priority,
+        advertInterval: D.advert_interval * 100,
         preempt: D.preempt,
         neutral: D.neutral,
         ignoreifstate: D.ignoreifstate,
@@ -122,12 +125,15 @@ test('every setting is carried through, and groups keep file order', () => {
   );
   const { name: _name, addresses: _addresses, password: _password, ...zeta } = group(config, 'zeta');
   assert.deepEqual(zeta, {
+    protocol: 'carp',
     vhid: 200,
     interface: 'eth1',
     srcip: '198.51.100.2',
     advbase: 0,
     advskew: 20,
     deadratio: 5,
+    priority: 100,
+    advertInterval: 100,
     preempt: true,
     neutral: true,
     ignoreifstate: true,
@@ -327,6 +333,33 @@ test('an interface that does not exist yet is a warning, and the group waits for
   // No srcip in the file: it is learnt from the interface when it appears.
   assert.equal(result.config.groups[0].srcip, '');
   assert.match(formatWarnings(result.warnings), /^\/etc\/ucarp\.yaml:4:16: warning: /);
+});
+
+test('a vrrp3 group: RFC 5798 defaults, no password, CARP keys inherited from defaults ignored', () => {
+  const config = load(
+    [
+      'defaults: { interface: eth0, password: s3cret, advskew: 20 }',
+      'groups:',
+      '  web: { vhid: 30, addresses: [192.0.2.100/24] }',
+      '  router:',
+      '    protocol: vrrp3',
+      '    vhid: 30',
+      '    addresses: [192.0.2.254/24]',
+      '    priority: 150',
+      '    advert_interval: 0.25',
+      '  plain: { protocol: vrrp3, vhid: 31, addresses: [192.0.2.253/24] }',
+      '',
+    ].join('\n'),
+  );
+  const r = group(config, 'router');
+  assert.deepEqual(
+    [r.protocol, r.vhid, r.priority, r.advertInterval, r.preempt, r.password],
+    ['vrrp3', 30, 150, 25, true, ''],
+  );
+  const p = group(config, 'plain');
+  assert.deepEqual([p.priority, p.advertInterval, p.preempt], [D.priority, D.advert_interval * 100, true]);
+  // The same number for CARP and VRRP on one interface: two different groups on the wire.
+  assert.deepEqual([group(config, 'web').protocol, group(config, 'web').preempt], ['carp', false]);
 });
 
 test('an IPv6 group: canonical addresses sorted by bytes, ff02::12, source learnt at start', () => {

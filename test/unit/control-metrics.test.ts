@@ -39,7 +39,8 @@ function fixture(): FakeTarget {
   web.scripts.stats.timeouts = 1;
   const db = new FakeGroup('db', 20, { interface: 'eth1' });
   db.s.stats.received = 99;
-  const t = new FakeTarget([web, db]);
+  const router = new FakeGroup('router', 30, { protocol: 'vrrp3', priority: 140, advertInterval: 1 });
+  const t = new FakeTarget([web, db, router]);
   t.ifaces[0].rejects.vhid = 7;
   t.reloads.ok = 3;
   t.reloads.failed = 1;
@@ -63,6 +64,8 @@ describe('metrics registry', () => {
       ucarp_script_failures_total: 'counter',
       ucarp_script_timeouts_total: 'counter',
       ucarp_reloads_total: 'counter',
+      ucarp_group_info: 'gauge',
+      ucarp_group_priority: 'gauge',
     };
     for (const [name, type] of Object.entries(types)) {
       const f = x.families.get(name);
@@ -86,6 +89,15 @@ describe('metrics registry', () => {
     assert.equal(sample(x, 'ucarp_script_runs_total', web), 5);
     assert.equal(sample(x, 'ucarp_script_failures_total', web), 1);
     assert.equal(sample(x, 'ucarp_script_timeouts_total', web), 1);
+    const router = { group: 'router', vhid: '30', interface: 'eth0' };
+    assert.equal(sample(x, 'ucarp_group_info', { ...web, protocol: 'carp' }), 1);
+    assert.equal(sample(x, 'ucarp_group_info', { ...router, protocol: 'vrrp3' }), 1);
+    assert.equal(sample(x, 'ucarp_group_priority', router), 140);
+    assert.equal(
+      x.samples.some((s) => s.name === 'ucarp_group_priority' && s.labels.group === 'web'),
+      false,
+      'a CARP group has no priority',
+    );
     assert.equal(sample(x, 'ucarp_reloads_total', { result: 'ok' }), 3);
     assert.equal(sample(x, 'ucarp_reloads_total', { result: 'failed' }), 1);
     assert.ok(x.families.has('process_cpu_user_seconds_total'), 'process defaults are included');

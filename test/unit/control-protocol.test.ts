@@ -128,6 +128,7 @@ describe('handleRequest', () => {
     const g = r.groups[0];
     assert.deepEqual(Object.keys(g), [
       'name',
+      'protocol',
       'vhid',
       'interface',
       'state',
@@ -136,6 +137,8 @@ describe('handleRequest', () => {
       'srcip',
       'advbase',
       'advskew',
+      'priority',
+      'advertInterval',
       'override',
       'link',
       'conflicts',
@@ -167,6 +170,7 @@ describe('handleRequest', () => {
       'checksum',
       'digest',
       'replay',
+      'interval',
     ]);
     assert.deepEqual(g.scripts, { runs: 3, failures: 0, timeouts: 0 });
     assert.deepEqual(r.interfaces, [

@@ -145,6 +145,23 @@ describe('ucarpctl formatting', () => {
     assert.equal(formatStatus(statusDocument(new FakeTarget())), 'no groups\n');
   });
 
+  it('shows a VRRP group by its VRID and the master by its priority; demotion lowers it', () => {
+    const router = new FakeGroup('router', 30, {
+      protocol: 'vrrp3',
+      priority: 50,
+      advertInterval: 1,
+      demotion: 100,
+      sinceMs: 3000,
+      addresses: ['192.0.2.254/24'],
+      master: { address: '192.0.2.2', priority: 100, advertInterval: 1 },
+    });
+    const [, row] = formatStatus(statusDocument(new FakeTarget([router]))).split('\n');
+    assert.match(
+      row,
+      /^router {2}vrrp 30 {2}eth0 {3}BACKUP \(demoted -100\) {2}3s {5}192\.0\.2\.254\/24 {2}192\.0\.2\.2 prio 100 /,
+    );
+  });
+
   it("says why a promoted group is still BACKUP, from our timing and the master's", () => {
     const promoted = (master: GroupStatusJson['master'], state: 'BACKUP' | 'MASTER' = 'BACKUP') => {
       const g = new FakeGroup('web', 10, { state, master, override: 'promote', advskew: 0 });

@@ -11,6 +11,7 @@ import {
   nextDeadline,
   step,
   advertisedTiming,
+  advertisedPriority,
   ucarpAddressOrder,
 } from '../../src/engine/group';
 
@@ -20,6 +21,9 @@ function params(p: Partial<GroupParams> = {}): GroupParams {
   const d = GROUP_DEFAULTS;
   return {
     vhid: 1,
+    protocol: d.protocol,
+    priority: d.priority,
+    advertInterval: d.advert_interval * 100,
     advbase: d.advbase,
     advskew: d.advskew,
     deadratio: d.deadratio,
@@ -380,6 +384,149 @@ test('held by its sync group: FAULT like its own failure, and it leaves when the
   const d = master();
   assert.deepEqual(transitions(d.ev(health(false, 0, true))), ['FAULT:fault']);
   assert.deepEqual(transitions(d.ev(health(false, 0, false))), ['BACKUP:fault-cleared']);
+});
+
+// ---- VRRPv3 (docs/protocol.md §22): the same engine with params.protocol = 'vrrp3' ----
+
+/** A VRRP group: priority 100, 1 s interval, preempt as RFC 5798's default. */
+class VrrpDriver extends Driver {
+  constructor(p: Partial<GroupParams> = {}, now = 1000) {
+    super({ protocol: 'vrrp3', priority: 100, advertInterval: 100, preempt: true, ...p }, now);
+  }
+  vrrp(src: string, priority: number, interval = 100): Action[] {
+    return this.ev({ type: 'vrrpAdvert', src: ip(src), priority, interval });
+  }
+}
+
+const vsends = (a: Action[]) => a.filter((x) => x.type === 'sendVrrp');
+/** Master_Down_Interval of RFC 5798 §6.1 in ms: 3 × interval + (256 − priority) / 256 × interval. */
+const downMs = (priority: number, intervalMs = 1000) =>
+  3 * intervalMs + ((256 - priority) * intervalMs) / 256;
+
+test('vrrp: a backup becomes master after Master_Down_Interval and advertises its priority', () => {
+  const d = new VrrpDriver({ priority: 150 });
+  d.ev({ type: 'start', linkUp: true, present: true });
+  assert.equal(d.s.masterDownAt, 1000 + downMs(150));
+  assert.deepEqual(d.runUntil(1000 + downMs(150) - 1), []);
+  const a = d.runUntil(1000 + downMs(150));
+  assert.deepEqual(transitions(a), ['MASTER:master-down']);
+  assert.deepEqual(vsends(a), [{ type: 'sendVrrp', priority: 150, interval: 100 }]);
+  assert.deepEqual(sends(a), [], 'no CARP advertisement from a VRRP group');
+  const periodic = d.runUntil(d.now + 3000);
+  assert.equal(vsends(periodic).length, 3);
+});
+
+test('vrrp: the backup learns Master_Adver_Interval from the master', () => {
+  const d = new VrrpDriver({ priority: 100, advertInterval: 100 });
+  d.ev({ type: 'start', linkUp: true, present: true });
+  d.now = 1200;
+  d.vrrp('192.0.2.2', 200, 50);
+  assert.equal(d.s.masterInterval, 50);
+  assert.equal(d.s.masterDownAt, 1200 + downMs(100, 500));
+  assert.deepEqual(d.s.master, { src: ip('192.0.2.2'), priority: 200, interval: 50 });
+});
+
+test('vrrp: priority 0 from the master makes the backup wait only Skew_Time', () => {
+  const d = new VrrpDriver({ priority: 100 });
+  d.ev({ type: 'start', linkUp: true, present: true });
+  d.now = 1500;
+  d.vrrp('192.0.2.2', 200);
+  d.now = 2000;
+  d.vrrp('192.0.2.2', 0);
+  const skew = ((256 - 100) * 1000) / 256;
+  assert.equal(d.s.masterDownAt, 2000 + skew);
+  assert.deepEqual(transitions(d.runUntil(2000 + skew)), ['MASTER:master-down']);
+});
+
+test('vrrp: a master yields to a higher priority, and to an equal one from a higher address', () => {
+  const up = () => {
+    const d = new VrrpDriver({ priority: 100, srcip: ip('192.0.2.5') });
+    d.ev({ type: 'start', linkUp: true, present: true });
+    d.runUntil(1000 + downMs(100));
+    assert.equal(d.s.state, 'MASTER');
+    return d;
+  };
+  const higher = up();
+  assert.deepEqual(transitions(higher.vrrp('192.0.2.2', 101)), ['BACKUP:better-master']);
+  assert.equal(higher.s.masterDownAt, higher.now + downMs(100));
+  const tieHigherAddr = up();
+  assert.deepEqual(transitions(tieHigherAddr.vrrp('192.0.2.9', 100)), ['BACKUP:better-master']);
+  const tieLowerAddr = up();
+  const a = tieLowerAddr.vrrp('192.0.2.2', 100);
+  assert.deepEqual(transitions(a), []);
+  // The worse master hears us at once, and our addresses are re-asserted.
+  assert.deepEqual(vsends(a), [{ type: 'sendVrrp', priority: 100, interval: 100 }]);
+  assert.equal(garps(a), 1);
+  const lower = up();
+  assert.deepEqual(transitions(lower.vrrp('192.0.2.9', 99)), []);
+  assert.equal(lower.s.state, 'MASTER');
+});
+
+test('vrrp: preemption: a better backup ignores a worse master and takes over at its down time', () => {
+  const pre = new VrrpDriver({ priority: 200 });
+  pre.ev({ type: 'start', linkUp: true, present: true });
+  for (let t = 1500; t < 1000 + downMs(200); t += 1000) {
+    pre.now = t;
+    pre.vrrp('192.0.2.2', 100);
+  }
+  assert.equal(pre.s.masterDownAt, 1000 + downMs(200), 'the worse advertisements did not reset the timer');
+  assert.deepEqual(transitions(pre.runUntil(1000 + downMs(200))), ['MASTER:master-down']);
+
+  const nopre = new VrrpDriver({ priority: 200, preempt: false });
+  nopre.ev({ type: 'start', linkUp: true, present: true });
+  for (let t = 1500; t < 20000; t += 1000) {
+    nopre.runUntil(t);
+    nopre.vrrp('192.0.2.2', 100);
+  }
+  assert.equal(nopre.s.state, 'BACKUP');
+});
+
+test('vrrp: the address owner (255) is master at start', () => {
+  const d = new VrrpDriver({ priority: 255 });
+  const a = d.ev({ type: 'start', linkUp: true, present: true });
+  assert.deepEqual(transitions(a), ['MASTER:start']);
+  assert.deepEqual(vsends(a), [{ type: 'sendVrrp', priority: 255, interval: 100 }]);
+});
+
+test('vrrp: tracker weight lowers the priority (floor 1); demote hands over with priority 0', () => {
+  const d = new VrrpDriver({ priority: 150 });
+  d.ev({ type: 'start', linkUp: true, present: true });
+  d.runUntil(1000 + downMs(150));
+  d.ev({ type: 'health', trackFault: false, syncFault: false, demotion: 60 });
+  assert.deepEqual(vsends(d.runUntil(d.now + 1000)), [{ type: 'sendVrrp', priority: 90, interval: 100 }]);
+  d.ev({ type: 'health', trackFault: false, syncFault: false, demotion: 500 });
+  assert.deepEqual(vsends(d.runUntil(d.now + 1000)), [{ type: 'sendVrrp', priority: 1, interval: 100 }]);
+  d.ev({ type: 'health', trackFault: false, syncFault: false, demotion: 0 });
+  const a = d.ev({ type: 'override', override: 'demote' });
+  assert.deepEqual(vsends(a), [{ type: 'sendVrrp', priority: 0, interval: 100 }]);
+  assert.deepEqual(transitions(a), ['BACKUP:demote']);
+  d.ev({ type: 'override', override: 'promote' });
+  assert.equal(advertisedPriority(d.s), 254);
+});
+
+test('vrrp: a graceful stop and a FAULT send priority 0; CARP advertisements are ignored', () => {
+  const d = new VrrpDriver();
+  d.ev({ type: 'start', linkUp: true, present: true });
+  d.runUntil(1000 + downMs(100));
+  assert.deepEqual(d.advert('192.0.2.9', 0, 0), [], 'a CARP advertisement never reaches VRRP rules');
+  assert.equal(d.s.state, 'MASTER');
+  const f = d.ev({ type: 'link', up: false });
+  assert.deepEqual(vsends(f), [], 'over a dead link nothing is sent');
+  d.ev({ type: 'link', up: true });
+  d.runUntil(d.now + downMs(100));
+  assert.equal(d.s.state, 'MASTER');
+  const fault = d.ev({ type: 'health', trackFault: true, syncFault: false, demotion: 0 });
+  assert.deepEqual(vsends(fault), [{ type: 'sendVrrp', priority: 0, interval: 100 }]);
+  d.ev({ type: 'health', trackFault: false, syncFault: false, demotion: 0 });
+  d.runUntil(d.now + downMs(100));
+  const s = d.ev({ type: 'stop', bowOut: true });
+  assert.deepEqual(vsends(s), [{ type: 'sendVrrp', priority: 0, interval: 100 }]);
+
+  const carp = new Driver();
+  carp.ev({ type: 'start', linkUp: true, present: true });
+  const before = carp.s;
+  assert.deepEqual(carp.ev({ type: 'vrrpAdvert', src: ip('192.0.2.2'), priority: 200, interval: 100 }), []);
+  assert.equal(carp.s, before);
 });
 
 test('restart: a master handed over advertises at once, keeps its addresses, runs no script, sends no ARP', () => {

@@ -28,6 +28,18 @@ describe('diffGroups', () => {
     });
   });
 
+  it('VRRP: priority and interval change in place; the protocol is identity', () => {
+    const v = (patch: Record<string, unknown> = {}) => g('r', { protocol: 'vrrp3', ...patch }, '');
+    for (const patch of [{ priority: 200 }, { advert_interval: 0.5 }, { preempt: false }]) {
+      const d = diffGroups(running(v()), [v(patch)]);
+      assert.deepEqual(names(d.updated), ['r'], JSON.stringify(patch));
+    }
+    assert.deepEqual(d0(running(g('r', {}, '')), [v()]), ['r']);
+    function d0(cur: Map<string, GroupConfig>, next: GroupConfig[]): string[] {
+      return names(diffGroups(cur, next).restarted);
+    }
+  });
+
   it('adds and removes by name', () => {
     const d = diffGroups(running(g('a'), g('b', { vhid: 2 })), [g('a'), g('c', { vhid: 3 })]);
     assert.deepEqual(names(d.added), ['c']);

@@ -59,6 +59,7 @@ describe('restart handover', () => {
       'interface',
       'manageAddresses',
       'passwordDigest',
+      'protocol',
       'replayProtection',
       'srcip',
       'vhid',

@@ -25,6 +25,8 @@ import type { LinkInfo } from '../../src/net/rtnl';
 import { fakeLog } from '../helpers/fake-log';
 import { carpPayload, ipv4Packet } from '../helpers/packets';
 import { VhidInUseError } from '../../src/errors';
+import { encodeVrrp } from '../../src/protocol/vrrp';
+import { ipv4ToBytes } from '../../src/net/ipv4';
 
 class FakeSocket extends EventEmitter {
   joined: string[] = [];
@@ -132,6 +134,17 @@ function group(
   );
 }
 
+const vrrp = (vhid: number, dst = '224.0.0.18', src = '192.0.2.9') =>
+  ipv4Packet(
+    src,
+    dst,
+    encodeVrrp(
+      { vrid: vhid, priority: 100, interval: 100, addresses: [ipv4ToBytes(`192.0.2.${100 + vhid}`)] },
+      ipv4ToBytes(src),
+      ipv4ToBytes(dst),
+    ),
+  );
+
 const carp = (vhid: number, dst = '224.0.0.18', src = '192.0.2.9') =>
   ipv4Packet(src, dst, carpPayload({ vhid, password: 'pw', addresses: [`192.0.2.${100 + vhid}`] }));
 
@@ -168,13 +181,38 @@ describe('InterfaceHub', () => {
     sock.deliver(
       ipv4Packet('192.0.2.9', '224.0.0.18', carpPayload({ vhid: 1, password: 'pw', addresses: [] }), 64),
     );
-    const badVersion = carpPayload({ vhid: 1, password: 'pw', addresses: [] });
-    badVersion[0] = 0x31;
-    sock.deliver(ipv4Packet('192.0.2.9', '224.0.0.18', badVersion));
+    // A well-formed VRRPv3 advertisement with this CARP group's number: the peer speaks VRRP.
+    sock.deliver(vrrp(1));
     sock.deliver(Buffer.alloc(10));
     assert.deepEqual(a.rejects, ['ttl', 'version']);
     assert.equal(h.rejects.ttl, 1);
     assert.equal(h.rejects.short, 1);
+    assert.equal(h.rejects.version, 1);
+  });
+
+  it('demultiplexes by protocol first: a CARP and a VRRP group may share a number', () => {
+    const { sock, hub: h } = hub();
+    const c = group('c', 5);
+    const v = group('v', 5, { protocol: 'vrrp3' });
+    h.add(c);
+    h.add(v);
+    sock.deliver(carp(5));
+    sock.deliver(vrrp(5));
+    sock.deliver(vrrp(5));
+    assert.deepEqual(
+      c.packets.map((f) => f.version),
+      [2],
+    );
+    assert.deepEqual(
+      v.packets.map((f) => f.version),
+      [3, 3],
+    );
+    assert.throws(() => h.add(group('v2', 5, { protocol: 'vrrp3' })), VhidInUseError);
+    // A VRRP packet of a malformed length is blamed on the VRRP group, not the CARP one.
+    const short = vrrp(5);
+    short[23] = 4;
+    sock.deliver(short);
+    assert.deepEqual([c.rejects, v.rejects], [[], ['length']]);
   });
 
   it('registers each group source as our own (so our packets are dropped) and its membership', () => {
@@ -265,6 +303,24 @@ describe('InterfaceHub', () => {
       sock6.deliver(pkt6(1, { dst: 'ff02::99' }));
       assert.equal(h.rejects.vhid, 1);
       assert.equal(h.rejects.destination, 1);
+    });
+
+    it('VRRPv3 over IPv6: demultiplexed apart from a CARP group of the same vhid; hop limit checked', () => {
+      const { sock6, hub: h } = hub();
+      const c = group6('c', 1);
+      const v = group6('v', 1, { protocol: 'vrrp3' });
+      h.add(c);
+      h.add(v);
+      const vrrp6 = encodeVrrp(
+        { vrid: 1, priority: 100, interval: 100, addresses: [ipv6ToBytes('2001:db8:1::1')] },
+        ipv6ToBytes('fe80::9'),
+        ipv6ToBytes('ff02::12'),
+      );
+      sock6.deliver(pkt6(1));
+      sock6.deliver(pkt6(1, { payload: vrrp6 }));
+      assert.deepEqual([c.packets.map((f) => f.version), v.packets.map((f) => f.version)], [[2], [3]]);
+      sock6.deliver(pkt6(1, { payload: vrrp6, hopLimit: 1 }));
+      assert.deepEqual([c.rejects, v.rejects], [[], ['ttl']]);
     });
 
     it('a hop limit other than 255 is a ttl rejection, on the interface and on the group', () => {

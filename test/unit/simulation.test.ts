@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { GroupParams, masterDownMs, initialState } from '../../src/engine/group';
 import { Simulation } from '../helpers/sim';
 
+/** The VRRP settings a CARP group carries unused. */
+const CARP = { protocol: 'carp', priority: 100, advertInterval: 100 } as const;
+
 const ip = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
 
 function nodeParams(i: number, rand: () => number): GroupParams {
@@ -12,6 +15,7 @@ function nodeParams(i: number, rand: () => number): GroupParams {
     // Some nodes share a skew so that the equal-interval tie-break is exercised.
     advskew: [0, 0, 20, 20, 100, 100][i % 6] + (rand() < 0.2 ? 1 : 0),
     deadratio: 3,
+    ...CARP,
     preempt: rand() < 0.5,
     neutral: false,
     ignoreifstate: false,
@@ -85,6 +89,7 @@ test('a backup takes over exactly at its dead time after the master dies, lowest
     advbase: 1,
     advskew: skew,
     deadratio: 3,
+    ...CARP,
     preempt: true,
     neutral: false,
     ignoreifstate: false,
@@ -109,6 +114,7 @@ test('a graceful stop hands mastership over at once instead of after the dead ti
     advbase: 1,
     advskew: i * 10,
     deadratio: 3,
+    ...CARP,
     preempt: false,
     neutral: false,
     ignoreifstate: false,
@@ -125,13 +131,113 @@ test('a graceful stop hands mastership over at once instead of after the dead ti
   assert.deepEqual(sim.masters(), [1]);
 });
 
-for (const seed of [11, 12, 13]) {
-  test(`simulation seed ${seed}: restarts in place of every node, master included, never move mastership`, () => {
+function vrrpNodeParams(i: number, rand: () => number): GroupParams {
+  return {
+    vhid: 30,
+    advbase: 1,
+    advskew: 0,
+    deadratio: 3,
+    protocol: 'vrrp3',
+    // Shared priorities exercise the tie broken by the higher address.
+    priority: [100, 100, 150, 150, 200, 254][i % 6] - (rand() < 0.2 ? 1 : 0),
+    advertInterval: 100,
+    preempt: rand() < 0.7,
+    neutral: false,
+    ignoreifstate: false,
+    srcip: ip(`198.51.${(i * 37) % 250}.${1 + ((i * 11) % 250)}`),
+  };
+}
+
+for (const seed of [1, 2, 3, 5, 8, 13, 42, 4242]) {
+  test(`vrrp simulation seed ${seed}: 6 routers converge to one master, none takes over early`, () => {
+    const rand = (() => {
+      let a = seed * 104729;
+      return () => (a = (a * 16807) % 2147483647) / 2147483647;
+    })();
+    const params = Array.from({ length: 6 }, (_, i) => vrrpNodeParams(i, rand));
+    const sim = new Simulation(seed, params);
+    params.forEach((_, i) => sim.at(rand() * 50, () => sim.start(i)));
+    const maxDown = Math.max(...params.map((p) => masterDownMs(initialState(p, 0))));
+    let t = 0;
+    for (let round = 0; round < 6; round++) {
+      t = chaos(sim, t, 20000, rand);
+      const settle = t + maxDown + 2 * 1000;
+      sim.runUntil(settle);
+      for (let probe = settle; probe <= settle + 10000; probe += 250) {
+        sim.runUntil(probe);
+        const m = sim.masters();
+        assert.equal(m.length, 1, `seed ${seed} round ${round} t=${probe}: masters ${JSON.stringify(m)}`);
+      }
+      t = sim.now;
+    }
+    assert.deepEqual(sim.violations, []);
+    assert.ok(sim.transitions.length > 10, 'the chaos must actually cause transitions');
+  });
+}
+
+test('vrrp: the best backup takes over after its skew time when the master stops with priority 0', () => {
+  const params = [200, 150, 100].map((priority, i) => vrrpParams(priority, `203.0.113.${i + 1}`));
+  const sim = new Simulation(7, params);
+  [0, 1, 2].forEach((i) => sim.start(i));
+  sim.runUntil(10000);
+  assert.deepEqual(sim.masters(), [0]);
+  sim.stop(0);
+  const stoppedAt = sim.now;
+  sim.runUntil(20000);
+  assert.deepEqual(sim.masters(), [1]);
+  const takeover = sim.transitions.find((x) => x.node === 1 && x.to === 'MASTER' && x.at > stoppedAt)!;
+  // Delivery delay 0.3 ms, then Skew_Time of priority 150 at a 1 s interval.
+  assert.equal(takeover.at, stoppedAt + 0.3 + ((256 - 150) * 1000) / 256);
+  assert.deepEqual(sim.violations, []);
+});
+
+test('vrrp: after a SIGKILL the best backup takes over at its Master_Down_Interval', () => {
+  const params = [200, 150, 100].map((priority, i) => vrrpParams(priority, `203.0.113.${i + 1}`));
+  const sim = new Simulation(8, params);
+  [0, 1, 2].forEach((i) => sim.start(i));
+  sim.runUntil(10000);
+  assert.deepEqual(sim.masters(), [0]);
+  const last = Math.max(...sim.transitions.filter((x) => x.node === 0).map((x) => x.at));
+  const lastAdvert = last + Math.floor((10000 - last) / 1000) * 1000;
+  sim.kill(0);
+  sim.runUntil(20000);
+  assert.deepEqual(sim.masters(), [1]);
+  const takeover = sim.transitions.find((x) => x.node === 1 && x.to === 'MASTER')!;
+  assert.equal(takeover.at, lastAdvert + 0.3 + 3000 + ((256 - 150) * 1000) / 256);
+  assert.deepEqual(sim.violations, []);
+});
+
+function vrrpParams(priority: number, src: string): GroupParams {
+  return {
+    vhid: 30,
+    advbase: 1,
+    advskew: 0,
+    deadratio: 3,
+    protocol: 'vrrp3',
+    priority,
+    advertInterval: 100,
+    preempt: true,
+    neutral: false,
+    ignoreifstate: false,
+    srcip: ip(src),
+  };
+}
+
+for (const [seed, protocol] of [
+  [11, 'carp'],
+  [12, 'carp'],
+  [13, 'carp'],
+  [21, 'vrrp3'],
+  [22, 'vrrp3'],
+] as const) {
+  test(`simulation seed ${seed} (${protocol}): restarts in place of every node, master included, never move mastership`, () => {
     const rand = (() => {
       let a = seed * 7919;
       return () => (a = (a * 16807) % 2147483647) / 2147483647;
     })();
-    const params = Array.from({ length: 4 }, (_, i) => nodeParams(i, rand));
+    const params = Array.from({ length: 4 }, (_, i) =>
+      protocol === 'vrrp3' ? vrrpNodeParams(i, rand) : nodeParams(i, rand),
+    );
     const sim = new Simulation(seed, params);
     params.forEach((_, i) => sim.start(i));
     sim.runUntil(5000);

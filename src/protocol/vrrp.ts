@@ -1,0 +1,144 @@
+// VRRPv3 advertisement codec (RFC 5798 §5; docs/protocol.md §22). Pure: no sockets, no clock.
+// The address family is a parameter: the checksum's pseudo-header takes the source and
+// destination as bytes (4 for IPv4, 16 for IPv6) and is laid out accordingly.
+import { internetChecksum } from './checksum';
+import type { FramingResult, RejectReason } from './carp';
+
+export const VRRP_VERSION = 3;
+export const VRRP_TYPE_ADVERTISEMENT = 1;
+export const VRRP_TTL = 255;
+export const IPPROTO_VRRP = 112;
+/** Version/type, VRID, priority, count, 4 bits reserved + 12 bits interval, checksum. */
+export const VRRP_HEADER_LEN = 8;
+/** The 12-bit Max Advertise Interval, in centiseconds. */
+export const VRRP_MAX_INTERVAL_CS = 0xfff;
+/** Priority of the address owner: master at once, never preempted. */
+export const VRRP_OWNER_PRIORITY = 255;
+/** Priority of a master leaving: backups take over after their skew time only. */
+export const VRRP_SHUTDOWN_PRIORITY = 0;
+
+export interface VrrpAdvertisement {
+  vrid: number;
+  priority: number;
+  /** Max Advertise Interval in centiseconds (1..4095). */
+  interval: number;
+  /** The virtual addresses, each 4 (IPv4) or 16 (IPv6) bytes. */
+  addresses: readonly Uint8Array[];
+}
+
+export type VrrpVerifyResult = { ok: true; adv: VrrpAdvertisement } | { ok: false; reason: RejectReason };
+
+/** The one's-complement sum of the pseudo-header (RFC 768 for IPv4, RFC 8200 §8.1 for IPv6). */
+function pseudoHeader(src: Uint8Array, dst: Uint8Array, length: number): Buffer {
+  if (src.length !== dst.length || (src.length !== 4 && src.length !== 16))
+    throw new RangeError('pseudo-header addresses must both be 4 or 16 bytes');
+  if (src.length === 4) {
+    const b = Buffer.alloc(12);
+    b.set(src, 0);
+    b.set(dst, 4);
+    b[9] = IPPROTO_VRRP;
+    b.writeUInt16BE(length, 10);
+    return b;
+  }
+  const b = Buffer.alloc(40);
+  b.set(src, 0);
+  b.set(dst, 16);
+  b.writeUInt32BE(length, 32);
+  b[39] = IPPROTO_VRRP;
+  return b;
+}
+
+/** The checksum of a VRRP message with its pseudo-header; 0 over a message that carries a valid one. */
+export function vrrpChecksum(msg: Uint8Array, src: Uint8Array, dst: Uint8Array): number {
+  const all = Buffer.concat([pseudoHeader(src, dst, msg.length), msg]);
+  return internetChecksum(all);
+}
+
+/**
+ * Builds a VRRPv3 advertisement with its checksum. The pseudo-header's destination is where the
+ * copy goes: a unicast group encodes once per peer.
+ */
+export function encodeVrrp(adv: VrrpAdvertisement, src: Uint8Array, dst: Uint8Array): Buffer {
+  if (adv.interval < 1 || adv.interval > VRRP_MAX_INTERVAL_CS)
+    throw new RangeError(`interval ${adv.interval} cs is outside 1..${VRRP_MAX_INTERVAL_CS}`);
+  const alen = src.length;
+  const out = Buffer.alloc(VRRP_HEADER_LEN + alen * adv.addresses.length);
+  out[0] = (VRRP_VERSION << 4) | VRRP_TYPE_ADVERTISEMENT;
+  out[1] = adv.vrid;
+  out[2] = adv.priority;
+  out[3] = adv.addresses.length;
+  out.writeUInt16BE(adv.interval & VRRP_MAX_INTERVAL_CS, 4);
+  adv.addresses.forEach((a, i) => {
+    if (a.length !== alen) throw new RangeError('a virtual address is not of the packet family');
+    out.set(a, VRRP_HEADER_LEN + alen * i);
+  });
+  out.writeUInt16BE(vrrpChecksum(out, src, dst), 6);
+  return out;
+}
+
+/** True when the byte after an IPv4 header announces VRRP version 3 (CARP is version 2). */
+export function isVrrpIpv4(pkt: Uint8Array): boolean {
+  if (pkt.length < 20) return false;
+  const ihl = (pkt[0] & 0x0f) * 4;
+  return pkt.length > ihl && pkt[ihl] >> 4 === VRRP_VERSION;
+}
+
+/**
+ * Checks the IPv4 framing of a VRRPv3 packet: header lengths, TTL 255, version and type, and a
+ * length that is exactly the header plus the addresses it counts.
+ */
+export function parseVrrpFraming(pkt: Uint8Array): FramingResult<number> {
+  if (pkt.length < 20) return { ok: false, reason: 'short' };
+  const ihl = (pkt[0] & 0x0f) * 4;
+  if (ihl < 20 || pkt.length < ihl + VRRP_HEADER_LEN) return { ok: false, reason: 'short' };
+  if (pkt[8] !== VRRP_TTL) return { ok: false, reason: 'ttl' };
+  const c = ihl;
+  if (pkt[c] >> 4 !== VRRP_VERSION) return { ok: false, reason: 'version' };
+  if ((pkt[c] & 0x0f) !== VRRP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
+  if (pkt.length - ihl !== VRRP_HEADER_LEN + 4 * pkt[c + 3]) return { ok: false, reason: 'length' };
+  const src = ((pkt[12] << 24) | (pkt[13] << 16) | (pkt[14] << 8) | pkt[15]) >>> 0;
+  const dst = ((pkt[16] << 24) | (pkt[17] << 16) | (pkt[18] << 8) | pkt[19]) >>> 0;
+  return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1], version: VRRP_VERSION } };
+}
+
+/**
+ * parseVrrpFraming for IPv6, where the socket hands over the VRRP message alone with the hop
+ * limit and addresses from ancillary data (as parseFraming6 for CARP, docs/protocol.md §21).
+ */
+export function parseVrrpFraming6(
+  payload: Uint8Array,
+  hopLimit: number,
+  src: bigint,
+  dst: bigint,
+): FramingResult<bigint> {
+  if (payload.length < VRRP_HEADER_LEN) return { ok: false, reason: 'short' };
+  if (hopLimit !== VRRP_TTL) return { ok: false, reason: 'ttl' };
+  if (payload[0] >> 4 !== VRRP_VERSION) return { ok: false, reason: 'version' };
+  if ((payload[0] & 0x0f) !== VRRP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
+  if (payload.length !== VRRP_HEADER_LEN + 16 * payload[3]) return { ok: false, reason: 'length' };
+  return { ok: true, framing: { offset: 0, src, dst, vhid: payload[1], version: VRRP_VERSION } };
+}
+
+/**
+ * Verifies the checksum of the VRRP message at `offset` (src and dst as they were on the IP
+ * header) and decodes it. An interval of 0 is refused: a backup could never time it out.
+ */
+export function verifyVrrp(
+  pkt: Uint8Array,
+  offset: number,
+  src: Uint8Array,
+  dst: Uint8Array,
+): VrrpVerifyResult {
+  const alen = src.length;
+  if (pkt.length < offset + VRRP_HEADER_LEN) return { ok: false, reason: 'short' };
+  const count = pkt[offset + 3];
+  if (pkt.length - offset !== VRRP_HEADER_LEN + alen * count) return { ok: false, reason: 'length' };
+  const msg = pkt.subarray(offset);
+  if (vrrpChecksum(msg, src, dst) !== 0) return { ok: false, reason: 'checksum' };
+  const interval = ((msg[4] << 8) | msg[5]) & VRRP_MAX_INTERVAL_CS;
+  if (interval === 0) return { ok: false, reason: 'interval' };
+  const addresses: Uint8Array[] = [];
+  for (let i = 0; i < count; i++)
+    addresses.push(msg.subarray(VRRP_HEADER_LEN + alen * i, VRRP_HEADER_LEN + alen * (i + 1)));
+  return { ok: true, adv: { vrid: msg[1], priority: msg[2], interval, addresses } };
+}
