@@ -163,6 +163,14 @@ export const DEMOTE_HOLD_MS = 3000;
 const SEND_STREAK = 3;
 /** Periodic advertisements after which the second gratuitous ARP goes out. */
 const DELAYED_GARP_ADVERTS = 2;
+/**
+ * How early a master's periodic advertisement may go out, so that one wake-up of the runtime's
+ * scheduler serves every advertisement due within this window (docs/protocol.md §8). Never
+ * more than a tenth of the interval, so a short VRRP interval keeps its rhythm; a backup's
+ * master-down deadline has no slack at all.
+ */
+export const ADVERT_SLACK_MS = 5;
+const ADVERT_SLACK_FRACTION = 10;
 
 /** (advbase, advskew) as a time in 1/256 s: "shorter is better". */
 export function intervalUnits(advbase: number, advskew: number): number {
@@ -284,6 +292,23 @@ export function nextDeadline(s: GroupState): number | null {
   if (s.advertAt === null) return s.masterDownAt;
   if (s.masterDownAt === null) return s.advertAt;
   return Math.min(s.advertAt, s.masterDownAt);
+}
+
+/** How much earlier than advertAt this master's periodic advertisement may go (never for a backup). */
+export function advertSlackMs(s: GroupState): number {
+  return Math.min(ADVERT_SLACK_MS, advertIntervalMs(s) / ADVERT_SLACK_FRACTION);
+}
+
+/**
+ * The earliest time a timer event does anything: advertAt less the slack for a master,
+ * masterDownAt exactly for a backup; null when no timer is pending. A wake-up between this and
+ * nextDeadline is served as if on time.
+ */
+export function earliestDeadline(s: GroupState): number | null {
+  const advert = s.advertAt === null ? null : s.advertAt - advertSlackMs(s);
+  if (advert === null) return s.masterDownAt;
+  if (s.masterDownAt === null) return advert;
+  return Math.min(advert, s.masterDownAt);
 }
 
 function selfMaster(s: GroupState): MasterInfo {
@@ -424,7 +449,7 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
   if (s.state === 'BACKUP' && s.masterDownAt !== null && now >= s.masterDownAt) {
     return becomeMaster({ ...s, lastAdvertAt: null }, now, 'master-down', actions);
   }
-  if (s.state === 'MASTER' && s.advertAt !== null && now >= s.advertAt) {
+  if (s.state === 'MASTER' && s.advertAt !== null && now >= s.advertAt - advertSlackMs(s)) {
     actions.push(advertAction(s));
     let delayedGarp = s.delayedGarp;
     if (delayedGarp > 0) {
@@ -432,8 +457,9 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
       if (delayedGarp === 0) actions.push({ type: 'garp' });
     }
     const interval = advertIntervalMs(s);
-    // Drift-free: the next deadline follows the previous deadline, not "now"; only after a
-    // stall longer than an interval do we resynchronise instead of sending a burst.
+    // Drift-free: the next deadline follows the previous deadline, not "now" (sent early within
+    // the slack or late, the rhythm stays); only after a stall longer than an interval do we
+    // resynchronise instead of sending a burst.
     let advertAt = s.advertAt + interval;
     if (advertAt <= now) advertAt = now + interval;
     return { ...s, advertAt, delayedGarp };

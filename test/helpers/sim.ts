@@ -7,6 +7,7 @@ import {
   nextDeadline,
   step,
   masterDownMs,
+  advertSlackMs,
   Action,
 } from '../../src/engine/group';
 
@@ -97,6 +98,14 @@ export class Simulation {
   loss = 0;
   /** One-way delivery delay in ms. */
   delay = 0.3;
+  /**
+   * Timer wake-ups aim up to this many ms before the deadline (a batching scheduler, a clock
+   * firing early): the engine must ignore what is not yet due, except a master's advertisement
+   * within its slack.
+   */
+  earlyWake = 0;
+  /** Periodic advertisements sent before their deadline (within the slack). */
+  earlyAdverts = 0;
   private readonly q = new EventQueue();
   private readonly rand: () => number;
 
@@ -186,6 +195,13 @@ export class Simulation {
     n.state = r.state;
     if ((ev.type === 'advert' || ev.type === 'vrrpAdvert') && r.state.lastAdvertAt === this.now)
       n.lastHeard = this.now;
+    if (ev.type === 'timer' && before.state === 'MASTER' && before.advertAt !== null) {
+      const periodic = r.actions.some((a) => a.type === 'send' || a.type === 'sendVrrp');
+      const earliest = before.advertAt - advertSlackMs(before);
+      if (periodic && this.now < earliest - 1e-6)
+        this.violation(`node ${n.id} advertised ${before.advertAt - this.now} ms early`);
+      if (periodic && this.now < before.advertAt) this.earlyAdverts++;
+    }
     for (const a of r.actions) this.effect(n, before, a);
     this.schedule(n);
   }
@@ -220,7 +236,9 @@ export class Simulation {
     const gen = ++n.timerGen;
     const d = n.state ? nextDeadline(n.state) : null;
     if (d === null) return;
-    this.q.push(Math.max(d, this.now), () => {
+    let at = this.earlyWake > 0 ? d - this.earlyWake * this.rand() : d;
+    if (at <= this.now) at = Math.max(d, this.now);
+    this.q.push(at, () => {
       if (n.timerGen === gen) this.apply(n, { type: 'timer' });
     });
   }

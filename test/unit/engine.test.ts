@@ -9,6 +9,9 @@ import {
   GroupState,
   initialState,
   nextDeadline,
+  earliestDeadline,
+  advertSlackMs,
+  ADVERT_SLACK_MS,
   step,
   advertisedTiming,
   advertisedPriority,
@@ -108,6 +111,58 @@ test('a master advertises once per interval without drift, even when woken late'
   const a = d.ev({ type: 'timer' });
   assert.equal(sends(a).length, 1);
   assert.equal(d.s.advertAt, 21250);
+});
+
+test('a master may advertise up to the slack early, and the next one stays on the old rhythm', () => {
+  const d = new Driver({ advskew: 64 });
+  d.ev({ type: 'start', linkUp: true, present: true });
+  d.runUntil(4250); // master at 4250, next advertisement due at 5500
+  assert.equal(d.s.advertAt, 5500);
+  assert.equal(advertSlackMs(d.s), ADVERT_SLACK_MS);
+  assert.equal(earliestDeadline(d.s), 5500 - ADVERT_SLACK_MS);
+  assert.equal(nextDeadline(d.s), 5500);
+  // Before the window: nothing, the deadline stays.
+  d.now = 5500 - ADVERT_SLACK_MS - 0.5;
+  assert.deepEqual(d.ev({ type: 'timer' }), []);
+  assert.equal(d.s.advertAt, 5500);
+  // At the window's start: sent, and the next one is due a whole interval after the deadline.
+  d.now = 5500 - ADVERT_SLACK_MS;
+  assert.deepEqual(sends(d.ev({ type: 'timer' })), [{ type: 'send', advbase: 1, advskew: 64 }]);
+  assert.equal(d.s.advertAt, 5500 + 1250);
+  // Sent early every time, the average rate is still one per interval.
+  for (let i = 2; i <= 10; i++) {
+    d.now = d.s.advertAt! - ADVERT_SLACK_MS;
+    assert.equal(sends(d.ev({ type: 'timer' })).length, 1);
+  }
+  assert.equal(d.s.advertAt, 5500 + 10 * 1250);
+});
+
+test("a backup's master-down never fires early, whatever the advertisement slack", () => {
+  const d = new Driver();
+  d.ev({ type: 'start', linkUp: true, present: true });
+  assert.equal(d.s.masterDownAt, 4000);
+  assert.equal(earliestDeadline(d.s), 4000, 'no slack for a backup');
+  for (const early of [ADVERT_SLACK_MS, 1, 0.001]) {
+    d.now = 4000 - early;
+    assert.deepEqual(d.ev({ type: 'timer' }), []);
+    assert.equal(d.s.state, 'BACKUP');
+  }
+  d.now = 4000;
+  assert.deepEqual(transitions(d.ev({ type: 'timer' })), ['MASTER:master-down']);
+});
+
+test('the slack is at most a tenth of a short interval', () => {
+  // VRRP at 2 cs: a 20 ms interval may go 2 ms early, not 5.
+  const d = new Driver({ protocol: 'vrrp3', priority: 255, advertInterval: 2 });
+  d.ev({ type: 'start', linkUp: true, present: true });
+  assert.equal(d.s.state, 'MASTER');
+  assert.equal(advertSlackMs(d.s), 2);
+  const due = d.s.advertAt!;
+  d.now = due - 2.5;
+  assert.deepEqual(d.ev({ type: 'timer' }), []);
+  d.now = due - 2;
+  assert.equal(d.ev({ type: 'timer' }).filter((a) => a.type === 'sendVrrp').length, 1);
+  assert.equal(d.s.advertAt, due + 20);
 });
 
 test('the second gratuitous ARP rides on the second periodic advertisement', () => {
