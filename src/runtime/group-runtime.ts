@@ -22,6 +22,7 @@ import {
   advertisedPriority,
   initialState,
   linkFault,
+  earliestDeadline,
   nextDeadline,
   step,
   type Action,
@@ -49,7 +50,8 @@ import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
 import { AfterBatch } from '../util/after-batch';
 import type { EventBus } from './events';
-import { systemClock, systemWallClock, type Clock, type TimerHandle, type WallClock } from './clock';
+import { systemClock, systemWallClock, type Clock, type WallClock } from './clock';
+import { Scheduler, type ScheduledTask } from './scheduler';
 import { GroupEffects, type AddressIo } from './group-effects';
 import { emptyStats, type GroupStats, type GroupStatus, type MasterStatus } from './status';
 import type { MasterInfo } from '../engine/group';
@@ -66,6 +68,8 @@ export interface GroupDeps {
   io: GroupIo;
   log: Logger;
   clock?: Clock;
+  /** The one timer of all groups; default: the one shared by every group on `clock`. */
+  scheduler?: Scheduler;
   /** Where counters start with replay protection on (docs/protocol.md §20). */
   wallClock?: WallClock;
   /** Where transition log lines wait for the current batch to end (shared by a group set). */
@@ -123,8 +127,8 @@ export class GroupRuntime {
   private readonly events: EventBus | undefined;
   private readonly effects: GroupEffects;
   private readonly warnings: RateLimitedLog<RejectReason | SendFailure>;
-  private timer: TimerHandle | undefined;
-  private timerAt: number | null = null;
+  /** This group's place in the shared scheduler: its timer event, when the engine wants it. */
+  private readonly timer: ScheduledTask;
   /** Events raised while an earlier one is being carried out wait here, in order. */
   private readonly queue: Event[] = [];
   private dispatching = false;
@@ -147,6 +151,7 @@ export class GroupRuntime {
     this.io = deps.io;
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
+    this.timer = (deps.scheduler ?? Scheduler.for(this.clock)).task(() => this.fire());
     this.afterBatch = deps.afterBatch ?? new AfterBatch();
     this.events = deps.events;
     this.key = passwordKey(cfg.password);
@@ -441,30 +446,21 @@ export class GroupRuntime {
   }
 
   private fire(): void {
-    this.timer = undefined;
-    this.timerAt = null;
     this.dispatch({ type: 'timer' });
   }
 
+  /**
+   * Hands the engine's next deadline to the scheduler as a window: a master's advertisement
+   * may be served from its slack on (with others due then), a backup's deadline only when due.
+   */
   private arm(): void {
-    const at = nextDeadline(this.s);
-    if (at === this.timerAt) return;
-    this.clearTimer();
-    if (at === null) return;
-    this.timerAt = at;
-    // The kernel lets a long epoll_wait() expire up to ~0.1 % late (3 ms on a 3 s dead time),
-    // so a backup's wait aims a little early; the engine then does nothing and the short
-    // re-arm for the remainder lands within a millisecond. A master's advertisement being a
-    // millisecond late is harmless, so it does not pay for the extra wake-up.
-    const remaining = at - this.clock.now();
-    const early = this.s.state === 'BACKUP' && remaining > 20 ? Math.ceil(remaining / 500) + 1 : 0;
-    this.timer = this.clock.setTimer(() => this.fire(), Math.max(1, Math.ceil(remaining) - early));
+    const latest = nextDeadline(this.s);
+    if (latest === null) this.timer.cancel();
+    else this.timer.set(earliestDeadline(this.s) ?? latest, latest);
   }
 
   private clearTimer(): void {
-    if (this.timer) this.clock.clearTimer(this.timer);
-    this.timer = undefined;
-    this.timerAt = null;
+    this.timer.cancel();
   }
 
   private perform(a: Action): void {

@@ -110,6 +110,45 @@ describe('GroupRuntime', () => {
     assert.ok(clock.armed().every((t) => t.ms >= 1500 - 1));
   });
 
+  it('groups on one clock share one timer: masters due within the slack advertise in one wake-up', () => {
+    const clock = new FakeClock();
+    const batch = new AfterBatch((flush) => queueMicrotask(flush));
+    const make = (vhid: number, address: string) => {
+      const io = new FakeIo(clock);
+      const cfg = config({ vhid, addresses: [address] });
+      return { io, g: new GroupRuntime(cfg, { io, log: fakeLog().log, clock, afterBatch: batch }) };
+    };
+    const a = make(10, '192.0.2.100/24');
+    const b = make(11, '192.0.2.101/24');
+    const t0 = clock.now();
+    a.g.start(true);
+    clock.advance(3);
+    b.g.start(true);
+    clock.advanceTo(t0 + 3003);
+    assert.equal(a.g.state, 'MASTER');
+    assert.equal(b.g.state, 'MASTER');
+    // Backups' deadlines were exact (3000 and 3003); from then on b's advertisement, due 3 ms
+    // after a's, rides on a's wake-up.
+    assert.deepEqual(
+      a.io.sent.map((x) => x.at - t0),
+      [3000],
+    );
+    assert.deepEqual(
+      b.io.sent.map((x) => x.at - t0),
+      [3003],
+    );
+    assert.equal(clock.armed().length, 1, 'one timer for both groups');
+    clock.advanceTo(t0 + 6010);
+    assert.deepEqual(
+      a.io.sent.map((x) => x.at - t0),
+      [3000, 4000, 5000, 6000],
+    );
+    assert.deepEqual(
+      b.io.sent.map((x) => x.at - t0),
+      [3003, 4000, 5000, 6000],
+    );
+  });
+
   it('a better master makes a MASTER step down; a worse one is answered by a gratuitous ARP', async () => {
     const { clock, io, g, logs } = setup();
     g.start(true);

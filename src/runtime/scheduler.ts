@@ -1,0 +1,221 @@
+// One timer for every group of the daemon (issue 11): each group keeps one entry with a window
+// [earliest, latest] (engine/group.ts: earliestDeadline, nextDeadline) in a min-heap on its
+// latest time, and the single timer wakes for the most urgent. One wake-up serves every entry
+// whose window has opened by then, so masters whose advertisements fall due within the
+// engine's slack share it; a backup's window is a single instant and is never served early.
+// The scheduler only decides when a group's timer event is delivered; what it does is the
+// engine's.
+import { systemClock, type Clock, type TimerHandle } from './clock';
+
+/** One group's place in the scheduler; `run` delivers its timer event. */
+export class ScheduledTask {
+  /** Index in the heap, -1 when not scheduled. */
+  slot = -1;
+  earliest = 0;
+  latest = 0;
+  /** Insertion order, so that equal deadlines are served in the order they were set. */
+  seq = 0;
+  /** Taken off the heap by the current wake-up and not moved or cancelled since. */
+  due = false;
+  constructor(
+    readonly scheduler: Scheduler,
+    readonly run: () => void,
+  ) {}
+
+  get scheduled(): boolean {
+    return this.slot >= 0;
+  }
+
+  /** Arms or moves the task: it runs once, at a wake-up between `earliest` and `latest`. */
+  set(earliest: number, latest: number): void {
+    this.scheduler.set(this, earliest, latest);
+  }
+
+  cancel(): void {
+    this.scheduler.cancel(this);
+  }
+}
+
+/**
+ * A wait longer than this aims early: the kernel lets a long epoll_wait() expire up to ~0.1 %
+ * late (3 ms on a 3 s dead time), so an exact deadline (a backup's) is aimed at a little early
+ * and the short re-arm for the remainder lands within a millisecond. A task with a window
+ * (a master's advertisement) is aimed at its latest time: late by a millisecond is harmless.
+ */
+const EARLY_AIM_AFTER_MS = 20;
+
+function earlyAim(remaining: number): number {
+  return remaining > EARLY_AIM_AFTER_MS ? Math.ceil(remaining / 500) + 1 : 0;
+}
+
+export class Scheduler {
+  private static readonly shared = new WeakMap<Clock, Scheduler>();
+
+  /** The scheduler every group on `clock` shares: one timer per process on the system clock. */
+  static for(clock: Clock): Scheduler {
+    let s = Scheduler.shared.get(clock);
+    if (s === undefined) {
+      s = new Scheduler(clock);
+      Scheduler.shared.set(clock, s);
+    }
+    return s;
+  }
+
+  private readonly heap: ScheduledTask[] = [];
+  private seq = 0;
+  private timer: TimerHandle | undefined;
+  private timerAt: number | null = null;
+  private serving = false;
+  /** Wake-ups so far, and tasks they served: how well deadlines are batched. */
+  wakeups = 0;
+  served = 0;
+
+  constructor(private readonly clock: Clock = systemClock) {}
+
+  task(run: () => void): ScheduledTask {
+    return new ScheduledTask(this, run);
+  }
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  set(t: ScheduledTask, earliest: number, latest: number): void {
+    if (t.slot >= 0 && t.earliest === earliest && t.latest === latest) return;
+    t.due = false;
+    if (t.slot >= 0) this.remove(t);
+    t.earliest = Math.min(earliest, latest);
+    t.latest = latest;
+    t.seq = this.seq++;
+    this.push(t);
+    this.arm();
+  }
+
+  cancel(t: ScheduledTask): void {
+    t.due = false;
+    if (t.slot < 0) return;
+    this.remove(t);
+    this.arm();
+  }
+
+  private wake(): void {
+    this.timer = undefined;
+    this.timerAt = null;
+    this.wakeups++;
+    const now = this.clock.now();
+    // Every task whose window has opened; they all lie within the widest window of the top.
+    const due: ScheduledTask[] = [];
+    const notYet: ScheduledTask[] = [];
+    while (this.heap.length > 0) {
+      const top = this.heap[0];
+      if (top.latest - now > this.widest) break;
+      this.remove(top);
+      if (top.earliest <= now) {
+        top.due = true;
+        due.push(top);
+      } else notYet.push(top);
+    }
+    for (const t of notYet) this.push(t);
+    this.serving = true;
+    // One group's failure must not cost the others their wake-up: it is rethrown after all ran.
+    let failed: { error: unknown } | null = null;
+    for (const t of due) {
+      // An earlier task's run may have rescheduled or cancelled this one.
+      if (!t.due) continue;
+      t.due = false;
+      this.served++;
+      try {
+        t.run();
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
+    this.serving = false;
+    this.arm();
+    if (failed !== null) throw failed.error;
+  }
+
+  /** The widest window seen: how far past now a task served now can be due. */
+  private widest = 0;
+
+  private arm(): void {
+    if (this.serving) return;
+    const top = this.heap[0];
+    if (top === undefined) {
+      this.clearTimer();
+      return;
+    }
+    const now = this.clock.now();
+    const remaining = top.latest - now;
+    const early = top.earliest === top.latest ? earlyAim(remaining) : 0;
+    // Never 0: a task the engine did not find due waits at least a millisecond, not a spin.
+    const delay = Math.max(1, Math.ceil(remaining) - early);
+    const at = now + delay;
+    if (this.timer !== undefined && this.timerAt !== null && this.timerAt <= at && this.timerAt > now) return;
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = this.clock.setTimer(() => this.wake(), delay);
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    this.timerAt = null;
+  }
+
+  private push(t: ScheduledTask): void {
+    if (t.latest - t.earliest > this.widest) this.widest = t.latest - t.earliest;
+    t.slot = this.heap.length;
+    this.heap.push(t);
+    this.up(t.slot);
+  }
+
+  private remove(t: ScheduledTask): void {
+    const h = this.heap;
+    const i = t.slot;
+    const last = h.pop()!;
+    t.slot = -1;
+    if (i === h.length) return;
+    h[i] = last;
+    last.slot = i;
+    this.down(i);
+    this.up(last.slot);
+  }
+
+  private less(a: ScheduledTask, b: ScheduledTask): boolean {
+    return a.latest < b.latest || (a.latest === b.latest && a.seq < b.seq);
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i], h[p])) break;
+      this.swap(i, p);
+      i = p;
+    }
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l], h[m])) m = l;
+      if (r < h.length && this.less(h[r], h[m])) m = r;
+      if (m === i) return;
+      this.swap(i, m);
+      i = m;
+    }
+  }
+
+  private swap(i: number, j: number): void {
+    const h = this.heap;
+    const a = h[i];
+    h[i] = h[j];
+    h[j] = a;
+    a.slot = j;
+    h[i].slot = i;
+  }
+}
