@@ -1,5 +1,5 @@
 // CARP v2 advertisement codec (docs/protocol.md §3–§5, §7). Pure: no sockets, no clock.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { PreparedDigest } from './hmac-sha1';
 import { internetChecksum } from './checksum';
 
 export const CARP_HEADER_LEN = 36;
@@ -91,16 +91,21 @@ export function authPrefix(auth: GroupAuth): Buffer {
   return buf;
 }
 
-export function computeDigest(key: Buffer, prefix: Buffer, counter: Uint8Array): Buffer {
-  return createHmac('sha1', key).update(prefix).update(counter).digest();
-}
-
 /** Builds the 36-byte CARP header (checksum and digest included). */
 export function encodeAdvertisement(
   adv: { advbase: number; advskew: number; counter: bigint; vhid: number; demote?: number },
   key: Buffer,
   prefix: Buffer,
   out: Buffer = Buffer.alloc(CARP_HEADER_LEN),
+): Buffer {
+  return encodeAdvertisementWith(adv, new PreparedDigest(key, prefix), out);
+}
+
+/** encodeAdvertisement with the group's digest prepared once (protocol/hmac-sha1.ts), into `out`. */
+export function encodeAdvertisementWith(
+  adv: { advbase: number; advskew: number; counter: bigint; vhid: number; demote?: number },
+  digest: PreparedDigest,
+  out: Buffer,
 ): Buffer {
   out[0] = (CARP_VERSION << 4) | CARP_TYPE_ADVERTISEMENT;
   out[1] = adv.vhid;
@@ -110,7 +115,7 @@ export function encodeAdvertisement(
   out[5] = adv.advbase;
   out.writeUInt16BE(0, 6);
   out.writeBigUInt64BE(BigInt.asUintN(64, adv.counter), 8);
-  computeDigest(key, prefix, out.subarray(8, 16)).copy(out, 16);
+  digest.digestInto(out, 8, out, 16);
   out.writeUInt16BE(internetChecksum(out, 0, CARP_HEADER_LEN), 6);
   return out;
 }
@@ -193,19 +198,27 @@ export function verifyAdvertisement(
   key: Buffer,
   prefix: Buffer,
 ): VerifyResult {
-  const carp = pkt.subarray(offset, offset + CARP_HEADER_LEN);
-  if (internetChecksum(carp) !== 0) return { ok: false, reason: 'checksum' };
-  const expected = computeDigest(key, prefix, carp.subarray(8, 16));
-  if (!timingSafeEqual(expected, carp.subarray(16, 36))) return { ok: false, reason: 'digest' };
-  const view = Buffer.from(carp.buffer, carp.byteOffset, CARP_HEADER_LEN);
+  return verifyAdvertisementWith(pkt, offset, new PreparedDigest(key, prefix));
+}
+
+/** verifyAdvertisement with the group's digest prepared once (protocol/hmac-sha1.ts). */
+export function verifyAdvertisementWith(
+  pkt: Uint8Array,
+  offset: number,
+  digest: PreparedDigest,
+): VerifyResult {
+  if (pkt.length < offset + CARP_HEADER_LEN) return { ok: false, reason: 'short' };
+  if (internetChecksum(pkt, offset, offset + CARP_HEADER_LEN) !== 0) return { ok: false, reason: 'checksum' };
+  if (!digest.verify(pkt, offset + 8, offset + 16)) return { ok: false, reason: 'digest' };
+  const view = Buffer.isBuffer(pkt) ? pkt : Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength);
   return {
     ok: true,
     adv: {
-      vhid: carp[1],
-      advskew: carp[2],
-      demote: carp[4],
-      advbase: carp[5],
-      counter: view.readBigUInt64BE(8),
+      vhid: pkt[offset + 1],
+      advskew: pkt[offset + 2],
+      demote: pkt[offset + 4],
+      advbase: pkt[offset + 5],
+      counter: view.readBigUInt64BE(offset + 8),
     },
   };
 }

@@ -7,15 +7,16 @@ import {
   authPrefix,
   authPrefix6,
   type SourceAddress,
-  encodeAdvertisement,
+  encodeAdvertisementWith,
   passwordKey,
-  verifyAdvertisement,
+  verifyAdvertisementWith,
   CARP_HEADER_LEN,
   CARP_VERSION,
   type Framing,
   type RejectReason,
 } from '../protocol/carp';
 import { encodeVrrp, verifyVrrp } from '../protocol/vrrp';
+import { PreparedDigest } from '../protocol/hmac-sha1';
 import {
   ENGINE_SETTINGS,
   advertisedTiming,
@@ -113,13 +114,15 @@ function masterStatus(m: MasterInfo): MasterStatus {
 export class GroupRuntime {
   private s: GroupState;
   private cfg: GroupConfig;
-  private key: Buffer;
-  private prefix: Buffer;
+  /** HMAC-SHA1 with the key's pads and the constant prefix prepared once (docs/protocol.md §5). */
+  private readonly digest: PreparedDigest;
   private counter: bigint;
   /** With replay protection on, the newest counters accepted and sent; null when off. */
   private replay: ReplayWindow | null;
   private readonly wallClock: WallClock;
   private readonly out = Buffer.alloc(CARP_HEADER_LEN);
+  /** The CARP payload for every destination: one buffer, rewritten per advertisement. */
+  private readonly carpOut = (): Buffer => this.out;
   private readonly io: GroupIo;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -154,18 +157,15 @@ export class GroupRuntime {
     this.timer = (deps.scheduler ?? Scheduler.for(this.clock)).task(() => this.fire());
     this.afterBatch = deps.afterBatch ?? new AfterBatch();
     this.events = deps.events;
-    this.key = passwordKey(cfg.password);
-    this.prefix =
+    const key = passwordKey(cfg.password);
+    const prefix =
       familyOf(cfg.addresses[0].address) === 6
         ? authPrefix6(
             cfg.vhid,
             cfg.addresses.map((a) => ipv6ToBytes(a.address)),
           )
-        : authPrefix({
-            key: this.key,
-            vhid: cfg.vhid,
-            addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)),
-          });
+        : authPrefix({ key, vhid: cfg.vhid, addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)) });
+    this.digest = new PreparedDigest(key, prefix);
     this.counter = randomBytes(8).readBigUInt64BE();
     this.wallClock = deps.wallClock ?? systemWallClock;
     this.replay = cfg.replayProtection ? startWindow(this.wallClock()) : null;
@@ -231,7 +231,7 @@ export class GroupRuntime {
       this.onVrrpPacket(pkt, framing);
       return;
     }
-    const r = verifyAdvertisement(pkt, framing.offset, this.key, this.prefix);
+    const r = verifyAdvertisementWith(pkt, framing.offset, this.digest);
     if (!r.ok) {
       this.reject(r.reason, framing.src);
       return;
@@ -517,13 +517,12 @@ export class GroupRuntime {
       this.counter = nextCounter(this.replay, this.wallClock());
       this.replay = sent(this.replay, this.counter);
     } else this.counter = (this.counter + 1n) & U64;
-    encodeAdvertisement(
+    encodeAdvertisementWith(
       { vhid: this.cfg.vhid, advbase, advskew, counter: this.counter },
-      this.key,
-      this.prefix,
+      this.digest,
       this.out,
     );
-    this.sendToAll(() => this.out);
+    this.sendToAll(this.carpOut);
   }
 
   /** A VRRPv3 advertisement: checksummed per destination, as the pseudo-header includes it. */
