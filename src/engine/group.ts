@@ -501,8 +501,19 @@ function onAdvert(
   if (!held && theirs > deadUnits) {
     return becomeMaster({ ...s, lastAdvertAt: null }, now, 'master-timing-out', actions);
   }
-  const next = { ...s, lastAdvertAt: now, master: sender };
-  return { ...next, masterDownAt: backupDeadline(next, now) };
+  // The steady path, once per advertisement per backup: one new state, the master's description
+  // kept when unchanged; the deadline is backupDeadline's with lastAdvertAt = now.
+  const master = sameCarpMaster(s.master, ev) ? s.master : sender;
+  return { ...s, lastAdvertAt: now, master, masterDownAt: Math.max(now + masterDownMs(s), s.holdUntil) };
+}
+
+function sameCarpMaster(
+  m: MasterInfo | null,
+  ev: { src: SourceAddress; advbase: number; advskew: number },
+): boolean {
+  return (
+    m !== null && 'advbase' in m && m.src === ev.src && m.advbase === ev.advbase && m.advskew === ev.advskew
+  );
 }
 
 /** A VRRPv3 advertisement (RFC 5798 §6.4.2–§6.4.3, docs/protocol.md §22). */
