@@ -119,6 +119,9 @@ function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** raw-socket's native send calls back synchronously; InterfaceSocket.send reports by throwing instead. */
+const ignoreSendResult = (): undefined => undefined;
+
 /**
  * One raw IPv4 socket for protocol 112 bound to one interface. Every CARP group on the
  * interface shares it: multicast memberships and local source addresses are reference-counted
@@ -308,7 +311,7 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
       // Not raw-socket's Socket.send(): that one queues the request until the poll handle
       // reports the socket writable and reports the outcome later, while the engine counts
       // failed sends in a row and needs the outcome now. The native send is the same sendto().
-      this.sock.wrap.send(this.scratch, 0, total, dst, () => undefined);
+      this.sock.wrap.send(this.scratch, 0, total, dst, ignoreSendResult);
     } catch (e) {
       this.stats.sendErrors++;
       throw new TransportError('send', this.ifname, `${src} -> ${dst}: ${errorMessage(e)}`, { cause: e });
