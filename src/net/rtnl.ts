@@ -69,7 +69,10 @@ const REQUEST_TIMEOUT_MS = 5000;
 const MAX_IN_FLIGHT = 128;
 /** Address changes per datagram: a mass takeover's additions go out a batch at a time. */
 const MAX_PER_DATAGRAM = 64;
-/** Room for MAX_IN_FLIGHT ACKs with a wide margin (the kernel caps it at net.core.rmem_max × 2). */
+/**
+ * Room for 2 × MAX_IN_FLIGHT ACKs (requests and batched address changes) with a wide margin
+ * (the kernel caps it at net.core.rmem_max × 2).
+ */
 const REQUEST_RCVBUF = 1 << 20;
 
 export function linkInfo(msg: rt.LinkMessage): LinkInfo {
@@ -146,7 +149,7 @@ export class Rtnl {
   private readonly sock: RtNetlinkSocket;
   private readonly dumpSock: RtNetlinkSocket;
   private readonly limiter = new Limiter(MAX_IN_FLIGHT);
-  /** Address changes; their ACKs share the request socket's budget with `limiter`'s requests. */
+  /** Address changes, batched; with `limiter`'s requests 2 × MAX_IN_FLIGHT ACKs at most. */
   private readonly batch: NetlinkBatch;
   private readonly dumpLimiter = new Limiter(1);
   /** name → ifindex, refreshed on a miss or when the kernel says the index is gone. */
