@@ -1,8 +1,11 @@
 // Many rtnetlink change requests in one datagram. A mass takeover adds thousands of addresses
-// at once; the kernel handles the messages of one sendmsg() one after the other and
-// acknowledges each of them (NLM_F_ACK), so a batch costs the daemon one system call and one
-// timer instead of one of each per address, while every caller still gets its own result,
-// matched by sequence number (docs/performance.md, "Mass failover").
+// at once; the kernel handles the messages of one sendmsg() one after the other, within that
+// call, so a batch costs the daemon one system call and one timer instead of one of each per
+// address. Only the last message of a datagram asks for an ACK (NLM_F_ACK): the kernel answers
+// every other message only when it fails, and those answers are queued before the last one's
+// ACK, so that ACK settles the whole datagram. Each caller still gets its own result, matched
+// by sequence number, and the socket receives one ACK per datagram instead of one per address
+// (docs/performance.md, "Mass failover").
 import { getSystemErrorName } from 'node:util';
 import { formatMessage, parseError, Flags, MessageType, type NetlinkMessage } from 'netlink';
 import { ClosedError, KernelError } from '../errors';
@@ -18,9 +21,12 @@ export interface BatchTransport {
 export interface NetlinkBatchOptions {
   /** Messages per datagram at most. */
   maxPerDatagram: number;
-  /** Messages sent and not yet acknowledged at most (their ACKs wait in the receive buffer). */
+  /**
+   * Messages sent and not yet settled at most: each may still be answered by an error message
+   * waiting in the receive buffer.
+   */
   maxInFlight: number;
-  /** A message the kernel never acknowledges fails after this long. */
+  /** A datagram whose last message the kernel never acknowledges fails after this long. */
   timeoutMs: number;
   /** Runs a flush later in this turn; default queueMicrotask, so one turn's requests go together. */
   schedule?: (flush: () => void) => void;
@@ -36,15 +42,11 @@ interface Pending {
   datagram?: Datagram;
 }
 
-/** The timer of one datagram, stopped once its last message is answered. */
+/** One datagram in flight: its messages still unsettled, the one that carries the ACK, its timer. */
 interface Datagram {
+  members: Pending[];
+  last: Pending;
   timer: NodeJS.Timeout;
-  waiting: number;
-}
-
-function answered(p: Pending): void {
-  const d = p.datagram;
-  if (d && --d.waiting === 0) clearTimeout(d.timer);
 }
 
 const ALIGN = 4;
@@ -90,40 +92,48 @@ export class NetlinkBatch {
     this.schedule = opts.schedule ?? queueMicrotask;
   }
 
-  /** Number of messages queued or awaiting their ACK. */
+  /** Number of messages queued or not yet settled. */
   get pending(): number {
     return this.queue.length + this.inFlight.size;
   }
 
   /**
-   * Queues one request (REQUEST and ACK are added to `flags`); resolves on its ACK, rejects
-   * with a KernelError carrying the errno the kernel answered.
+   * Queues one request (REQUEST is added to `flags`, ACK where the datagram needs it); resolves
+   * once the kernel has applied it, rejects with a KernelError carrying the errno it answered.
    */
   request(type: number, flags: number, payload: Uint8Array[]): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError('rtnetlink socket is closed'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ type, flags: flags | Flags.REQUEST | Flags.ACK, payload, resolve, reject, seq: 0 });
+      this.queue.push({ type, flags: flags | Flags.REQUEST, payload, resolve, reject, seq: 0 });
       this.later();
     });
   }
 
-  /** Takes a message from the socket; true when it was the ACK of one of ours. */
+  /** Takes a message from the socket; true when it answered one of ours. */
   onMessage(msg: NetlinkMessage): boolean {
     if (msg.type !== MessageType.ERROR) return false;
     const p = this.inFlight.get(msg.seq);
     if (!p) return false;
-    this.inFlight.delete(msg.seq);
-    answered(p);
     let errno: string | undefined;
+    let bad: Error | undefined;
     try {
       errno = ackError(msg);
     } catch (e) {
-      p.reject(e as Error);
-      this.refill();
-      return true;
+      bad = e as Error;
     }
-    if (errno === undefined) p.resolve();
-    else p.reject(new KernelError(errno, `the kernel refused the request: ${errno}`));
+    this.settle(
+      p,
+      bad ??
+        (errno === undefined
+          ? undefined
+          : new KernelError(errno, `the kernel refused the request: ${errno}`)),
+    );
+    // The last message's answer comes after every error of the datagram: the rest succeeded.
+    const d = p.datagram;
+    if (d && d.last === p) {
+      clearTimeout(d.timer);
+      for (const m of d.members) if (this.inFlight.get(m.seq) === m) this.settle(m, undefined);
+    }
     this.refill();
     return true;
   }
@@ -131,11 +141,11 @@ export class NetlinkBatch {
   /** Fails everything queued or in flight. */
   close(): void {
     this.closed = true;
-    const all = [...this.queue.splice(0), ...this.inFlight.values()];
-    this.inFlight.clear();
-    for (const p of all) {
-      answered(p);
-      p.reject(new ClosedError('rtnetlink socket is closed'));
+    const err = new ClosedError('rtnetlink socket is closed');
+    for (const p of this.queue.splice(0)) p.reject(err);
+    for (const p of [...this.inFlight.values()]) {
+      if (p.datagram) clearTimeout(p.datagram.timer);
+      this.settle(p, err);
     }
   }
 
@@ -156,14 +166,15 @@ export class NetlinkBatch {
   }
 
   private send(batch: Pending[]): void {
+    const last = batch[batch.length - 1];
     let datagram: Buffer;
     try {
-      datagram = frameBatch(batch);
+      datagram = frameBatch(batch.map((p) => (p === last ? { ...p, flags: p.flags | Flags.ACK } : p)));
     } catch (e) {
-      this.fail(batch, e as Error);
+      for (const p of batch) this.settle(p, e as Error);
+      this.refill();
       return;
     }
-    // One timer for the whole datagram: the kernel answers its messages together or not at all.
     // It keeps the process alive while requests wait, as the `netlink` package's own do.
     const timer = setTimeout(
       () =>
@@ -173,22 +184,25 @@ export class NetlinkBatch {
         ),
       this.opts.timeoutMs,
     );
-    const d: Datagram = { timer, waiting: batch.length };
+    const d: Datagram = { members: batch, last, timer };
     for (const p of batch) p.datagram = d;
     this.transport.send(datagram, (err) => {
       if (err) this.fail(batch, err);
     });
   }
 
-  /** Rejects those of `batch` still waiting. */
+  /** Rejects those of `batch` still unsettled. */
   private fail(batch: Pending[], err: Error): void {
-    for (const p of batch) {
-      if (this.inFlight.get(p.seq) !== p) continue;
-      this.inFlight.delete(p.seq);
-      answered(p);
-      p.reject(err);
-    }
+    const d = batch[0]?.datagram;
+    if (d) clearTimeout(d.timer);
+    for (const p of batch) if (this.inFlight.get(p.seq) === p) this.settle(p, err);
     this.refill();
+  }
+
+  private settle(p: Pending, err: Error | undefined): void {
+    if (this.inFlight.get(p.seq) === p) this.inFlight.delete(p.seq);
+    if (err) p.reject(err);
+    else p.resolve();
   }
 
   private refill(): void {
@@ -198,7 +212,7 @@ export class NetlinkBatch {
   private later(fromAck = false): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    // After an ACK, the other ACKs read in the same poll phase free room first: the refill
+    // After an answer, the others read in the same poll phase free room first: the refill
     // waits for the check phase, so that they go out together.
     if (fromAck) setImmediate(() => this.flush());
     else this.schedule(() => this.flush());

@@ -70,9 +70,12 @@ const MAX_IN_FLIGHT = 128;
 /** Address changes per datagram: a mass takeover's additions go out a batch at a time. */
 const MAX_PER_DATAGRAM = 64;
 /**
- * Room for 2 × MAX_IN_FLIGHT ACKs (requests and batched address changes) with a wide margin
- * (the kernel caps it at net.core.rmem_max × 2).
+ * Address changes sent and not yet settled. Only failures and each datagram's last message
+ * are answered, so the receive buffer holds at most this many answers (≈ 1.2 KB each with the
+ * echoed request): 300 KB, within the 416 KB a default net.core.rmem_max allows.
  */
+const MAX_BATCH_IN_FLIGHT = 256;
+/** Room for MAX_IN_FLIGHT ACKs with a wide margin (the kernel caps it at net.core.rmem_max × 2). */
 const REQUEST_RCVBUF = 1 << 20;
 
 export function linkInfo(msg: rt.LinkMessage): LinkInfo {
@@ -149,7 +152,7 @@ export class Rtnl {
   private readonly sock: RtNetlinkSocket;
   private readonly dumpSock: RtNetlinkSocket;
   private readonly limiter = new Limiter(MAX_IN_FLIGHT);
-  /** Address changes, batched; with `limiter`'s requests 2 × MAX_IN_FLIGHT ACKs at most. */
+  /** Address changes, batched (MAX_BATCH_IN_FLIGHT answers at most, besides `limiter`'s). */
   private readonly batch: NetlinkBatch;
   private readonly dumpLimiter = new Limiter(1);
   /** name → ifindex, refreshed on a miss or when the kernel says the index is gone. */
@@ -170,7 +173,7 @@ export class Rtnl {
         send: (datagram, done) => nl.socket.send(datagram, {}, done),
         nextSeq: () => nl.generateSeq(),
       },
-      { maxPerDatagram: MAX_PER_DATAGRAM, maxInFlight: MAX_IN_FLIGHT, timeoutMs: REQUEST_TIMEOUT_MS },
+      { maxPerDatagram: MAX_PER_DATAGRAM, maxInFlight: MAX_BATCH_IN_FLIGHT, timeoutMs: REQUEST_TIMEOUT_MS },
     );
     // ACKs no request of the `netlink` package waits for: the batch's.
     nl.on('message', (msgs: NetlinkMessage[]) => {

@@ -107,7 +107,7 @@ describe('ackError', () => {
 });
 
 describe('NetlinkBatch', () => {
-  it("one turn's requests go out in one datagram, each answered by its own ACK", async () => {
+  it("one turn's requests go out in one datagram; only the last asks for an ACK, which settles the rest", async () => {
     const { sock, batch } = setup();
     const results = Array.from({ length: 10 }, (_, i) =>
       batch.request(rt.MessageType.NEWADDR, 0x600, addrPayload(i)).then(
@@ -120,13 +120,17 @@ describe('NetlinkBatch', () => {
     const sent = sock.datagrams[0];
     assert.equal(sent.length, 10);
     assert.equal(new Set(sent.map((m) => m.seq)).size, 10);
-    for (const m of sent) {
+    sent.forEach((m, i) => {
       assert.equal(m.type, rt.MessageType.NEWADDR);
-      assert.equal(m.flags, 0x600 | Flags.REQUEST | Flags.ACK);
-    }
-    // Answered out of order, one refused: each caller gets its own outcome.
-    for (const m of [...sent].reverse())
-      assert.equal(batch.onMessage(ack(m, m === sent[3] ? EEXIST : 0)), true);
+      assert.equal(m.flags, 0x600 | Flags.REQUEST | (i === 9 ? Flags.ACK : 0));
+    });
+    // The kernel answers a failed message at once, and the last one after everything else.
+    let settled = 0;
+    results.forEach((r) => void r.then(() => settled++));
+    assert.equal(batch.onMessage(ack(sent[3], EEXIST)), true);
+    await turn();
+    assert.equal(settled, 1);
+    assert.equal(batch.onMessage(ack(sent[9])), true);
     assert.deepEqual(await Promise.all(results), [
       'ok',
       'ok',
@@ -142,6 +146,19 @@ describe('NetlinkBatch', () => {
     assert.equal(batch.pending, 0);
   });
 
+  it("a refused last message fails alone: the datagram's other messages succeeded", async () => {
+    const { sock, batch } = setup();
+    const results = [1, 2, 3].map((i) =>
+      batch.request(rt.MessageType.DELADDR, 0, addrPayload(i)).then(
+        () => 'ok',
+        (e: KernelError) => e.errno,
+      ),
+    );
+    await turn();
+    batch.onMessage(ack(sock.datagrams[0][2], ENOENT));
+    assert.deepEqual(await Promise.all(results), ['ok', 'ok', 'ENOENT']);
+  });
+
   it('splits a burst into datagrams of maxPerDatagram', async () => {
     const { sock, batch } = setup({ maxPerDatagram: 4 });
     const all = Array.from({ length: 10 }, (_, i) =>
@@ -152,30 +169,30 @@ describe('NetlinkBatch', () => {
       sock.datagrams.map((d) => d.length),
       [4, 4, 2],
     );
-    for (const d of sock.datagrams) for (const m of d) batch.onMessage(ack(m));
+    for (const d of sock.datagrams) batch.onMessage(ack(d[d.length - 1]));
     await Promise.all(all);
   });
 
-  it('holds what exceeds maxInFlight until ACKs free room, then sends it together', async () => {
-    const { sock, batch } = setup({ maxPerDatagram: 64, maxInFlight: 5 });
-    const all = Array.from({ length: 12 }, (_, i) =>
+  it('holds what exceeds maxInFlight until answers free room, then sends it together', async () => {
+    const { sock, batch } = setup({ maxPerDatagram: 3, maxInFlight: 6 });
+    const all = Array.from({ length: 14 }, (_, i) =>
       batch.request(rt.MessageType.NEWADDR, 0, addrPayload(i)),
     );
     await turn();
     assert.deepEqual(
       sock.datagrams.map((d) => d.length),
-      [5],
+      [3, 3],
     );
-    assert.equal(batch.pending, 12);
-    // Three ACKs read in one go: the refill waits for them all and sends three in one datagram.
-    for (const m of sock.datagrams[0].slice(0, 3)) batch.onMessage(ack(m));
+    assert.equal(batch.pending, 14);
+    // Both datagrams answered in one go: the refill waits for both and sends 6 more.
+    for (const d of sock.datagrams) batch.onMessage(ack(d[d.length - 1]));
     await turn();
     assert.deepEqual(
       sock.datagrams.map((d) => d.length),
-      [5, 3],
+      [3, 3, 3, 3],
     );
     for (let i = 0; i < 10 && batch.pending > 0; i++) {
-      for (const d of sock.datagrams.splice(0)) for (const m of d) batch.onMessage(ack(m));
+      for (const d of sock.datagrams.splice(0)) batch.onMessage(ack(d[d.length - 1]));
       await turn();
     }
     assert.equal(batch.pending, 0);
@@ -193,14 +210,14 @@ describe('NetlinkBatch', () => {
     await second;
   });
 
-  it('the timeout still covers the rest of a datagram after its first ACK', async () => {
+  it('an error answer does not end the datagram: without the final ACK the rest time out', async () => {
     const { sock, batch } = setup({ timeoutMs: 20 });
     const first = batch.request(rt.MessageType.NEWADDR, 0, addrPayload(1));
     const second = batch.request(rt.MessageType.NEWADDR, 0, addrPayload(2));
     await turn();
     assert.equal(sock.datagrams[0].length, 2);
-    batch.onMessage(ack(sock.datagrams[0][0]));
-    await first;
+    batch.onMessage(ack(sock.datagrams[0][0], EEXIST));
+    await assert.rejects(first, (e: KernelError) => e.errno === 'EEXIST');
     await assert.rejects(second, (e: KernelError) => e.errno === 'ETIMEDOUT');
   });
 
