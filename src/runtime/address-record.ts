@@ -88,7 +88,8 @@ export class AddressRecord {
         new Promise<void>((resolve) => {
           setImmediate(() => {
             this.pending = null;
-            resolve(this.write(file));
+            this.write(file);
+            resolve();
           });
         }),
     );
@@ -97,13 +98,19 @@ export class AddressRecord {
     return p;
   }
 
-  private async write(file: string): Promise<void> {
+  /**
+   * Synchronous on purpose: an asynchronous write takes five round trips through the thread
+   * pool (mkdir, open, write, close, rename), each waiting for a turn of the event loop, and in
+   * a mass takeover the turns are long, busy with expiring timers; a few hundred KB to the
+   * runtime directory is cheaper written at once.
+   */
+  private write(file: string): void {
     const doc = { version: FORMAT_VERSION, addresses: [...this.entries.values()] };
     const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
     try {
-      await fs.promises.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-      await fs.promises.writeFile(tmp, JSON.stringify(doc) + '\n', { mode: 0o600 });
-      await fs.promises.rename(tmp, file);
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+      fs.writeFileSync(tmp, JSON.stringify(doc) + '\n', { mode: 0o600 });
+      fs.renameSync(tmp, file);
     } catch (e) {
       // Still add the address: a VIP missing on the master is worse than one the next run
       // might not know it added.

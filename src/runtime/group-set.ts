@@ -63,6 +63,8 @@ export class GroupSet {
   /** Managed virtual addresses → the group that owns them. */
   private readonly owners = new Map<string, GroupRuntime>();
   private links = new Map<string, LinkInfo>();
+  /** ifindex → name, so that each address notification finds its interface in O(1). */
+  private readonly linkNames = new Map<number, string>();
   private readonly afterBatch = new AfterBatch();
   private readonly record: AddressRecord;
   readonly events: EventBus;
@@ -105,7 +107,7 @@ export class GroupSet {
     if (this.started) throw new AlreadyStartedError('group set already started');
     this.started = true;
     for (const l of await this.monitor.start()) {
-      this.links.set(l.name, l);
+      this.setLink(l);
       this.trackerSet.setLink(l.name, true, l.running);
     }
     this.trackerSet.apply(trackers);
@@ -372,12 +374,13 @@ export class GroupSet {
     const hub = this.hubs.get(info.name);
     if (removed) {
       if (this.links.get(info.name)?.index === info.index) this.links.delete(info.name);
+      if (this.linkNames.get(info.index) === info.name) this.linkNames.delete(info.index);
       if (!hub || hub.index !== info.index) return;
       hub.detach();
       for (const g of this.groupsOn(info.name)) g.onInterface(false, false);
       return;
     }
-    this.links.set(info.name, info);
+    this.setLink(info);
     if (!hub) return;
     if (hub.index !== info.index) {
       // New, or re-created under the same name: sockets bound to the old index hear nothing.
@@ -457,9 +460,13 @@ export class GroupSet {
     );
   }
 
+  private setLink(info: LinkInfo): void {
+    this.links.set(info.name, info);
+    this.linkNames.set(info.index, info.name);
+  }
+
   private ifname(index: number): string | undefined {
-    for (const l of this.links.values()) if (l.index === index) return l.name;
-    return undefined;
+    return this.linkNames.get(index);
   }
 
   private onAddress(ev: AddressEvent): void {
