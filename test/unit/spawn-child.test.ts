@@ -58,10 +58,12 @@ for (const [via, spawn] of Object.entries(SPAWNERS)) {
     it('runs in a session of its own, stdin on /dev/null, default signals', async () => {
       const file = script(
         `context-${via}`,
-        'readlink /proc/$$/fd/0; grep -E "^(SigIgn|SigBlk)" /proc/$$/status; cut -d" " -f6 /proc/$$/stat; echo $$',
+        // The masks are read by the script's own process once it has exec'ed grep: read from
+        // outside while bash runs a command, bash's mask briefly holds SIGCHLD (seen once).
+        'readlink /proc/$$/fd/0; cut -d" " -f6 /proc/$$/stat; echo $$; exec grep -E "^(SigIgn|SigBlk)" /proc/self/status',
       );
       const { out } = await run(spawn(file, [], process.env));
-      const [stdin, first, second, sid, pid] = out.trim().split('\n');
+      const [stdin, sid, pid, first, second] = out.trim().split('\n');
       const [sigBlk, sigIgn] = [first, second].sort();
       assert.equal(stdin, '/dev/null');
       // The daemon ignores SIGPIPE (Node does): the script must not inherit that, nor any other
