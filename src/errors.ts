@@ -93,3 +93,8 @@ export class SpawnError extends UcarpError {
     super(message, options);
   }
 }
+
+/** The message of whatever was thrown (an Error or anything else), for a log line or a wrapping error. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

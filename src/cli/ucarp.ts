@@ -9,7 +9,7 @@ import type { GroupConfig } from '../config/types';
 import { normalizeGroup } from '../config/normalize';
 import { statusLine } from '../runtime/status';
 import { runSupervisor, checkConfig } from '../supervisor/supervisor';
-import { UsageError } from '../errors';
+import { UsageError, errorMessage } from '../errors';
 
 /** Set in the environment of the background copy started by --daemonize. */
 const DAEMON_CHILD_ENV = 'UCARP_TS_DAEMONIZED';
@@ -40,7 +40,7 @@ export function main(argv: string[]): void {
 }
 
 function fatal(e: unknown): never {
-  process.stderr.write(`ucarp: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.stderr.write(`ucarp: ${errorMessage(e)}\n`);
   process.exit(1);
 }
 

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parse as parseYaml } from 'yaml';
 import { formatError } from '../config/errors';
+import { errorMessage } from '../errors';
 import { ControlClientError, DEFAULT_SOCKET, request, subscribe } from '../control/client';
 import type {
   ControlRequest,
@@ -478,7 +479,7 @@ export function main(argv: string[]): void {
       process.exitCode = o.code;
     },
     (e: unknown) => {
-      process.stderr.write(`ucarpctl: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.stderr.write(`ucarpctl: ${errorMessage(e)}\n`);
       process.exitCode = 2;
     },
   );

@@ -55,17 +55,7 @@ export class GarpSender {
    */
   send(addresses: string[]): void {
     if (this.closed) throw new ClosedError('GarpSender is closed');
-    const frames = addresses.map((a) => buildGratuitousArp(this.mac, a));
-    if (frames.length === 0) return;
-    const n = native();
-    const fd = this.open();
-    try {
-      for (const frame of frames) n.packetSend(fd, frame);
-    } catch (e) {
-      // A socket bound to a vanished interface never recovers; the next burst reopens it.
-      this.dropSocket();
-      throw e;
-    }
+    this.sendFrames(addresses.map((a) => buildGratuitousArp(this.mac, a)));
   }
 
   /**
@@ -74,13 +64,17 @@ export class GarpSender {
    */
   sendNeighbourAdverts(targets: string[], src: string): void {
     if (this.closed) throw new ClosedError('GarpSender is closed');
-    const frames = targets.map((t) => buildNeighbourAdvert(this.mac, src, t));
+    this.sendFrames(targets.map((t) => buildNeighbourAdvert(this.mac, src, t)));
+  }
+
+  private sendFrames(frames: Buffer[]): void {
     if (frames.length === 0) return;
     const n = native();
     const fd = this.open();
     try {
       for (const frame of frames) n.packetSend(fd, frame);
     } catch (e) {
+      // A socket bound to a vanished interface never recovers; the next burst reopens it.
       this.dropSocket();
       throw e;
     }

@@ -2,6 +2,7 @@
 // shared by every CARP group on that interface (docs/architecture.md, "The edges"), writing
 // the IPv4 header ucarp sends (docs/protocol.md §2). No CARP parsing here.
 import { EventEmitter } from 'node:events';
+import { errorMessage } from '../errors';
 import { endianness } from 'node:os';
 import {
   IPPROTO_CARP,
@@ -73,6 +74,10 @@ export class TransportError extends Error {
   }
 }
 
+export function emptyTransportStats(): TransportStats {
+  return { received: 0, droppedOwn: 0, droppedShort: 0, receiveErrors: 0, sent: 0, sendErrors: 0 };
+}
+
 export interface TransportStats {
   /** Packets delivered to 'packet' listeners. */
   received: number;
@@ -115,10 +120,6 @@ function ipMreqn(group: number, local: number, ifindex: number): Buffer {
   return b;
 }
 
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 /** raw-socket's native send calls back synchronously; InterfaceSocket.send reports by throwing instead. */
 const ignoreSendResult = (): undefined => undefined;
 
@@ -138,14 +139,7 @@ const ignoreSendResult = (): undefined => undefined;
  * Like a Node socket, an open InterfaceSocket keeps the process alive until close().
  */
 export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
-  readonly stats: TransportStats = {
-    received: 0,
-    droppedOwn: 0,
-    droppedShort: 0,
-    receiveErrors: 0,
-    sent: 0,
-    sendErrors: 0,
-  };
+  readonly stats: TransportStats = emptyTransportStats();
   private readonly memberships = new Map<number, Membership>();
   /** uint32 source address -> number of users. */
   private readonly localSources = new Map<number, number>();

@@ -3,10 +3,11 @@
 // destination only arrive as ancillary data of recvmsg()). Protocol-neutral: every datagram
 // goes to 'packet' with its source, destination, hop limit and interface; the hub parses it.
 import { EventEmitter } from 'node:events';
+import { errorMessage } from '../errors';
 import { native, type Raw6Socket, type UcarpNative } from '../native';
 import { IPPROTO_CARP } from '../protocol/carp';
 import { bytesToIpv6, ipv6ToBytes, isMulticast6 } from './ipv6';
-import { TransportError, type TransportStats } from './transport';
+import { TransportError, emptyTransportStats, type TransportStats } from './transport';
 
 export interface Packet6 {
   /** The datagram after the IPv6 header (a fresh copy: keep it if needed). */
@@ -30,10 +31,6 @@ interface Membership6 {
   group: Buffer;
 }
 
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 /**
  * One raw IPv6 socket for protocol 112 bound to one interface, shared by every IPv6 group on
  * it: memberships and local sources are reference-counted as in InterfaceSocket. Sends carry
@@ -41,14 +38,7 @@ function errorMessage(e: unknown): string {
  * on the socket). Our own packets are filtered by source, as on the IPv4 path.
  */
 export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
-  readonly stats: TransportStats = {
-    received: 0,
-    droppedOwn: 0,
-    droppedShort: 0,
-    receiveErrors: 0,
-    sent: 0,
-    sendErrors: 0,
-  };
+  readonly stats: TransportStats = emptyTransportStats();
   private readonly memberships = new Map<string, Membership6>();
   private readonly localSources = new Map<string, number>();
   private closed = false;
