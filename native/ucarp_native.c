@@ -1,16 +1,14 @@
 /*
- * The few system calls Node cannot make by itself: an AF_PACKET socket for gratuitous ARP
- * (raw-socket only opens AF_INET/AF_INET6), the systemd readiness datagram (Node has no
- * AF_UNIX SOCK_DGRAM), a netlink notification socket that survives a receive-buffer
- * overrun, the child-subreaper flag with a targeted waitpid() for script process trees, a
- * raw IPv6 socket read with recvmsg() (raw-socket only calls recvfrom(), and a raw IPv6 socket
- * delivers no IPv6 header: the hop limit and destination come as ancillary data), and execve()
- * for `ucarpctl restart` (process.execve exists only from Node 22.15/23.11).
- * Sends are synchronous: each is one short system call, and a GARP burst during a mass
- * failover is cheaper as a loop of sendto() than as queued async work.
+ * The few system calls Node cannot make by itself: an AF_PACKET socket for gratuitous ARP and
+ * neighbour advertisements, the systemd readiness datagram (Node has no AF_UNIX SOCK_DGRAM), a
+ * netlink notification socket that survives a receive-buffer overrun, the child-subreaper flag
+ * with a targeted waitpid() for script process trees, execve() for `ucarpctl restart`
+ * (process.execve exists only from Node 22.15/23.11) and posix_spawn for scripts. The raw IP
+ * sockets of CARP and VRRP, read and written in batches, are in rawsock.c; what the parts
+ * share, in common.c.
+ * Sends are synchronous: a GARP burst during a mass failover is one sendmmsg() per 64 frames.
  */
-#define _GNU_SOURCE
-#include <node_api.h>
+#include "common.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -38,41 +36,6 @@
 /* Minimum Ethernet frame without FCS; the kernel does not pad AF_PACKET SOCK_RAW frames. */
 #define MIN_FRAME 60
 #define MAX_FRAME 1514
-
-static void throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  char code[32];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  snprintf(code, sizeof code, "%d", err);
-  napi_value error, message, errno_value, code_value;
-  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return;
-  if (napi_create_error(env, NULL, message, &error) != napi_ok) return;
-  /* Same shape as Node's system errors: err.errno (number) and err.code (name). */
-  if (napi_create_int32(env, err, &errno_value) == napi_ok)
-    napi_set_named_property(env, error, "errno", errno_value);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char *name = strerrorname_np(err);
-#else
-  const char *name = NULL;
-#endif
-  if (napi_create_string_utf8(env, name ? name : code, NAPI_AUTO_LENGTH, &code_value) == napi_ok)
-    napi_set_named_property(env, error, "code", code_value);
-  napi_throw(env, error);
-}
-
-/* Reads argument i as a non-negative int32; throws a TypeError and returns -1 otherwise. */
-static int32_t int_arg(napi_env env, napi_value *argv, size_t argc, size_t i, const char *name) {
-  napi_valuetype type;
-  int32_t value;
-  if (i >= argc || napi_typeof(env, argv[i], &type) != napi_ok || type != napi_number ||
-      napi_get_value_int32(env, argv[i], &value) != napi_ok || value < 0) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s must be a non-negative integer", name);
-    napi_throw_type_error(env, NULL, msg);
-    return -1;
-  }
-  return value;
-}
 
 static napi_value packet_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -148,6 +111,84 @@ static napi_value packet_send(napi_env env, napi_callback_info info) {
   if ((size_t)sent != len) {
     throw_errno(env, "send(AF_PACKET) short write", EIO);
     return NULL;
+  }
+  return NULL;
+}
+
+/* The frame to put on the wire: padded to the minimum length into `padded` when shorter. */
+static int frame_arg(napi_env env, napi_value value, const void **out, size_t *len, unsigned char *padded) {
+  bool is_buffer = false;
+  void *data;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, value, &data, len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "frame must be a Buffer");
+    return -1;
+  }
+  if (*len < ETH_HLEN || *len > MAX_FRAME) {
+    napi_throw_range_error(env, NULL, "frame must be 14..1514 bytes");
+    return -1;
+  }
+  *out = data;
+  if (*len < MIN_FRAME) {
+    memset(padded, 0, MIN_FRAME);
+    memcpy(padded, data, *len);
+    *out = padded;
+    *len = MIN_FRAME;
+  }
+  return 0;
+}
+
+#define PACKET_SEND_CHUNK 64
+
+/*
+ * packetSendMany(fd, frames): the frames in order, PACKET_SEND_CHUNK per sendmmsg(). Throws at
+ * the first refused frame, after those before it went out, as a loop of packetSend would.
+ */
+static napi_value packet_send_many(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t fd = int_arg(env, argv, argc, 0, "fd");
+  if (fd < 0) return NULL;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (argc < 2 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "frames must be an array of Buffers");
+    return NULL;
+  }
+  struct mmsghdr msgs[PACKET_SEND_CHUNK];
+  struct iovec iovs[PACKET_SEND_CHUNK];
+  unsigned char padded[PACKET_SEND_CHUNK][MIN_FRAME];
+  uint32_t done = 0;
+  while (done < count) {
+    unsigned n = count - done < PACKET_SEND_CHUNK ? count - done : PACKET_SEND_CHUNK;
+    memset(msgs, 0, sizeof msgs[0] * n);
+    for (unsigned j = 0; j < n; j++) {
+      napi_value frame;
+      const void *out;
+      size_t len;
+      if (napi_get_element(env, argv[1], done + j, &frame) != napi_ok ||
+          frame_arg(env, frame, &out, &len, padded[j]) < 0)
+        return NULL;
+      iovs[j].iov_base = (void *)out;
+      iovs[j].iov_len = len;
+      msgs[j].msg_hdr.msg_iov = &iovs[j];
+      msgs[j].msg_hdr.msg_iovlen = 1;
+    }
+    int r = sendmmsg(fd, msgs, n, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw_errno(env, "sendmmsg(AF_PACKET)", errno);
+      return NULL;
+    }
+    for (int j = 0; j < r; j++) {
+      if (msgs[j].msg_len != iovs[j].iov_len) {
+        throw_errno(env, "send(AF_PACKET) short write", EIO);
+        return NULL;
+      }
+    }
+    done += (uint32_t)r;
   }
   return NULL;
 }
@@ -666,374 +707,16 @@ static napi_value exec_ve(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/*
- * Raw IPv6 sockets for one next-header value (112 for CARP and VRRPv3), bound to one
- * interface. Every packet is delivered with what the IPv6 header said, taken from ancillary
- * data: (payload, source, destination, hop limit, ifindex). Protocol-neutral: the caller
- * parses the payload. The kernel computes no checksum for protocol 112 (the CARP checksum
- * covers the CARP header only, docs/protocol.md §21).
- */
-#define R6_RECV_BUFFER 2048
-#define R6_MAX_PER_WAKEUP 64
-
-typedef struct {
-  uv_poll_t poll; /* first member: uv callbacks cast back from it */
-  napi_env env;
-  napi_ref callback;
-  napi_async_context async;
-  int fd;
-  int closed;
-  int polling;
-  unsigned char buffer[R6_RECV_BUFFER];
-} r6_sock;
-
-typedef struct {
-  r6_sock *sock; /* NULL once closed */
-} r6_box;
-
-static void r6_deliver(r6_sock *s, const void *data, size_t len, const struct in6_addr *src,
-                       const struct in6_addr *dst, int hoplimit, int ifindex, int err) {
-  napi_env env = s->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value cb, this_arg, argv[6], result;
-  napi_get_global(env, &this_arg);
-  if (napi_get_reference_value(env, s->callback, &cb) == napi_ok && cb != NULL) {
-    void *copy;
-    if (data) {
-      napi_create_buffer_copy(env, len, data, &copy, &argv[0]);
-      napi_create_buffer_copy(env, 16, src, &copy, &argv[1]);
-      napi_create_buffer_copy(env, 16, dst, &copy, &argv[2]);
-    } else {
-      napi_get_null(env, &argv[0]);
-      napi_get_null(env, &argv[1]);
-      napi_get_null(env, &argv[2]);
-    }
-    napi_create_int32(env, hoplimit, &argv[3]);
-    napi_create_int32(env, ifindex, &argv[4]);
-    napi_create_int32(env, err, &argv[5]);
-    if (napi_make_callback(env, s->async, this_arg, cb, 6, argv, &result) != napi_ok) {
-      bool pending = false;
-      napi_value exception;
-      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-          napi_get_and_clear_last_exception(env, &exception) == napi_ok)
-        napi_fatal_exception(env, exception);
-    }
-  }
-  napi_close_handle_scope(env, scope);
-}
-
-static void r6_on_poll(uv_poll_t *handle, int status, int events) {
-  (void)events;
-  (void)status;
-  r6_sock *s = (r6_sock *)handle;
-  for (int i = 0; i < R6_MAX_PER_WAKEUP && !s->closed; i++) {
-    struct sockaddr_in6 from;
-    union {
-      struct cmsghdr align;
-      unsigned char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int))];
-    } control;
-    struct iovec iov = {.iov_base = s->buffer, .iov_len = sizeof s->buffer};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    ssize_t n = recvmsg(s->fd, &msg, MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      r6_deliver(s, NULL, 0, NULL, NULL, -1, 0, errno);
-      return;
-    }
-    struct in6_addr dst;
-    memset(&dst, 0, sizeof dst);
-    int hoplimit = -1, ifindex = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != IPPROTO_IPV6) continue;
-      if (c->cmsg_type == IPV6_PKTINFO) {
-        struct in6_pktinfo pi;
-        memcpy(&pi, CMSG_DATA(c), sizeof pi);
-        dst = pi.ipi6_addr;
-        ifindex = (int)pi.ipi6_ifindex;
-      } else if (c->cmsg_type == IPV6_HOPLIMIT) {
-        memcpy(&hoplimit, CMSG_DATA(c), sizeof hoplimit);
-      }
-    }
-    /* A truncated datagram is longer than anything CARP or VRRP sends: hand over what fit. */
-    r6_deliver(s, s->buffer, (size_t)n, &from.sin6_addr, &dst, hoplimit, ifindex, 0);
-  }
-}
-
-static void r6_free(uv_handle_t *handle) { free(handle); }
-
-static void r6_stop(r6_sock *s) {
-  s->closed = 1;
-  if (s->polling) {
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, r6_free);
-  }
-  close(s->fd);
-  if (s->callback) napi_delete_reference(s->env, s->callback);
-  if (s->async) napi_async_destroy(s->env, s->async);
-  if (!s->polling) free(s);
-}
-
-static void r6_box_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  r6_box *box = data;
-  if (box->sock) r6_stop(box->sock);
-  free(box);
-}
-
-static int r6_setopt(int fd, int level, int name, const void *value, socklen_t len, const char **what,
-                     const char *label) {
-  if (setsockopt(fd, level, name, value, len) < 0) {
-    *what = label;
-    return -1;
-  }
-  return 0;
-}
-
-/* raw6Open(ifname, protocol, callback|null) → handle. With null the socket never receives. */
-static napi_value r6_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  char ifname[IFNAMSIZ + 1];
-  size_t ifname_len = 0;
-  napi_valuetype type;
-  if (argc < 3 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string ||
-      napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &ifname_len) != napi_ok ||
-      ifname_len == 0 || ifname_len >= IFNAMSIZ) {
-    napi_throw_type_error(env, NULL, "ifname must be an interface name");
-    return NULL;
-  }
-  int32_t protocol = int_arg(env, argv, argc, 1, "protocol");
-  if (protocol < 0) return NULL;
-  bool listen = false;
-  if (napi_typeof(env, argv[2], &type) != napi_ok) return NULL;
-  if (type == napi_function)
-    listen = true;
-  else if (type != napi_null) {
-    napi_throw_type_error(env, NULL, "callback must be a function or null");
-    return NULL;
-  }
-  uv_loop_t *loop;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
-
-  int fd = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-  if (fd < 0) {
-    throw_errno(env, "socket(AF_INET6, SOCK_RAW)", errno);
-    return NULL;
-  }
-  const char *what = NULL;
-  int one = 1, zero = 0, hops = 255;
-  if (r6_setopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)ifname_len, &what, "SO_BINDTODEVICE") ||
-      /* Hop limit 255 both ways: receivers drop anything else (docs/protocol.md §21). */
-      r6_setopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops, &what, "IPV6_MULTICAST_HOPS") ||
-      r6_setopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof hops, &what, "IPV6_UNICAST_HOPS") ||
-      /* Our multicasts must not come back to any local socket, as on the IPv4 path. */
-      r6_setopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &zero, sizeof zero, &what, "IPV6_MULTICAST_LOOP") ||
-      r6_setopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one, &what, "IPV6_RECVPKTINFO") ||
-      r6_setopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof one, &what, "IPV6_RECVHOPLIMIT") ||
-      /* Only the groups joined on this socket, not every group any socket joined (IPv4's too). */
-      r6_setopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &zero, sizeof zero, &what, "IPV6_MULTICAST_ALL")) {
-    int err = errno;
-    close(fd);
-    char msg[64];
-    snprintf(msg, sizeof msg, "setsockopt(%s)", what);
-    throw_errno(env, msg, err);
-    return NULL;
-  }
-  if (!listen) {
-    /* A send-only socket: nothing may queue up in a buffer nobody reads. */
-    int rcv = 0;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    shutdown(fd, SHUT_RD);
-  }
-  r6_sock *s = calloc(1, sizeof *s);
-  if (!s) {
-    close(fd);
-    throw_errno(env, "raw6Open", ENOMEM);
-    return NULL;
-  }
-  s->env = env;
-  s->fd = fd;
-  if (listen) {
-    napi_value name, resource;
-    napi_create_string_utf8(env, "ucarp:raw6", NAPI_AUTO_LENGTH, &name);
-    napi_create_object(env, &resource);
-    int rc = uv_poll_init_socket(loop, &s->poll, fd);
-    if (rc < 0) {
-      close(fd);
-      free(s);
-      throw_errno(env, "uv_poll_init", -rc);
-      return NULL;
-    }
-    s->polling = 1;
-    if (napi_create_reference(env, argv[2], 1, &s->callback) != napi_ok ||
-        napi_async_init(env, resource, name, &s->async) != napi_ok ||
-        (rc = uv_poll_start(&s->poll, UV_READABLE, r6_on_poll)) < 0) {
-      r6_stop(s);
-      if (rc < 0) throw_errno(env, "uv_poll_start", -rc);
-      return NULL;
-    }
-  }
-  r6_box *box = malloc(sizeof *box);
-  if (!box) {
-    r6_stop(s);
-    throw_errno(env, "raw6Open", ENOMEM);
-    return NULL;
-  }
-  box->sock = s;
-  napi_value handle;
-  if (napi_create_external(env, box, r6_box_finalize, NULL, &handle) != napi_ok) {
-    r6_stop(s);
-    free(box);
-    return NULL;
-  }
-  return handle;
-}
-
-/* The socket behind a handle; throws when it is not one, and when closed. */
-static r6_sock *r6_arg(napi_env env, napi_value *argv, size_t argc) {
-  napi_valuetype type;
-  void *data = NULL;
-  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external ||
-      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, NULL, "expected a raw IPv6 socket handle");
-    return NULL;
-  }
-  r6_box *box = data;
-  if (!box->sock) throw_errno(env, "raw IPv6 socket", EBADF);
-  return box->sock;
-}
-
-/* Reads a 16-byte Buffer argument into an in6_addr; throws otherwise. */
-static int addr6_arg(napi_env env, napi_value *argv, size_t argc, size_t i, struct in6_addr *out) {
-  bool is_buffer = false;
-  void *data;
-  size_t len;
-  if (i >= argc || napi_is_buffer(env, argv[i], &is_buffer) != napi_ok || !is_buffer ||
-      napi_get_buffer_info(env, argv[i], &data, &len) != napi_ok || len != 16) {
-    napi_throw_type_error(env, NULL, "an IPv6 address must be a 16-byte Buffer");
-    return -1;
-  }
-  memcpy(out, data, 16);
-  return 0;
-}
-
-/* raw6Membership(handle, group, ifindex, join) */
-static napi_value r6_membership(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  r6_sock *s = r6_arg(env, argv, argc);
-  if (!s) return NULL;
-  struct ipv6_mreq mreq;
-  if (addr6_arg(env, argv, argc, 1, &mreq.ipv6mr_multiaddr) < 0) return NULL;
-  int32_t ifindex = int_arg(env, argv, argc, 2, "ifindex");
-  if (ifindex < 0) return NULL;
-  mreq.ipv6mr_interface = (unsigned)ifindex;
-  bool join = false;
-  if (argc < 4 || napi_get_value_bool(env, argv[3], &join) != napi_ok) {
-    napi_throw_type_error(env, NULL, "join must be a boolean");
-    return NULL;
-  }
-  if (setsockopt(s->fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &mreq, sizeof mreq) < 0)
-    throw_errno(env, join ? "IPV6_JOIN_GROUP" : "IPV6_LEAVE_GROUP", errno);
-  return NULL;
-}
-
-/*
- * raw6Send(handle, payload, dst, src|null, ifindex): one datagram, synchronous. The source
- * goes in an IPV6_PKTINFO control message, so groups with different sources share the socket.
- */
-static napi_value r6_send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  r6_sock *s = r6_arg(env, argv, argc);
-  if (!s) return NULL;
-  bool is_buffer = false;
-  void *data;
-  size_t len;
-  if (argc < 5 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
-      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "payload must be a Buffer");
-    return NULL;
-  }
-  struct sockaddr_in6 to;
-  memset(&to, 0, sizeof to);
-  to.sin6_family = AF_INET6;
-  if (addr6_arg(env, argv, argc, 2, &to.sin6_addr) < 0) return NULL;
-  int32_t ifindex = int_arg(env, argv, argc, 4, "ifindex");
-  if (ifindex < 0) return NULL;
-  to.sin6_scope_id = (uint32_t)ifindex;
-  struct in6_pktinfo pi;
-  memset(&pi, 0, sizeof pi);
-  pi.ipi6_ifindex = (unsigned)ifindex;
-  napi_valuetype type;
-  if (napi_typeof(env, argv[3], &type) != napi_ok) return NULL;
-  if (type != napi_null && addr6_arg(env, argv, argc, 3, &pi.ipi6_addr) < 0) return NULL;
-  union {
-    struct cmsghdr align;
-    unsigned char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-  } control;
-  memset(&control, 0, sizeof control);
-  struct iovec iov = {.iov_base = data, .iov_len = len};
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_name = &to;
-  msg.msg_namelen = sizeof to;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = IPPROTO_IPV6;
-  c->cmsg_type = IPV6_PKTINFO;
-  c->cmsg_len = CMSG_LEN(sizeof pi);
-  memcpy(CMSG_DATA(c), &pi, sizeof pi);
-  ssize_t sent;
-  do {
-    sent = sendmsg(s->fd, &msg, 0);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) throw_errno(env, "sendmsg(AF_INET6)", errno);
-  return NULL;
-}
-
-/* raw6Close(handle): idempotent; the kernel drops the memberships with the socket. */
-static napi_value r6_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  napi_valuetype type;
-  void *data = NULL;
-  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external ||
-      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, NULL, "expected a raw IPv6 socket handle");
-    return NULL;
-  }
-  r6_box *box = data;
-  if (box->sock) r6_stop(box->sock);
-  box->sock = NULL;
-  return NULL;
-}
-
 /* Defined in the spawn block at the end of this file. */
 static void define_spawn(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   define_spawn(env, exports);
+  define_rawsock(env, exports);
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetSend", NULL, packet_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packetSendMany", NULL, packet_send_many, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sdNotify", NULL, sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
       {"netlinkSubscribe", NULL, nl_subscribe, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1044,10 +727,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"isChildSubreaper", NULL, is_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reapChild", NULL, reap_child, NULL, NULL, NULL, napi_enumerable, NULL},
       {"execve", NULL, exec_ve, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"raw6Open", NULL, r6_open, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"raw6Membership", NULL, r6_membership, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"raw6Send", NULL, r6_send, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"raw6Close", NULL, r6_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,7 +1,7 @@
-// Typed access to the project's N-API addon (native/ucarp_native.c): AF_PACKET sockets for
-// gratuitous ARP, the systemd notification datagram, a netlink multicast subscription that
-// survives receive-buffer overruns, and the child-subreaper flag with a waitpid() for one given
-// child, execve() for `ucarpctl restart`, and posix_spawn for scripts; none of which Node (20)
+// Typed access to the project's N-API addon (native/*.c): raw IP sockets read and written in
+// batches (recvmmsg, sendmmsg), AF_PACKET sockets for gratuitous ARP, the systemd notification
+// datagram, a netlink multicast subscription that survives receive-buffer overruns, and the
+// child-subreaper flag with a waitpid() for one given child, execve() for `ucarpctl restart`, and posix_spawn for scripts; none of which Node (20)
 // or our dependencies do safely (or cheaply).
 import path from 'node:path';
 
@@ -15,28 +15,23 @@ export type NetlinkSubscription = { readonly __brand: 'NetlinkSubscription' };
  */
 export type NetlinkListener = (data: Buffer | null, errno: number) => void;
 
-/** Opaque handle of a raw IPv6 socket. */
-export type Raw6Socket = { readonly __brand: 'Raw6Socket' };
+/** Opaque handle of a raw IP socket (rawsock.c). */
+export type RawSocketHandle = { readonly __brand: 'RawSocket' };
 
 /**
- * Called with one received datagram and what its IPv6 header said (source, destination as 16
- * bytes, hop limit, arrival ifindex) and errno 0; or with nulls and an errno when recvmsg()
- * failed (the socket stays open).
+ * Called once per recvmmsg() with the number of packets now in the receive slots (count > 0,
+ * errno 0); with count 0 and an errno when a receive failed (the socket stays open); with
+ * count -1 when the socket can no longer be watched (it must be closed).
  */
-export type Raw6Listener = (
-  payload: Buffer | null,
-  src: Buffer | null,
-  dst: Buffer | null,
-  hopLimit: number,
-  ifindex: number,
-  errno: number,
-) => void;
+export type RawBatchListener = (count: number, errno: number) => void;
 
 export interface UcarpNative {
   /** Opens an AF_PACKET/SOCK_RAW socket bound to the interface; it never receives. */
   packetOpen(ifindex: number): number;
   /** Sends one complete Ethernet frame (padded to 60 bytes if shorter). */
   packetSend(fd: number, frame: Buffer): void;
+  /** The frames in order through sendmmsg(); throws at the first refused one, the earlier ones sent. */
+  packetSendMany(fd: number, frames: readonly Buffer[]): void;
   close(fd: number): void;
   /** Sends `state` to $NOTIFY_SOCKET; false when the variable is unset. */
   sdNotify(state: string): boolean;
@@ -64,18 +59,32 @@ export interface UcarpNative {
    */
   execve(file: string, argv: readonly string[], env: readonly string[]): never;
   /**
-   * AF_INET6/SOCK_RAW for next header `protocol`, bound to `ifname`, hop limit 255 for unicast
-   * and multicast, multicast loop off, IPV6_MULTICAST_ALL off. With a listener, every datagram
-   * is read with recvmsg() (IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT) and the handle keeps the
-   * process alive until raw6Close; with null the socket only sends.
+   * SOCK_RAW of `family` for `protocol`, bound to `ifname`. IPv4: IP_HDRINCL, multicast loop
+   * and IP_MULTICAST_ALL off, SO_BROADCAST on. IPv6: hop limit 255 for unicast and multicast,
+   * multicast loop and IPV6_MULTICAST_ALL off, IPV6_RECVPKTINFO and IPV6_RECVHOPLIMIT on. With
+   * a listener, packets are read with recvmmsg() into the slots of `rx` (meta: RAW_META_STRIDE
+   * words per slot, src/net/raw-batch.ts) and the socket keeps the process alive until
+   * rawClose; with nulls it only sends.
    */
-  raw6Open(ifname: string, protocol: number, listener: Raw6Listener | null): Raw6Socket;
-  /** IPV6_JOIN_GROUP (join true) or IPV6_LEAVE_GROUP of a 16-byte group on ifindex. */
-  raw6Membership(sock: Raw6Socket, group: Buffer, ifindex: number, join: boolean): void;
-  /** sendmsg() of payload to dst out of ifindex, from src (IPV6_PKTINFO) or the kernel's pick. */
-  raw6Send(sock: Raw6Socket, payload: Buffer, dst: Buffer, src: Buffer | null, ifindex: number): void;
+  rawOpen(
+    family: 4 | 6,
+    ifname: string,
+    protocol: number,
+    rx: Buffer | null,
+    meta: Int32Array | null,
+    listener: RawBatchListener | null,
+  ): RawSocketHandle;
+  /** IP_ADD/DROP_MEMBERSHIP (ip_mreqn with `local`) or IPV6_JOIN/LEAVE_GROUP of `group` on ifindex. */
+  rawMembership(sock: RawSocketHandle, group: Buffer, local: Buffer | null, ifindex: number, join: boolean): void;
+  /**
+   * sendmmsg() of the first `count` packets described in `meta` (in `arena`); results[i] is 0
+   * or the errno that refused packet i. Returns how many were sent.
+   */
+  rawSend(sock: RawSocketHandle, arena: Buffer, meta: Int32Array, count: number, results: Int32Array): number;
   /** Closes the socket; idempotent. */
-  raw6Close(sock: Raw6Socket): void;
+  rawClose(sock: RawSocketHandle): void;
+  /** strerror(errno). */
+  errnoMessage(errno: number): string;
   /**
    * posix_spawn of `file` (PATH searched without a slash) with exactly `argv` (argv[0]
    * included) and `envp`, in its own session, default signal dispositions, stdin /dev/null,

@@ -33,7 +33,8 @@ export function buildGratuitousArp(mac: Buffer, ipv4: string): Buffer {
 
 /**
  * Sends gratuitous ARPs on one interface. The packet socket is opened on first use and kept,
- * so a failover of hundreds of addresses costs one sendto() each and no socket churn.
+ * and a burst leaves through sendmmsg(), 64 frames per system call and one call into the
+ * addon, so a failover of hundreds of addresses costs no socket churn and few system calls.
  */
 export class GarpSender {
   private fd: number | undefined;
@@ -72,7 +73,7 @@ export class GarpSender {
     const n = native();
     const fd = this.open();
     try {
-      for (const frame of frames) n.packetSend(fd, frame);
+      n.packetSendMany(fd, frames);
     } catch (e) {
       // A socket bound to a vanished interface never recovers; the next burst reopens it.
       this.dropSocket();

@@ -1,16 +1,30 @@
 // The IPv6 counterpart of transport.ts: one raw IPv6 socket for next header 112 per interface,
 // through the addon (a raw IPv6 socket delivers no IPv6 header, and the hop limit and the
-// destination only arrive as ancillary data of recvmsg()). Protocol-neutral: every datagram
+// destination only arrive as ancillary data), read and written in batches (raw-batch.ts). Protocol-neutral: every datagram
 // goes to 'packet' with its source, destination, hop limit and interface; the hub parses it.
 import { EventEmitter } from 'node:events';
-import { errorMessage } from '../errors';
-import { native, type Raw6Socket, type UcarpNative } from '../native';
 import { IPPROTO_CARP } from '../protocol/carp';
 import { bytesToIpv6, ipv6ToBytes, isMulticast6 } from './ipv6';
-import { TransportError, emptyTransportStats, type TransportStats } from './transport';
+import {
+  M_DST,
+  M_HOPS,
+  M_IFINDEX,
+  M_LENGTH,
+  M_SRC,
+  RAW_META_STRIDE,
+  RECV_SLOT_SIZE,
+  RawBatchSocket,
+  TransportError,
+  emptyTransportStats,
+  type SendDone,
+  type TransportStats,
+} from './raw-batch';
 
 export interface Packet6 {
-  /** The datagram after the IPv6 header (a fresh copy: keep it if needed). */
+  /**
+   * The datagram after the IPv6 header: a view into the socket's receive slots, overwritten by
+   * a later batch; copy it to keep it beyond the listener.
+   */
   payload: Buffer;
   /** Source and destination in canonical text (docs/protocol.md §21). */
   src: string;
@@ -41,31 +55,24 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
   readonly stats: TransportStats = emptyTransportStats();
   private readonly memberships = new Map<string, Membership6>();
   private readonly localSources = new Map<string, number>();
+  private readonly sock: RawBatchSocket;
   private closed = false;
 
   private constructor(
     readonly ifname: string,
-    private readonly n: UcarpNative,
-    private readonly sock: Raw6Socket,
+    protocol: number,
   ) {
     super();
+    this.sock = new RawBatchSocket(6, ifname, protocol, this.stats, {
+      batch: (rx, meta, count) => this.onBatch(rx, meta, count),
+      receiveError: (err) => this.emit('receiveError', err),
+      closed: () => this.markClosed(),
+    });
   }
 
   /** Opens the socket; a TransportError (op 'open') when the interface or IPv6 is missing. */
   static open(ifname: string, protocol = IPPROTO_CARP): Interface6Socket {
-    const n = native();
-    // The listener exists before the socket it listens to: it reaches the wrapper through this box.
-    const box: { self?: Interface6Socket } = {};
-    let sock: Raw6Socket;
-    try {
-      sock = n.raw6Open(ifname, protocol, (payload, src, dst, hopLimit, ifindex, errno) =>
-        box.self?.onDatagram(payload, src, dst, hopLimit, ifindex, errno),
-      );
-    } catch (e) {
-      throw new TransportError('open', ifname, errorMessage(e), { cause: e });
-    }
-    box.self = new Interface6Socket(ifname, n, sock);
-    return box.self;
+    return new Interface6Socket(ifname, protocol);
   }
 
   get isClosed(): boolean {
@@ -88,13 +95,7 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
       return;
     }
     const g = ipv6ToBytes(group);
-    try {
-      this.n.raw6Membership(this.sock, g, ifindex, true);
-    } catch (e) {
-      throw new TransportError('join', this.ifname, `IPV6_JOIN_GROUP ${group}: ${errorMessage(e)}`, {
-        cause: e,
-      });
-    }
+    this.sock.membership('join', `IPV6_JOIN_GROUP ${group}`, g, null, ifindex);
     this.memberships.set(key, { refs: 1, ifindex, group: g });
   }
 
@@ -105,13 +106,7 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
     if (!m) throw new RangeError(`${group} is not joined on ${this.ifname}`);
     if (--m.refs > 0) return;
     this.memberships.delete(key);
-    try {
-      this.n.raw6Membership(this.sock, m.group, m.ifindex, false);
-    } catch (e) {
-      throw new TransportError('leave', this.ifname, `IPV6_LEAVE_GROUP ${group}: ${errorMessage(e)}`, {
-        cause: e,
-      });
-    }
+    this.sock.membership('leave', `IPV6_LEAVE_GROUP ${group}`, m.group, null, m.ifindex);
   }
 
   addLocalSource(addr: string): void {
@@ -127,52 +122,68 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
     else this.localSources.delete(a);
   }
 
-  /** Sends `payload` from `src` to `dst` out of `ifindex`; synchronous, throws on refusal. */
+  /** Sends `payload` from `src` to `dst` out of `ifindex`, now; synchronous, throws on refusal. */
   send(payload: Buffer, dst: string, src: string, ifindex: number): void {
+    const outcome: { err: TransportError | null } = { err: null };
+    this.queue(payload, dst, src, ifindex, (err) => (outcome.err = err));
+    this.sock.flush();
+    if (outcome.err) throw outcome.err;
+  }
+
+  /** Queues `payload` for the end of the turn's sendmmsg() (see InterfaceSocket.queue). */
+  queue(payload: Buffer, dst: string, src: string, ifindex: number, done?: SendDone): void {
+    const d = ipv6ToBytes(dst);
+    const s = ipv6ToBytes(src);
     if (this.closed) {
       this.stats.sendErrors++;
-      throw new TransportError('send', this.ifname, 'socket is closed');
+      throw this.sock.closedError(dst, src);
     }
-    try {
-      this.n.raw6Send(this.sock, payload, ipv6ToBytes(dst), ipv6ToBytes(src), ifindex);
-    } catch (e) {
-      this.stats.sendErrors++;
-      throw new TransportError('send', this.ifname, `${src} -> ${dst}: ${errorMessage(e)}`, { cause: e });
-    }
-    this.stats.sent++;
+    const at = this.sock.reserve(payload.length);
+    this.sock.sendArena.set(payload, at);
+    this.sock.commit6(at, payload.length, d, s, ifindex, dst, src, done);
+  }
+
+  flush(): void {
+    this.sock.flush();
+  }
+
+  /** Sends what is queued now; the senders hear at the end of the turn (RawBatchSocket.transmit). */
+  transmit(): void {
+    this.sock.transmit();
   }
 
   close(): void {
     if (this.closed) return;
+    this.sock.close();
+    this.markClosed();
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
     this.closed = true;
-    this.n.raw6Close(this.sock);
     this.memberships.clear();
     this.emit('close');
   }
 
-  private onDatagram(
-    payload: Buffer | null,
-    src: Buffer | null,
-    dst: Buffer | null,
-    hopLimit: number,
-    ifindex: number,
-    errno: number,
-  ): void {
-    if (this.closed) return;
-    if (payload === null || src === null || dst === null) {
-      this.stats.receiveErrors++;
-      this.emit(
-        'receiveError',
-        new TransportError('receive', this.ifname, `recvmsg() failed: errno ${errno}`),
-      );
-      return;
+  /** One recvmmsg()'s datagrams, in order; a listener may close the socket half-way. */
+  private onBatch(rx: Buffer, meta: Int32Array, count: number): void {
+    const bytes = Buffer.from(meta.buffer, meta.byteOffset, meta.byteLength);
+    for (let i = 0; i < count && !this.closed; i++) {
+      const m = i * RAW_META_STRIDE;
+      const source = bytesToIpv6(bytes.subarray((m + M_SRC) * 4, (m + M_SRC) * 4 + 16));
+      if (this.localSources.size !== 0 && this.localSources.has(source)) {
+        this.stats.droppedOwn++;
+        continue;
+      }
+      this.stats.received++;
+      const at = i * RECV_SLOT_SIZE;
+      this.emit('packet', {
+        payload: rx.subarray(at, at + meta[m + M_LENGTH]),
+        src: source,
+        dst: bytesToIpv6(bytes.subarray((m + M_DST) * 4, (m + M_DST) * 4 + 16)),
+        hopLimit: meta[m + M_HOPS],
+        ifindex: meta[m + M_IFINDEX],
+      });
     }
-    const source = bytesToIpv6(src);
-    if (this.localSources.size !== 0 && this.localSources.has(source)) {
-      this.stats.droppedOwn++;
-      return;
-    }
-    this.stats.received++;
-    this.emit('packet', { payload, src: source, dst: bytesToIpv6(dst), hopLimit, ifindex });
   }
 }

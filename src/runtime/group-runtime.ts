@@ -59,8 +59,12 @@ import type { MasterInfo } from '../engine/group';
 
 /** What a group needs from the world; the group set wires real sockets, tests fake it. */
 export interface GroupIo extends AddressIo {
-  /** Sends one CARP header; throws when the kernel refuses. */
-  send(payload: Buffer, dst: string, src: string): void;
+  /**
+   * Sends one advertisement. Throws when it cannot even be queued; otherwise calls `done`
+   * exactly once, with null or the refusal, before the end of the current turn (sends are
+   * batched: docs/architecture.md, "The edges").
+   */
+  send(payload: Buffer, dst: string, src: string, done: (err: Error | null) => void): void;
   /** Announces the addresses: gratuitous ARP, or for IPv6 neighbour advertisements from `src`. */
   garp(addresses: string[], src: string): void;
 }
@@ -536,21 +540,30 @@ export class GroupRuntime {
 
   private sendToAll(payload: (index: number) => Buffer): void {
     // A unicast group sends the same advertisement to each peer; it counts as sent when at
-    // least one copy left, so one unreachable peer does not suppress the group.
-    const c = this.cfg;
-    let ok = false;
+    // least one copy left, so one unreachable peer does not suppress the group. The outcome
+    // is known when the turn's batch has been sent; the engine hears it then.
+    const round = { pending: this.destinations.length, ok: false };
     for (const [i, dst] of this.destinations.entries()) {
+      const done = (err: Error | null): void => {
+        if (err === null) round.ok = true;
+        else this.sendFailed(dst, err);
+        if (--round.pending === 0) this.sendSettled(round.ok);
+      };
       try {
-        this.io.send(payload(i), dst, c.srcip);
-        ok = true;
+        this.io.send(payload(i), dst, this.cfg.srcip, done);
       } catch (e) {
-        this.stats.sendErrors++;
-        const to = c.peers.length > 0 ? ` to ${dst}` : '';
-        this.warnings.report('send', (more) =>
-          this.log.warn(`sending advertisement${to} failed: ${(e as Error).message}${more}`),
-        );
+        done(e as Error);
       }
     }
+  }
+
+  private sendFailed(dst: string, e: Error): void {
+    this.stats.sendErrors++;
+    const to = this.cfg.peers.length > 0 ? ` to ${dst}` : '';
+    this.warnings.report('send', (more) => this.log.warn(`sending advertisement${to} failed: ${e.message}${more}`));
+  }
+
+  private sendSettled(ok: boolean): void {
     if (ok) this.stats.sent++;
     // Successes only matter while failures are being counted; skipping them keeps the
     // steady state at one engine step per advertisement.

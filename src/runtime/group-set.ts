@@ -293,7 +293,7 @@ export class GroupSet {
     const hub = this.hub(cfg.interface);
     const log = groupLogger(this.opts.log, { group: cfg.name, vhid: cfg.vhid, iface: cfg.interface });
     const io: GroupIo = {
-      send: (payload, dst, src) => hub.send(payload, dst, src),
+      send: (payload, dst, src, done) => hub.send(payload, dst, src, done),
       garp: (addresses, src) => hub.sendGarp(addresses, src),
       addAddress: (ifname, address, prefixlen) => this.addAddress(cfg.name, ifname, address, prefixlen),
       delAddress: (ifname, address, prefixlen) => this.delAddress(ifname, address, prefixlen),

@@ -8,7 +8,7 @@
 // whatever new index, the sockets and every membership are set up again (attach).
 import { parseFraming, parseFraming6, CARP_VERSION, type RejectReason } from '../protocol/carp';
 import { isVrrpIpv4, parseVrrpFraming, parseVrrpFraming6, VRRP_VERSION } from '../protocol/vrrp';
-import { InterfaceSocket } from '../net/transport';
+import { InterfaceSocket, type SendDone } from '../net/transport';
 import { Interface6Socket, type Packet6 } from '../net/transport6';
 import { familyOf, ipv6ToBigInt, isMulticast6 } from '../net/ipv6';
 import { GarpSender } from '../net/garp';
@@ -69,11 +69,11 @@ function where(c: GroupConfig): string {
 /** The interface's sockets as the hub uses them; tests hand in fakes. */
 export type HubSocket = Pick<
   InterfaceSocket,
-  'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'send' | 'close'
+  'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'queue' | 'transmit' | 'close'
 >;
 export type HubSocket6 = Pick<
   Interface6Socket,
-  'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'send' | 'close'
+  'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'queue' | 'transmit' | 'close'
 >;
 export type HubGarp = Pick<GarpSender, 'open' | 'send' | 'sendNeighbourAdverts' | 'close'>;
 
@@ -208,11 +208,15 @@ export class InterfaceHub {
     this.add(g);
   }
 
-  send(payload: Buffer, dst: string, src: string): void {
+  /**
+   * Queues one advertisement: it leaves with the rest of the turn's in one sendmmsg() and
+   * `done` hears the outcome then. Throws when there is no socket to queue it on.
+   */
+  send(payload: Buffer, dst: string, src: string, done: SendDone): void {
     const a = this.attached;
     if (!a) throw new ClosedError(`interface ${this.ifname} does not exist`);
-    if (familyOf(dst) === 4) a.sock.send(payload, dst, src);
-    else if (a.sock6) a.sock6.send(payload, dst, src, a.link.index);
+    if (familyOf(dst) === 4) a.sock.queue(payload, dst, src, done);
+    else if (a.sock6) a.sock6.queue(payload, dst, src, a.link.index, done);
     else throw new ClosedError(`no IPv6 socket on ${this.ifname}`);
   }
 
@@ -222,6 +226,9 @@ export class InterfaceHub {
    */
   sendGarp(addresses: string[], src = ''): void {
     if (!this.attached) throw new ClosedError(`interface ${this.ifname} does not exist`);
+    // The takeover's advertisement goes first, as it did before sends were batched.
+    this.attached.sock.transmit();
+    this.attached.sock6?.transmit();
     const v6 = addresses.filter((x) => familyOf(x) === 6);
     if (v6.length < addresses.length) this.attached.garp.send(addresses.filter((x) => familyOf(x) === 4));
     if (v6.length > 0) this.attached.garp.sendNeighbourAdverts(v6, src);

@@ -36,10 +36,11 @@ class FakeIo implements GroupIo {
   ops: string[] = [];
   failSends = false;
   constructor(private readonly clock: FakeClock) {}
-  send(payload: Buffer, dst: string, src: string): void {
+  send(payload: Buffer, dst: string, src: string, done: (err: Error | null) => void): void {
     if (this.failSends) throw new Error('No such device');
     assert.equal(payload.length, CARP_HEADER_LEN);
     this.sent.push({ at: this.clock.now(), advbase: payload[5], advskew: payload[2], dst, src });
+    done(null);
   }
   garp(addresses: string[]): void {
     this.garps.push({ at: this.clock.now(), addresses });
@@ -357,11 +358,13 @@ describe('GroupRuntime with replay_protection', () => {
       );
       const peer = { src, alive: true } as Peer;
       const io: GroupIo = {
-        send: (payload, dst, from) => {
-          if (!peer.alive) return;
-          const pkt = ipv4Packet(from, dst, Buffer.from(payload));
-          this.capture.push({ from, pkt });
-          this.deliver(pkt, peer);
+        send: (payload, dst, from, done) => {
+          if (peer.alive) {
+            const pkt = ipv4Packet(from, dst, Buffer.from(payload));
+            this.capture.push({ from, pkt });
+            this.deliver(pkt, peer);
+          }
+          done(null);
         },
         garp: () => undefined,
         addAddress: async () => undefined,

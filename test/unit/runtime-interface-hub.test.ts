@@ -43,10 +43,11 @@ class FakeSocket extends EventEmitter {
   removeLocalSource(a: string): void {
     this.sources.splice(this.sources.indexOf(a), 1);
   }
-  send(): void {}
+  queue(): void {}
+  transmit(): void {}
   close(): void {}
   deliver(buf: Buffer): void {
-    this.emit('packet', buf, '');
+    this.emit('packet', buf);
   }
 }
 
@@ -81,9 +82,11 @@ class FakeSocket6 extends EventEmitter {
   removeLocalSource(a: string): void {
     this.sources.splice(this.sources.indexOf(a), 1);
   }
-  send(_payload: Buffer, dst: string, src: string, ifindex: number): void {
+  queue(_payload: Buffer, dst: string, src: string, ifindex: number, done: (err: Error | null) => void): void {
     this.sent.push({ dst, src, ifindex });
+    done(null);
   }
+  transmit(): void {}
   close(): void {}
   deliver(pkt: Packet6): void {
     this.emit('packet', pkt);
@@ -336,7 +339,7 @@ describe('InterfaceHub', () => {
     it('sends IPv6 through the IPv6 socket on the interface index, IPv4 through the IPv4 one', () => {
       const { sock6, hub: h } = hub();
       h.add(group6('a', 1));
-      h.send(adv6(1), 'ff02::12', LL);
+      h.send(adv6(1), 'ff02::12', LL, () => undefined);
       assert.deepEqual(sock6.sent, [{ dst: 'ff02::12', src: LL, ifindex: LINK.index }]);
     });
 
