@@ -242,7 +242,7 @@ export class RawBatchSocket {
     this.stats.sent += sent;
     for (let i = 0; i < count; i++) {
       let err: TransportError | null = null;
-      if (closed) err = this.closedError(dsts[i], srcs[i]);
+      if (closed) err = this.closedError();
       else if (failed !== null) err = failed;
       else if (this.results[i] !== 0) err = this.errnoError('send', this.results[i], `${srcs[i]} -> ${dsts[i]}`);
       if (err !== null) this.stats.sendErrors++;
@@ -259,8 +259,8 @@ export class RawBatchSocket {
     this.flush();
   }
 
-  closedError(dst: string, src: string): TransportError {
-    return new TransportError('send', this.ifname, `${src} -> ${dst}: socket is closed`);
+  closedError(): TransportError {
+    return new TransportError('send', this.ifname, 'socket is closed');
   }
 
   private slot(

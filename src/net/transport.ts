@@ -204,7 +204,7 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
     if (payload.length > MAX_PAYLOAD) throw new RangeError(`payload too long: ${payload.length}`);
     if (this.closed) {
       this.stats.sendErrors++;
-      throw this.sock.closedError(dst, src);
+      throw this.sock.closedError();
     }
     const total = IPV4_MIN_HEADER_LEN + payload.length;
     const at = this.sock.reserve(total);

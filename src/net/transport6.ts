@@ -136,7 +136,7 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
     const s = ipv6ToBytes(src);
     if (this.closed) {
       this.stats.sendErrors++;
-      throw this.sock.closedError(dst, src);
+      throw this.sock.closedError();
     }
     const at = this.sock.reserve(payload.length);
     this.sock.sendArena.set(payload, at);
