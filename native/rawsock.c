@@ -206,17 +206,18 @@ static unsigned char *buffer_arg(napi_env env, napi_value value, size_t *length,
 }
 
 /*
- * rawOpen(family 4|6, ifname, protocol, rx, meta, onBatch) → handle. rx (Buffer) and meta
- * (Int32Array of RAW_META_STRIDE words per slot) are the receive slots, kept until close;
- * onBatch(count, errno) is called once per recvmmsg(). With rx, meta and onBatch null the
+ * rawOpen(family 4|6, ifname, protocol, rx, meta, onBatch, rcvbuf) → handle. rx (Buffer) and
+ * meta (Int32Array of RAW_META_STRIDE words per slot) are the receive slots, kept until close;
+ * onBatch(count, errno) is called once per recvmmsg(). rcvbuf (bytes, 0: the default) is the
+ * receive buffer, forced past net.core.rmem_max when we may. With rx, meta and onBatch null the
  * socket only sends. A receiving socket keeps the process alive until rawClose.
  */
 static napi_value raw_open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 6) {
-    napi_throw_type_error(env, NULL, "rawOpen(family, ifname, protocol, rx, meta, onBatch)");
+  if (argc < 7) {
+    napi_throw_type_error(env, NULL, "rawOpen(family, ifname, protocol, rx, meta, onBatch, rcvbuf)");
     return NULL;
   }
   int32_t fam = int_arg(env, argv, argc, 0, "family");
@@ -237,6 +238,8 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   }
   int32_t protocol = int_arg(env, argv, argc, 2, "protocol");
   if (protocol < 0) return NULL;
+  int32_t rcvbuf = int_arg(env, argv, argc, 6, "rcvbuf");
+  if (rcvbuf < 0) return NULL;
   if (napi_typeof(env, argv[5], &type) != napi_ok) return NULL;
   int listen = type == napi_function;
   if (!listen && type != napi_null) {
@@ -272,6 +275,8 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
     throw_errno(env, msg, err);
     return NULL;
   }
+  if (listen && rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   if (!listen) {
     /* A send-only socket: nothing may queue up in a buffer nobody reads. */
     int rcv = 0;

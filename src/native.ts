@@ -64,7 +64,8 @@ export interface UcarpNative {
    * multicast loop and IPV6_MULTICAST_ALL off, IPV6_RECVPKTINFO and IPV6_RECVHOPLIMIT on. With
    * a listener, packets are read with recvmmsg() into the slots of `rx` (meta: RAW_META_STRIDE
    * words per slot, src/net/raw-batch.ts) and the socket keeps the process alive until
-   * rawClose; with nulls it only sends.
+   * rawClose; with nulls it only sends. `rcvbuf`: the receive buffer in bytes (0: default),
+   * past net.core.rmem_max with CAP_NET_ADMIN.
    */
   rawOpen(
     family: 4 | 6,
@@ -73,6 +74,7 @@ export interface UcarpNative {
     rx: Buffer | null,
     meta: Int32Array | null,
     listener: RawBatchListener | null,
+    rcvbuf: number,
   ): RawSocketHandle;
   /** IP_ADD/DROP_MEMBERSHIP (ip_mreqn with `local`) or IPV6_JOIN/LEAVE_GROUP of `group` on ifindex. */
   rawMembership(sock: RawSocketHandle, group: Buffer, local: Buffer | null, ifindex: number, join: boolean): void;

@@ -25,6 +25,11 @@ export const M_DST = 8;
 export const RECV_SLOTS = 64;
 /** Bytes per receive slot: more than any CARP or VRRP advertisement with its IP header. */
 export const RECV_SLOT_SIZE = 2048;
+/**
+ * The receive buffer: the default (212992 bytes) holds about 280 advertisements as the kernel
+ * accounts them, fewer than thousands of groups may send while the loop is busy elsewhere.
+ */
+export const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Packets queued before a flush happens at once rather than at the end of the turn. */
 const SEND_SLOTS = 256;
 const ARENA_SIZE = 64 * 1024;
@@ -56,12 +61,25 @@ export interface TransportStats {
   /** Dropped because shorter than an IPv4 header. */
   droppedShort: number;
   receiveErrors: number;
+  /** Calls from the addon: one per recvmmsg() that returned packets or an error. */
+  receiveBatches: number;
   sent: number;
   sendErrors: number;
+  /** sendmmsg() rounds: each flush of the send queue that had something in it. */
+  sendBatches: number;
 }
 
 export function emptyTransportStats(): TransportStats {
-  return { received: 0, droppedOwn: 0, droppedShort: 0, receiveErrors: 0, sent: 0, sendErrors: 0 };
+  return {
+    received: 0,
+    droppedOwn: 0,
+    droppedShort: 0,
+    receiveErrors: 0,
+    receiveBatches: 0,
+    sent: 0,
+    sendErrors: 0,
+    sendBatches: 0,
+  };
 }
 
 /** The outcome of one queued packet: null once the kernel took it, or why it did not. */
@@ -129,6 +147,7 @@ export class RawBatchSocket {
         sink && rx && rxMeta
           ? (count, errno) => {
               if (this.closed) return;
+              this.stats.receiveBatches++;
               if (count > 0) sink.batch(rx, rxMeta, count);
               else if (count === 0) {
                 this.stats.receiveErrors++;
@@ -141,6 +160,7 @@ export class RawBatchSocket {
               }
             }
           : null,
+        RECV_BUFFER_BYTES,
       );
     } catch (e) {
       throw new TransportError('open', ifname, errorMessage(e), { cause: e });
@@ -164,7 +184,7 @@ export class RawBatchSocket {
    * packet is queued by the commit that must follow before anything else is queued.
    */
   reserve(length: number): number {
-    if (this.count === SEND_SLOTS || this.used + length > this.arena.length) this.flush();
+    if (this.count === SEND_SLOTS || this.used + length > this.arena.length) this.transmit();
     if (length > this.arena.length) this.arena = Buffer.allocUnsafeSlow(length);
     return this.used;
   }
@@ -230,6 +250,7 @@ export class RawBatchSocket {
     const dsts = this.dsts.splice(0, count);
     const srcs = this.srcs.splice(0, count);
     const closed = this.closed;
+    this.stats.sendBatches++;
     let sent = 0;
     let failed: TransportError | null = null;
     if (!closed) {
@@ -251,9 +272,10 @@ export class RawBatchSocket {
     }
   }
 
-  /** Closes the socket; what is still queued fails as sent on a closed socket. Idempotent. */
+  /** Closes the socket once what is queued has been sent, and tells its senders. Idempotent. */
   close(): void {
     if (this.closed) return;
+    this.transmit();
     this.closed = true;
     this.n.rawClose(this.handle);
     this.flush();
