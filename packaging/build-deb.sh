@@ -84,7 +84,7 @@ mkdir -p "$app/dist" "$app/native"
 cp "$root/package.json" "$root/package-lock.json" "$app/"
 cp -r "$root/bin" "$app/"
 cp -r "$root/dist/src" "$root/dist/schemas" "$app/dist/"
-cp "$root/native/binding.gyp" "$root/native/ucarp_native.c" "$app/native/"
+cp "$root/native/binding.gyp" "$root/native/"*.c "$root/native/"*.h "$app/native/"
 (
   cd "$app"
   # nodedir: the runtime's own headers (the machine's npm config points at /usr, its Node).
@@ -95,7 +95,7 @@ cp "$root/native/binding.gyp" "$root/native/ucarp_native.c" "$app/native/"
     exit 1
   }
   # Proof the addons load in the runtime that ships.
-  node -e 'require("raw-socket"); require("unix-dgram"); require("netlink"); require("./native/build/Release/ucarp_native.node")'
+  node -e 'require("unix-dgram"); require("netlink"); require("./native/build/Release/ucarp_native.node")'
 )
 
 echo "--- file system tree"

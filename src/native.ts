@@ -77,7 +77,13 @@ export interface UcarpNative {
     rcvbuf: number,
   ): RawSocketHandle;
   /** IP_ADD/DROP_MEMBERSHIP (ip_mreqn with `local`) or IPV6_JOIN/LEAVE_GROUP of `group` on ifindex. */
-  rawMembership(sock: RawSocketHandle, group: Buffer, local: Buffer | null, ifindex: number, join: boolean): void;
+  rawMembership(
+    sock: RawSocketHandle,
+    group: Buffer,
+    local: Buffer | null,
+    ifindex: number,
+    join: boolean,
+  ): void;
   /**
    * sendmmsg() of the first `count` packets described in `meta` (in `arena`); results[i] is 0
    * or the errno that refused packet i. Returns how many were sent.

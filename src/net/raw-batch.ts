@@ -14,7 +14,7 @@ export const M_HOPS = 1;
 export const M_OFFSET = 1;
 /** IPv6: the arrival interface, or the outgoing one. */
 export const M_IFINDEX = 2;
-/** Receive: 1 when the datagram was longer than its slot. */
+/** Receive: 1 when the datagram was longer than its slot. Send (IPv6): a hop limit, 0 for 255. */
 export const M_FLAGS = 3;
 /** 16 bytes from this word: the IPv6 source (receive), or the source to send from (zeros: the kernel's pick). */
 export const M_SRC = 4;
@@ -197,7 +197,14 @@ export class RawBatchSocket {
    * Queues the packet written at `offset` (from reserve) to the IPv4 destination `dst`
    * (host-order uint32). `done` hears the outcome when the queue is flushed.
    */
-  commit4(offset: number, length: number, dst: number, dstText: string, srcText: string, done?: SendDone): void {
+  commit4(
+    offset: number,
+    length: number,
+    dst: number,
+    dstText: string,
+    srcText: string,
+    done?: SendDone,
+  ): void {
     const base = this.slot(offset, length, 0, dstText, srcText, done);
     const b = this.metaBytes;
     const at = (base + M_DST) * 4;
@@ -219,6 +226,7 @@ export class RawBatchSocket {
     done?: SendDone,
   ): void {
     const base = this.slot(offset, length, ifindex, dstText, srcText, done);
+    this.meta[base + M_FLAGS] = 0;
     this.metaBytes.set(src, (base + M_SRC) * 4);
     this.metaBytes.set(dst, (base + M_DST) * 4);
   }
@@ -265,7 +273,8 @@ export class RawBatchSocket {
       let err: TransportError | null = null;
       if (closed) err = this.closedError();
       else if (failed !== null) err = failed;
-      else if (this.results[i] !== 0) err = this.errnoError('send', this.results[i], `${srcs[i]} -> ${dsts[i]}`);
+      else if (this.results[i] !== 0)
+        err = this.errnoError('send', this.results[i], `${srcs[i]} -> ${dsts[i]}`);
       if (err !== null) this.stats.sendErrors++;
       this.told.push(dones[i]);
       this.outcomes.push(err);

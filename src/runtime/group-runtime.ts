@@ -560,7 +560,9 @@ export class GroupRuntime {
   private sendFailed(dst: string, e: Error): void {
     this.stats.sendErrors++;
     const to = this.cfg.peers.length > 0 ? ` to ${dst}` : '';
-    this.warnings.report('send', (more) => this.log.warn(`sending advertisement${to} failed: ${e.message}${more}`));
+    this.warnings.report('send', (more) =>
+      this.log.warn(`sending advertisement${to} failed: ${e.message}${more}`),
+    );
   }
 
   private sendSettled(ok: boolean): void {

@@ -73,7 +73,10 @@ test('GarpSender reports errno text and reopens its socket after the interface c
     await up();
     await rpc.call('garpIndex', 777, '020000000001', ['192.0.2.100']);
     await ip('-n', h1.ns, 'link', 'del', 'vip0');
-    await assert.rejects(rpc.call('garpIndex', 777, '020000000001', ['192.0.2.100']), /send(mmsg)?\(AF_PACKET\)/);
+    await assert.rejects(
+      rpc.call('garpIndex', 777, '020000000001', ['192.0.2.100']),
+      /send(mmsg)?\(AF_PACKET\)/,
+    );
     // Same index again: a socket still bound to the deleted device would fail forever.
     await add();
     await up();

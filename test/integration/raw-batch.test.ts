@@ -45,7 +45,9 @@ class Agent {
   constructor(readonly child: ChildProcess) {
     child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     child.on('exit', () => (this.exited = true));
-    createInterface({ input: child.stdout! }).on('line', (l) => this.lines.push(JSON.parse(l) as { ev: string }));
+    createInterface({ input: child.stdout! }).on('line', (l) =>
+      this.lines.push(JSON.parse(l) as { ev: string }),
+    );
   }
   static start(lab: Lab, h: Host, args: string[]): Agent {
     return new Agent(lab.spawn(h, process.execPath, [AGENT, ...args]));
@@ -109,7 +111,14 @@ describe('raw sockets read and written in batches (two hosts)', () => {
     // An nftables rule refuses (EPERM) what h1 sends to 203.0.113.9: every second packet.
     const nft = (...args: string[]) => exec('ip', ['netns', 'exec', h1.ns, 'nft', ...args]);
     await nft('add', 'table', 'inet', 'refuse');
-    await nft('add', 'chain', 'inet', 'refuse', 'out', '{ type filter hook output priority 0; policy accept; }');
+    await nft(
+      'add',
+      'chain',
+      'inet',
+      'refuse',
+      'out',
+      '{ type filter hook output priority 0; policy accept; }',
+    );
     await nft('add', 'rule', 'inet', 'refuse', 'out', 'ip', 'daddr', '203.0.113.9', 'drop');
     const send = Agent.start(lab, h1, ['send', '4', 'eth0', h1.ips[0], '3', '224.0.0.18', '203.0.113.9']);
     const r = await send.event<SendResult>('result');
@@ -125,7 +134,15 @@ describe('raw sockets read and written in batches (two hosts)', () => {
   });
 
   it('IPv6: 150 datagrams arrive in order with source, destination and hop limit, in a few batches', async () => {
-    const recv = Agent.start(lab, h2, ['recv', '6', 'eth0', 'ff02::12', '2001:db8:1::99', '150', String(BLOCK_MS)]);
+    const recv = Agent.start(lab, h2, [
+      'recv',
+      '6',
+      'eth0',
+      'ff02::12',
+      '2001:db8:1::99',
+      '150',
+      String(BLOCK_MS),
+    ]);
     await recv.event('ready');
     recv.child.stdin!.write('block\n');
     await recv.event('blocking');

@@ -82,7 +82,13 @@ class FakeSocket6 extends EventEmitter {
   removeLocalSource(a: string): void {
     this.sources.splice(this.sources.indexOf(a), 1);
   }
-  queue(_payload: Buffer, dst: string, src: string, ifindex: number, done: (err: Error | null) => void): void {
+  queue(
+    _payload: Buffer,
+    dst: string,
+    src: string,
+    ifindex: number,
+    done: (err: Error | null) => void,
+  ): void {
     this.sent.push({ dst, src, ifindex });
     done(null);
   }
