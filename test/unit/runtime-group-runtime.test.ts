@@ -35,12 +35,28 @@ class FakeIo implements GroupIo {
   addresses: string[] = [];
   ops: string[] = [];
   failSends = false;
+  /**
+   * Like the interface hub: outcomes held until the end of the batch (flushBatch), those to
+   * `refuse` failing then.
+   */
+  batched = false;
+  refuse = new Set<string>();
+  private held: (() => void)[] = [];
   constructor(private readonly clock: FakeClock) {}
   send(payload: Buffer, dst: string, src: string, done: (err: Error | null) => void): void {
     if (this.failSends) throw new Error('No such device');
     assert.equal(payload.length, CARP_HEADER_LEN);
     this.sent.push({ at: this.clock.now(), advbase: payload[5], advskew: payload[2], dst, src });
-    done(null);
+    const err = this.refuse.has(dst)
+      ? new Error(`send on eth0: 192.0.2.1 -> ${dst}: Operation not permitted`)
+      : null;
+    if (this.batched) this.held.push(() => done(err));
+    else done(err);
+  }
+  flushBatch(): void {
+    const held = this.held;
+    this.held = [];
+    for (const f of held) f();
   }
   garp(addresses: string[]): void {
     this.garps.push({ at: this.clock.now(), addresses });
@@ -187,6 +203,37 @@ describe('GroupRuntime', () => {
     assert.equal(g.status().advskew, 5);
     // Send failures are logged once per period, with the count of those held back.
     assert.equal(logs.at('warn').filter((l) => l.startsWith('sending advertisement')).length, 1);
+  });
+
+  it('batched sends: failures reach the group when the batch is flushed, per destination', () => {
+    const { clock, io, g, logs } = setup({ advskew: 5, peers: ['192.0.2.2', '192.0.2.3'] });
+    const start = clock.now();
+    g.start(true);
+    clock.advanceTo(start + 3100);
+    assert.equal(g.state, 'MASTER');
+    io.batched = true;
+    io.flushBatch();
+    // One peer refuses: each advertisement still left once, so the group counts it as sent.
+    io.refuse.add('192.0.2.3');
+    const sentBefore = g.status().stats.sent;
+    clock.advanceTo(start + 4200);
+    assert.equal(g.status().stats.sendErrors, 0, 'nothing known before the flush');
+    io.flushBatch();
+    assert.equal(g.status().stats.sendErrors, 1);
+    assert.equal(g.status().stats.sent, sentBefore + 1);
+    assert.match(
+      logs.at('warn')[0],
+      /^sending advertisement to 192\.0\.2\.3 failed: .*Operation not permitted$/,
+    );
+    // Both refuse, three times: the engine hears each failure at its flush and demotes.
+    io.refuse.add('192.0.2.2');
+    for (const t of [5300, 6400, 7500]) {
+      assert.equal(g.status().advskew, 5);
+      clock.advanceTo(start + t);
+      io.flushBatch();
+    }
+    assert.equal(g.status().advskew, 240);
+    assert.equal(g.status().stats.sendErrors, 7);
   });
 
   it('carrier loss takes a MASTER to FAULT and releases its address; carrier back re-arms', async () => {

@@ -43,8 +43,15 @@ class FakeSocket extends EventEmitter {
   removeLocalSource(a: string): void {
     this.sources.splice(this.sources.indexOf(a), 1);
   }
-  queue(): void {}
-  transmit(): void {}
+  /** What reached the wire, in order: 'advert' per transmitted advertisement. */
+  wire: string[] = [];
+  private queued = 0;
+  queue(): void {
+    this.queued++;
+  }
+  transmit(): void {
+    for (; this.queued > 0; this.queued--) this.wire.push('advert');
+  }
   close(): void {}
   deliver(buf: Buffer): void {
     this.emit('packet', buf);
@@ -112,6 +119,7 @@ function hub() {
     garpSender: () => ({
       open: () => 0,
       send(a: string[]) {
+        sock.wire.push('arp');
         announced.arp.push(a);
       },
       sendNeighbourAdverts(targets: string[], src: string) {
@@ -355,6 +363,18 @@ describe('InterfaceHub', () => {
       h.sendGarp(['192.0.2.1']);
       assert.deepEqual(announced.na, [{ targets: ['2001:db8:1::1', '2001:db8:1::2'], src: LL }]);
       assert.deepEqual(announced.arp, [['192.0.2.1']]);
+    });
+
+    it('a gratuitous ARP goes out after the advertisements queued before it', () => {
+      const { sock, hub: h } = hub();
+      h.send(
+        carpPayload({ vhid: 1, password: 'x', addresses: ['192.0.2.100'] }),
+        '224.0.0.18',
+        '192.0.2.1',
+        () => undefined,
+      );
+      h.sendGarp(['192.0.2.100']);
+      assert.deepEqual(sock.wire, ['advert', 'arp']);
     });
 
     it('a group removed leaves its membership and source', () => {
