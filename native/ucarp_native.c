@@ -73,53 +73,11 @@ static napi_value packet_open(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value packet_send(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  int32_t fd = int_arg(env, argv, argc, 0, "fd");
-  if (fd < 0) return NULL;
-  bool is_buffer = false;
-  if (argc < 2 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) {
-    napi_throw_type_error(env, NULL, "frame must be a Buffer");
-    return NULL;
-  }
-  void *data;
-  size_t len;
-  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return NULL;
-  if (len < ETH_HLEN || len > MAX_FRAME) {
-    napi_throw_range_error(env, NULL, "frame must be 14..1514 bytes");
-    return NULL;
-  }
-
-  unsigned char padded[MIN_FRAME];
-  const void *out = data;
-  if (len < MIN_FRAME) {
-    memset(padded, 0, sizeof padded);
-    memcpy(padded, data, len);
-    out = padded;
-    len = MIN_FRAME;
-  }
-  ssize_t sent;
-  do {
-    sent = send(fd, out, len, 0);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) {
-    throw_errno(env, "send(AF_PACKET)", errno);
-    return NULL;
-  }
-  if ((size_t)sent != len) {
-    throw_errno(env, "send(AF_PACKET) short write", EIO);
-    return NULL;
-  }
-  return NULL;
-}
-
 /* The frame to put on the wire: padded to the minimum length into `padded` when shorter. */
 static int frame_arg(napi_env env, napi_value value, const void **out, size_t *len, unsigned char *padded) {
   bool is_buffer = false;
   void *data;
-  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer ||
+  if (value == NULL || napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer ||
       napi_get_buffer_info(env, value, &data, len) != napi_ok) {
     napi_throw_type_error(env, NULL, "frame must be a Buffer");
     return -1;
@@ -136,6 +94,28 @@ static int frame_arg(napi_env env, napi_value value, const void **out, size_t *l
     *len = MIN_FRAME;
   }
   return 0;
+}
+
+static napi_value packet_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t fd = int_arg(env, argv, argc, 0, "fd");
+  if (fd < 0) return NULL;
+  unsigned char padded[MIN_FRAME];
+  const void *out;
+  size_t len;
+  if (frame_arg(env, argc < 2 ? NULL : argv[1], &out, &len, padded) < 0) return NULL;
+  ssize_t sent;
+  do {
+    sent = send(fd, out, len, 0);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    throw_errno(env, "send(AF_PACKET)", errno);
+    return NULL;
+  }
+  if ((size_t)sent != len) throw_errno(env, "send(AF_PACKET) short write", EIO);
+  return NULL;
 }
 
 #define PACKET_SEND_CHUNK 64
