@@ -40,6 +40,9 @@ export class GarpSender {
   private fd: number | undefined;
   private closed = false;
   private readonly mac: Buffer;
+  /** Frames queued for flush(), and who to tell: each caller's count of frames. */
+  private pending: Buffer[] = [];
+  private waiting: { frames: number; done: (err: Error | null) => void }[] = [];
 
   constructor(
     readonly ifindex: number,
@@ -68,6 +71,52 @@ export class GarpSender {
     this.sendFrames(targets.map((t) => buildNeighbourAdvert(this.mac, src, t)));
   }
 
+  /**
+   * Like send(), but the frames wait for flush() and leave with every other caller's in one
+   * burst; `done` hears the outcome then. A bad address throws at once.
+   */
+  queue(addresses: string[], done: (err: Error | null) => void): void {
+    if (this.closed) throw new ClosedError('GarpSender is closed');
+    this.enqueue(
+      addresses.map((a) => buildGratuitousArp(this.mac, a)),
+      done,
+    );
+  }
+
+  /** Like sendNeighbourAdverts(), queued as queue() is. */
+  queueNeighbourAdverts(targets: string[], src: string, done: (err: Error | null) => void): void {
+    if (this.closed) throw new ClosedError('GarpSender is closed');
+    this.enqueue(
+      targets.map((t) => buildNeighbourAdvert(this.mac, src, t)),
+      done,
+    );
+  }
+
+  /**
+   * Sends every queued frame in order (sendmmsg(), 64 per call) and tells each caller. A
+   * refusal fails the whole burst: the addon stops at the refused frame and the socket is
+   * reopened for the next one.
+   */
+  flush(): void {
+    const frames = this.pending;
+    const waiting = this.waiting;
+    if (waiting.length === 0) return;
+    this.pending = [];
+    this.waiting = [];
+    let err: Error | null = null;
+    try {
+      this.sendFrames(frames);
+    } catch (e) {
+      err = e as Error;
+    }
+    for (const w of waiting) w.done(err);
+  }
+
+  private enqueue(frames: Buffer[], done: (err: Error | null) => void): void {
+    for (const f of frames) this.pending.push(f);
+    this.waiting.push({ frames: frames.length, done });
+  }
+
   private sendFrames(frames: Buffer[]): void {
     if (frames.length === 0) return;
     const n = native();
@@ -88,9 +137,14 @@ export class GarpSender {
     return this.fd;
   }
 
+  /** Closes the socket; what is still queued fails. */
   close(): void {
     this.closed = true;
     this.dropSocket();
+    const waiting = this.waiting;
+    this.pending = [];
+    this.waiting = [];
+    for (const w of waiting) w.done(new ClosedError('GarpSender is closed'));
   }
 
   private dropSocket(): void {

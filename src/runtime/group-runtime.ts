@@ -65,8 +65,11 @@ export interface GroupIo extends AddressIo {
    * batched: docs/architecture.md, "The edges").
    */
   send(payload: Buffer, dst: string, src: string, done: (err: Error | null) => void): void;
-  /** Announces the addresses: gratuitous ARP, or for IPv6 neighbour advertisements from `src`. */
-  garp(addresses: string[], src: string): void;
+  /**
+   * Announces the addresses: gratuitous ARP, or for IPv6 neighbour advertisements from `src`.
+   * Throws when it cannot even be queued; a failure later in the turn goes to `done`.
+   */
+  garp(addresses: string[], src: string, done: (err: Error | null) => void): void;
 }
 
 export interface GroupDeps {
@@ -510,11 +513,16 @@ export class GroupRuntime {
       this.io.garp(
         this.cfg.addresses.map((x) => x.address),
         this.cfg.srcip,
+        this.garpDone,
       );
     } catch (e) {
-      this.log.error(`gratuitous ARP failed: ${(e as Error).message}`);
+      this.garpDone(e as Error);
     }
   }
+
+  private readonly garpDone = (err: Error | null): void => {
+    if (err !== null) this.log.error(`gratuitous ARP failed: ${err.message}`);
+  };
 
   private sendAdvertisement(advbase: number, advskew: number): void {
     if (this.replay !== null) {

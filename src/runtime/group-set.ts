@@ -294,7 +294,7 @@ export class GroupSet {
     const log = groupLogger(this.opts.log, { group: cfg.name, vhid: cfg.vhid, iface: cfg.interface });
     const io: GroupIo = {
       send: (payload, dst, src, done) => hub.send(payload, dst, src, done),
-      garp: (addresses, src) => hub.sendGarp(addresses, src),
+      garp: (addresses, src, done) => hub.sendGarp(addresses, src, done),
       addAddress: (ifname, address, prefixlen) => this.addAddress(cfg.name, ifname, address, prefixlen),
       delAddress: (ifname, address, prefixlen) => this.delAddress(ifname, address, prefixlen),
     };

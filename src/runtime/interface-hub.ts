@@ -75,7 +75,7 @@ export type HubSocket6 = Pick<
   Interface6Socket,
   'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'queue' | 'transmit' | 'close'
 >;
-export type HubGarp = Pick<GarpSender, 'open' | 'send' | 'sendNeighbourAdverts' | 'close'>;
+export type HubGarp = Pick<GarpSender, 'open' | 'queue' | 'queueNeighbourAdverts' | 'flush' | 'close'>;
 
 export interface HubDeps {
   openSocket(ifname: string): HubSocket;
@@ -222,17 +222,38 @@ export class InterfaceHub {
 
   /**
    * Announces `addresses` on the link: gratuitous ARP for IPv4 ones, unsolicited neighbour
-   * advertisements from `src` for IPv6 ones (docs/protocol.md §14, §21).
+   * advertisements from `src` for IPv6 ones (docs/protocol.md §14, §21). The frames of every
+   * group that takes over in this turn leave together at its end, after the advertisements
+   * queued before them; `done` hears the outcome then.
    */
-  sendGarp(addresses: string[], src = ''): void {
-    if (!this.attached) throw new ClosedError(`interface ${this.ifname} does not exist`);
-    // The takeover's advertisement goes first, as it did before sends were batched.
-    this.attached.sock.transmit();
-    this.attached.sock6?.transmit();
+  sendGarp(addresses: string[], src: string, done: (err: Error | null) => void): void {
+    const a = this.attached;
+    if (!a) throw new ClosedError(`interface ${this.ifname} does not exist`);
+    const v4 = addresses.filter((x) => familyOf(x) === 4);
     const v6 = addresses.filter((x) => familyOf(x) === 6);
-    if (v6.length < addresses.length) this.attached.garp.send(addresses.filter((x) => familyOf(x) === 4));
-    if (v6.length > 0) this.attached.garp.sendNeighbourAdverts(v6, src);
+    let left = (v4.length > 0 ? 1 : 0) + (v6.length > 0 ? 1 : 0);
+    let first: Error | null = null;
+    const part = (err: Error | null): void => {
+      first ??= err;
+      if (--left === 0) done(first);
+    };
+    if (v4.length > 0) a.garp.queue(v4, part);
+    if (v6.length > 0) a.garp.queueNeighbourAdverts(v6, src, part);
+    if (this.garpQueued) return;
+    this.garpQueued = true;
+    queueMicrotask(this.flushGarp);
   }
+
+  private garpQueued = false;
+  private readonly flushGarp = (): void => {
+    this.garpQueued = false;
+    const a = this.attached;
+    if (!a) return;
+    // A takeover's advertisement goes before its announcement, as ucarp sends them.
+    a.sock.transmit();
+    a.sock6?.transmit();
+    a.garp.flush();
+  };
 
   close(): void {
     this.detach();

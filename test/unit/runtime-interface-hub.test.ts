@@ -116,17 +116,27 @@ function hub() {
       sock6.opened++;
       return sock6 as unknown as HubSocket6;
     },
-    garpSender: () => ({
-      open: () => 0,
-      send(a: string[]) {
-        sock.wire.push('arp');
-        announced.arp.push(a);
-      },
-      sendNeighbourAdverts(targets: string[], src: string) {
-        announced.na.push({ targets, src });
-      },
-      close() {},
-    }),
+    garpSender: () => {
+      let waiting: ((err: Error | null) => void)[] = [];
+      return {
+        open: () => 0,
+        queue(a: string[], done: (err: Error | null) => void) {
+          announced.arp.push(a);
+          waiting.push(done);
+        },
+        queueNeighbourAdverts(targets: string[], src: string, done: (err: Error | null) => void) {
+          announced.na.push({ targets, src });
+          waiting.push(done);
+        },
+        flush() {
+          sock.wire.push('arp');
+          const told = waiting;
+          waiting = [];
+          for (const d of told) d(null);
+        },
+        close() {},
+      };
+    },
   };
   const h = new InterfaceHub('eth0', fakeLog().log, deps);
   h.attach(LINK);
@@ -359,22 +369,29 @@ describe('InterfaceHub', () => {
 
     it('announces IPv4 addresses with ARP and IPv6 ones with neighbour advertisements', () => {
       const { announced, hub: h } = hub();
-      h.sendGarp(['2001:db8:1::1', '2001:db8:1::2'], LL);
-      h.sendGarp(['192.0.2.1']);
+      h.sendGarp(['2001:db8:1::1', '2001:db8:1::2'], LL, () => undefined);
+      h.sendGarp(['192.0.2.1'], '', () => undefined);
       assert.deepEqual(announced.na, [{ targets: ['2001:db8:1::1', '2001:db8:1::2'], src: LL }]);
       assert.deepEqual(announced.arp, [['192.0.2.1']]);
     });
 
-    it('a gratuitous ARP goes out after the advertisements queued before it', () => {
-      const { sock, hub: h } = hub();
-      h.send(
-        carpPayload({ vhid: 1, password: 'x', addresses: ['192.0.2.100'] }),
-        '224.0.0.18',
-        '192.0.2.1',
-        () => undefined,
-      );
-      h.sendGarp(['192.0.2.100']);
-      assert.deepEqual(sock.wire, ['advert', 'arp']);
+    it('a turn of gratuitous ARPs goes out together at its end, after its advertisements', async () => {
+      const { sock, hub: h, announced } = hub();
+      const told: (Error | null)[] = [];
+      for (const vip of ['192.0.2.100', '192.0.2.101']) {
+        h.send(
+          carpPayload({ vhid: 1, password: 'x', addresses: [vip] }),
+          '224.0.0.18',
+          '192.0.2.1',
+          () => undefined,
+        );
+        h.sendGarp([vip], '', (err) => told.push(err));
+      }
+      assert.deepEqual(sock.wire, []);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(sock.wire, ['advert', 'advert', 'arp']);
+      assert.deepEqual(announced.arp, [['192.0.2.100'], ['192.0.2.101']]);
+      assert.deepEqual(told, [null, null]);
     });
 
     it('a group removed leaves its membership and source', () => {
