@@ -180,8 +180,8 @@ export class RawBatchSocket {
   }
 
   /**
-   * Room for a packet of `length` bytes: returns the arena and the offset to write it at. The
-   * packet is queued by the commit that must follow before anything else is queued.
+   * Room for a packet of `length` bytes: returns the offset in sendArena to write it at. The
+   * packet is queued by the commit that must follow before anything else is reserved.
    */
   reserve(length: number): number {
     if (this.count === SEND_SLOTS || this.used + length > this.arena.length) this.transmit();
