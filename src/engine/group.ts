@@ -467,13 +467,18 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
   return s;
 }
 
+/** Only a running master or backup on an active link acts on what it hears, whatever the protocol. */
+function hearsAdverts(s: GroupState): boolean {
+  return !s.stopped && s.state !== 'INIT' && s.state !== 'FAULT' && linkActive(s);
+}
+
 function onAdvert(
   s: GroupState,
   ev: { src: SourceAddress; advbase: number; advskew: number },
   now: number,
   actions: Action[],
 ): GroupState {
-  if (s.stopped || s.state === 'INIT' || s.state === 'FAULT' || !linkActive(s)) return s;
+  if (!hearsAdverts(s)) return s;
   const mine = advertisedTiming(s);
   const ours = intervalUnits(mine.advbase, mine.advskew);
   const theirs = intervalUnits(ev.advbase, ev.advskew);
@@ -523,7 +528,7 @@ function onVrrpAdvert(
   now: number,
   actions: Action[],
 ): GroupState {
-  if (s.stopped || s.state === 'INIT' || s.state === 'FAULT' || !linkActive(s)) return s;
+  if (!hearsAdverts(s)) return s;
   const mine = advertisedPriority(s);
   const sender: MasterInfo = { src: ev.src, priority: ev.priority, interval: ev.interval };
 
