@@ -17,6 +17,20 @@ export interface TestGroup {
   extra?: Record<string, string | number | boolean>;
 }
 
+/**
+ * A group on eth0 with one virtual address that preempts: start-up lag on a loaded machine
+ * must not decide who is master.
+ */
+export function preemptingGroup(
+  name: string,
+  vhid: number,
+  address: string,
+  advskew: number,
+  extra?: TestGroup['extra'],
+): TestGroup {
+  return { name, vhid, iface: 'eth0', addresses: [address], advskew, preempt: true, ...(extra && { extra }) };
+}
+
 export function configYaml(
   groups: TestGroup[],
   opts: { socket: string; level?: string; metrics?: string; extraTop?: string } = { socket: '' },
