@@ -1,8 +1,7 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import winston from 'winston';
@@ -23,65 +22,41 @@ import { EventBus, type DaemonEvent } from '../../src/runtime/events';
 import { ROOT } from '../helpers/carp-proc';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
 import { SAMPLE_EVENTS } from '../fixtures/sample-events';
+import { tempDir } from '../helpers/temp-dir';
 
-let tmp: string;
-before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarpctl-'));
-});
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('ucarpctl-');
 
 describe('ucarpctl arguments', () => {
+  /** The whole result of a command line that runs `request`: nothing but what `o` sets. */
+  const runs = (request: object, o: { socket?: string; config?: string; json?: boolean } = {}) => ({
+    kind: 'run',
+    socket: o.socket,
+    config: o.config,
+    request,
+    json: o.json ?? false,
+  });
+
   it('parses commands and options in any order', () => {
-    assert.deepEqual(parseCtlArgs(['status']), {
-      kind: 'run',
-      socket: undefined,
-      config: undefined,
-      request: { cmd: 'status' },
-      json: false,
-    });
-    assert.deepEqual(parseCtlArgs(['status', '--json', '--socket', '/x.sock']), {
-      kind: 'run',
-      socket: '/x.sock',
-      config: undefined,
-      request: { cmd: 'status' },
-      json: true,
-    });
-    assert.deepEqual(parseCtlArgs(['-c', '/etc/u.yaml', 'demote', 'web']), {
-      kind: 'run',
-      socket: undefined,
-      config: '/etc/u.yaml',
-      request: { cmd: 'demote', group: 'web' },
-      json: false,
-    });
-    assert.deepEqual(parseCtlArgs(['--socket=/s', 'status', 'db']), {
-      kind: 'run',
-      socket: '/s',
-      config: undefined,
-      request: { cmd: 'status', group: 'db' },
-      json: false,
-    });
+    assert.deepEqual(parseCtlArgs(['status']), runs({ cmd: 'status' }));
+    assert.deepEqual(
+      parseCtlArgs(['status', '--json', '--socket', '/x.sock']),
+      runs({ cmd: 'status' }, { socket: '/x.sock', json: true }),
+    );
+    assert.deepEqual(
+      parseCtlArgs(['-c', '/etc/u.yaml', 'demote', 'web']),
+      runs({ cmd: 'demote', group: 'web' }, { config: '/etc/u.yaml' }),
+    );
+    assert.deepEqual(
+      parseCtlArgs(['--socket=/s', 'status', 'db']),
+      runs({ cmd: 'status', group: 'db' }, { socket: '/s' }),
+    );
     assert.deepEqual(parseCtlArgs(['reload']).kind, 'run');
-    assert.deepEqual(parseCtlArgs(['restart']), {
-      kind: 'run',
-      socket: undefined,
-      config: undefined,
-      request: { cmd: 'restart' },
-      json: false,
-    });
-    assert.deepEqual(parseCtlArgs(['events']), {
-      kind: 'run',
-      socket: undefined,
-      config: undefined,
-      request: { cmd: 'events' },
-      json: false,
-    });
-    assert.deepEqual(parseCtlArgs(['--json', 'events', '-s', '/s']), {
-      kind: 'run',
-      socket: '/s',
-      config: undefined,
-      request: { cmd: 'events' },
-      json: true,
-    });
+    assert.deepEqual(parseCtlArgs(['restart']), runs({ cmd: 'restart' }));
+    assert.deepEqual(parseCtlArgs(['events']), runs({ cmd: 'events' }));
+    assert.deepEqual(
+      parseCtlArgs(['--json', 'events', '-s', '/s']),
+      runs({ cmd: 'events' }, { socket: '/s', json: true }),
+    );
     assert.deepEqual(parseCtlArgs(['-h', 'status']), { kind: 'help' });
   });
 
