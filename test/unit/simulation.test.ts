@@ -87,6 +87,15 @@ function convergesAfterChaos(sim: Simulation, rand: () => number, rounds: number
   }
 }
 
+/** The nodes started together and run for 10 s: node 0 must be the only master. */
+function settledOnFirst(seed: number, params: GroupParams[]): Simulation {
+  const sim = new Simulation(seed, params);
+  params.forEach((_, i) => sim.start(i));
+  sim.runUntil(10000);
+  assert.deepEqual(sim.masters(), [0]);
+  return sim;
+}
+
 /** The longest dead time of the groups. */
 const maxMasterDown = (params: GroupParams[]) =>
   Math.max(...params.map((p) => masterDownMs(initialState(p, 0))));
@@ -107,10 +116,7 @@ for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 42, 1234]) {
 
 test('a backup takes over exactly at its dead time after the master dies, lowest interval wins', () => {
   const params = [0, 50, 100].map((skew, i) => carpParams(skew, `198.51.100.${i + 1}`, true));
-  const sim = new Simulation(99, params);
-  [0, 1, 2].forEach((i) => sim.start(i));
-  sim.runUntil(10000);
-  assert.deepEqual(sim.masters(), [0]);
+  const sim = settledOnFirst(99, params);
   const lastAdvert = Math.floor((10000 - 3000) / 1000) * 1000 + 3000; // node 0 sends on whole seconds
   sim.kill(0);
   sim.runUntil(30000);
@@ -154,10 +160,7 @@ for (const seed of [1, 2, 3, 5, 8, 13, 42, 4242]) {
 
 test('vrrp: the best backup takes over after its skew time when the master stops with priority 0', () => {
   const params = [200, 150, 100].map((priority, i) => vrrpParams(priority, `203.0.113.${i + 1}`));
-  const sim = new Simulation(7, params);
-  [0, 1, 2].forEach((i) => sim.start(i));
-  sim.runUntil(10000);
-  assert.deepEqual(sim.masters(), [0]);
+  const sim = settledOnFirst(7, params);
   sim.stop(0);
   const stoppedAt = sim.now;
   sim.runUntil(20000);
@@ -170,10 +173,7 @@ test('vrrp: the best backup takes over after its skew time when the master stops
 
 test('vrrp: after a SIGKILL the best backup takes over at its Master_Down_Interval', () => {
   const params = [200, 150, 100].map((priority, i) => vrrpParams(priority, `203.0.113.${i + 1}`));
-  const sim = new Simulation(8, params);
-  [0, 1, 2].forEach((i) => sim.start(i));
-  sim.runUntil(10000);
-  assert.deepEqual(sim.masters(), [0]);
+  const sim = settledOnFirst(8, params);
   const last = Math.max(...sim.transitions.filter((x) => x.node === 0).map((x) => x.at));
   const lastAdvert = last + Math.floor((10000 - last) / 1000) * 1000;
   sim.kill(0);
