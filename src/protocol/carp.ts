@@ -1,6 +1,7 @@
 // CARP v2 advertisement codec (docs/protocol.md §3–§5, §7). Pure: no sockets, no clock.
 import { PreparedDigest } from './hmac-sha1';
 import { internetChecksum } from './checksum';
+import { InvalidArgumentError } from '../errors';
 
 export const CARP_HEADER_LEN = 36;
 export const CARP_VERSION = 2;
@@ -189,7 +190,7 @@ export function authPrefix6(vhid: number, addresses: readonly Uint8Array[]): Buf
   const seen = new Set<string>();
   const keys: Buffer[] = [];
   for (const a of addresses) {
-    if (a.length !== 16) throw new RangeError(`an IPv6 address is 16 bytes, not ${a.length}`);
+    if (a.length !== 16) throw new InvalidArgumentError(`an IPv6 address is 16 bytes, not ${a.length}`);
     const b = Buffer.from(a);
     const embed =
       (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) || (b[0] === 0xff && [1, 2].includes(b[1] & 0x0f));

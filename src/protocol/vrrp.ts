@@ -10,6 +10,7 @@ import {
   type FramingRules,
   type RejectReason,
 } from './carp';
+import { InvalidArgumentError } from '../errors';
 
 export const VRRP_VERSION = 3;
 export const VRRP_TYPE_ADVERTISEMENT = 1;
@@ -35,7 +36,7 @@ export type VrrpVerifyResult = { ok: true; adv: VrrpAdvertisement } | { ok: fals
 /** The one's-complement sum of the pseudo-header (RFC 768 for IPv4, RFC 8200 §8.1 for IPv6). */
 function pseudoHeader(src: Uint8Array, dst: Uint8Array, length: number): Buffer {
   if (src.length !== dst.length || (src.length !== 4 && src.length !== 16))
-    throw new RangeError('pseudo-header addresses must both be 4 or 16 bytes');
+    throw new InvalidArgumentError('pseudo-header addresses must both be 4 or 16 bytes');
   if (src.length === 4) {
     const b = Buffer.alloc(12);
     b.set(src, 0);
@@ -64,7 +65,7 @@ export function vrrpChecksum(msg: Uint8Array, src: Uint8Array, dst: Uint8Array):
  */
 export function encodeVrrp(adv: VrrpAdvertisement, src: Uint8Array, dst: Uint8Array): Buffer {
   if (adv.interval < 1 || adv.interval > VRRP_MAX_INTERVAL_CS)
-    throw new RangeError(`interval ${adv.interval} cs is outside 1..${VRRP_MAX_INTERVAL_CS}`);
+    throw new InvalidArgumentError(`interval ${adv.interval} cs is outside 1..${VRRP_MAX_INTERVAL_CS}`);
   const alen = src.length;
   const out = Buffer.alloc(VRRP_HEADER_LEN + alen * adv.addresses.length);
   out[0] = (VRRP_VERSION << 4) | VRRP_TYPE_ADVERTISEMENT;
@@ -73,7 +74,7 @@ export function encodeVrrp(adv: VrrpAdvertisement, src: Uint8Array, dst: Uint8Ar
   out[3] = adv.addresses.length;
   out.writeUInt16BE(adv.interval & VRRP_MAX_INTERVAL_CS, 4);
   adv.addresses.forEach((a, i) => {
-    if (a.length !== alen) throw new RangeError('a virtual address is not of the packet family');
+    if (a.length !== alen) throw new InvalidArgumentError('a virtual address is not of the packet family');
     out.set(a, VRRP_HEADER_LEN + alen * i);
   });
   out.writeUInt16BE(vrrpChecksum(out, src, dst), 6);

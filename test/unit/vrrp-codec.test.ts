@@ -12,6 +12,7 @@ import {
 import { parseFraming } from '../../src/protocol/carp';
 import { fromHex, ipv4Packet } from '../helpers/packets';
 import { ipv4ToBytes as bytes, ipv4ToInt } from '../../src/net/ipv4';
+import { InvalidArgumentError } from '../../src/errors';
 
 // Captured with tcpdump -x from keepalived 2.2.7 (vrrp_version 3) in a network namespace:
 //   vrrp_instance { interface eth0; virtual_router_id 30; priority 150; advert_int 1;
@@ -91,7 +92,7 @@ test('the IPv6 pseudo-header: 16-byte addresses, 32-bit length, next header last
   assert.ok(verifyVrrp(msg, 0, src, dst).ok);
   assert.throws(
     () => encodeVrrp({ vrid: 7, priority: 100, interval: 100, addresses: [SRC] }, src, dst),
-    RangeError,
+    InvalidArgumentError,
   );
 });
 
@@ -124,7 +125,7 @@ test('framing rejects: ttl, type, length, short; an interval of 0 is refused', (
   assert.deepEqual(verifyVrrp(zero, 0, SRC, DST), { ok: false, reason: 'interval' });
   assert.throws(
     () => encodeVrrp({ vrid: 1, priority: 1, interval: 4096, addresses: [] }, SRC, DST),
-    RangeError,
+    InvalidArgumentError,
   );
 });
 
