@@ -23,14 +23,15 @@ import type {
 import { isGroupName } from '../control/protocol';
 import { REJECT_REASONS, type RejectReason } from '../protocol/carp';
 import { formatRejects, type RejectCounters } from '../runtime/counters';
+import { MIN_PRIORITY, PROMOTED_PRIORITY } from '../engine/vrrp-rules';
 
 export const USAGE = `Usage: ucarpctl [--socket PATH | -c FILE] COMMAND
 
 Commands:
   status [GROUP] [--json]  state of every group (or one); --json prints the status document
-  demote GROUP             advertise advskew 255 (VRRP: priority 1) and hand mastership over,
+  demote GROUP             advertise advskew 255 (VRRP: priority ${MIN_PRIORITY}) and hand mastership over,
                            until reset or reload
-  promote GROUP            advertise advskew 0 (VRRP: priority 254) and preempt, until reset
+  promote GROUP            advertise advskew 0 (VRRP: priority ${PROMOTED_PRIORITY}) and preempt, until reset
                            or reload
   reset GROUP              drop a demote/promote override
   reload                   reload the configuration (as SIGHUP); prints every error if rejected

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { InternalError } from '../errors';
-import { PROTOCOL_KEYS } from '../config/settings';
+import { BROADCAST_ADDRESS, CARP6_MULTICAST, CARP_MULTICAST, PROTOCOL_KEYS } from '../config/settings';
 
 /** The subset of JSON Schema (2020-12) that schemas/ucarp.schema.json uses. */
 export interface SchemaNode {
@@ -66,7 +66,7 @@ const IPV4_SRCIP = [
   'srcip',
   "an IPv4 address of the interface; default: the interface's primary IPv4 address",
 ] as const;
-const IPV4_MCAST = ['mcast', 'an IPv4 multicast group; default `224.0.0.18`'] as const;
+const IPV4_MCAST = ['mcast', `an IPv4 multicast group; default \`${CARP_MULTICAST}\``] as const;
 const IPV4_ANNOUNCE = [
   'takeover announcement',
   'gratuitous ARP per address, again after two advertisements (§14)',
@@ -77,7 +77,7 @@ const IPV6_ROWS: Rows = [
     'srcip',
     "an IPv6 address of the interface; default: the interface's link-local address, learnt when the group starts",
   ],
-  ['mcast', 'an IPv6 multicast group; default `ff02::12`'],
+  ['mcast', `an IPv6 multicast group; default \`${CARP6_MULTICAST}\``],
   ['broadcast', 'not allowed (IPv6 has no broadcast)'],
   ['peers', 'IPv6 unicast peers; give `srcip` a global address, which is where the peers send'],
   [
@@ -95,7 +95,7 @@ export const FAMILY_TABLES: readonly FamilyTable[] = [
       ['addresses', 'IPv4, prefix length 0..32; the digest covers them sorted ascending'],
       IPV4_SRCIP,
       IPV4_MCAST,
-      ['broadcast', 'allowed: advertisements go to 255.255.255.255'],
+      ['broadcast', `allowed: advertisements go to ${BROADCAST_ADDRESS}`],
       ['peers', 'IPv4 unicast peers'],
       IPV4_ANNOUNCE,
     ],
