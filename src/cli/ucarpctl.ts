@@ -383,7 +383,7 @@ export async function awaitNewImage(socket: string, waitMs = RESTART_WAIT_MS): P
         };
       }
     } catch (e) {
-      last = (e as Error).message;
+      last = errorMessage(e);
     }
     await new Promise((r) => setTimeout(r, RESTART_POLL_MS));
   }
@@ -435,7 +435,7 @@ export async function run(
       return {
         code: 2,
         stdout: '',
-        stderr: `ucarpctl: cannot read ${args.config}: ${(e as Error).message}\n`,
+        stderr: `ucarpctl: cannot read ${args.config}: ${errorMessage(e)}\n`,
       };
     }
   }

@@ -7,6 +7,7 @@ import { CARP_STATES, type CarpState } from '../engine/group';
 import { REJECT_REASONS } from '../protocol/carp';
 import type { Logger } from '../util/log';
 import type { ControlTarget } from './commands';
+import { errorMessage } from '../errors';
 
 const STATES: readonly CarpState[] = CARP_STATES;
 /**
@@ -248,7 +249,7 @@ async function serve(
     const body = await opts.registry.metrics();
     res.writeHead(200, { 'Content-Type': opts.registry.contentType }).end(body);
   } catch (e) {
-    opts.log.error(`metrics collection failed: ${(e as Error).message}`);
+    opts.log.error(`metrics collection failed: ${errorMessage(e)}`);
     res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n');
   }
 }
