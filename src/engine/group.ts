@@ -1,8 +1,9 @@
 // One group's state machine (docs/protocol.md §8–§13 for CARP, §22 for VRRPv3), as a pure
 // function of (state, event, now). FAULT, health, sync groups, overrides, stop and send
 // failures are shared; what differs by protocol (timing, who is better, the shutdown
-// advertisement) branches on params.protocol, VRRP's arithmetic living in vrrp-rules.ts. Times are milliseconds on a monotonic clock supplied by the caller;
-// intervals are kept in 1/256 s units so that comparisons are exact integer comparisons.
+// advertisement) branches on params.protocol, VRRP's arithmetic living in vrrp-rules.ts.
+// Times are milliseconds on a monotonic clock supplied by the caller; intervals are kept in
+// 1/256 s units so that comparisons are exact integer comparisons.
 
 import type { GroupConfig } from '../config/types';
 import type { SourceAddress } from '../protocol/carp';
