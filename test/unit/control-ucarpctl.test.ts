@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import winston from 'winston';
 import {
@@ -23,6 +24,7 @@ import { ROOT } from '../helpers/carp-proc';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
 import { SAMPLE_EVENTS } from '../fixtures/sample-events';
 import { tempDir } from '../helpers/temp-dir';
+import { RESTART_ANSWER_WAIT_MS, RESTART_LIMITS } from '../../src/config/settings';
 
 const tmp = tempDir('ucarpctl-');
 
@@ -466,4 +468,34 @@ describe('ucarpctl events against a control socket', { timeout: 30_000 }, () => 
       }
     });
   }
+});
+
+describe('ucarpctl restart waits', () => {
+  it('for the answer as long as the daemon may wait for scripts and the configuration check', async (t) => {
+    const dir = tempDir('ucarpctl-restart-wait-');
+    const sock = path.join(dir, 'ctl.sock');
+    // A daemon still waiting for its scripts and the new code's check: connected, silent.
+    const conns = new Set<net.Socket>();
+    const server = net.createServer((c) => conns.add(c));
+    await new Promise<void>((r) => server.listen(sock, r));
+    t.after(() => {
+      for (const c of conns) c.destroy();
+      server.close();
+    });
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const result: { out?: CtlOutput } = {};
+    const done = run(['-s', sock, 'restart']).then((o) => (result.out = o));
+    const turns = async () => {
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    };
+    await turns();
+    // The client's ordinary request timeout would give up here, before the daemon has to answer.
+    t.mock.timers.tick(RESTART_LIMITS.scriptWaitMs + RESTART_LIMITS.checkTimeoutMs);
+    await turns();
+    assert.equal(result.out, undefined, 'ucarpctl gave up while the daemon may still be checking');
+    t.mock.timers.tick(RESTART_ANSWER_WAIT_MS - RESTART_LIMITS.scriptWaitMs - RESTART_LIMITS.checkTimeoutMs);
+    const out = await done;
+    assert.equal(out.code, 2);
+    assert.match(out.stderr, new RegExp(`no answer from .* within ${RESTART_ANSWER_WAIT_MS} ms`));
+  });
 });
