@@ -112,6 +112,11 @@ export class GarpSender {
     for (const w of waiting) w.done(err);
   }
 
+  /** Frames waiting for flush(). */
+  get queuedFrames(): number {
+    return this.pending.length;
+  }
+
   private enqueue(frames: Buffer[], done: (err: Error | null) => void): void {
     for (const f of frames) this.pending.push(f);
     this.waiting.push({ frames: frames.length, done });

@@ -30,8 +30,12 @@ export const RECV_SLOT_SIZE = 2048;
  * accounts them, fewer than thousands of groups may send while the loop is busy elsewhere.
  */
 export const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
-/** Packets queued before a flush happens at once rather than at the end of the turn. */
-const SEND_SLOTS = 256;
+/**
+ * Packets queued before they leave at once rather than at the end of the turn: one sendmmsg()
+ * worth. In a wake-up serving thousands of groups, the first groups' advertisements then leave
+ * while the later ones are still being computed, instead of all waiting for the last.
+ */
+export const SEND_BATCH = 64;
 const ARENA_SIZE = 64 * 1024;
 
 export type TransportOp = 'open' | 'send' | 'join' | 'leave' | 'receive';
@@ -106,10 +110,10 @@ export class RawBatchSocket {
   private readonly rxMeta: Int32Array | null;
   private arena = Buffer.allocUnsafeSlow(ARENA_SIZE);
   private used = 0;
-  private readonly meta = new Int32Array(SEND_SLOTS * RAW_META_STRIDE);
+  private readonly meta = new Int32Array(SEND_BATCH * RAW_META_STRIDE);
   /** The same memory as meta, for the address bytes. */
   private readonly metaBytes = new Uint8Array(this.meta.buffer);
-  private readonly results = new Int32Array(SEND_SLOTS);
+  private readonly results = new Int32Array(SEND_BATCH);
   private count = 0;
   private readonly dones: (SendDone | undefined)[] = [];
   /** Destinations and sources as given, for error messages only. */
@@ -184,7 +188,7 @@ export class RawBatchSocket {
    * packet is queued by the commit that must follow before anything else is reserved.
    */
   reserve(length: number): number {
-    if (this.count === SEND_SLOTS || this.used + length > this.arena.length) this.transmit();
+    if (this.used + length > this.arena.length) this.transmit();
     if (length > this.arena.length) this.arena = Buffer.allocUnsafeSlow(length);
     return this.used;
   }
@@ -205,13 +209,14 @@ export class RawBatchSocket {
     srcText: string,
     done?: SendDone,
   ): void {
-    const base = this.slot(offset, length, 0, dstText, srcText, done);
+    const base = this.slot(offset, length, 0);
     const b = this.metaBytes;
     const at = (base + M_DST) * 4;
     b[at] = dst >>> 24;
     b[at + 1] = (dst >>> 16) & 0xff;
     b[at + 2] = (dst >>> 8) & 0xff;
     b[at + 3] = dst & 0xff;
+    this.queued(offset + length, dstText, srcText, done);
   }
 
   /** Queues an IPv6 packet to `dst` from `src` (16 bytes each) out of `ifindex`. */
@@ -225,10 +230,11 @@ export class RawBatchSocket {
     srcText: string,
     done?: SendDone,
   ): void {
-    const base = this.slot(offset, length, ifindex, dstText, srcText, done);
+    const base = this.slot(offset, length, ifindex);
     this.meta[base + M_FLAGS] = 0;
     this.metaBytes.set(src, (base + M_SRC) * 4);
     this.metaBytes.set(dst, (base + M_DST) * 4);
+    this.queued(offset + length, dstText, srcText, done);
   }
 
   /**
@@ -294,21 +300,20 @@ export class RawBatchSocket {
     return new TransportError('send', this.ifname, 'socket is closed');
   }
 
-  private slot(
-    offset: number,
-    length: number,
-    ifindex: number,
-    dst: string,
-    src: string,
-    done: SendDone | undefined,
-  ): number {
-    const i = this.count++;
-    const base = i * RAW_META_STRIDE;
+  /** Writes a packet's length, offset and interface; the caller adds its addresses, then queued(). */
+  private slot(offset: number, length: number, ifindex: number): number {
+    const base = this.count * RAW_META_STRIDE;
     const m = this.meta;
     m[base + M_LENGTH] = length;
     m[base + M_OFFSET] = offset;
     m[base + M_IFINDEX] = ifindex;
-    this.used = offset + length;
+    return base;
+  }
+
+  /** The packet described at the next slot is complete: queue it. */
+  private queued(end: number, dst: string, src: string, done: SendDone | undefined): void {
+    this.count++;
+    this.used = end;
     this.dones.push(done);
     this.dsts.push(dst);
     this.srcs.push(src);
@@ -316,7 +321,7 @@ export class RawBatchSocket {
       this.flushQueued = true;
       queueMicrotask(this.flushNow);
     }
-    return base;
+    if (this.count === SEND_BATCH) this.transmit();
   }
 
   private errnoError(op: TransportOp, errno: number, what: string): TransportError {

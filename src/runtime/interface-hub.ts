@@ -9,6 +9,7 @@
 import { parseFraming, parseFraming6, CARP_VERSION, type RejectReason } from '../protocol/carp';
 import { isVrrpIpv4, parseVrrpFraming, parseVrrpFraming6, VRRP_VERSION } from '../protocol/vrrp';
 import { InterfaceSocket, type SendDone } from '../net/transport';
+import { SEND_BATCH } from '../net/raw-batch';
 import { Interface6Socket, type Packet6 } from '../net/transport6';
 import { familyOf, ipv6ToBigInt, isMulticast6 } from '../net/ipv6';
 import { GarpSender } from '../net/garp';
@@ -75,7 +76,10 @@ export type HubSocket6 = Pick<
   Interface6Socket,
   'on' | 'join' | 'leave' | 'addLocalSource' | 'removeLocalSource' | 'queue' | 'transmit' | 'close'
 >;
-export type HubGarp = Pick<GarpSender, 'open' | 'queue' | 'queueNeighbourAdverts' | 'flush' | 'close'>;
+export type HubGarp = Pick<
+  GarpSender,
+  'open' | 'queue' | 'queueNeighbourAdverts' | 'flush' | 'queuedFrames' | 'close'
+>;
 
 export interface HubDeps {
   openSocket(ifname: string): HubSocket;
@@ -239,6 +243,9 @@ export class InterfaceHub {
     };
     if (v4.length > 0) a.garp.queue(v4, part);
     if (v6.length > 0) a.garp.queueNeighbourAdverts(v6, src, part);
+    // A sendmmsg() worth goes at once, as advertisements do, so that the first groups of a
+    // takeover of thousands are not held until the last one has been computed.
+    if (a.garp.queuedFrames >= SEND_BATCH) this.flushGarp();
     if (this.garpQueued) return;
     this.garpQueued = true;
     queueMicrotask(this.flushGarp);

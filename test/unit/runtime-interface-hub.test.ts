@@ -109,6 +109,7 @@ function hub() {
       let waiting: ((err: Error | null) => void)[] = [];
       return {
         open: () => 0,
+        queuedFrames: 0,
         queue(a: string[], done: (err: Error | null) => void) {
           announced.arp.push(a);
           waiting.push(done);
