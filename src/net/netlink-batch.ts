@@ -12,8 +12,11 @@ import { ClosedError, KernelError } from '../errors';
 
 /** Where a batch goes: the request socket, and its sequence numbers (shared with its own requests). */
 export interface BatchTransport {
-  /** Sends one datagram; `done` reports a failed send. */
-  send(datagram: Buffer, done: (err?: Error) => void): void;
+  /**
+   * Sends one datagram now (the kernel has handled it when this returns); throws when it
+   * cannot be sent.
+   */
+  send(datagram: Buffer): void;
   /** A sequence number no other request on the socket is waiting for. */
   nextSeq(): number;
 }
@@ -28,7 +31,10 @@ export interface NetlinkBatchOptions {
   maxInFlight: number;
   /** A datagram whose last message the kernel never acknowledges fails after this long. */
   timeoutMs: number;
-  /** Runs a flush later in this turn; default queueMicrotask, so one turn's requests go together. */
+  /**
+   * Runs a flush of a partial datagram at the end of the current synchronous run; default
+   * queueMicrotask, so the requests made together go together. A full datagram goes at once.
+   */
   schedule?: (flush: () => void) => void;
 }
 
@@ -105,7 +111,11 @@ export class NetlinkBatch {
     if (this.closed) return Promise.reject(new ClosedError('rtnetlink socket is closed'));
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ type, flags: flags | Flags.REQUEST, payload, resolve, reject, seq: 0 });
-      this.later();
+      // A full datagram leaves now: in a mass takeover the requests come from one long
+      // synchronous run of expiring timers, and the first addresses must not wait for its end.
+      if (this.queue.length >= this.opts.maxPerDatagram && this.room() >= this.opts.maxPerDatagram)
+        this.flush();
+      else this.later();
     });
   }
 
@@ -154,7 +164,7 @@ export class NetlinkBatch {
     this.scheduled = false;
     if (this.closed) return;
     while (this.queue.length > 0) {
-      const room = Math.min(this.opts.maxInFlight - this.inFlight.size, this.opts.maxPerDatagram);
+      const room = this.room();
       if (room <= 0) return;
       const batch = this.queue.splice(0, room);
       for (const p of batch) {
@@ -163,6 +173,11 @@ export class NetlinkBatch {
       }
       this.send(batch);
     }
+  }
+
+  /** Messages the next datagram may carry. */
+  private room(): number {
+    return Math.min(this.opts.maxInFlight - this.inFlight.size, this.opts.maxPerDatagram);
   }
 
   private send(batch: Pending[]): void {
@@ -186,9 +201,11 @@ export class NetlinkBatch {
     );
     const d: Datagram = { members: batch, last, timer };
     for (const p of batch) p.datagram = d;
-    this.transport.send(datagram, (err) => {
-      if (err) this.fail(batch, err);
-    });
+    try {
+      this.transport.send(datagram);
+    } catch (e) {
+      this.fail(batch, e as Error);
+    }
   }
 
   /** Rejects those of `batch` still unsettled. */

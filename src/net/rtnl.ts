@@ -3,15 +3,10 @@
 // net/link-monitor.ts's job.
 import { ipv4ToBytes } from './ipv4';
 import { bytesToIpv6, familyOf, ipv6ToBytes } from './ipv6';
-import {
-  AttrStream,
-  createRtNetlink,
-  FlagsNew,
-  rt,
-  type NetlinkMessage,
-  type RtNetlinkSocket,
-} from 'netlink';
+import { constants as osConstants } from 'node:os';
+import { AttrStream, createRtNetlink, FlagsNew, parseMessages, rt, type RtNetlinkSocket } from 'netlink';
 import { NetlinkBatch } from './netlink-batch';
+import { native, type NetlinkSubscription } from '../native';
 import { ClosedError, InterfaceNotFoundError, InvalidArgumentError, KernelError } from '../errors';
 
 export interface LinkInfo {
@@ -151,6 +146,13 @@ class Limiter {
 export class Rtnl {
   private readonly sock: RtNetlinkSocket;
   private readonly dumpSock: RtNetlinkSocket;
+  /**
+   * The address changes' own socket (the addon's): the `netlink` package sends one datagram
+   * and queues the next behind its completion callback, which runs only in the poll phase,
+   * so the datagrams of a burst would wait for the burst to end; this one sends at once.
+   */
+  private batchSock: NetlinkSubscription;
+  private batchSeq = 0;
   private readonly limiter = new Limiter(MAX_IN_FLIGHT);
   /** Address changes, batched (MAX_BATCH_IN_FLIGHT answers at most, besides `limiter`'s). */
   private readonly batch: NetlinkBatch;
@@ -167,18 +169,47 @@ export class Rtnl {
     // still fail on their own through their timeout.
     this.sock.socket.on('error', () => undefined);
     this.dumpSock.socket.on('error', () => undefined);
-    const nl = this.sock.socket;
     this.batch = new NetlinkBatch(
       {
-        send: (datagram, done) => nl.socket.send(datagram, {}, done),
-        nextSeq: () => nl.generateSeq(),
+        send: (datagram) => {
+          try {
+            native().netlinkSend(this.batchSock, datagram);
+          } catch (e) {
+            const errno = (e as NodeJS.ErrnoException).code ?? 'EIO';
+            throw new KernelError(errno, `sending the request failed: ${errno}`, { cause: e });
+          }
+        },
+        nextSeq: () => (this.batchSeq = (this.batchSeq + 1) >>> 0),
       },
       { maxPerDatagram: MAX_PER_DATAGRAM, maxInFlight: MAX_BATCH_IN_FLIGHT, timeoutMs: REQUEST_TIMEOUT_MS },
     );
-    // ACKs no request of the `netlink` package waits for: the batch's.
-    nl.on('message', (msgs: NetlinkMessage[]) => {
-      for (const m of msgs) this.batch.onMessage(m);
+    this.batchSock = this.openBatchSocket();
+  }
+
+  /** A NETLINK_ROUTE socket in no multicast group: it receives only the answers to the batch. */
+  private openBatchSocket(): NetlinkSubscription {
+    const sub = native().netlinkSubscribe(0, REQUEST_RCVBUF, (data, errno) => {
+      if (sub !== this.batchSock) return;
+      if (data) {
+        // The kernel's own framing; should it ever be malformed, its requests time out.
+        let msgs;
+        try {
+          msgs = parseMessages(data);
+        } catch {
+          return;
+        }
+        for (const m of msgs) this.batch.onMessage(m);
+        return;
+      }
+      // Lost answers (ENOBUFS) leave their requests to the timeout. Any other errno stopped
+      // the socket: later requests get a new one, those in flight time out.
+      const { ENOBUFS, EMSGSIZE } = osConstants.errno;
+      if (errno !== ENOBUFS && errno !== EMSGSIZE && !this.closed) {
+        native().netlinkUnsubscribe(sub);
+        this.batchSock = this.openBatchSocket();
+      }
     });
+    return sub;
   }
 
   async links(): Promise<LinkInfo[]> {
@@ -292,6 +323,7 @@ export class Rtnl {
     if (this.closed) return;
     this.closed = true;
     this.batch.close();
+    native().netlinkUnsubscribe(this.batchSock);
     this.sock.socket.close();
     this.dumpSock.socket.close();
   }

@@ -130,6 +130,39 @@ describe('rtnetlink inside a namespace', () => {
     assert.ok(pipelined < 5000, `pipelined adds took ${pipelined} ms`);
   });
 
+  test('a batch of 64 changes: the one the kernel refuses gets its own errno, the others apply', async () => {
+    // IPv6 turned off on bad0: the kernel refuses an IPv6 address there (EACCES), in the
+    // middle of a datagram whose other messages are IPv4 additions on eth0.
+    await ip('-n', host.ns, 'link', 'add', 'bad0', 'type', 'veth', 'peer', 'name', 'bad0p');
+    await lab.exec(host, 'sysctl', ['-qw', 'net.ipv6.conf.bad0.disable_ipv6=1']);
+    try {
+      const v4 = Array.from({ length: 63 }, (_, i) => `198.18.7.${i + 1}`);
+      const batch: [string, string, number][] = v4.map((a) => ['eth0', a, 32]);
+      batch.splice(20, 0, ['bad0', '2001:db8:7::1', 64]);
+      const added = await rpc.call<string[]>('changeBatch', true, batch);
+      assert.deepEqual(added.map((r, i) => (r === 'ok' ? '' : `${i} ${r}`)).filter(Boolean), ['20 EACCES']);
+      const present = new Set(await lab.addresses(host));
+      assert.deepEqual(
+        v4.filter((a) => !present.has(a)),
+        [],
+        'every other address is on eth0',
+      );
+      const removed = await rpc.call<string[]>('changeBatch', false, batch);
+      assert.deepEqual(
+        removed.filter((r, i) => i !== 20 && r !== 'ok'),
+        [],
+      );
+      const left = new Set(await lab.addresses(host));
+      assert.deepEqual(
+        v4.filter((a) => left.has(a)),
+        [],
+        'every address removed',
+      );
+    } finally {
+      await ip('-n', host.ns, 'link', 'del', 'bad0');
+    }
+  });
+
   test('LinkMonitor reports carrier loss and return without polling', async () => {
     const initial = await rpc.call<WireLink[]>('monitor');
     assert.equal(initial.find((l) => l.name === 'eth0')?.running, true);

@@ -55,11 +55,11 @@ class FakeSocket {
   private seq = 100;
 
   transport = {
-    send: (d: Buffer, done: (err?: Error) => void) => {
-      this.datagrams.push(parseMessages(d));
+    send: (d: Buffer) => {
       const err = this.failNext;
       this.failNext = undefined;
-      setImmediate(() => done(err));
+      if (err) throw err;
+      this.datagrams.push(parseMessages(d));
     },
     nextSeq: () => this.seq++,
   };
@@ -171,6 +171,28 @@ describe('NetlinkBatch', () => {
     );
     for (const d of sock.datagrams) batch.onMessage(ack(d[d.length - 1]));
     await Promise.all(all);
+  });
+
+  it('a full datagram leaves inside the synchronous run that fills it; the partial rest at its end', async () => {
+    const { sock, batch } = setup({ maxPerDatagram: 4 });
+    const all: Promise<void>[] = [];
+    const sentAfter: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      all.push(batch.request(rt.MessageType.NEWADDR, 0, addrPayload(i)));
+      sentAfter.push(sock.datagrams.length);
+    }
+    // A mass takeover asks for its addresses from one long run of expiring timers: the first
+    // datagrams must be in the kernel before that run ends, not after it.
+    assert.deepEqual(sentAfter, [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]);
+    await Promise.resolve();
+    assert.deepEqual(
+      sock.datagrams.map((d) => d.length),
+      [4, 4, 2],
+      'the partial datagram goes before any other task',
+    );
+    for (const d of sock.datagrams) batch.onMessage(ack(d[d.length - 1]));
+    await Promise.all(all);
+    assert.equal(batch.pending, 0);
   });
 
   it('holds what exceeds maxInFlight until answers free room, then sends it together', async () => {
