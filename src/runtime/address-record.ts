@@ -4,6 +4,14 @@
 // in the file before it is added, so a daemon killed at any instant leaves nothing the next
 // run does not know it added; the next run removes exactly those, and never an address an
 // operator added by hand.
+//
+// The file is a journal: a snapshot line (`{"version":2,"addresses":[…]}`, the whole format of
+// version 1) followed by one line per change (`{"add":{…}}`, `{"remove":{…}}`), each appended
+// synchronously when it happens. A mass takeover adds thousands of addresses from one run of
+// expiring timers, and each must be on disk before its kernel request, which goes out at once:
+// an append costs one small write(), where rewriting the whole record cost a few milliseconds
+// per turn. The journal is folded into a new snapshot (written aside and renamed) after the
+// burst, once it has grown past twice the record.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../util/log';
@@ -16,17 +24,38 @@ export interface RecordedAddress {
   group: string;
 }
 
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
+/** Journal lines past the snapshot before it is folded, at least. */
+const COMPACT_MIN_LINES = 1024;
 
 function key(a: Pick<RecordedAddress, 'ifname' | 'address' | 'prefixlen'>): string {
   return `${a.ifname} ${a.address}/${a.prefixlen}`;
 }
 
+/** One journal line; `null` when it is not one (a torn last line from a crash mid-append). */
+function parseLine(
+  line: string,
+): { snapshot?: RecordedAddress[]; add?: RecordedAddress; remove?: RecordedAddress } | null {
+  try {
+    const doc = JSON.parse(line) as { addresses?: unknown; add?: RecordedAddress; remove?: RecordedAddress };
+    if (Array.isArray(doc.addresses)) return { snapshot: doc.addresses as RecordedAddress[] };
+    if (doc.add) return { add: doc.add };
+    if (doc.remove) return { remove: doc.remove };
+    return null;
+  } catch {
+    return null;
+  }
+}
+
 export class AddressRecord {
   private readonly entries = new Map<string, RecordedAddress>();
-  /** The write that will include every change made so far; shared by a burst of changes. */
-  private pending: Promise<void> | null = null;
-  private writing: Promise<void> = Promise.resolve();
+  /** The file open for appending, once a snapshot of this run is in place. */
+  private fd: number | null = null;
+  /** Lines appended since the snapshot. */
+  private journal = 0;
+  private compactScheduled = false;
+  /** A write failed and was logged: the next failures are not, until one succeeds. */
+  private failing = false;
 
   /** `file` null: nothing is persisted (ucarp mode, where scripts own the addresses). */
   constructor(
@@ -45,76 +74,120 @@ export class AddressRecord {
         this.log.warn(`cannot read the address record ${this.file}: ${(e as Error).message}`);
       return [];
     }
-    try {
-      const doc = JSON.parse(text) as { version?: number; addresses?: RecordedAddress[] };
-      const list = Array.isArray(doc.addresses) ? doc.addresses : [];
-      for (const a of list) this.entries.set(key(a), a);
-      return list;
-    } catch (e) {
-      this.log.warn(`ignoring the unreadable address record ${this.file}: ${(e as Error).message}`);
-      return [];
-    }
+    const lines = text.split('\n').filter((l) => l.length > 0);
+    const found = new Map<string, RecordedAddress>();
+    lines.forEach((line, i) => {
+      const entry = parseLine(line);
+      if (entry === null) {
+        // Only the last line can be torn by a crash; its address was never added.
+        if (i < lines.length - 1 || i === 0)
+          this.log.warn(`ignoring line ${i + 1} of the unreadable address record ${this.file}`);
+        return;
+      }
+      if (entry.snapshot) {
+        found.clear();
+        for (const a of entry.snapshot) found.set(key(a), a);
+      } else if (entry.add) found.set(key(entry.add), entry.add);
+      else if (entry.remove) found.delete(key(entry.remove));
+    });
+    for (const [k, a] of found) this.entries.set(k, a);
+    return [...found.values()];
   }
 
   has(a: Pick<RecordedAddress, 'ifname' | 'address' | 'prefixlen'>): boolean {
     return this.entries.has(key(a));
   }
 
-  /** Records `a`; resolves once it is on disk, which must happen before the kernel add. */
-  add(a: RecordedAddress): Promise<void> {
-    if (this.entries.has(key(a)) && this.pending === null) return this.writing;
+  /** Records `a`: on disk when this returns, which must happen before the kernel add. */
+  add(a: RecordedAddress): void {
+    if (this.entries.has(key(a))) return;
     this.entries.set(key(a), a);
-    return this.schedule();
+    this.append({ add: a });
   }
 
-  /** Forgets `a` once the kernel no longer has it; the write is not waited for. */
+  /** Forgets `a` once the kernel no longer has it. */
   remove(a: Pick<RecordedAddress, 'ifname' | 'address' | 'prefixlen'>): void {
-    if (!this.entries.delete(key(a))) return;
-    void this.schedule();
+    const k = key(a);
+    if (!this.entries.delete(k)) return;
+    this.append({ remove: { ifname: a.ifname, address: a.address, prefixlen: a.prefixlen } });
   }
 
-  /** Resolves when every change made so far is on disk. */
-  flushed(): Promise<void> {
-    return this.pending ?? this.writing;
+  /** Folds the journal into a snapshot and closes the file (the daemon is stopping). */
+  close(): void {
+    if (this.fd === null) return;
+    this.snapshot();
+    this.closeFd();
   }
 
-  /** One write per burst: every change made before it starts is in it. */
-  private schedule(): Promise<void> {
-    if (this.file === null) return Promise.resolve();
-    if (this.pending) return this.pending;
-    const file = this.file;
-    const p = this.writing.then(
-      () =>
-        new Promise<void>((resolve) => {
-          setImmediate(() => {
-            this.pending = null;
-            this.write(file);
-            resolve();
-          });
-        }),
-    );
-    this.pending = p;
-    this.writing = p;
-    return p;
+  private append(change: object): void {
+    if (this.file === null) return;
+    try {
+      if (this.fd === null) this.snapshot();
+      else {
+        fs.writeSync(this.fd, JSON.stringify(change) + '\n');
+        this.journal++;
+      }
+      this.failing = false;
+    } catch (e) {
+      // Still add the address: a VIP missing on the master is worse than one the next run
+      // might not know it added. The next change starts from a fresh snapshot.
+      this.closeFd();
+      if (!this.failing)
+        this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
+      this.failing = true;
+      return;
+    }
+    if (this.journal > Math.max(COMPACT_MIN_LINES, 2 * this.entries.size)) this.compactLater();
+  }
+
+  /** After the current burst: folding is a rewrite of the whole record. */
+  private compactLater(): void {
+    if (this.compactScheduled) return;
+    this.compactScheduled = true;
+    setImmediate(() => {
+      this.compactScheduled = false;
+      if (this.fd === null || this.journal <= Math.max(COMPACT_MIN_LINES, 2 * this.entries.size)) return;
+      try {
+        this.snapshot();
+      } catch (e) {
+        this.closeFd();
+        this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
+      }
+    });
   }
 
   /**
-   * Synchronous on purpose: an asynchronous write takes five round trips through the thread
-   * pool (mkdir, open, write, close, rename), each waiting for a turn of the event loop, and in
-   * a mass takeover the turns are long, busy with expiring timers; a few hundred KB to the
-   * runtime directory is cheaper written at once.
+   * Writes every entry as the snapshot of a new file, renamed over the old one, and appends
+   * to it from now on. Synchronous on purpose, as every write here: an asynchronous one takes
+   * several round trips through the thread pool, each waiting for a turn of the event loop,
+   * and in a mass takeover the turns are long.
    */
-  private write(file: string): void {
+  private snapshot(): void {
+    const file = this.file!;
     const doc = { version: FORMAT_VERSION, addresses: [...this.entries.values()] };
     const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    const fd = fs.openSync(tmp, 'w', 0o600);
     try {
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-      fs.writeFileSync(tmp, JSON.stringify(doc) + '\n', { mode: 0o600 });
+      fs.writeSync(fd, JSON.stringify(doc) + '\n');
       fs.renameSync(tmp, file);
     } catch (e) {
-      // Still add the address: a VIP missing on the master is worse than one the next run
-      // might not know it added.
-      this.log.error(`cannot write the address record ${file}: ${(e as Error).message}`);
+      fs.closeSync(fd);
+      throw e;
     }
+    // The descriptor follows the file through the rename: later lines land in it.
+    this.closeFd();
+    this.fd = fd;
+    this.journal = 0;
+  }
+
+  private closeFd(): void {
+    if (this.fd === null) return;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      /* already unusable */
+    }
+    this.fd = null;
   }
 }

@@ -147,7 +147,7 @@ export class GroupSet {
     await Promise.all(groups.map((g) => g.effectsSettled()));
     for (const h of this.hubs.values()) h.close();
     this.hubs.clear();
-    await this.record.flushed();
+    this.record.close();
     this.rtnl.close();
     return out;
   }
@@ -285,7 +285,7 @@ export class GroupSet {
     for (const h of this.hubs.values()) h.close();
     this.hubs.clear();
     this.monitor.close();
-    await this.record.flushed();
+    this.record.close();
     this.rtnl.close();
   }
 
@@ -428,7 +428,9 @@ export class GroupSet {
   // ------------------------------------------------------------ addresses
 
   private async addAddress(group: string, ifname: string, address: string, prefixlen: number): Promise<void> {
-    await this.record.add({ ifname, address, prefixlen, group });
+    // On disk before the kernel has it; both within this call, so that the request joins the
+    // datagram being filled now (docs/performance.md, "Mass failover").
+    this.record.add({ ifname, address, prefixlen, group });
     await this.rtnl.addAddress(ifname, address, prefixlen);
   }
 
