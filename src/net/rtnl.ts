@@ -162,7 +162,11 @@ export class Rtnl {
   private readonly lookups = new Map<string, Promise<number>>();
   private closed = false;
 
-  constructor() {
+  /**
+   * `beforeChange` runs right before each datagram of address changes goes to the kernel:
+   * the address record is written there (runtime/address-record.ts).
+   */
+  constructor(private readonly opts: { beforeChange?: () => void } = {}) {
     this.sock = createRtNetlink({ recvBufferSize: REQUEST_RCVBUF, sendBufferSize: 0 });
     this.dumpSock = createRtNetlink();
     // Without a listener an asynchronous socket error would crash the process; requests
@@ -172,6 +176,7 @@ export class Rtnl {
     this.batch = new NetlinkBatch(
       {
         send: (datagram) => {
+          this.opts.beforeChange?.();
           try {
             native().netlinkSend(this.batchSock, datagram);
           } catch (e) {

@@ -6,12 +6,14 @@
 // operator added by hand.
 //
 // The file is a journal: a snapshot line (`{"version":2,"addresses":[…]}`, the whole format of
-// version 1) followed by one line per change (`{"add":{…}}`, `{"remove":{…}}`), each appended
-// synchronously when it happens. A mass takeover adds thousands of addresses from one run of
-// expiring timers, and each must be on disk before its kernel request, which goes out at once:
-// an append costs one small write(), where rewriting the whole record cost a few milliseconds
-// per turn. The journal is folded into a new snapshot (written aside and renamed) after the
-// burst, once it has grown past twice the record.
+// version 1) followed by one line per change (`{"add":{…}}`, `{"remove":{…}}`). A mass
+// takeover adds thousands of addresses from one run of expiring timers, and their kernel
+// requests go out 64 at a time while it runs: the lines recorded since the last write are
+// appended synchronously by `sync()`, which the rtnetlink socket calls right before each
+// datagram of changes leaves (and a microtask calls otherwise), so one small write() precedes
+// each datagram, where rewriting the whole record cost a few milliseconds per turn. The journal
+// is folded into a new snapshot (written aside and renamed) after the burst, once it has grown
+// past twice the record.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../util/log';
@@ -53,6 +55,9 @@ export class AddressRecord {
   private fd: number | null = null;
   /** Lines appended since the snapshot. */
   private journal = 0;
+  /** Lines recorded and not yet written. */
+  private unwritten: string[] = [];
+  private syncScheduled = false;
   private compactScheduled = false;
   /** A write failed and was logged: the next failures are not, until one succeeds. */
   private failing = false;
@@ -98,7 +103,10 @@ export class AddressRecord {
     return this.entries.has(key(a));
   }
 
-  /** Records `a`: on disk when this returns, which must happen before the kernel add. */
+  /**
+   * Records `a`. It is on disk after the next `sync()`, which must come before the kernel
+   * add: the address changes' socket calls it before each datagram (net/rtnl.ts).
+   */
   add(a: RecordedAddress): void {
     if (this.entries.has(key(a))) return;
     this.entries.set(key(a), a);
@@ -114,18 +122,36 @@ export class AddressRecord {
 
   /** Folds the journal into a snapshot and closes the file (the daemon is stopping). */
   close(): void {
+    this.sync();
     if (this.fd === null) return;
-    this.snapshot();
+    try {
+      this.snapshot();
+    } catch (e) {
+      this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
+    }
     this.closeFd();
   }
 
   private append(change: object): void {
     if (this.file === null) return;
+    this.unwritten.push(JSON.stringify(change) + '\n');
+    if (this.syncScheduled) return;
+    this.syncScheduled = true;
+    queueMicrotask(() => this.sync());
+  }
+
+  /** Writes what was recorded since the last write: one write() however many lines. */
+  sync(): void {
+    this.syncScheduled = false;
+    if (this.unwritten.length === 0) return;
+    const lines = this.unwritten;
+    this.unwritten = [];
     try {
+      // The first change of a run writes the whole record, which includes these lines.
       if (this.fd === null) this.snapshot();
       else {
-        fs.writeSync(this.fd, JSON.stringify(change) + '\n');
-        this.journal++;
+        fs.writeSync(this.fd, lines.length === 1 ? lines[0] : lines.join(''));
+        this.journal += lines.length;
       }
       this.failing = false;
     } catch (e) {

@@ -139,7 +139,9 @@ describe('rtnetlink inside a namespace', () => {
       const v4 = Array.from({ length: 63 }, (_, i) => `198.18.7.${i + 1}`);
       const batch: [string, string, number][] = v4.map((a) => ['eth0', a, 32]);
       batch.splice(20, 0, ['bad0', '2001:db8:7::1', 64]);
-      const added = await rpc.call<string[]>('changeBatch', true, batch);
+      type Outcome = { datagrams: number; results: string[] };
+      const { datagrams, results: added } = await rpc.call<Outcome>('changeBatch', true, batch);
+      assert.equal(datagrams, 1, 'the 64 changes went in one datagram');
       assert.deepEqual(added.map((r, i) => (r === 'ok' ? '' : `${i} ${r}`)).filter(Boolean), ['20 EACCES']);
       const present = new Set(await lab.addresses(host));
       assert.deepEqual(
@@ -147,7 +149,7 @@ describe('rtnetlink inside a namespace', () => {
         [],
         'every other address is on eth0',
       );
-      const removed = await rpc.call<string[]>('changeBatch', false, batch);
+      const { results: removed } = await rpc.call<Outcome>('changeBatch', false, batch);
       assert.deepEqual(
         removed.filter((r, i) => i !== 20 && r !== 'ok'),
         [],

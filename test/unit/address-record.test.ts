@@ -1,5 +1,6 @@
-// The record of added addresses (runtime/address-record.ts): on disk before the kernel add,
-// a journal that survives a crash at any instant, folded into a snapshot after a burst.
+// The record of added addresses (runtime/address-record.ts): written at sync(), which the
+// address changes' socket calls before each datagram, or at the end of the run that recorded
+// them; a journal that survives a crash at any instant, folded into a snapshot after a burst.
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -32,14 +33,21 @@ describe('AddressRecord', () => {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('an address is in the file when add returns, before anything else runs', () => {
+  it('recorded addresses are in the file after sync(), which runs before each kernel request', async () => {
     const r = new AddressRecord(file, fakeLog().log);
     r.add(addr(1));
-    // A daemon killed right after add() (about to ask the kernel) leaves it recorded.
+    r.sync();
+    // A daemon killed right after (the datagram about to leave) leaves it recorded.
     assert.deepEqual(reread(file), ['192.0.2.1']);
     r.add(addr(2));
+    r.add(addr(3));
     r.remove(addr(1));
-    assert.deepEqual(reread(file), ['192.0.2.2']);
+    r.sync();
+    assert.deepEqual(reread(file), ['192.0.2.2', '192.0.2.3']);
+    // Without a sync, at the end of the synchronous run that recorded it.
+    r.add(addr(4));
+    await Promise.resolve();
+    assert.deepEqual(reread(file), ['192.0.2.2', '192.0.2.3', '192.0.2.4']);
     assert.equal(r.has(addr(2)), true);
     assert.equal(r.has(addr(1)), false);
     r.close();
@@ -48,8 +56,13 @@ describe('AddressRecord', () => {
   it('a burst costs one small append per change, not a rewrite of the whole record', () => {
     const r = new AddressRecord(file, fakeLog().log);
     r.add(addr(1));
+    r.sync();
     const snapshot = fs.readFileSync(file, 'utf8');
-    for (let i = 2; i <= 200; i++) r.add(addr(i));
+    for (let i = 2; i <= 200; i++) {
+      r.add(addr(i));
+      if (i % 64 === 0) r.sync();
+    }
+    r.sync();
     const text = fs.readFileSync(file, 'utf8');
     assert.ok(text.startsWith(snapshot), 'the snapshot is left as it was');
     assert.equal(text.split('\n').filter(Boolean).length, 200);
@@ -60,6 +73,7 @@ describe('AddressRecord', () => {
   it('a torn last line (a crash mid-append) is ignored without a warning; its address was never added', () => {
     const r = new AddressRecord(file, fakeLog().log);
     r.add(addr(1));
+    r.sync();
     r.add(addr(2));
     r.close();
     fs.appendFileSync(file, '{"add":{"ifname":"eth0","addre');
@@ -79,6 +93,7 @@ describe('AddressRecord', () => {
     );
     r.remove(addr(7));
     r.add(addr(9));
+    r.sync();
     assert.deepEqual(reread(file), ['192.0.2.8', '192.0.2.9']);
     r.close();
   });
@@ -86,9 +101,11 @@ describe('AddressRecord', () => {
   it('the journal is folded into one snapshot after the burst that grew it', async () => {
     const r = new AddressRecord(file, fakeLog().log);
     for (let i = 1; i <= 254; i++) r.add(addr(i));
+    r.sync();
     for (let round = 0; round < 5; round++) {
       for (let i = 1; i <= 254; i++) r.remove(addr(i));
       for (let i = 1; i <= 254; i++) r.add(addr(i));
+      r.sync();
     }
     const before = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
     assert.ok(before > 1024, `${before} lines before folding`);
@@ -98,6 +115,7 @@ describe('AddressRecord', () => {
     assert.equal(reread(file).length, 254);
     // Appends go on into the new file.
     r.remove(addr(1));
+    r.sync();
     assert.equal(reread(file).length, 253);
     r.close();
     assert.equal(
@@ -112,7 +130,9 @@ describe('AddressRecord', () => {
     const logs = fakeLog();
     const r = new AddressRecord(file, logs.log);
     r.add(addr(1));
+    r.sync();
     r.add(addr(2));
+    r.sync();
     assert.equal(r.has(addr(2)), true);
     assert.equal(logs.at('error').filter((l) => /cannot write the address record/.test(l)).length, 1);
   });
