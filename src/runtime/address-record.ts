@@ -51,8 +51,8 @@ function parseLine(
 
 export class AddressRecord {
   private readonly entries = new Map<string, RecordedAddress>();
-  /** The file open for appending, once a snapshot of this run is in place. */
-  private fd: number | null = null;
+  /** This run has written its snapshot: changes are appended to it. */
+  private started = false;
   /** Lines appended since the snapshot. */
   private journal = 0;
   /** Lines recorded and not yet written. */
@@ -120,16 +120,15 @@ export class AddressRecord {
     this.append({ remove: { ifname: a.ifname, address: a.address, prefixlen: a.prefixlen } });
   }
 
-  /** Folds the journal into a snapshot and closes the file (the daemon is stopping). */
+  /** Writes what is pending and folds the journal into a snapshot (the daemon is stopping). */
   close(): void {
     this.sync();
-    if (this.fd === null) return;
+    if (!this.started || this.journal === 0) return;
     try {
       this.snapshot();
     } catch (e) {
       this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
     }
-    this.closeFd();
   }
 
   private append(change: object): void {
@@ -148,16 +147,18 @@ export class AddressRecord {
     this.unwritten = [];
     try {
       // The first change of a run writes the whole record, which includes these lines.
-      if (this.fd === null) this.snapshot();
+      // Opened for each write: a descriptor kept open would outlive `ucarpctl restart`'s
+      // handover in no useful way, and a write is per datagram of 64 changes, not per change.
+      if (!this.started) this.snapshot();
       else {
-        fs.writeSync(this.fd, lines.length === 1 ? lines[0] : lines.join(''));
+        fs.appendFileSync(this.file!, lines.length === 1 ? lines[0] : lines.join(''));
         this.journal += lines.length;
       }
       this.failing = false;
     } catch (e) {
       // Still add the address: a VIP missing on the master is worse than one the next run
       // might not know it added. The next change starts from a fresh snapshot.
-      this.closeFd();
+      this.started = false;
       if (!this.failing)
         this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
       this.failing = true;
@@ -172,11 +173,11 @@ export class AddressRecord {
     this.compactScheduled = true;
     setImmediate(() => {
       this.compactScheduled = false;
-      if (this.fd === null || this.journal <= Math.max(COMPACT_MIN_LINES, 2 * this.entries.size)) return;
+      if (!this.started || this.journal <= Math.max(COMPACT_MIN_LINES, 2 * this.entries.size)) return;
       try {
         this.snapshot();
       } catch (e) {
-        this.closeFd();
+        this.started = false;
         this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
       }
     });
@@ -193,27 +194,9 @@ export class AddressRecord {
     const doc = { version: FORMAT_VERSION, addresses: [...this.entries.values()] };
     const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(doc) + '\n');
-      fs.renameSync(tmp, file);
-    } catch (e) {
-      fs.closeSync(fd);
-      throw e;
-    }
-    // The descriptor follows the file through the rename: later lines land in it.
-    this.closeFd();
-    this.fd = fd;
+    fs.writeFileSync(tmp, JSON.stringify(doc) + '\n', { mode: 0o600 });
+    fs.renameSync(tmp, file);
+    this.started = true;
     this.journal = 0;
-  }
-
-  private closeFd(): void {
-    if (this.fd === null) return;
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      /* already unusable */
-    }
-    this.fd = null;
   }
 }
