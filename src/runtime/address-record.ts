@@ -16,6 +16,7 @@
 // past twice the record.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { errorMessage } from '../errors';
 import type { Logger } from '../util/log';
 
 export interface RecordedAddress {
@@ -76,7 +77,7 @@ export class AddressRecord {
       text = fs.readFileSync(this.file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
-        this.log.warn(`cannot read the address record ${this.file}: ${(e as Error).message}`);
+        this.log.warn(`cannot read the address record ${this.file}: ${errorMessage(e)}`);
       return [];
     }
     const lines = text.split('\n').filter((l) => l.length > 0);
@@ -127,7 +128,7 @@ export class AddressRecord {
     try {
       this.snapshot();
     } catch (e) {
-      this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
+      this.log.error(`cannot write the address record ${this.file}: ${errorMessage(e)}`);
     }
   }
 
@@ -159,8 +160,7 @@ export class AddressRecord {
       // Still add the address: a VIP missing on the master is worse than one the next run
       // might not know it added. The next change starts from a fresh snapshot.
       this.started = false;
-      if (!this.failing)
-        this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
+      if (!this.failing) this.log.error(`cannot write the address record ${this.file}: ${errorMessage(e)}`);
       this.failing = true;
       return;
     }
@@ -178,7 +178,7 @@ export class AddressRecord {
         this.snapshot();
       } catch (e) {
         this.started = false;
-        this.log.error(`cannot write the address record ${this.file}: ${(e as Error).message}`);
+        this.log.error(`cannot write the address record ${this.file}: ${errorMessage(e)}`);
       }
     });
   }

@@ -5,6 +5,7 @@ import type { AddressConfig, GroupConfig } from '../config/types';
 import type { Logger } from '../util/log';
 import { ScriptRunner, scriptArgs, scriptEnv } from '../hooks/scripts';
 import type { CarpState } from '../engine/group';
+import { errorMessage } from '../errors';
 
 /** The address operations a group needs; the group set wires them to rtnetlink. */
 export interface AddressIo {
@@ -76,7 +77,7 @@ export class GroupEffects {
       if (r.status === 'rejected') {
         const a = addrs[i];
         this.log.error(
-          `${add ? 'adding' : 'removing'} ${a.address}/${a.prefixlen} failed: ${(r.reason as Error).message}`,
+          `${add ? 'adding' : 'removing'} ${a.address}/${a.prefixlen} failed: ${errorMessage(r.reason)}`,
         );
       }
     });

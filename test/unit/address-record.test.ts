@@ -1,13 +1,13 @@
 // The record of added addresses (runtime/address-record.ts): written at sync(), which the
 // address changes' socket calls before each datagram, or at the end of the run that recorded
 // them; a journal that survives a crash at any instant, folded into a snapshot after a burst.
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { AddressRecord, type RecordedAddress } from '../../src/runtime/address-record';
 import { fakeLog } from '../helpers/fake-log';
+import { tempDir } from '../helpers/temp-dir';
 
 const addr = (last: number, group = `g${last}`): RecordedAddress => ({
   ifname: 'eth0',
@@ -25,13 +25,15 @@ function reread(file: string): string[] {
 }
 
 describe('AddressRecord', () => {
+  const root = tempDir('ucarp-record-');
   let dir: string;
   let file: string;
+  let n = 0;
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-record-'));
+    dir = path.join(root, String(n++));
+    fs.mkdirSync(dir);
     file = path.join(dir, 'run', 'control.addresses.json');
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('recorded addresses are in the file after sync(), which runs before each kernel request', async () => {
     const r = new AddressRecord(file, fakeLog().log);
