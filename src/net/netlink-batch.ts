@@ -17,6 +17,12 @@ export interface BatchTransport {
    * cannot be sent.
    */
   send(datagram: Buffer): void;
+  /**
+   * Hands every answer already queued on the socket to `onMessage`, now. The kernel answers
+   * within `send`, so a burst past the in-flight bound goes on at once instead of waiting for
+   * the answers to be read in the poll phase.
+   */
+  receive?(): void;
   /** A sequence number no other request on the socket is waiting for. */
   nextSeq(): number;
 }
@@ -89,6 +95,8 @@ export class NetlinkBatch {
   private readonly inFlight = new Map<number, Pending>();
   private scheduled = false;
   private closed = false;
+  /** Inside transport.receive(): answers settle, and the flush running goes on by itself. */
+  private receiving = false;
   private readonly schedule: (flush: () => void) => void;
 
   constructor(
@@ -113,8 +121,7 @@ export class NetlinkBatch {
       this.queue.push({ type, flags: flags | Flags.REQUEST, payload, resolve, reject, seq: 0 });
       // A full datagram leaves now: in a mass takeover the requests come from one long
       // synchronous run of expiring timers, and the first addresses must not wait for its end.
-      if (this.queue.length >= this.opts.maxPerDatagram && this.room() >= this.opts.maxPerDatagram)
-        this.flush();
+      if (this.queue.length >= this.opts.maxPerDatagram && !this.receiving) this.flush();
       else this.later();
     });
   }
@@ -164,7 +171,16 @@ export class NetlinkBatch {
     this.scheduled = false;
     if (this.closed) return;
     while (this.queue.length > 0) {
-      const room = this.room();
+      let room = this.room();
+      if (room <= 0 && this.transport.receive !== undefined && !this.receiving) {
+        this.receiving = true;
+        try {
+          this.transport.receive();
+        } finally {
+          this.receiving = false;
+        }
+        room = this.room();
+      }
       if (room <= 0) return;
       const batch = this.queue.splice(0, room);
       for (const p of batch) {
@@ -223,7 +239,7 @@ export class NetlinkBatch {
   }
 
   private refill(): void {
-    if (this.queue.length > 0) this.later(true);
+    if (this.queue.length > 0 && !this.receiving) this.later(true);
   }
 
   private later(fromAck = false): void {

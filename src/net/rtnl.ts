@@ -184,6 +184,18 @@ export class Rtnl {
             throw new KernelError(errno, `sending the request failed: ${errno}`, { cause: e });
           }
         },
+        receive: () => {
+          try {
+            for (
+              let d = native().netlinkReceive(this.batchSock);
+              d;
+              d = native().netlinkReceive(this.batchSock)
+            )
+              this.onAnswers(d);
+          } catch {
+            // Lost answers (ENOBUFS): their requests time out, as when the listener sees it.
+          }
+        },
         nextSeq: () => (this.batchSeq = (this.batchSeq + 1) >>> 0),
       },
       { maxPerDatagram: MAX_PER_DATAGRAM, maxInFlight: MAX_BATCH_IN_FLIGHT, timeoutMs: REQUEST_TIMEOUT_MS },
@@ -196,14 +208,7 @@ export class Rtnl {
     const sub = native().netlinkSubscribe(0, REQUEST_RCVBUF, (data, errno) => {
       if (sub !== this.batchSock) return;
       if (data) {
-        // The kernel's own framing; should it ever be malformed, its requests time out.
-        let msgs;
-        try {
-          msgs = parseMessages(data);
-        } catch {
-          return;
-        }
-        for (const m of msgs) this.batch.onMessage(m);
+        this.onAnswers(data);
         return;
       }
       // Lost answers (ENOBUFS) leave their requests to the timeout. Any other errno stopped
@@ -215,6 +220,17 @@ export class Rtnl {
       }
     });
     return sub;
+  }
+
+  private onAnswers(data: Buffer): void {
+    // The kernel's own framing; should it ever be malformed, its requests time out.
+    let msgs;
+    try {
+      msgs = parseMessages(data);
+    } catch {
+      return;
+    }
+    for (const m of msgs) this.batch.onMessage(m);
   }
 
   async links(): Promise<LinkInfo[]> {

@@ -165,6 +165,30 @@ describe('rtnetlink inside a namespace', () => {
     }
   });
 
+  test('1000 changes asked for in one run go out in 16 datagrams, past the in-flight bound', async () => {
+    // 256 messages may be unsettled: the answers the kernel queued within each sendto() are
+    // read at once, and the rest of the run's datagrams follow.
+    const addrs = Array.from({ length: 1000 }, (_, i) => `198.18.${8 + (i >> 8)}.${i & 255}`);
+    const batch = addrs.map((a): [string, string, number] => ['eth0', a, 32]);
+    type Outcome = { inRun: number; datagrams: number; results: string[] };
+    const added = await rpc.call<Outcome>('changeBatch', true, batch);
+    assert.equal(added.inRun, 15, 'every full datagram left within the run');
+    assert.equal(added.datagrams, 16);
+    assert.deepEqual(
+      added.results.filter((r) => r !== 'ok'),
+      [],
+    );
+    const present = new Set(await lab.addresses(host));
+    assert.equal(addrs.filter((a) => present.has(a)).length, 1000);
+    const removed = await rpc.call<Outcome>('changeBatch', false, batch);
+    assert.deepEqual(
+      removed.results.filter((r) => r !== 'ok'),
+      [],
+    );
+    const left = new Set(await lab.addresses(host));
+    assert.equal(addrs.filter((a) => left.has(a)).length, 0);
+  });
+
   test('LinkMonitor reports carrier loss and return without polling', async () => {
     const initial = await rpc.call<WireLink[]>('monitor');
     assert.equal(initial.find((l) => l.name === 'eth0')?.running, true);

@@ -195,6 +195,34 @@ describe('NetlinkBatch', () => {
     assert.equal(batch.pending, 0);
   });
 
+  it('past maxInFlight, the answers the kernel already queued are read at once and the burst goes on', async () => {
+    const sock = new FakeSocket();
+    const answered: number[] = [];
+    const batch: NetlinkBatch = new NetlinkBatch(
+      {
+        ...sock.transport,
+        // The kernel answers within sendmsg(): every datagram sent so far has its ACK queued.
+        receive: () => {
+          for (const d of sock.datagrams.splice(0)) {
+            answered.push(d.length);
+            batch.onMessage(ack(d[d.length - 1]));
+          }
+        },
+      },
+      { maxPerDatagram: 4, maxInFlight: 8, timeoutMs: 5000 },
+    );
+    const all = Array.from({ length: 20 }, (_, i) =>
+      batch.request(rt.MessageType.NEWADDR, 0, addrPayload(i)),
+    );
+    // All five datagrams left within the synchronous run, two at a time between reads.
+    assert.deepEqual([...answered, ...sock.datagrams.map((d) => d.length)], [4, 4, 4, 4, 4]);
+    assert.deepEqual(answered, [4, 4, 4, 4]);
+    assert.equal(batch.pending, 4);
+    const last = sock.datagrams[0];
+    batch.onMessage(ack(last[last.length - 1]));
+    await Promise.all(all);
+  });
+
   it('holds what exceeds maxInFlight until answers free room, then sends it together', async () => {
     const { sock, batch } = setup({ maxPerDatagram: 3, maxInFlight: 6 });
     const all = Array.from({ length: 14 }, (_, i) =>
