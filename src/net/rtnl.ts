@@ -67,7 +67,8 @@ const MAX_PER_DATAGRAM = 64;
 /**
  * Address changes sent and not yet settled. Only failures and each datagram's last message
  * are answered, so the receive buffer holds at most this many answers (≈ 1.2 KB each with the
- * echoed request): 300 KB, within the 416 KB a default net.core.rmem_max allows.
+ * echoed request): 300 KB, within the 416 KB a default net.core.rmem_max allows. A burst past
+ * it does not wait: the kernel answers within sendto(), and those answers are read at once.
  */
 const MAX_BATCH_IN_FLIGHT = 256;
 /** Room for MAX_IN_FLIGHT ACKs with a wide margin (the kernel caps it at net.core.rmem_max × 2). */
