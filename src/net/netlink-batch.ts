@@ -10,7 +10,7 @@ import { getSystemErrorName } from 'node:util';
 import { formatMessage, parseError, Flags, MessageType, type NetlinkMessage } from 'netlink';
 import { ClosedError, KernelError } from '../errors';
 
-/** Where a batch goes: the request socket, and its sequence numbers (shared with its own requests). */
+/** Where a batch goes: its socket, and that socket's sequence numbers. */
 export interface BatchTransport {
   /**
    * Sends one datagram now (the kernel has handled it when this returns); throws when it
