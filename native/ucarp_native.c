@@ -262,110 +262,72 @@ static napi_value sd_notify(napi_env env, napi_callback_info info) {
 #define NL_MAX_PER_WAKEUP 256
 
 typedef struct {
-  uv_poll_t poll; /* first member: uv callbacks cast back from it */
-  napi_env env;
-  napi_ref callback;
-  napi_async_context async;
-  int fd;
-  int closed;
+  watch w; /* first member: the watch, and so the poll handle, cast back to it */
   unsigned char buffer[NL_RECV_BUFFER];
 } nl_watch;
 
+static const char NL_WHAT[] = "netlink subscription";
+
 /* Calls the JS callback with (data, errno); exactly one of them is meaningful. */
-static void nl_deliver(nl_watch *w, const void *data, size_t len, int err) {
-  napi_env env = w->env;
+static void nl_deliver(nl_watch *s, const void *data, size_t len, int err) {
+  napi_env env = s->w.env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value cb, this_arg, argv[2], result;
-  napi_get_global(env, &this_arg); /* make_callback needs an object receiver */
-  if (napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != NULL) {
-    if (data) {
-      void *copy;
-      napi_create_buffer_copy(env, len, data, &copy, &argv[0]);
-    } else {
-      napi_get_null(env, &argv[0]);
-    }
-    napi_create_int32(env, err, &argv[1]);
-    if (napi_make_callback(env, w->async, this_arg, cb, 2, argv, &result) != napi_ok) {
-      /* No JS frame below us: hand a throwing callback to process 'uncaughtException'. */
-      bool pending = false;
-      napi_value exception;
-      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-          napi_get_and_clear_last_exception(env, &exception) == napi_ok)
-        napi_fatal_exception(env, exception);
-    }
+  napi_value argv[2];
+  if (data) {
+    void *copy;
+    napi_create_buffer_copy(env, len, data, &copy, &argv[0]);
+  } else {
+    napi_get_null(env, &argv[0]);
   }
+  napi_create_int32(env, err, &argv[1]);
+  watch_call(&s->w, 2, argv);
   napi_close_handle_scope(env, scope);
 }
 
 /* Reads what is queued; returns the first error other than EAGAIN and ENOBUFS, or 0. */
-static int nl_drain(nl_watch *w, int *saw_enobufs) {
-  for (int i = 0; i < NL_MAX_PER_WAKEUP && !w->closed; i++) {
-    ssize_t n = recv(w->fd, w->buffer, sizeof w->buffer, MSG_DONTWAIT | MSG_TRUNC);
+static int nl_drain(nl_watch *s, int *saw_enobufs) {
+  for (int i = 0; i < NL_MAX_PER_WAKEUP && !s->w.closed; i++) {
+    ssize_t n = recv(s->w.fd, s->buffer, sizeof s->buffer, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
       if (errno == ENOBUFS) {
         *saw_enobufs = 1;
-        nl_deliver(w, NULL, 0, ENOBUFS);
+        nl_deliver(s, NULL, 0, ENOBUFS);
         continue;
       }
       return errno;
     }
-    if ((size_t)n > sizeof w->buffer) {
+    if ((size_t)n > sizeof s->buffer) {
       /* A datagram that did not fit is as lost as an overrun one. */
-      nl_deliver(w, NULL, 0, EMSGSIZE);
+      nl_deliver(s, NULL, 0, EMSGSIZE);
       continue;
     }
-    nl_deliver(w, w->buffer, (size_t)n, 0);
+    nl_deliver(s, s->buffer, (size_t)n, 0);
   }
   return 0;
 }
 
 static void nl_on_poll(uv_poll_t *handle, int status, int events) {
   (void)events;
-  nl_watch *w = (nl_watch *)handle;
-  if (w->closed) return;
+  nl_watch *s = (nl_watch *)handle;
+  if (s->w.closed) return;
   int saw_enobufs = 0;
-  int err = nl_drain(w, &saw_enobufs);
-  if (w->closed) return;
+  int err = nl_drain(s, &saw_enobufs);
+  if (s->w.closed) return;
   if (err) {
-    nl_deliver(w, NULL, 0, err);
+    nl_deliver(s, NULL, 0, err);
     return;
   }
   if (status < 0) {
     /* libuv stops the handle on POLLERR. Reading cleared the overrun error: resume. */
     if (!saw_enobufs) {
-      nl_deliver(w, NULL, 0, EIO);
+      nl_deliver(s, NULL, 0, EIO);
       return;
     }
-    if (!w->closed) uv_poll_start(&w->poll, UV_READABLE, nl_on_poll);
+    if (!s->w.closed) uv_poll_start(&s->w.poll, UV_READABLE, nl_on_poll);
   }
-}
-
-static void nl_free(uv_handle_t *handle) { free(handle); }
-
-typedef struct {
-  nl_watch *watch; /* NULL once unsubscribed */
-} nl_box;
-
-/* Stops reading and releases everything; the memory goes once libuv is done with the handle. */
-static void nl_stop(nl_watch *w) {
-  w->closed = 1;
-  uv_poll_stop(&w->poll);
-  close(w->fd);
-  napi_delete_reference(w->env, w->callback);
-  napi_async_destroy(w->env, w->async);
-  uv_close((uv_handle_t *)&w->poll, nl_free);
-}
-
-/* Frees the box; a subscription whose handle was collected without unsubscribe stops here. */
-static void nl_box_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  nl_box *box = data;
-  if (box->watch) nl_stop(box->watch);
-  free(box);
 }
 
 static napi_value nl_subscribe(napi_env env, napi_callback_info info) {
@@ -404,93 +366,40 @@ static napi_value nl_subscribe(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
-  nl_watch *w = calloc(1, sizeof *w);
-  if (!w) {
+  nl_watch *s = calloc(1, sizeof *s);
+  if (!s) {
     close(fd);
     throw_errno(env, "netlinkSubscribe", ENOMEM);
     return NULL;
   }
-  w->env = env;
-  w->fd = fd;
-  napi_value name, resource;
-  napi_create_string_utf8(env, "ucarp:netlink", NAPI_AUTO_LENGTH, &name);
-  napi_create_object(env, &resource);
-  int rc = uv_poll_init_socket(loop, &w->poll, fd);
-  if (rc < 0) {
-    close(fd);
-    free(w);
-    throw_errno(env, "uv_poll_init", -rc);
-    return NULL;
-  }
-  if (napi_create_reference(env, argv[2], 1, &w->callback) != napi_ok ||
-      napi_async_init(env, resource, name, &w->async) != napi_ok ||
-      (rc = uv_poll_start(&w->poll, UV_READABLE, nl_on_poll)) < 0) {
-    if (w->callback) napi_delete_reference(env, w->callback);
-    if (w->async) napi_async_destroy(env, w->async);
-    uv_close((uv_handle_t *)&w->poll, nl_free);
-    close(fd);
-    if (rc < 0) throw_errno(env, "uv_poll_start", -rc);
-    return NULL;
-  }
+  s->w.env = env;
+  s->w.fd = fd;
+  if (watch_start(&s->w, loop, argv[2], "ucarp:netlink", nl_on_poll) < 0) return NULL;
   /* Like a timer with unref(): JS decides whether a subscription keeps the process alive. */
-  uv_unref((uv_handle_t *)&w->poll);
-  /* JS holds a box, not the watch: after unsubscribe the box is emptied, never dangling. */
-  nl_box *box = malloc(sizeof *box);
-  if (!box) {
-    nl_stop(w);
-    throw_errno(env, "netlinkSubscribe", ENOMEM);
-    return NULL;
-  }
-  box->watch = w;
-  napi_value handle;
-  if (napi_create_external(env, box, nl_box_finalize, NULL, &handle) != napi_ok) {
-    nl_stop(w);
-    free(box);
-    return NULL;
-  }
-  return handle;
-}
-
-/* The subscription behind a handle; NULL (nothing thrown) when already unsubscribed. */
-static nl_box *nl_arg(napi_env env, napi_value *argv, size_t argc) {
-  napi_valuetype type;
-  void *data = NULL;
-  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external ||
-      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, NULL, "expected a netlink subscription handle");
-    return NULL;
-  }
-  return data;
+  uv_unref((uv_handle_t *)&s->w.poll);
+  return watch_box(env, &s->w);
 }
 
 static napi_value nl_set_ref(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  nl_box *box = nl_arg(env, argv, argc);
-  if (!box) return NULL;
-  bool ref = false;
-  if (argc < 2 || napi_get_value_bool(env, argv[1], &ref) != napi_ok) {
-    napi_throw_type_error(env, NULL, "ref must be a boolean");
-    return NULL;
-  }
-  if (!box->watch) return NULL;
-  if (ref)
-    uv_ref((uv_handle_t *)&box->watch->poll);
-  else
-    uv_unref((uv_handle_t *)&box->watch->poll);
-  return NULL;
+  return watch_set_ref(env, argv, argc, NL_WHAT);
 }
 
 static napi_value nl_unsubscribe(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  nl_box *box = nl_arg(env, argv, argc);
-  if (!box || !box->watch) return NULL;
-  nl_stop(box->watch);
-  box->watch = NULL;
-  return NULL;
+  return watch_close(env, argv, argc, NL_WHAT);
+}
+
+/* The open subscription behind argument 0; throws (EBADF named `op` when closed) otherwise. */
+static nl_watch *nl_open_arg(napi_env env, napi_value *argv, size_t argc, const char *op) {
+  bool closed = false;
+  watch *w = watch_arg(env, argc > 0 ? argv[0] : NULL, NL_WHAT, 1);
+  if (!w && napi_is_exception_pending(env, &closed) == napi_ok && !closed) throw_errno(env, op, EBADF);
+  return (nl_watch *)w;
 }
 
 /*
@@ -502,8 +411,6 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  nl_box *box = nl_arg(env, argv, argc);
-  if (!box) return NULL;
   bool is_buffer = false;
   void *data = NULL;
   size_t len = 0;
@@ -512,16 +419,14 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "datagram must be a Buffer");
     return NULL;
   }
-  if (!box->watch) {
-    throw_errno(env, "netlinkSend", EBADF);
-    return NULL;
-  }
+  nl_watch *s = nl_open_arg(env, argv, argc, "netlinkSend");
+  if (!s) return NULL;
   struct sockaddr_nl kernel;
   memset(&kernel, 0, sizeof kernel);
   kernel.nl_family = AF_NETLINK;
   ssize_t n;
   do {
-    n = sendto(box->watch->fd, data, len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+    n = sendto(s->w.fd, data, len, 0, (struct sockaddr *)&kernel, sizeof kernel);
   } while (n < 0 && errno == EINTR);
   if (n < 0) throw_errno(env, "sendto(AF_NETLINK)", errno);
   return NULL;
@@ -536,16 +441,11 @@ static napi_value nl_receive(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  nl_box *box = nl_arg(env, argv, argc);
-  if (!box) return NULL;
-  if (!box->watch) {
-    throw_errno(env, "netlinkReceive", EBADF);
-    return NULL;
-  }
-  nl_watch *w = box->watch;
+  nl_watch *s = nl_open_arg(env, argv, argc, "netlinkReceive");
+  if (!s) return NULL;
   ssize_t n;
   do {
-    n = recv(w->fd, w->buffer, sizeof w->buffer, MSG_DONTWAIT | MSG_TRUNC);
+    n = recv(s->w.fd, s->buffer, sizeof s->buffer, MSG_DONTWAIT | MSG_TRUNC);
   } while (n < 0 && errno == EINTR);
   napi_value result;
   if (n < 0) {
@@ -556,12 +456,12 @@ static napi_value nl_receive(napi_env env, napi_callback_info info) {
     throw_errno(env, "recv(AF_NETLINK)", errno);
     return NULL;
   }
-  if ((size_t)n > sizeof w->buffer) {
+  if ((size_t)n > sizeof s->buffer) {
     throw_errno(env, "recv(AF_NETLINK)", EMSGSIZE);
     return NULL;
   }
   void *copy;
-  if (napi_create_buffer_copy(env, (size_t)n, w->buffer, &copy, &result) != napi_ok) return NULL;
+  if (napi_create_buffer_copy(env, (size_t)n, s->buffer, &copy, &result) != napi_ok) return NULL;
   return result;
 }
 
