@@ -149,7 +149,10 @@ watch *watch_arg(napi_env env, napi_value arg, const char *what, int closed_ok) 
   return box->w;
 }
 
-napi_value watch_set_ref(napi_env env, napi_value *argv, size_t argc, const char *what) {
+napi_value watch_set_ref(napi_env env, napi_callback_info info, const char *what) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   watch_box_t *box = box_arg(env, argc > 0 ? argv[0] : NULL, what);
   if (!box) return NULL;
   bool ref = false;
@@ -165,7 +168,10 @@ napi_value watch_set_ref(napi_env env, napi_value *argv, size_t argc, const char
   return NULL;
 }
 
-napi_value watch_close(napi_env env, napi_value *argv, size_t argc, const char *what) {
+napi_value watch_close(napi_env env, napi_callback_info info, const char *what) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   watch_box_t *box = box_arg(env, argc > 0 ? argv[0] : NULL, what);
   if (!box) return NULL;
   if (box->w) watch_stop(box->w);

@@ -65,11 +65,11 @@ napi_value watch_box(napi_env env, watch *w);
  */
 watch *watch_arg(napi_env env, napi_value arg, const char *what, int closed_ok);
 
-/* ref(handle, bool): whether the open handle keeps the process alive. */
-napi_value watch_set_ref(napi_env env, napi_value *argv, size_t argc, const char *what);
+/* The body of ref(handle, bool): whether the open handle keeps the process alive. */
+napi_value watch_set_ref(napi_env env, napi_callback_info info, const char *what);
 
-/* close(handle): idempotent. */
-napi_value watch_close(napi_env env, napi_value *argv, size_t argc, const char *what);
+/* The body of close(handle): idempotent. */
+napi_value watch_close(napi_env env, napi_callback_info info, const char *what);
 
 /* Defined in rawsock.c: the raw IPv4/IPv6 sockets. */
 void define_rawsock(napi_env env, napi_value exports);

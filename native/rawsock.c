@@ -481,12 +481,7 @@ static napi_value raw_send(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value raw_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  return watch_close(env, argv, argc, RAW_WHAT);
-}
+static napi_value raw_close(napi_env env, napi_callback_info info) { return watch_close(env, info, RAW_WHAT); }
 
 /* errnoMessage(errno): strerror(), for the errnos rawSend reports. */
 static napi_value errno_message(napi_env env, napi_callback_info info) {

@@ -380,19 +380,9 @@ static napi_value nl_subscribe(napi_env env, napi_callback_info info) {
   return watch_box(env, &s->w);
 }
 
-static napi_value nl_set_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  return watch_set_ref(env, argv, argc, NL_WHAT);
-}
+static napi_value nl_set_ref(napi_env env, napi_callback_info info) { return watch_set_ref(env, info, NL_WHAT); }
 
-static napi_value nl_unsubscribe(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  return watch_close(env, argv, argc, NL_WHAT);
-}
+static napi_value nl_unsubscribe(napi_env env, napi_callback_info info) { return watch_close(env, info, NL_WHAT); }
 
 /* The open subscription behind argument 0; throws (EBADF named `op` when closed) otherwise. */
 static nl_watch *nl_open_arg(napi_env env, napi_value *argv, size_t argc, const char *op) {
