@@ -1,7 +1,7 @@
 // What the IPv4 and IPv6 transports share: one raw socket of the addon (native/rawsock.c) read
-// in batches, and a send queue that leaves through one sendmmsg() at the end of the current
-// turn (docs/architecture.md, "The edges"). Per-packet outcomes go back to each sender's
-// callback, in order, at flush time.
+// in batches, and a send queue that leaves through sendmmsg(), 64 packets at a time and the
+// rest at the end of the current turn (docs/architecture.md, "The edges"). Per-packet outcomes
+// go back to each sender's callback, in order, at the end of the turn.
 import { errorMessage } from '../errors';
 import { native, type RawSocketHandle, type UcarpNative } from '../native';
 
@@ -238,7 +238,7 @@ export class RawBatchSocket {
   }
 
   /**
-   * Sends everything queued, one sendmmsg() per 64 packets, then tells each sender. Runs by
+   * Sends everything queued, then tells each sender of this and earlier transmits. Runs by
    * itself at the end of the turn that queued the first packet; call it to send sooner.
    */
   flush(): void {

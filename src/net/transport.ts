@@ -75,7 +75,7 @@ interface Membership {
  * Receiving, one wake-up drains the socket with recvmmsg() and this object walks the batch: a
  * packet costs a Buffer view of its slot, the own-source check a uint32 read from the header
  * looked up in a Map. Sending, queue() copies the packet into the socket's send arena and the
- * whole turn's packets leave through one sendmmsg() at its end (raw-batch.ts).
+ * turn's packets leave through sendmmsg(), 64 at a time (raw-batch.ts).
  *
  * Like a Node socket, an open InterfaceSocket keeps the process alive until close().
  */
@@ -194,9 +194,9 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
   }
 
   /**
-   * Like send(), but the packet waits in the send arena for the end of the current turn (or a
-   * flush()), and leaves with every other one queued meanwhile in one sendmmsg(); `done` hears
-   * the outcome then. On a closed socket it throws at once instead.
+   * Like send(), but the packet waits in the send arena until 64 are queued or the current
+   * turn ends (or a flush()), and leaves with the others queued meanwhile in one sendmmsg();
+   * `done` hears the outcome at the end of the turn. On a closed socket it throws at once.
    */
   queue(payload: Uint8Array, dst: string, src: string, done?: SendDone): void {
     const d = ipv4ToInt(dst);
