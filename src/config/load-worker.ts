@@ -1,9 +1,14 @@
-// Worker-thread side of loadConfigOffThread(): parsing and validating a large file takes tens
-// of milliseconds of CPU, which on the main thread would delay every group's advertisement.
+// Worker-thread side of ConfigLoader (src/config/off-thread.ts): parsing and validating a large
+// file takes hundreds of milliseconds of CPU, which on the main thread would delay every
+// group's advertisement. The thread keeps what the last load parsed, so that a reload parses
+// only the parts of the file that changed (src/config/incremental.ts).
 import { parentPort } from 'node:worker_threads';
-import { loadConfig } from './load';
+import { IncrementalLoader } from './incremental';
 import { systemHostInfo } from './host';
 
+const loader = new IncrementalLoader();
+
 parentPort?.on('message', (msg: { id: number; file: string }) => {
-  parentPort?.postMessage({ id: msg.id, result: loadConfig(msg.file, systemHostInfo()) });
+  const result = loader.load(msg.file, systemHostInfo());
+  parentPort?.postMessage({ id: msg.id, result, stats: loader.last, cached: loader.cached });
 });

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { sortErrors } from './errors';
 import { mergeGroups } from './merge';
 import { normalize } from './normalize';
-import { parseYaml } from './parse';
+import { parseYaml, type Locator } from './parse';
 import { validateSchema } from './schema';
 import { checkSemantics } from './semantic';
 import type { HostInfo, LoadResult } from './types';
@@ -29,16 +29,32 @@ export function loadConfig(file: string, host: HostInfo): LoadResult {
  * password_file paths are resolved against its directory.
  */
 export function loadConfigText(text: string, filename: string, host: HostInfo): LoadResult {
-  const parsed = parseYaml(text, filename);
-  if (!parsed.ok) return { ok: false, errors: sortErrors(parsed.errors), warnings: [] };
+  return loadParsedText(text, filename, host).result;
+}
 
-  const checked = validateSchema(parsed.data, parsed.source);
+/** A whole-file load, with the parsed document's data when the YAML itself was sound. */
+export function loadParsedText(
+  text: string,
+  filename: string,
+  host: HostInfo,
+): { result: LoadResult; data?: unknown } {
+  const parsed = parseYaml(text, filename);
+  if (!parsed.ok) return { result: { ok: false, errors: sortErrors(parsed.errors), warnings: [] } };
+  return { result: checkParsed(parsed.data, parsed.source, filename, host), data: parsed.data };
+}
+
+/**
+ * Everything after the YAML: schema, semantic checks, normalization. `source` places the
+ * problems found in the file.
+ */
+export function checkParsed(data: unknown, source: Locator, filename: string, host: HostInfo): LoadResult {
+  const checked = validateSchema(data, source);
   // Semantic checks assume the shapes the schema guarantees, so they only run on a valid document.
   if (!checked.ok) return { ok: false, errors: sortErrors(checked.errors), warnings: [] };
 
   const groups = mergeGroups(checked.config);
   const semantic = checkSemantics(checked.config, groups, {
-    source: parsed.source,
+    source,
     host,
     baseDir: path.dirname(path.resolve(filename)),
   });

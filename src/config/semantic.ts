@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { formatPath, type KeyPath } from './errors';
 import type { MergedGroup } from './merge';
-import type { YamlSource } from './parse';
+import type { Locator } from './parse';
 import type { ConfigError, HostInfo, RawConfig, RawSettings } from './types';
 import { CARP6_MULTICAST, GROUP_DEFAULTS, MAX_PASSWORD_BYTES, PROTOCOL_KEYS } from './settings';
 import { readPasswordFile } from './password-file';
@@ -22,7 +22,7 @@ export interface SemanticResult {
 }
 
 export interface SemanticContext {
-  source: YamlSource;
+  source: Locator;
   host: HostInfo;
   /** Directory relative password_file paths are resolved against: the configuration's own. */
   baseDir: string;
@@ -271,7 +271,7 @@ function checkMetrics(config: RawConfig, fail: Fail): void {
 
 function resolvePassword(
   group: MergedGroup,
-  source: YamlSource,
+  source: Locator,
   files: PasswordFiles,
   fail: Fail,
 ): string | undefined {
