@@ -15,8 +15,18 @@ import { formatPath, type KeyPath } from './errors';
 import { checkParsed, loadParsedText } from './load';
 import { parseYaml, type Locator, type Position, type Target, type YamlSource } from './parse';
 import { linePosition, splitConfig, type Slice, type SplitFile } from './slices';
-import type { ConfigError, HostInfo, LoadResult } from './types';
+import { normalizeGroup, type GroupNormalizer } from './normalize';
+import type { ConfigError, GroupConfig, HostInfo, LoadResult } from './types';
 import { NotInSliceError } from '../errors';
+
+interface NormalizedGroup {
+  name: string;
+  /** The `defaults` value the group was merged with (identity: a cached slice's value). */
+  defaults: unknown;
+  password: string;
+  srcip: string;
+  group: GroupConfig;
+}
 
 /** How a load was done: for tests and the reload bench. */
 export interface LoadStats {
@@ -38,6 +48,27 @@ export class IncrementalLoader {
   /** Slice text → the value of its one key, from the last load whose YAML was sound. */
   private cache = new Map<string, unknown>();
   last: LoadStats | undefined;
+  /**
+   * Each group's normalized form, by the object its slice parsed to: a group whose slice, the
+   * defaults and the resolved facts are those of an earlier load is that same object again,
+   * which also tells a reader of consecutive results what did not change by identity alone.
+   */
+  private readonly normalized = new WeakMap<object, NormalizedGroup>();
+  private readonly normalizeGroup: GroupNormalizer = (g, config, facts) => {
+    const raw = config.groups[g.name];
+    const hit = this.normalized.get(raw);
+    if (
+      hit &&
+      hit.name === g.name &&
+      hit.defaults === config.defaults &&
+      hit.password === facts.password &&
+      hit.srcip === facts.srcip
+    )
+      return hit.group;
+    const group = normalizeGroup(g.name, g.settings, facts);
+    this.normalized.set(raw, { name: g.name, defaults: config.defaults, ...facts, group });
+    return group;
+  };
 
   /** Whether the next load can reuse anything: the file was in the shape the scanner cuts. */
   get cached(): boolean {
@@ -66,7 +97,7 @@ export class IncrementalLoader {
     const split = splitConfig(text);
     const why = split ? this.tryIncremental(split, text, file, host) : 'shape';
     if (typeof why !== 'string') return why;
-    const { result, data } = loadParsedText(text, file, host);
+    const { result, data } = loadParsedText(text, file, host, this.normalizeGroup);
     // A slice's value depends on its text alone, so the last cache stays right when this file
     // gives none (not in shape, or not sound YAML): it may serve the next edit.
     if (split && data !== undefined) this.cache = cacheFromWhole(split, data);
@@ -105,7 +136,7 @@ export class IncrementalLoader {
 
     let result: LoadResult;
     try {
-      result = checkParsed(data, new SliceLocator(file, split, text), file, host);
+      result = checkParsed(data, new SliceLocator(file, split, text), file, host, this.normalizeGroup);
     } catch (err) {
       if (err instanceof NotInSliceError) return 'position';
       throw err;

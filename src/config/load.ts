@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sortErrors } from './errors';
 import { mergeGroups } from './merge';
-import { normalize } from './normalize';
+import { normalize, type GroupNormalizer } from './normalize';
 import { parseYaml, type Locator } from './parse';
 import { validateSchema } from './schema';
 import { checkSemantics } from './semantic';
@@ -37,17 +37,24 @@ export function loadParsedText(
   text: string,
   filename: string,
   host: HostInfo,
+  group?: GroupNormalizer,
 ): { result: LoadResult; data?: unknown } {
   const parsed = parseYaml(text, filename);
   if (!parsed.ok) return { result: { ok: false, errors: sortErrors(parsed.errors), warnings: [] } };
-  return { result: checkParsed(parsed.data, parsed.source, filename, host), data: parsed.data };
+  return { result: checkParsed(parsed.data, parsed.source, filename, host, group), data: parsed.data };
 }
 
 /**
  * Everything after the YAML: schema, semantic checks, normalization. `source` places the
  * problems found in the file.
  */
-export function checkParsed(data: unknown, source: Locator, filename: string, host: HostInfo): LoadResult {
+export function checkParsed(
+  data: unknown,
+  source: Locator,
+  filename: string,
+  host: HostInfo,
+  group?: GroupNormalizer,
+): LoadResult {
   const checked = validateSchema(data, source);
   // Semantic checks assume the shapes the schema guarantees, so they only run on a valid document.
   if (!checked.ok) return { ok: false, errors: sortErrors(checked.errors), warnings: [] };
@@ -60,5 +67,5 @@ export function checkParsed(data: unknown, source: Locator, filename: string, ho
   });
   const warnings = sortErrors(semantic.warnings);
   if (semantic.errors.length > 0) return { ok: false, errors: sortErrors(semantic.errors), warnings };
-  return { ok: true, config: normalize(checked.config, groups, semantic.resolved), warnings };
+  return { ok: true, config: normalize(checked.config, groups, semantic.resolved, group), warnings };
 }
