@@ -12,7 +12,8 @@
 // then the full load's by construction, and a bad edit costs what it cost before.
 import fs from 'node:fs';
 import { formatPath, type KeyPath } from './errors';
-import { checkParsed, loadParsedText } from './load';
+import { checkParsed, loadParsedText, type Reuse } from './load';
+import { mergeGroup, type GroupMerger, type MergedGroup } from './merge';
 import { parseYaml, type Locator, type Position, type Target, type YamlSource } from './parse';
 import { linePosition, splitConfig, type Slice, type SplitFile } from './slices';
 import { normalizeGroup, type GroupNormalizer } from './normalize';
@@ -69,6 +70,16 @@ export class IncrementalLoader {
     this.normalized.set(raw, { name: g.name, defaults: config.defaults, ...facts, group });
     return group;
   };
+  /** Each group merged with the defaults, by the same identities. */
+  private readonly merged = new WeakMap<object, { name: string; defaults: unknown; merged: MergedGroup }>();
+  private readonly mergeGroup: GroupMerger = (name, raw, defaults) => {
+    const hit = this.merged.get(raw);
+    if (hit && hit.name === name && hit.defaults === defaults) return hit.merged;
+    const merged = mergeGroup(name, raw, defaults);
+    this.merged.set(raw, { name, defaults, merged });
+    return merged;
+  };
+  private readonly reuse: Reuse = { merge: this.mergeGroup, normalize: this.normalizeGroup };
 
   /** Whether the next load can reuse anything: the file was in the shape the scanner cuts. */
   get cached(): boolean {
@@ -97,7 +108,7 @@ export class IncrementalLoader {
     const split = splitConfig(text);
     const why = split ? this.tryIncremental(split, text, file, host) : 'shape';
     if (typeof why !== 'string') return why;
-    const { result, data } = loadParsedText(text, file, host, this.normalizeGroup);
+    const { result, data } = loadParsedText(text, file, host, this.reuse);
     // A slice's value depends on its text alone, so the last cache stays right when this file
     // gives none (not in shape, or not sound YAML): it may serve the next edit.
     if (split && data !== undefined) this.cache = cacheFromWhole(split, data);
@@ -136,7 +147,7 @@ export class IncrementalLoader {
 
     let result: LoadResult;
     try {
-      result = checkParsed(data, new SliceLocator(file, split, text), file, host, this.normalizeGroup);
+      result = checkParsed(data, new SliceLocator(file, split, text), file, host, this.reuse);
     } catch (err) {
       if (err instanceof NotInSliceError) return 'position';
       throw err;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sortErrors } from './errors';
-import { mergeGroups } from './merge';
+import { mergeGroups, type GroupMerger } from './merge';
 import { normalize, type GroupNormalizer } from './normalize';
 import { parseYaml, type Locator } from './parse';
 import { validateSchema } from './schema';
@@ -25,6 +25,15 @@ export function loadConfig(file: string, host: HostInfo): LoadResult {
 }
 
 /**
+ * Per-group steps a caller may answer from its own cache: each must return what the plain step
+ * returns for the same inputs (src/config/incremental.ts).
+ */
+export interface Reuse {
+  merge?: GroupMerger;
+  normalize?: GroupNormalizer;
+}
+
+/**
  * As loadConfig, for text already in memory. `filename` appears in messages, and relative
  * password_file paths are resolved against its directory.
  */
@@ -37,11 +46,11 @@ export function loadParsedText(
   text: string,
   filename: string,
   host: HostInfo,
-  group?: GroupNormalizer,
+  reuse?: Reuse,
 ): { result: LoadResult; data?: unknown } {
   const parsed = parseYaml(text, filename);
   if (!parsed.ok) return { result: { ok: false, errors: sortErrors(parsed.errors), warnings: [] } };
-  return { result: checkParsed(parsed.data, parsed.source, filename, host, group), data: parsed.data };
+  return { result: checkParsed(parsed.data, parsed.source, filename, host, reuse), data: parsed.data };
 }
 
 /**
@@ -53,13 +62,13 @@ export function checkParsed(
   source: Locator,
   filename: string,
   host: HostInfo,
-  group?: GroupNormalizer,
+  reuse: Reuse = {},
 ): LoadResult {
   const checked = validateSchema(data, source);
   // Semantic checks assume the shapes the schema guarantees, so they only run on a valid document.
   if (!checked.ok) return { ok: false, errors: sortErrors(checked.errors), warnings: [] };
 
-  const groups = mergeGroups(checked.config);
+  const groups = mergeGroups(checked.config, reuse.merge);
   const semantic = checkSemantics(checked.config, groups, {
     source,
     host,
@@ -67,5 +76,9 @@ export function checkParsed(
   });
   const warnings = sortErrors(semantic.warnings);
   if (semantic.errors.length > 0) return { ok: false, errors: sortErrors(semantic.errors), warnings };
-  return { ok: true, config: normalize(checked.config, groups, semantic.resolved, group), warnings };
+  return {
+    ok: true,
+    config: normalize(checked.config, groups, semantic.resolved, reuse.normalize),
+    warnings,
+  };
 }

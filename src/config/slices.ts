@@ -36,11 +36,29 @@ const BLOCK_KEY = /^([^\s:#][^\s:]*):(?:\s+#.*)?\s*$/;
 const INLINE_KEY = /^([^\s:#][^\s:]*):(?:\s.*)?$/;
 /**
  * What may change a node's meaning from outside its own lines, or that the scanner cannot cut
- * by indentation: anchors, aliases and tags where a node starts, merge keys, explicit keys.
- * Quoted text that merely looks like one also falls back, which is only slower.
+ * by indentation: anchors, aliases and tags where a node starts (after a space or a flow
+ * indicator, or at a line's start), merge keys, explicit keys, directives and document
+ * markers. Found in one pass over the text; on any line but a comment, the file is parsed
+ * whole. Quoted text that merely looks like one also falls back, which is only slower.
  */
-const NODE_PROPERTY = /(?:^|[\s[{,])[&*!]|<<|^\s*\?(?:\s|$)/;
-const DOCUMENT_LINE = /^(?:---|\.\.\.)(?:\s|$)|^%/;
+const NODE_PROPERTY = /(?:^|[ \n[{,])[&*!]|<</g;
+const LINE_START_MARK = /^(?: *\?(?: |$)|(?:---|\.\.\.)(?:\s|$)|%)/gm;
+
+function onCommentLine(text: string, offset: number): boolean {
+  let i = text.lastIndexOf('\n', offset - 1) + 1;
+  while (text.charCodeAt(i) === 0x20) i++;
+  return text.charCodeAt(i) === 0x23; // '#'
+}
+
+function hasNodeProperty(text: string): boolean {
+  NODE_PROPERTY.lastIndex = 0;
+  for (let m = NODE_PROPERTY.exec(text); m; m = NODE_PROPERTY.exec(text)) {
+    // The property's own character: the separator before it may end the previous line.
+    if (!onCommentLine(text, m.index + m[0].length - 1)) return true;
+  }
+  LINE_START_MARK.lastIndex = 0;
+  return LINE_START_MARK.test(text);
+}
 
 function isPlainKey(key: string): boolean {
   return PLAIN_KEY.test(key) && !NOT_STRINGS.has(key.toLowerCase());
@@ -54,7 +72,7 @@ function isPlainKey(key: string): boolean {
  * cut here; whether each is valid YAML is for the parser.
  */
 export function splitConfig(text: string): SplitFile | undefined {
-  if (/[\t\r\uFEFF]/.test(text)) return undefined;
+  if (/[\t\r\uFEFF]/.test(text) || hasNodeProperty(text)) return undefined;
   const lineStarts: number[] = [0];
   for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lineStarts.push(i + 1);
 
@@ -72,13 +90,13 @@ export function splitConfig(text: string): SplitFile | undefined {
   for (let n = 0; n < lineStarts.length; n++) {
     const start = lineStarts[n];
     const end = n + 1 < lineStarts.length ? lineStarts[n + 1] - 1 : text.length;
-    const line = text.slice(start, end);
-    const body = line.trimStart();
+    let first = start;
+    while (first < end && text.charCodeAt(first) === 0x20) first++;
     // Blank and comment lines belong to whatever slice they follow.
-    if (body === '' || body.startsWith('#')) continue;
-    if (NODE_PROPERTY.test(line) || DOCUMENT_LINE.test(line)) return undefined;
-    const indent = line.length - body.length;
+    if (first === end || text.charCodeAt(first) === 0x23) continue;
+    const indent = first - start;
     if (indent === 0) {
+      const line = text.slice(start, end);
       const block = BLOCK_KEY.exec(line);
       const inline = block ?? INLINE_KEY.exec(line);
       if (!inline || !isPlainKey(inline[1]) || sectionKeys.has(inline[1])) return undefined;
@@ -104,7 +122,7 @@ export function splitConfig(text: string): SplitFile | undefined {
       if (starts[starts.length - 1].kind !== 'entry') return undefined;
       continue;
     }
-    const entry = BLOCK_KEY.exec(body);
+    const entry = BLOCK_KEY.exec(text.slice(first, end));
     if (!entry || !isPlainKey(entry[1]) || entryKeys.has(entry[1])) return undefined;
     entryKeys.add(entry[1]);
     starts.push({ start, key: entry[1], kind: 'entry' });
