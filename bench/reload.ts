@@ -9,11 +9,11 @@
 // With --sizes (e.g. --sizes 255,4080): the CPU of reloads by file size instead. One daemon,
 // its groups over 16 interfaces (255 per interface, as bench/scale lays them out), master of
 // all; its file rewritten by rename (the watcher reloads it) to add, then remove, one group,
-// --reloads times, every 3 s. Reported per reload: write -> summary, the daemon's CPU (every
-// thread) over 2.5 s from the write minus the steady rate, and the largest interval between
-// two advertisements of any other group around it, captured on a second host. The first
-// reload is the one right after start-up. --daemon PATH runs another build's bin/ucarp (the
-// code before a change).
+// --reloads times. Reported per reload: write -> summary, the daemon's CPU (every thread; and
+// its main thread alone) over 2.5 s from the write minus its rate over the 2.5 s before the
+// write, and the largest interval between two advertisements of any other group around it,
+// captured on a second host. The first reload is the one right after start-up. --daemon PATH
+// runs another build's bin/ucarp (the code before a change).
 // Usage: node dist/bench/reload.js --sizes 255,4080 [--reloads 6] [--daemon PATH]
 import fs from 'node:fs';
 import os from 'node:os';
@@ -80,7 +80,7 @@ function summaryRow(label: string, values: number[], target = '', verdict = ''):
 
 /** The reload CPU window, as docs/performance.md "Reload CPU and load time by size" measured it. */
 const CPU_WINDOW_MS = 2500;
-const SIZE_PAUSE_MS = 3000;
+const SIZE_PAUSE_MS = 4500;
 const PER_INTERFACE = 255;
 
 /** CPU seconds of the daemon's main thread alone (the event loop that times advertisements). */
@@ -138,12 +138,13 @@ async function bySize(n: number, reloads: number, daemon: string): Promise<strin
     await sleep(SETTLE_MS);
     const cpu = () =>
       processTree(hA.ns, pid).reduce((sum, p) => sum + cpuTimes(p).user + cpuTimes(p).system, 0);
-    const steady0 = cpu();
-    const main0 = mainThreadCpu(pid);
-    const s0 = epochNow();
-    await sleep(5000);
-    const steadyPerS = (cpu() - steady0) / (epochNow() - s0);
-    const mainPerS = (mainThreadCpu(pid) - main0) / (epochNow() - s0);
+    /** CPU seconds per second of the whole daemon and of its main thread over `windowMs`. */
+    const rates = async (windowMs: number) => {
+      const [c0, m0, t0] = [cpu(), mainThreadCpu(pid), epochNow()];
+      await sleep(windowMs);
+      const dt = epochNow() - t0;
+      return { all: (cpu() - c0) / dt, main: (mainThreadCpu(pid) - m0) / dt };
+    };
     const memBefore = memoryOf(pid);
     const samples: SizeSample[] = [];
     // Packets from a second before the first write on.
@@ -153,6 +154,9 @@ async function bySize(n: number, reloads: number, daemon: string): Promise<strin
     const stable = new Set(groups.map((g) => `${g.iface} ${mcastAddress(g.mcast)} ${g.vhid}`));
     for (let i = 0; i < reloads; i++) {
       const kind = i % 2 === 0 ? 'add' : 'remove';
+      // The steady rate just before each reload (a start-up's tail or the group added by the
+      // previous reload taking over would bias a single measurement made once).
+      const steady = await rates(CPU_WINDOW_MS);
       const mark = clock.lines.length;
       const c0 = cpu();
       const m0 = mainThreadCpu(pid);
@@ -164,8 +168,10 @@ async function bySize(n: number, reloads: number, daemon: string): Promise<strin
         30000,
       );
       await sleep(Math.max(0, t0 * 1000 + CPU_WINDOW_MS - epochNow() * 1000));
-      const cpuMs = (cpu() - c0 - steadyPerS * (epochNow() - t0)) * 1000;
-      const mainMs = (mainThreadCpu(pid) - m0 - mainPerS * (epochNow() - t0)) * 1000;
+      const cpuMs = (cpu() - c0 - steady.all * (epochNow() - t0)) * 1000;
+      const mainMs = (mainThreadCpu(pid) - m0 - steady.main * (epochNow() - t0)) * 1000;
+      // Past the added group's takeover (its dead time after the reload) before the next
+      // baseline window.
       await sleep(SIZE_PAUSE_MS - CPU_WINDOW_MS + ADVBASE * 1000);
       // Every other group's largest interval, from a second before the write to now.
       let gap: number | undefined;
