@@ -9,11 +9,28 @@ import type { Lab, Host } from '../test/helpers/netns';
 import { SupervisorProc, configYaml, type TestGroup } from '../test/helpers/supervisor-proc';
 import { DEBIAN_UCARP } from '../test/helpers/carp-proc';
 import { epochNow, sleep } from './common';
-import { execedPid, mcastAddress, parseTransition, processTree, type LayoutGroup } from './scale-lib';
+import { masterDownIntervalMs } from '../src/engine/vrrp-rules';
+import {
+  execedPid,
+  mcastAddress,
+  parseTransition,
+  processTree,
+  vipPrefix,
+  type Family,
+  type LayoutGroup,
+} from './scale-lib';
 
 export type Impl = 'ours' | 'ucarp' | 'keepalived';
 export const IMPLS: readonly Impl[] = ['ours', 'ucarp', 'keepalived'];
 export type Role = 'master' | 'backup';
+/** What our daemon runs; keepalived always runs VRRP (v2 for CARP over IPv4, else v3). */
+export type Protocol = 'carp' | 'vrrp3';
+
+/** The protocol and address family of a run, the same for every group. */
+export interface Flavor {
+  protocol: Protocol;
+  family: Family;
+}
 
 export const KEEPALIVED = '/usr/sbin/keepalived';
 export const ADVBASE = 1;
@@ -31,10 +48,15 @@ export interface RoleSettings {
   masterDownS: number;
 }
 
-export function roleSettings(impl: Impl, role: Role): RoleSettings {
-  if (impl === 'keepalived') {
+/** Whether `impl` runs VRRP in a run of `flavor`. */
+export function speaksVrrp(impl: Impl, flavor: Flavor): boolean {
+  return impl === 'keepalived' || flavor.protocol === 'vrrp3';
+}
+
+export function roleSettings(impl: Impl, role: Role, flavor: Flavor): RoleSettings {
+  if (speaksVrrp(impl, flavor)) {
     const priority = role === 'master' ? 200 : 100;
-    return { value: priority, masterDownS: DEADRATIO * ADVBASE + ((256 - priority) * ADVBASE) / 256 };
+    return { value: priority, masterDownS: masterDownIntervalMs(priority, ADVBASE * 100) / 1000 };
   }
   const advskew = role === 'master' ? 0 : 100;
   return { value: advskew, masterDownS: DEADRATIO * ADVBASE + advskew / 256 };
@@ -142,17 +164,26 @@ export interface FleetSpec {
   dir: string;
   role: Role;
   groups: readonly LayoutGroup[];
+  flavor: Flavor;
 }
 
-/** Our daemon's groups as YAML: `mcast` only where a layout leaves CARP's own group. */
-export function ourGroups(groups: readonly LayoutGroup[], advskew: number): TestGroup[] {
+/**
+ * Our daemon's groups as YAML: `mcast` only where a layout leaves the protocol's own group;
+ * VRRPv3 groups with their priority (the password in the file's defaults does not apply).
+ */
+export function ourGroups(groups: readonly LayoutGroup[], role: Role, flavor: Flavor): TestGroup[] {
+  const value = roleSettings('ours', role, flavor).value;
+  const vrrp = flavor.protocol === 'vrrp3';
   return groups.map((g) => ({
     name: g.name,
     vhid: g.vhid,
     iface: `eth${g.iface}`,
-    addresses: [`${g.vip}/32`],
-    advskew,
-    ...(g.mcast === 0 ? {} : { extra: { mcast: mcastAddress(g.mcast) } }),
+    addresses: [vipPrefix(g.vip)],
+    ...(vrrp ? {} : { advskew: value }),
+    extra: {
+      ...(vrrp ? { protocol: 'vrrp3', priority: value } : {}),
+      ...(g.mcast === 0 ? {} : { mcast: mcastAddress(g.mcast, flavor.family) }),
+    },
   }));
 }
 
@@ -164,7 +195,8 @@ export class OurFleet implements Fleet {
   readonly file: string;
   readonly proc: SupervisorProc;
   private readonly socket: string;
-  private readonly advskew: number;
+  private readonly role: Role;
+  private readonly flavor: Flavor;
   pid = 0;
 
   constructor(spec: FleetSpec) {
@@ -172,7 +204,8 @@ export class OurFleet implements Fleet {
     this.file = path.join(spec.dir, spec.host.ns, 'ucarp.yaml');
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
     this.socket = path.join(spec.dir, `${spec.host.ns}.sock`);
-    this.advskew = roleSettings('ours', spec.role).value;
+    this.role = spec.role;
+    this.flavor = spec.flavor;
     fs.writeFileSync(this.file, this.yaml(spec.groups));
     this.spawnedAt = epochNow();
     this.proc = new SupervisorProc(spec.lab, spec.host, this.file);
@@ -181,7 +214,7 @@ export class OurFleet implements Fleet {
 
   /** This host's configuration file with `groups`, e.g. for a reload. */
   yaml(groups: readonly LayoutGroup[]): string {
-    return configYaml(ourGroups(groups, this.advskew), { socket: this.socket });
+    return configYaml(ourGroups(groups, this.role, this.flavor), { socket: this.socket });
   }
 
   async started(): Promise<void> {
@@ -220,7 +253,7 @@ class UcarpFleet implements Fleet {
     // ucarp runs its scripts with (interface, address, xparam).
     fs.writeFileSync(up, '#!/bin/sh\nexec ip addr add "$2"/32 dev "$1"\n', { mode: 0o755 });
     fs.writeFileSync(down, '#!/bin/sh\nip addr del "$2"/32 dev "$1" 2>/dev/null\nexit 0\n', { mode: 0o755 });
-    const advskew = roleSettings('ucarp', spec.role).value;
+    const advskew = roleSettings('ucarp', spec.role, spec.flavor).value;
     this.spawnedAt = epochNow();
     this.children = spec.groups.map((g) => {
       const args = [
@@ -253,16 +286,24 @@ class UcarpFleet implements Fleet {
 }
 
 /**
- * keepalived's configuration for one host: VRRPv2, one vrrp_instance per group, every
- * instance starting as BACKUP so that priority alone decides, as advskew does for CARP.
- * `vrrp_garp_master_repeat 1` sends one gratuitous ARP per address on takeover, as we do.
+ * keepalived's configuration for one host: one vrrp_instance per group, every instance
+ * starting as BACKUP so that priority alone decides, as advskew does for CARP. VRRPv2 beside
+ * CARP over IPv4 (the issue's comparison), VRRPv3 beside our VRRPv3 or IPv6 (VRRPv2 has no
+ * IPv6). `vrrp_garp_master_repeat 1` sends one gratuitous ARP (or NA) per address on
+ * takeover, as we do.
  */
-export function keepalivedConfig(groups: readonly LayoutGroup[], role: Role, routerId: string): string {
-  const priority = roleSettings('keepalived', role).value;
+export function keepalivedConfig(
+  groups: readonly LayoutGroup[],
+  role: Role,
+  routerId: string,
+  flavor: Flavor,
+): string {
+  const priority = roleSettings('keepalived', role, flavor).value;
+  const v3 = flavor.protocol === 'vrrp3' || flavor.family === 6;
   const lines = [
     'global_defs {',
     `  router_id ${routerId}`,
-    '  vrrp_version 2',
+    `  vrrp_version ${v3 ? 3 : 2}`,
     '  vrrp_garp_master_repeat 1',
     '}',
   ];
@@ -274,9 +315,10 @@ export function keepalivedConfig(groups: readonly LayoutGroup[], role: Role, rou
       `  virtual_router_id ${g.vhid}`,
       `  priority ${priority}`,
       `  advert_int ${ADVBASE}`,
-      ...(g.mcast === 0 ? [] : [`  mcast_dst_ip ${mcastAddress(g.mcast)}`]),
+      ...(flavor.family === 6 ? ['  native_ipv6'] : []),
+      ...(g.mcast === 0 ? [] : [`  mcast_dst_ip ${mcastAddress(g.mcast, flavor.family)}`]),
       `  virtual_ipaddress {`,
-      `    ${g.vip}/32 dev eth${g.iface}`,
+      `    ${vipPrefix(g.vip)} dev eth${g.iface}`,
       '  }',
       '}',
     );
@@ -305,7 +347,7 @@ class KeepalivedFleet implements Fleet {
   constructor(spec: FleetSpec) {
     this.host = spec.host;
     const base = path.join(spec.dir, `${spec.host.ns}-keepalived`);
-    fs.writeFileSync(`${base}.conf`, keepalivedConfig(spec.groups, spec.role, spec.host.ns));
+    fs.writeFileSync(`${base}.conf`, keepalivedConfig(spec.groups, spec.role, spec.host.ns, spec.flavor));
     this.spawnedAt = epochNow();
     this.child = spec.lab.spawn(spec.host, KEEPALIVED, [
       ...['-n', '-l', '-D', '--vrrp', '-f', `${base}.conf`],

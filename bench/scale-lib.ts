@@ -5,9 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { ip, SUBNETS, type Lab, type Host } from '../test/helpers/netns';
+import { ip, IPV6_SUBNETS, SUBNETS, type Lab, type Host } from '../test/helpers/netns';
 import type { TestGroup } from '../test/helpers/supervisor-proc';
-import { CARP_MULTICAST } from '../src/config/settings';
+import { CARP6_MULTICAST, CARP_MULTICAST } from '../src/config/settings';
 import { epochNow, sleep, type CarpPacket } from './common';
 
 /** Every vhid CARP has on one (interface, multicast group). */
@@ -50,9 +50,17 @@ export const MAX_SLOTS = 255;
 /** Most L2 segments: own addresses of segments past the Lab's three are 198.19.<s>.0/24. */
 export const MAX_SEGMENTS = 64;
 
-/** The multicast destination of a layout's m-th group of vhids: CARP's own first. */
-export function mcastAddress(m: number): string {
+export type Family = 4 | 6;
+
+/** The multicast destination of a layout's m-th group of vhids: CARP's (and VRRP's) own first. */
+export function mcastAddress(m: number, family: Family = 4): string {
+  if (family === 6) return m === 0 ? CARP6_MULTICAST : `ff02::12:${m.toString(16)}`;
   return m === 0 ? CARP_MULTICAST : `239.255.0.${m}`;
+}
+
+/** The prefix length of one virtual address: a host route of its family. */
+export function vipPrefix(vip: string): string {
+  return `${vip}/${vip.includes(':') ? 128 : 32}`;
 }
 
 /** One group of a layout: where it lives on the wire and the /32 it holds. */
@@ -69,12 +77,16 @@ export interface LayoutGroup {
 
 /**
  * The virtual address of a vhid in slot s (one (interface, multicast group) pair):
- * 198.18.<s>.<vhid>, a /32 that needs no matching subnet on any interface.
+ * 198.18.<s>.<vhid>, a /32 that needs no matching subnet on any interface; for IPv6
+ * 2001:db8:1<s>::<vhid> (hexadecimal, in the compressed form `ip monitor` prints), a /128 off
+ * the Lab's per-segment /64s.
  */
-export function layoutVip(slot: number, vhid: number): string {
+export function layoutVip(slot: number, vhid: number, family: Family = 4): string {
   if (!Number.isInteger(slot) || slot < 0 || slot > MAX_SLOTS) throw new Error(`slot ${slot} out of range`);
   if (!Number.isInteger(vhid) || vhid < 1 || vhid > MAX_VHID) throw new Error(`vhid ${vhid} out of range`);
-  return `198.18.${slot}.${vhid}`;
+  return family === 6
+    ? `2001:db8:${(0x100 + slot).toString(16)}::${vhid.toString(16)}`
+    : `198.18.${slot}.${vhid}`;
 }
 
 /**
@@ -82,7 +94,12 @@ export function layoutVip(slot: number, vhid: number): string {
  * 4080 groups on 16 interfaces fill every vhid of every interface, and a small n still puts
  * groups on every interface and destination. Slot s is interface s mod K, destination s div K.
  */
-export function scaleLayout(n: number, interfaces: number, mcastGroups: number): LayoutGroup[] {
+export function scaleLayout(
+  n: number,
+  interfaces: number,
+  mcastGroups: number,
+  family: Family = 4,
+): LayoutGroup[] {
   const slots = interfaces * mcastGroups;
   if (!Number.isInteger(interfaces) || interfaces < 1 || interfaces > MAX_SEGMENTS)
     throw new Error(`--interfaces must be 1..${MAX_SEGMENTS}`);
@@ -101,7 +118,7 @@ export function scaleLayout(n: number, interfaces: number, mcastGroups: number):
       vhid,
       iface: slot % interfaces,
       mcast: Math.floor(slot / interfaces),
-      vip: layoutVip(slot, vhid),
+      vip: layoutVip(slot, vhid, family),
     };
   });
 }
@@ -111,15 +128,24 @@ function segmentAddress(segment: number, hostIndex: number): string {
   return segment < SUBNETS.length ? `${SUBNETS[segment]}.${hostIndex}` : `198.19.${segment}.${hostIndex}`;
 }
 
+/** The host's own IPv6 address on segment s, continuing the Lab's 2001:db8:<s+1>::/64s. */
+function segmentAddress6(segment: number, hostIndex: number): string {
+  return segment < IPV6_SUBNETS.length
+    ? `${IPV6_SUBNETS[segment]}${hostIndex}`
+    : `2001:db8:${(segment + 1).toString(16)}::${hostIndex}`;
+}
+
 /**
  * Grows a Lab (created with min(k, 3) segments) to k segments, each its own bridge in the
  * switch namespace, every host getting eth<s>. The veth pairs are made inside the switch
  * namespace, so deleting the Lab's namespaces removes them too.
  */
-export async function addSegments(lab: Lab, segments: number): Promise<void> {
+export async function addSegments(lab: Lab, segments: number, ipv6 = false): Promise<void> {
   if (segments > MAX_SEGMENTS) throw new Error(`at most ${MAX_SEGMENTS} segments`);
   for (let s = lab.hosts[0]?.ifaces.length ?? 0; s < segments; s++) {
-    await ip('-n', lab.sw, 'link', 'add', `br${s}`, 'type', 'bridge', 'forward_delay', '0');
+    // As the Lab's own IPv6 bridges: without an MLD querier, snooping would only add a variable.
+    const snoop = ipv6 ? ['mcast_snooping', '0'] : [];
+    await ip('-n', lab.sw, 'link', 'add', `br${s}`, 'type', 'bridge', 'forward_delay', '0', ...snoop);
     await ip('-n', lab.sw, 'link', 'set', `br${s}`, 'up');
     for (const host of lab.hosts) {
       const port = `${lab.prefix}h${host.index}s${s}`;
@@ -128,6 +154,12 @@ export async function addSegments(lab: Lab, segments: number): Promise<void> {
       await ip('-n', lab.sw, 'link', 'set', port, 'master', `br${s}`, 'up');
       const addr = segmentAddress(s, host.index);
       await ip('-n', host.ns, 'addr', 'add', `${addr}/24`, 'dev', iface);
+      if (ipv6) {
+        // The Lab turned duplicate address detection off for interfaces made later (`default`).
+        const addr6 = segmentAddress6(s, host.index);
+        await ip('-n', host.ns, 'addr', 'add', `${addr6}/64`, 'dev', iface);
+        host.ips6.push(addr6);
+      }
       await ip('-n', host.ns, 'link', 'set', iface, 'up');
       host.ifaces.push(iface);
       host.ips.push(addr);
@@ -347,7 +379,7 @@ export interface AddrEvent {
 }
 
 const MONITOR_LINE =
-  /^\[(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?\] (Deleted )?\d+: (\S+)\s+inet (\d+\.\d+\.\d+\.\d+)\//;
+  /^\[(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?\] (Deleted )?\d+: (\S+)\s+inet6? ([0-9a-f.:]+)\//;
 
 /**
  * Parses e.g. `[2026-11-25T19:05:34.852508] 1: lo    inet 198.51.100.7/32 scope global lo\ …`.
@@ -361,7 +393,7 @@ export function parseMonitorLine(line: string): AddrEvent | null {
   return { t: whole + Number(m[7] ?? 0), iface: m[9], address: m[10], deleted: m[8] !== undefined };
 }
 
-/** IPv4 address events inside a Lab host, timestamped by `ip` itself. */
+/** IPv4 and IPv6 address events inside a Lab host, timestamped by `ip` itself. */
 export class AddressMonitor {
   readonly events: AddrEvent[] = [];
   private readonly child: ChildProcess;
@@ -371,7 +403,7 @@ export class AddressMonitor {
     private readonly lab: Lab,
     private readonly host: Host,
   ) {
-    this.child = lab.spawn(host, 'ip', ['-ts', '-o', '-4', 'monitor', 'address']);
+    this.child = lab.spawn(host, 'ip', ['-ts', '-o', 'monitor', 'address']);
     this.child.stdout?.on('data', (d: Buffer) => {
       this.buf += d.toString();
       let i: number;

@@ -8,8 +8,11 @@
 // reload that adds one group, and a mass failover: SIGKILL of everything on A, then per group
 // the time from A's last advertisement to the address on B (`ip -ts monitor address`) minus
 // the protocol bound. Prints one table per size with every implementation side by side.
+// --protocol vrrp3 runs our groups as VRRPv3 (priority 200 on A, 100 on B) and keepalived as
+// VRRPv3 too; --family 6 gives every group an IPv6 address (keepalived VRRPv3, native_ipv6).
 // Usage: node dist/bench/scale.js [--groups 255[,1020,...]] [--interfaces K] [--mcast-groups M]
-//        [--impl all|ours|keepalived|ucarp[,...]] [--steady SECONDS] [--reload 1|0] [--csv FILE]
+//        [--impl all|ours|keepalived|ucarp[,...]] [--protocol carp|vrrp3] [--family 4|6]
+//        [--steady SECONDS] [--reload 1|0] [--csv FILE]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,9 +53,12 @@ import {
   IMPLS,
   OurFleet,
   roleSettings,
+  speaksVrrp,
   startFleet,
+  type Flavor,
   type Fleet,
   type Impl,
+  type Protocol,
 } from './scale-fleets';
 
 const TARGETS = {
@@ -78,10 +84,12 @@ interface Size {
   groups: number;
   interfaces: number;
   mcastGroups: number;
+  flavor: Flavor;
 }
 
 function sizeLabel(s: Size): string {
-  return `${s.groups} groups on ${s.interfaces} interface(s) x ${s.mcastGroups} multicast group(s)`;
+  const what = `${s.flavor.protocol === 'vrrp3' ? 'VRRPv3' : 'CARP'} IPv${s.flavor.family}`;
+  return `${s.groups} ${what} groups on ${s.interfaces} interface(s) x ${s.mcastGroups} multicast group(s)`;
 }
 
 /** The key under which the observer sees a group: segment, destination, vhid. */
@@ -89,16 +97,17 @@ function keyOf(segment: number, dst: string, vhid: number): string {
   return `${segment} ${dst} ${vhid}`;
 }
 
-function groupKey(g: LayoutGroup): string {
-  return keyOf(g.iface, mcastAddress(g.mcast), g.vhid);
+function groupKey(g: LayoutGroup, family: Flavor['family']): string {
+  return keyOf(g.iface, mcastAddress(g.mcast, family), g.vhid);
 }
 
 /** tcpdump on every segment of the observer host. */
 class Observer {
   private readonly caps: Capture[];
 
-  constructor(lab: Lab, host: Host) {
-    this.caps = host.ifaces.map((iface) => new Capture(lab, host, iface));
+  constructor(lab: Lab, host: Host, family: Flavor['family']) {
+    const filter = family === 6 ? 'ip6 proto 112' : 'ip proto 112';
+    this.caps = host.ifaces.map((iface) => new Capture(lab, host, iface, filter));
   }
 
   async ready(): Promise<void> {
@@ -145,11 +154,21 @@ function largestGap(
   return worst;
 }
 
-/** IPv4 addresses on every interface of a host. */
-async function hostAddresses(lab: Lab, h: Host): Promise<Set<string>> {
-  const out = await lab.exec(h, 'ip', ['-j', '-4', 'addr', 'show']);
+/** Addresses of one family on every interface of a host. */
+async function hostAddresses(lab: Lab, h: Host, family: Flavor['family']): Promise<Set<string>> {
+  const out = await lab.exec(h, 'ip', ['-j', `-${family}`, 'addr', 'show']);
   const parsed = JSON.parse(out) as { addr_info?: { local: string }[] }[];
   return new Set(parsed.flatMap((l) => (l.addr_info ?? []).map((a) => a.local)));
+}
+
+/**
+ * A host's advertisement sources as tcpdump prints them: its address on each segment, or for
+ * IPv6 its link-local ones (docs/protocol.md §21; keepalived's native_ipv6 does the same).
+ */
+async function advertSources(lab: Lab, h: Host, family: Flavor['family']): Promise<Set<string>> {
+  if (family === 4) return new Set(h.ips);
+  const all = await Promise.all(h.ifaces.map((i) => lab.addresses6(h, i)));
+  return new Set(all.flat().filter((a) => a.startsWith('fe80:')));
 }
 
 async function waitAll(f: Fleet, state: string, n: number, timeoutMs: number): Promise<void> {
@@ -217,6 +236,7 @@ async function failover(
   b: Fleet,
   groups: readonly LayoutGroup[],
   boundS: number,
+  flavor: Flavor,
 ): Promise<Failover> {
   const monitor = new AddressMonitor(lab, b.host);
   await monitor.ready();
@@ -224,8 +244,8 @@ async function failover(
   const vips = groups.map((g) => g.vip);
   const killedAt = epochNow();
   a.kill();
-  const srcA = new Set(a.host.ips);
-  const srcB = new Set(b.host.ips);
+  const srcA = await advertSources(lab, a.host, flavor.family);
+  const srcB = await advertSources(lab, b.host, flavor.family);
   await waitFor(
     () => monitor.firstAdded(vips, killedAt).size === vips.length,
     (boundS + 10) * 1000,
@@ -252,9 +272,10 @@ async function failover(
   monitor.stop();
 
   const lastA = new Map<string, number>();
-  // keepalived leaving on purpose sends priority 0; a SIGKILLed host sends nothing more.
+  // VRRP leaving on purpose sends priority 0; a SIGKILLed host sends nothing more.
+  const vrrp = speaksVrrp(a.impl, flavor);
   obs.forEach((p, s) => {
-    if (srcA.has(p.src) && !isBowOut(p) && !(a.impl === 'keepalived' && p.advskew === 0))
+    if (srcA.has(p.src) && !isBowOut(p) && !(vrrp && p.advskew === 0))
       lastA.set(keyOf(s, p.dst, p.vhid), p.t);
   });
   const presentAt = monitor.firstAdded(vips, killedAt);
@@ -262,7 +283,7 @@ async function failover(
   const advert = new Map<string, number>();
   const lastOfA = new Map<string, number>();
   for (const g of groups) {
-    const key = groupKey(g);
+    const key = groupKey(g, flavor.family);
     const last = lastA.get(key);
     if (last === undefined)
       throw new Error(`no advertisement of ${g.name} (${key}) from ${a.host.ns} captured`);
@@ -281,6 +302,8 @@ async function reloadOne(
   groups: readonly LayoutGroup[],
   obs: Observer,
   steadyCpuPercent: number,
+  srcA: ReadonlySet<string>,
+  family: Flavor['family'],
 ): Promise<ReloadCost> {
   const extra: LayoutGroup = {
     index: groups.length + 1,
@@ -288,7 +311,7 @@ async function reloadOne(
     vhid: 1,
     iface: 0,
     mcast: MAX_SLOTS,
-    vip: layoutVip(MAX_SLOTS, 1),
+    vip: layoutVip(MAX_SLOTS, 1, family),
   };
   const yaml = a.yaml([...groups, extra]);
   const clock = new LineClock(a.proc.child);
@@ -305,30 +328,33 @@ async function reloadOne(
   // Every existing group's interval around the reload, from a second before the write to
   // past the next advertisement after it settled.
   await sleep(ADVBASE * 1000 + 500);
-  const gap = largestGap(obs, new Set(a.host.ips), new Set(groups.map(groupKey)), t0 - ADVBASE, epochNow());
+  const keys = new Set(groups.map((g) => groupKey(g, family)));
+  const gap = largestGap(obs, srcA, keys, t0 - ADVBASE, epochNow());
   return { toSummaryMs: (summary.t - t0) * 1000, cpuMs, worstGapMs: gap ? gap.seconds * 1000 : undefined };
 }
 
 async function runOne(impl: Impl, size: Size, steadyS: number, withReload: boolean): Promise<RunResult> {
-  const groups = scaleLayout(size.groups, size.interfaces, size.mcastGroups);
+  const { flavor } = size;
+  const family = flavor.family;
+  const groups = scaleLayout(size.groups, size.interfaces, size.mcastGroups, family);
   const load0 = loadavg();
-  const boundS = roleSettings(impl, 'backup').masterDownS;
-  const startBoundS = roleSettings(impl, 'master').masterDownS;
+  const boundS = roleSettings(impl, 'backup', flavor).masterDownS;
+  const startBoundS = roleSettings(impl, 'master', flavor).masterDownS;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-scale-'));
-  const lab = await Lab.create({ hosts: 3, segments: Math.min(size.interfaces, 3) });
+  const lab = await Lab.create({ hosts: 3, segments: Math.min(size.interfaces, 3), ipv6: family === 6 });
   const fleets: Fleet[] = [];
   try {
-    await addSegments(lab, size.interfaces);
+    await addSegments(lab, size.interfaces, family === 6);
     const [hA, hB, hC] = [lab.host(1), lab.host(2), lab.host(3)];
     const n = groups.length;
     const startTimeout = 60000 + n * 20;
 
     process.stderr.write(`[${impl}, ${sizeLabel(size)}] starting ${hA.ns} (master)\n`);
-    const a = await startFleet(impl, { lab, host: hA, dir, role: 'master', groups });
+    const a = await startFleet(impl, { lab, host: hA, dir, role: 'master', groups, flavor });
     fleets.push(a);
     await waitAll(a, 'MASTER', n, startTimeout);
     process.stderr.write(`[${impl}] starting ${hB.ns} (backup)\n`);
-    const b = await startFleet(impl, { lab, host: hB, dir, role: 'backup', groups });
+    const b = await startFleet(impl, { lab, host: hB, dir, role: 'backup', groups, flavor });
     fleets.push(b);
     await waitAll(b, 'BACKUP', n, startTimeout);
     const costOf = (f: Fleet, role: 'MASTER' | 'BACKUP', waitS: number) => ({
@@ -338,8 +364,8 @@ async function runOne(impl: Impl, size: Size, steadyS: number, withReload: boole
     const startA = costOf(a, 'MASTER', startBoundS);
     const startB = costOf(b, 'BACKUP', 0);
     await sleep(SETTLE_MS);
-    const onA = await hostAddresses(lab, hA);
-    const onB = await hostAddresses(lab, hB);
+    const onA = await hostAddresses(lab, hA, family);
+    const onB = await hostAddresses(lab, hB, family);
     const misplaced = groups.filter((g) => onB.has(g.vip) || !onA.has(g.vip));
     if (misplaced.length > 0)
       process.stderr.write(
@@ -358,7 +384,7 @@ async function runOne(impl: Impl, size: Size, steadyS: number, withReload: boole
     const costB: Cost = { cpu: cpuB.percent(), memory: totalMemory(b.pids()), ...startB };
     // The observer starts only now: on veth every packet it captures is cloned in the sender's
     // system call, which would bill tcpdump's cost to the daemons measured above.
-    const obs = new Observer(lab, hC);
+    const obs = new Observer(lab, hC, family);
     try {
       await obs.ready();
       const gapFrom = epochNow();
@@ -367,8 +393,8 @@ async function runOne(impl: Impl, size: Size, steadyS: number, withReload: boole
       const steadyTo = epochNow();
       const withObserver = cpuWithObserver.percent().total;
       const steadyTransitions = a.log.transitions + b.log.transitions - transitions0;
-      const srcA = new Set(hA.ips);
-      const gap = largestGap(obs, srcA, new Set(groups.map(groupKey)), gapFrom, steadyTo);
+      const srcA = await advertSources(lab, hA, family);
+      const gap = largestGap(obs, srcA, new Set(groups.map((g) => groupKey(g, family))), gapFrom, steadyTo);
       let adverts = 0;
       obs.forEach((p) => {
         if (srcA.has(p.src) && p.t >= gapFrom && p.t <= steadyTo) adverts++;
@@ -377,14 +403,14 @@ async function runOne(impl: Impl, size: Size, steadyS: number, withReload: boole
       let reload: ReloadCost | undefined;
       if (withReload && a instanceof OurFleet) {
         process.stderr.write(`[${impl}] reload adding one group to ${hA.ns}\n`);
-        reload = await reloadOne(a, groups, obs, withObserver).catch((e: Error) => {
+        reload = await reloadOne(a, groups, obs, withObserver, srcA, family).catch((e: Error) => {
           process.stderr.write(`[${impl}] reload not measured: ${e.message}\n`);
           return undefined;
         });
       }
 
       process.stderr.write(`[${impl}] SIGKILL of every ${impl} process on ${hA.ns}\n`);
-      const f = await failover(lab, obs, a, b, groups, boundS);
+      const f = await failover(lab, obs, a, b, groups, boundS, flavor);
       return {
         impl,
         size,
@@ -521,7 +547,7 @@ function sizeTables(results: readonly RunResult[], steadyS: number): string {
   });
 
   const out = [
-    `== ${sizeLabel(size)}: A master (advskew 0 / priority 200), B backup (advskew 100 / priority 100), advbase 1 ==`,
+    `== ${sizeLabel(size)}: A master (advskew 0 / priority 200), B backup (advskew 100 / priority 100), interval 1 s ==`,
     ...results.map((r) => `${r.impl}: load average ${r.load}`),
     formatTable(headers, costRows),
     '',
@@ -594,7 +620,7 @@ function writeCsv(file: string, results: readonly RunResult[]): void {
           r.size.mcastGroups,
           g.name,
           `eth${g.iface}`,
-          mcastAddress(g.mcast),
+          mcastAddress(g.mcast, r.size.flavor.family),
           g.vhid,
           r.failover.lastA.get(g.name)?.toFixed(6) ?? '',
           cell(r.failover.advert.get(g.name)),
@@ -623,29 +649,39 @@ async function main(): Promise<void> {
     'interfaces',
     'mcast-groups',
     'reload',
+    'protocol',
+    'family',
   ]);
   const steadyS = Number(opts.get('steady') ?? 30);
   if (!(steadyS > 0)) throw new Error('--steady must be a positive number of seconds');
   const impls = parseImpls(opts.get('impl') ?? 'all');
   const withReload = (opts.get('reload') ?? '1') !== '0';
   const mcastGroups = Number(opts.get('mcast-groups') ?? 1);
+  const protocol = (opts.get('protocol') ?? 'carp') as Protocol;
+  if (protocol !== 'carp' && protocol !== 'vrrp3') throw new Error('--protocol must be carp or vrrp3');
+  const family = Number(opts.get('family') ?? 4);
+  if (family !== 4 && family !== 6) throw new Error('--family must be 4 or 6');
+  const flavor: Flavor = { protocol, family };
   const sizes: Size[] = (opts.get('groups') ?? String(MAX_VHID)).split(',').map((text) => {
     const groups = Number(text);
     // Default: as few interfaces as hold the groups, 255 vhids per (interface, destination).
     const interfaces = Number(opts.get('interfaces') ?? Math.ceil(groups / (MAX_VHID * mcastGroups)));
-    scaleLayout(groups, interfaces, mcastGroups);
-    return { groups, interfaces, mcastGroups };
+    scaleLayout(groups, interfaces, mcastGroups, family);
+    return { groups, interfaces, mcastGroups, flavor };
   });
   // One process per group: 1020 Debian ucarp processes per host would need gigabytes.
   if (impls.includes('ucarp') && sizes.some((s) => s.groups > MAX_VHID))
     throw new Error(`--impl ucarp runs one process per group: only up to ${MAX_VHID} groups`);
+  if (impls.includes('ucarp') && (protocol !== 'carp' || family !== 4))
+    throw new Error('--impl ucarp speaks CARP over IPv4 only');
 
   const started = new Date();
   const load0 = loadavg();
   const cpu = os.cpus();
   const results: RunResult[] = [];
   const printed: string[] = [
-    `scale benchmark: ${impls.join(', ')}; steady window ${steadyS} s; advbase ${ADVBASE}, deadratio ${DEADRATIO}`,
+    `scale benchmark: ${impls.join(', ')}; ${protocol === 'vrrp3' ? 'VRRPv3' : 'CARP'} over IPv${family}; steady window ${steadyS} s; ` +
+      (protocol === 'vrrp3' ? `advert_interval ${ADVBASE}` : `advbase ${ADVBASE}, deadratio ${DEADRATIO}`),
     `machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${os.release()}, node ${process.version}, started ${started.toISOString()}, load average at start ${load0}`,
     '',
   ];

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { parse as parseYaml } from 'yaml';
 import { formatError } from '../config/errors';
 import { errorMessage } from '../errors';
+import { RESTART_ANSWER_WAIT_MS, RESTART_LIMITS } from '../config/settings';
 import { ControlClientError, DEFAULT_SOCKET, request, subscribe } from '../control/client';
 import type {
   ControlRequest,
@@ -23,14 +24,15 @@ import type {
 import { isGroupName } from '../control/protocol';
 import { REJECT_REASONS, type RejectReason } from '../protocol/carp';
 import { formatRejects, type RejectCounters } from '../runtime/counters';
+import { MIN_PRIORITY, PROMOTED_PRIORITY } from '../engine/vrrp-rules';
 
 export const USAGE = `Usage: ucarpctl [--socket PATH | -c FILE] COMMAND
 
 Commands:
   status [GROUP] [--json]  state of every group (or one); --json prints the status document
-  demote GROUP             advertise advskew 255 (VRRP: priority 1) and hand mastership over,
+  demote GROUP             advertise advskew 255 (VRRP: priority ${MIN_PRIORITY}) and hand mastership over,
                            until reset or reload
-  promote GROUP            advertise advskew 0 (VRRP: priority 254) and preempt, until reset
+  promote GROUP            advertise advskew 0 (VRRP: priority ${PROMOTED_PRIORITY}) and preempt, until reset
                            or reload
   reset GROUP              drop a demote/promote override
   reload                   reload the configuration (as SIGHUP); prints every error if rejected
@@ -356,15 +358,16 @@ export function render(req: Request, res: Response, json: boolean): CtlOutput {
   }
 }
 
-/** How long `ucarpctl restart` waits for the new image to answer. */
-export const RESTART_WAIT_MS = 30_000;
 const RESTART_POLL_MS = 50;
 
 /**
  * After the restart answer: polls until a daemon answers that started after it (a new image:
  * its uptime is shorter than the wait so far) and has started its groups, and says what it runs.
  */
-export async function awaitNewImage(socket: string, waitMs = RESTART_WAIT_MS): Promise<CtlOutput> {
+export async function awaitNewImage(
+  socket: string,
+  waitMs = RESTART_LIMITS.newImageWaitMs,
+): Promise<CtlOutput> {
   const t0 = performance.now();
   let last = '';
   while (performance.now() - t0 < waitMs) {
@@ -382,7 +385,7 @@ export async function awaitNewImage(socket: string, waitMs = RESTART_WAIT_MS): P
         };
       }
     } catch (e) {
-      last = (e as Error).message;
+      last = errorMessage(e);
     }
     await new Promise((r) => setTimeout(r, RESTART_POLL_MS));
   }
@@ -434,7 +437,7 @@ export async function run(
       return {
         code: 2,
         stdout: '',
-        stderr: `ucarpctl: cannot read ${args.config}: ${(e as Error).message}\n`,
+        stderr: `ucarpctl: cannot read ${args.config}: ${errorMessage(e)}\n`,
       };
     }
   }
@@ -442,7 +445,7 @@ export async function run(
   const req = args.request;
   try {
     if (req.cmd === 'events') return await follow(socket, args.json, io);
-    const res = await request(socket, req);
+    const res = await request(socket, req, req.cmd === 'restart' ? RESTART_ANSWER_WAIT_MS : undefined);
     const out = render(req, res, args.json);
     if (req.cmd !== 'restart' || out.code !== 0) return out;
     const back = await awaitNewImage(socket);

@@ -95,4 +95,16 @@ export const RESTART_LIMITS = {
   scriptWaitMs: 5_000,
   /** Time for the new code to check the configuration (`ucarp --check-config`). */
   checkTimeoutMs: 30_000,
+  /** How long `ucarpctl restart` waits for the daemon's answer, beyond the two waits above. */
+  answerMarginMs: 5_000,
+  /** How long `ucarpctl restart` then waits for the new image to answer with its groups started. */
+  newImageWaitMs: 30_000,
 } as const;
+
+/**
+ * The daemon answers `restart` only after waiting for scripts and checking the new code, so
+ * the client must wait for both: a shorter wait would report a failure for a restart that then
+ * happens.
+ */
+export const RESTART_ANSWER_WAIT_MS =
+  RESTART_LIMITS.scriptWaitMs + RESTART_LIMITS.checkTimeoutMs + RESTART_LIMITS.answerMarginMs;

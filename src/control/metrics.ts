@@ -7,6 +7,7 @@ import { CARP_STATES, type CarpState } from '../engine/group';
 import { REJECT_REASONS } from '../protocol/carp';
 import type { Logger } from '../util/log';
 import type { ControlTarget } from './commands';
+import { errorMessage } from '../errors';
 
 const STATES: readonly CarpState[] = CARP_STATES;
 /**
@@ -16,6 +17,11 @@ const STATES: readonly CarpState[] = CARP_STATES;
 const EVENT_LOOP_SAMPLE_MS = 100;
 
 type GroupLabels = 'group' | 'vhid' | 'interface';
+
+/** The labels that name a group in every group metric. */
+function labelsOf(s: { name: string; vhid: number; interface: string }): Record<GroupLabels, string> {
+  return { group: s.name, vhid: String(s.vhid), interface: s.interface };
+}
 
 /** A registry of its own: nothing registered elsewhere in the process leaks into it. */
 export function createMetricsRegistry(target: ControlTarget): Registry {
@@ -32,11 +38,7 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
     collect() {
       this.reset();
       for (const { s } of groups()) {
-        for (const state of STATES)
-          this.set(
-            { group: s.name, vhid: String(s.vhid), interface: s.interface, state },
-            s.state === state ? 1 : 0,
-          );
+        for (const state of STATES) this.set({ ...labelsOf(s), state }, s.state === state ? 1 : 0);
       }
     },
   });
@@ -50,8 +52,7 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
       registers: [registry],
       collect() {
         this.reset();
-        for (const g of groups())
-          this.inc({ group: g.s.name, vhid: String(g.s.vhid), interface: g.s.interface }, value(g));
+        for (const g of groups()) this.inc(labelsOf(g.s), value(g));
       },
     });
   perGroup('ucarp_group_transitions_total', 'State changes of each group.', (g) => g.s.stats.transitions);
@@ -95,8 +96,7 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const { s } of groups())
-        this.set({ group: s.name, vhid: String(s.vhid), interface: s.interface }, s.demotion);
+      for (const { s } of groups()) this.set(labelsOf(s), s.demotion);
     },
   });
 
@@ -109,8 +109,7 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const { s } of groups())
-        this.set({ group: s.name, vhid: String(s.vhid), interface: s.interface, protocol: s.protocol }, 1);
+      for (const { s } of groups()) this.set({ ...labelsOf(s), protocol: s.protocol }, 1);
     },
   });
 
@@ -121,33 +120,36 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const { s } of groups())
-        if (s.priority !== null)
-          this.set({ group: s.name, vhid: String(s.vhid), interface: s.interface }, s.priority);
+      for (const { s } of groups()) if (s.priority !== null) this.set(labelsOf(s), s.priority);
     },
   });
 
-  new Gauge({
-    name: 'ucarp_tracker_failed',
-    help: 'Whether each health tracker counts as failed now (1) or not (0).',
-    labelNames: ['tracker', 'kind'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const t of target.groups.trackers()) this.set({ tracker: t.name, kind: t.kind }, t.failed ? 1 : 0);
-    },
-  });
-
-  new Gauge({
-    name: 'ucarp_tracker_value',
-    help: 'The integer a file tracker read last (1 when failed, else 0, for the other kinds).',
-    labelNames: ['tracker', 'kind'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const t of target.groups.trackers()) this.set({ tracker: t.name, kind: t.kind }, t.value);
-    },
-  });
+  /** A gauge per health tracker, read from the tracker set at scrape time. */
+  const perTracker = (
+    name: string,
+    help: string,
+    value: (t: ReturnType<typeof target.groups.trackers>[number]) => number,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['tracker', 'kind'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const t of target.groups.trackers()) this.set({ tracker: t.name, kind: t.kind }, value(t));
+      },
+    });
+  perTracker(
+    'ucarp_tracker_failed',
+    'Whether each health tracker counts as failed now (1) or not (0).',
+    (t) => (t.failed ? 1 : 0),
+  );
+  perTracker(
+    'ucarp_tracker_value',
+    'The integer a file tracker read last (1 when failed, else 0, for the other kinds).',
+    (t) => t.value,
+  );
 
   new Counter({
     name: 'ucarp_rejects_total',
@@ -157,11 +159,7 @@ export function createMetricsRegistry(target: ControlTarget): Registry {
     collect() {
       this.reset();
       for (const { s } of groups())
-        for (const reason of REJECT_REASONS)
-          this.inc(
-            { group: s.name, vhid: String(s.vhid), interface: s.interface, reason },
-            s.stats.rejects[reason],
-          );
+        for (const reason of REJECT_REASONS) this.inc({ ...labelsOf(s), reason }, s.stats.rejects[reason]);
     },
   });
 
@@ -251,7 +249,7 @@ async function serve(
     const body = await opts.registry.metrics();
     res.writeHead(200, { 'Content-Type': opts.registry.contentType }).end(body);
   } catch (e) {
-    opts.log.error(`metrics collection failed: ${(e as Error).message}`);
+    opts.log.error(`metrics collection failed: ${errorMessage(e)}`);
     res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n');
   }
 }

@@ -22,7 +22,7 @@ import {
   type Response,
   type SubscribedResponse,
 } from './protocol';
-import { ControlSocketBusyError } from '../errors';
+import { ControlSocketBusyError, errorMessage } from '../errors';
 
 /**
  * Every limit of the control socket, in one place. Only root can connect, but a local root
@@ -239,7 +239,7 @@ export class ControlServer {
     try {
       line = JSON.stringify(ev) + '\n';
     } catch (e) {
-      this.opts.log.error(`control socket: cannot serialize a ${ev.type} event: ${(e as Error).message}`);
+      this.opts.log.error(`control socket: cannot serialize a ${ev.type} event: ${errorMessage(e)}`);
       return;
     }
     // Deleting the current entry while iterating a Set is well defined: a dropped subscriber
@@ -250,7 +250,7 @@ export class ControlServer {
       } catch (e) {
         this.unsubscribe(c);
         c.destroy();
-        this.opts.log.error(`control socket: event subscriber failed: ${(e as Error).message}`);
+        this.opts.log.error(`control socket: event subscriber failed: ${errorMessage(e)}`);
       }
     }
   }
@@ -543,8 +543,8 @@ class Connection {
     try {
       return await this.opts.handle(req);
     } catch (e) {
-      this.opts.log.error(`control request ${req.cmd} failed: ${(e as Error).message}`);
-      return errorResponse('internal', (e as Error).message);
+      this.opts.log.error(`control request ${req.cmd} failed: ${errorMessage(e)}`);
+      return errorResponse('internal', errorMessage(e));
     }
   }
 }

@@ -21,7 +21,7 @@ import {
 import { DemoDaemon } from './daemon';
 import { Lab, runPrefix } from './lab';
 import { LiveView, columns, groupOn, masterMap, renderTable, unsettled, type Snapshot } from './view';
-import { LabError } from '../errors';
+import { LabError, errorMessage } from '../errors';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const UCARP = path.join(ROOT, 'bin', 'ucarp');
@@ -530,7 +530,7 @@ export async function main(): Promise<number> {
   try {
     demo = new Demo();
   } catch (e) {
-    process.stderr.write(`demo: ${(e as Error).message}\n`);
+    process.stderr.write(`demo: ${errorMessage(e)}\n`);
     return 1;
   }
   current = demo;
@@ -540,7 +540,7 @@ export async function main(): Promise<number> {
     return 0;
   } catch (e) {
     process.stdout.write('\n');
-    process.stderr.write(`demo failed: ${(e as Error).message}\n`);
+    process.stderr.write(`demo failed: ${errorMessage(e)}\n`);
     const logs = demo.logs();
     if (logs) process.stderr.write(logs + '\n');
     for (const line of teardown()) process.stderr.write(`  ${line}\n`);

@@ -1,8 +1,9 @@
 // One group's state machine (docs/protocol.md §8–§13 for CARP, §22 for VRRPv3), as a pure
 // function of (state, event, now). FAULT, health, sync groups, overrides, stop and send
 // failures are shared; what differs by protocol (timing, who is better, the shutdown
-// advertisement) branches on params.protocol, VRRP's arithmetic living in vrrp-rules.ts. Times are milliseconds on a monotonic clock supplied by the caller;
-// intervals are kept in 1/256 s units so that comparisons are exact integer comparisons.
+// advertisement) branches on params.protocol, VRRP's arithmetic living in vrrp-rules.ts.
+// Times are milliseconds on a monotonic clock supplied by the caller; intervals are kept in
+// 1/256 s units so that comparisons are exact integer comparisons.
 
 import type { GroupConfig } from '../config/types';
 import type { SourceAddress } from '../protocol/carp';
@@ -467,13 +468,18 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
   return s;
 }
 
+/** Only a running master or backup on an active link acts on what it hears, whatever the protocol. */
+function hearsAdverts(s: GroupState): boolean {
+  return !s.stopped && s.state !== 'INIT' && s.state !== 'FAULT' && linkActive(s);
+}
+
 function onAdvert(
   s: GroupState,
   ev: { src: SourceAddress; advbase: number; advskew: number },
   now: number,
   actions: Action[],
 ): GroupState {
-  if (s.stopped || s.state === 'INIT' || s.state === 'FAULT' || !linkActive(s)) return s;
+  if (!hearsAdverts(s)) return s;
   const mine = advertisedTiming(s);
   const ours = intervalUnits(mine.advbase, mine.advskew);
   const theirs = intervalUnits(ev.advbase, ev.advskew);
@@ -523,7 +529,7 @@ function onVrrpAdvert(
   now: number,
   actions: Action[],
 ): GroupState {
-  if (s.stopped || s.state === 'INIT' || s.state === 'FAULT' || !linkActive(s)) return s;
+  if (!hearsAdverts(s)) return s;
   const mine = advertisedPriority(s);
   const sender: MasterInfo = { src: ev.src, priority: ev.priority, interval: ev.interval };
 

@@ -53,13 +53,10 @@ export function spawnChild(file: string, args: readonly string[], env: NodeJS.Pr
     try {
       return viaAddon(file, args, envp);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === undefined) throw err;
       // EPERM: a seccomp filter (a unit's SystemCallFilter=) may refuse what posix_spawn uses
       // but not what Node uses; a program that really is not permitted fails there too.
-      if (!FALL_BACK_ON.has(code)) {
-        throw new SpawnError(code, `spawn ${file} ${code}`, { cause: err });
-      }
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === undefined || !FALL_BACK_ON.has(code)) throw spawnFailure(file, err);
       nativeUnusable = true;
     }
   }
@@ -72,12 +69,17 @@ export const SPAWNERS = {
     try {
       return viaAddon(file, args, envLines(env));
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw code === undefined ? err : new SpawnError(code, `spawn ${file} ${code}`, { cause: err });
+      throw spawnFailure(file, err);
     }
   },
   child_process: viaChildProcess,
 } as const;
+
+/** The addon's errno error as a SpawnError; anything else (a bug) as it was thrown. */
+function spawnFailure(file: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === undefined ? err : new SpawnError(code, `spawn ${file} ${code}`, { cause: err });
+}
 
 function envLines(env: NodeJS.ProcessEnv): string[] {
   return Object.entries(env)

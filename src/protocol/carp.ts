@@ -1,6 +1,7 @@
 // CARP v2 advertisement codec (docs/protocol.md §3–§5, §7). Pure: no sockets, no clock.
 import { PreparedDigest } from './hmac-sha1';
 import { internetChecksum } from './checksum';
+import { InvalidArgumentError } from '../errors';
 
 export const CARP_HEADER_LEN = 36;
 export const CARP_VERSION = 2;
@@ -133,18 +134,50 @@ export function encodeAdvertisementWith(
  * is `length` (`short` when fewer), whatever byte 3 says.
  */
 export function parseFraming(pkt: Uint8Array): FramingResult<number> {
+  return frameIpv4(pkt, CARP_RULES);
+}
+
+/** What one protocol's message must look like to pass the framing checks (frameIpv4/6). */
+export interface FramingRules {
+  minLength: number;
+  /** TTL over IPv4, hop limit over IPv6: 255, so that it cannot have crossed a router. */
+  ttl: number;
+  version: number;
+  type: number;
+  /** The message's whole length is right, given its fourth byte (authlen or address count). */
+  lengthOk(length: number, byte3: number): boolean;
+}
+
+const CARP_RULES: FramingRules = {
+  minLength: CARP_HEADER_LEN,
+  ttl: CARP_TTL,
+  version: CARP_VERSION,
+  type: CARP_TYPE_ADVERTISEMENT,
+  lengthOk: (length, authlen) => authlen === CARP_AUTHLEN && length === CARP_HEADER_LEN,
+};
+
+/** The checks of the message itself at `c`, after length and TTL: version, type, length. */
+function messageReason(pkt: Uint8Array, c: number, length: number, rules: FramingRules): RejectReason | null {
+  if (pkt[c] >> 4 !== rules.version) return 'version';
+  if ((pkt[c] & 0x0f) !== rules.type) return 'type';
+  if (!rules.lengthOk(length, pkt[c + 3])) return 'length';
+  return null;
+}
+
+/**
+ * The framing checks of a whole IPv4 packet, the same for CARP and VRRPv3: header lengths,
+ * TTL, then the message's version, type and length.
+ */
+export function frameIpv4(pkt: Uint8Array, rules: FramingRules): FramingResult<number> {
   if (pkt.length < 20) return { ok: false, reason: 'short' };
   const ihl = (pkt[0] & 0x0f) * 4;
-  if (ihl < 20 || pkt.length < ihl + CARP_HEADER_LEN) return { ok: false, reason: 'short' };
-  if (pkt[8] !== CARP_TTL) return { ok: false, reason: 'ttl' };
-  const c = ihl;
-  if (pkt[c] >> 4 !== CARP_VERSION) return { ok: false, reason: 'version' };
-  if ((pkt[c] & 0x0f) !== CARP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
-  if (pkt[c + 3] !== CARP_AUTHLEN || pkt.length - ihl !== CARP_HEADER_LEN)
-    return { ok: false, reason: 'length' };
+  if (ihl < 20 || pkt.length < ihl + rules.minLength) return { ok: false, reason: 'short' };
+  if (pkt[8] !== rules.ttl) return { ok: false, reason: 'ttl' };
+  const reason = messageReason(pkt, ihl, pkt.length - ihl, rules);
+  if (reason !== null) return { ok: false, reason };
   const src = ((pkt[12] << 24) | (pkt[13] << 16) | (pkt[14] << 8) | pkt[15]) >>> 0;
   const dst = ((pkt[16] << 24) | (pkt[17] << 16) | (pkt[18] << 8) | pkt[19]) >>> 0;
-  return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1], version: CARP_VERSION } };
+  return { ok: true, framing: { offset: ihl, src, dst, vhid: pkt[ihl + 1], version: rules.version } };
 }
 
 /**
@@ -157,7 +190,7 @@ export function authPrefix6(vhid: number, addresses: readonly Uint8Array[]): Buf
   const seen = new Set<string>();
   const keys: Buffer[] = [];
   for (const a of addresses) {
-    if (a.length !== 16) throw new RangeError(`an IPv6 address is 16 bytes, not ${a.length}`);
+    if (a.length !== 16) throw new InvalidArgumentError(`an IPv6 address is 16 bytes, not ${a.length}`);
     const b = Buffer.from(a);
     const embed =
       (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) || (b[0] === 0xff && [1, 2].includes(b[1] & 0x0f));
@@ -172,23 +205,32 @@ export function authPrefix6(vhid: number, addresses: readonly Uint8Array[]): Buf
 }
 
 /**
- * parseFraming for IPv6, where the socket hands over the CARP header alone and the hop limit
- * from ancillary data: the same checks in the same order (FreeBSD's carp6_input checks the hop
- * limit first as well), with the addresses the caller read from the same ancillary data.
+ * The framing checks of a message that an IPv6 socket hands over alone, with the hop limit and
+ * the addresses from ancillary data: the same checks in the same order for CARP and VRRPv3
+ * (FreeBSD's carp6_input checks the hop limit first as well), docs/protocol.md §21.
  */
+export function frameIpv6(
+  payload: Uint8Array,
+  hopLimit: number,
+  src: bigint,
+  dst: bigint,
+  rules: FramingRules,
+): FramingResult<bigint> {
+  if (payload.length < rules.minLength) return { ok: false, reason: 'short' };
+  if (hopLimit !== rules.ttl) return { ok: false, reason: 'ttl' };
+  const reason = messageReason(payload, 0, payload.length, rules);
+  if (reason !== null) return { ok: false, reason };
+  return { ok: true, framing: { offset: 0, src, dst, vhid: payload[1], version: rules.version } };
+}
+
+/** parseFraming for IPv6 (frameIpv6 with CARP's header). */
 export function parseFraming6(
   payload: Uint8Array,
   hopLimit: number,
   src: bigint,
   dst: bigint,
 ): FramingResult<bigint> {
-  if (payload.length < CARP_HEADER_LEN) return { ok: false, reason: 'short' };
-  if (hopLimit !== CARP_TTL) return { ok: false, reason: 'ttl' };
-  if (payload[0] >> 4 !== CARP_VERSION) return { ok: false, reason: 'version' };
-  if ((payload[0] & 0x0f) !== CARP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
-  if (payload[3] !== CARP_AUTHLEN || payload.length !== CARP_HEADER_LEN)
-    return { ok: false, reason: 'length' };
-  return { ok: true, framing: { offset: 0, src, dst, vhid: payload[1], version: CARP_VERSION } };
+  return frameIpv6(payload, hopLimit, src, dst, CARP_RULES);
 }
 
 /** Verifies checksum and digest of a framed packet for one group and decodes it. */

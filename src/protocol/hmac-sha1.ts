@@ -5,6 +5,7 @@
 // written into the caller's buffer: no Hmac object, no digest Buffer, nothing allocated (Node's
 // createHmac costs ~2.7× as much and allocates both; hash.copy() of prepared states is slower
 // still, two objects per packet). Checked against createHmac by test/unit/hmac-sha1.test.ts.
+import { InvalidArgumentError } from '../errors';
 
 const BLOCK = 64;
 export const DIGEST_LEN = 20;
@@ -84,7 +85,7 @@ export class PreparedDigest {
 
   constructor(key: Uint8Array, prefix: Uint8Array) {
     if (key.length > BLOCK)
-      throw new RangeError(`an HMAC key of more than ${BLOCK} bytes must be hashed first`);
+      throw new InvalidArgumentError(`an HMAC key of more than ${BLOCK} bytes must be hashed first`);
     const pad = new Uint8Array(BLOCK);
     this.inner.set(IV);
     for (let i = 0; i < BLOCK; i++) pad[i] = (key[i] ?? 0) ^ 0x36;

@@ -2,20 +2,25 @@
 // The address family is a parameter: the checksum's pseudo-header takes the source and
 // destination as bytes (4 for IPv4, 16 for IPv6) and is laid out accordingly.
 import { internetChecksum } from './checksum';
-import type { FramingResult, RejectReason } from './carp';
+import {
+  frameIpv4,
+  frameIpv6,
+  IPPROTO_CARP,
+  type FramingResult,
+  type FramingRules,
+  type RejectReason,
+} from './carp';
+import { InvalidArgumentError } from '../errors';
 
 export const VRRP_VERSION = 3;
 export const VRRP_TYPE_ADVERTISEMENT = 1;
 export const VRRP_TTL = 255;
-export const IPPROTO_VRRP = 112;
+/** CARP took VRRP's number: one raw socket per family receives both (docs/protocol.md §22). */
+export const IPPROTO_VRRP = IPPROTO_CARP;
 /** Version/type, VRID, priority, count, 4 bits reserved + 12 bits interval, checksum. */
 export const VRRP_HEADER_LEN = 8;
 /** The 12-bit Max Advertise Interval, in centiseconds. */
 export const VRRP_MAX_INTERVAL_CS = 0xfff;
-/** Priority of the address owner: master at once, never preempted. */
-export const VRRP_OWNER_PRIORITY = 255;
-/** Priority of a master leaving: backups take over after their skew time only. */
-export const VRRP_SHUTDOWN_PRIORITY = 0;
 
 export interface VrrpAdvertisement {
   vrid: number;
@@ -31,7 +36,7 @@ export type VrrpVerifyResult = { ok: true; adv: VrrpAdvertisement } | { ok: fals
 /** The one's-complement sum of the pseudo-header (RFC 768 for IPv4, RFC 8200 §8.1 for IPv6). */
 function pseudoHeader(src: Uint8Array, dst: Uint8Array, length: number): Buffer {
   if (src.length !== dst.length || (src.length !== 4 && src.length !== 16))
-    throw new RangeError('pseudo-header addresses must both be 4 or 16 bytes');
+    throw new InvalidArgumentError('pseudo-header addresses must both be 4 or 16 bytes');
   if (src.length === 4) {
     const b = Buffer.alloc(12);
     b.set(src, 0);
@@ -60,7 +65,7 @@ export function vrrpChecksum(msg: Uint8Array, src: Uint8Array, dst: Uint8Array):
  */
 export function encodeVrrp(adv: VrrpAdvertisement, src: Uint8Array, dst: Uint8Array): Buffer {
   if (adv.interval < 1 || adv.interval > VRRP_MAX_INTERVAL_CS)
-    throw new RangeError(`interval ${adv.interval} cs is outside 1..${VRRP_MAX_INTERVAL_CS}`);
+    throw new InvalidArgumentError(`interval ${adv.interval} cs is outside 1..${VRRP_MAX_INTERVAL_CS}`);
   const alen = src.length;
   const out = Buffer.alloc(VRRP_HEADER_LEN + alen * adv.addresses.length);
   out[0] = (VRRP_VERSION << 4) | VRRP_TYPE_ADVERTISEMENT;
@@ -69,7 +74,7 @@ export function encodeVrrp(adv: VrrpAdvertisement, src: Uint8Array, dst: Uint8Ar
   out[3] = adv.addresses.length;
   out.writeUInt16BE(adv.interval & VRRP_MAX_INTERVAL_CS, 4);
   adv.addresses.forEach((a, i) => {
-    if (a.length !== alen) throw new RangeError('a virtual address is not of the packet family');
+    if (a.length !== alen) throw new InvalidArgumentError('a virtual address is not of the packet family');
     out.set(a, VRRP_HEADER_LEN + alen * i);
   });
   out.writeUInt16BE(vrrpChecksum(out, src, dst), 6);
@@ -88,35 +93,30 @@ export function isVrrpIpv4(pkt: Uint8Array): boolean {
  * length that is exactly the header plus the addresses it counts.
  */
 export function parseVrrpFraming(pkt: Uint8Array): FramingResult<number> {
-  if (pkt.length < 20) return { ok: false, reason: 'short' };
-  const ihl = (pkt[0] & 0x0f) * 4;
-  if (ihl < 20 || pkt.length < ihl + VRRP_HEADER_LEN) return { ok: false, reason: 'short' };
-  if (pkt[8] !== VRRP_TTL) return { ok: false, reason: 'ttl' };
-  const c = ihl;
-  if (pkt[c] >> 4 !== VRRP_VERSION) return { ok: false, reason: 'version' };
-  if ((pkt[c] & 0x0f) !== VRRP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
-  if (pkt.length - ihl !== VRRP_HEADER_LEN + 4 * pkt[c + 3]) return { ok: false, reason: 'length' };
-  const src = ((pkt[12] << 24) | (pkt[13] << 16) | (pkt[14] << 8) | pkt[15]) >>> 0;
-  const dst = ((pkt[16] << 24) | (pkt[17] << 16) | (pkt[18] << 8) | pkt[19]) >>> 0;
-  return { ok: true, framing: { offset: c, src, dst, vhid: pkt[c + 1], version: VRRP_VERSION } };
+  return frameIpv4(pkt, VRRP_IPV4_RULES);
 }
 
-/**
- * parseVrrpFraming for IPv6, where the socket hands over the VRRP message alone with the hop
- * limit and addresses from ancillary data (as parseFraming6 for CARP, docs/protocol.md §21).
- */
+/** A VRRPv3 message whose addresses are `size` bytes each: 4 over IPv4, 16 over IPv6. */
+function vrrpRules(size: 4 | 16): FramingRules {
+  return {
+    minLength: VRRP_HEADER_LEN,
+    ttl: VRRP_TTL,
+    version: VRRP_VERSION,
+    type: VRRP_TYPE_ADVERTISEMENT,
+    lengthOk: (length, count) => length === VRRP_HEADER_LEN + size * count,
+  };
+}
+const VRRP_IPV4_RULES = vrrpRules(4);
+const VRRP_IPV6_RULES = vrrpRules(16);
+
+/** parseVrrpFraming for IPv6 (frameIpv6 with VRRP's header: 16 bytes per address). */
 export function parseVrrpFraming6(
   payload: Uint8Array,
   hopLimit: number,
   src: bigint,
   dst: bigint,
 ): FramingResult<bigint> {
-  if (payload.length < VRRP_HEADER_LEN) return { ok: false, reason: 'short' };
-  if (hopLimit !== VRRP_TTL) return { ok: false, reason: 'ttl' };
-  if (payload[0] >> 4 !== VRRP_VERSION) return { ok: false, reason: 'version' };
-  if ((payload[0] & 0x0f) !== VRRP_TYPE_ADVERTISEMENT) return { ok: false, reason: 'type' };
-  if (payload.length !== VRRP_HEADER_LEN + 16 * payload[3]) return { ok: false, reason: 'length' };
-  return { ok: true, framing: { offset: 0, src, dst, vhid: payload[1], version: VRRP_VERSION } };
+  return frameIpv6(payload, hopLimit, src, dst, VRRP_IPV6_RULES);
 }
 
 /**

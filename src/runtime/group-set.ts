@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { groupHealth, syncHealth } from '../track/health';
 import { EventBus } from './events';
 import type { CarpState, Override } from '../engine/group';
-import { AlreadyStartedError, ClosedError } from '../errors';
+import { AlreadyStartedError, ClosedError, errorMessage } from '../errors';
 import type { GroupResume } from './handover';
 import { familyOf, isLinkLocal6 } from '../net/ipv6';
 import { settleScripts } from '../hooks/scripts';
@@ -336,9 +336,7 @@ export class GroupSet {
     try {
       hub.attach(link);
     } catch (e) {
-      this.opts.log.error(
-        `cannot open sockets on ${hub.ifname} (index ${link.index}): ${(e as Error).message}`,
-      );
+      this.opts.log.error(`cannot open sockets on ${hub.ifname} (index ${link.index}): ${errorMessage(e)}`);
       return false;
     }
     // Without it, removing the first address of a subnet takes every other one with it.
@@ -416,7 +414,7 @@ export class GroupSet {
               .map((a) => a.address)
               .find((a) => !virtual.has(addressKey(ifname, a)));
     } catch (e) {
-      this.opts.log.warn(`cannot read the addresses of ${ifname}: ${(e as Error).message}`);
+      this.opts.log.warn(`cannot read the addresses of ${ifname}: ${errorMessage(e)}`);
     }
     if (own === undefined || this.groups.get(g.config.name) !== g || !hub.present) return;
     g.setSource(own);
@@ -454,7 +452,7 @@ export class GroupSet {
         } catch (e) {
           // The interface is gone, and the address with it.
           this.record.remove(a);
-          this.opts.log.debug(`leftover ${a.address}/${a.prefixlen} on ${a.ifname}: ${(e as Error).message}`);
+          this.opts.log.debug(`leftover ${a.address}/${a.prefixlen} on ${a.ifname}: ${errorMessage(e)}`);
         }
       }),
     );
@@ -533,7 +531,7 @@ export class GroupSet {
     try {
       present = new Set((await this.rtnl.addresses()).map((a) => addressKey(a.ifname, a.address)));
     } catch (e) {
-      this.opts.log.warn(`cannot read addresses to reconcile: ${(e as Error).message}`);
+      this.opts.log.warn(`cannot read addresses to reconcile: ${errorMessage(e)}`);
       return;
     }
     for (const [k, g] of this.owners) {

@@ -11,6 +11,7 @@ import type { GroupConfig } from '../config/types';
 import { RESTART_LIMITS } from '../config/settings';
 import { intervalUnits, unitsToMs, type ResumeState } from '../engine/group';
 import { IDENTITY } from './diff';
+import { errorMessage } from '../errors';
 
 const FORMAT_VERSION = 1;
 const U64_MAX = (1n << 64n) - 1n;
@@ -131,7 +132,7 @@ export function takeHandover(
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { handover: null };
-    return { handover: null, why: (e as Error).message };
+    return { handover: null, why: errorMessage(e) };
   }
   // Whatever it says, it is used at most once.
   fs.rmSync(file, { force: true });

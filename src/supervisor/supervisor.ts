@@ -16,7 +16,7 @@ import { ControlServer } from '../control/server';
 import { handleRequest } from '../control/commands';
 import { MetricsServer, createMetricsRegistry } from '../control/metrics';
 import { summaryLine, type ReloadOutcome, type RestartOutcome } from './reload';
-import { ListenError } from '../errors';
+import { ListenError, errorMessage } from '../errors';
 import { RESTART_LIMITS } from '../config/settings';
 import { scriptsIdle } from '../hooks/scripts';
 import { becomeSubreaper, reapAdopted } from '../hooks/process-tree';
@@ -232,7 +232,7 @@ export class Supervisor {
     } catch (e) {
       // The groups are frozen already: the new code still starts, as after a plain restart
       // (every group elects afresh), rather than leaving a daemon that does nothing.
-      line = `restarting without handover (cannot write ${this.handoverFile}: ${(e as Error).message}): every group elects afresh`;
+      line = `restarting without handover (cannot write ${this.handoverFile}: ${errorMessage(e)}): every group elects afresh`;
       this.log.error(line);
       return { ok: true, pid: process.pid, groups: 0, masters: 0, line };
     }
@@ -258,7 +258,7 @@ export class Supervisor {
         void this.reload('file change');
       }, WATCH_DEBOUNCE_MS);
     });
-    this.watcher.on('error', (e) => this.log.warn(`watching ${dir}: ${(e as Error).message}`));
+    this.watcher.on('error', (e) => this.log.warn(`watching ${dir}: ${errorMessage(e)}`));
   }
 
   reload(why: string): Promise<ReloadOutcome> {
@@ -430,7 +430,7 @@ export async function runSupervisor(file: string): Promise<void> {
       native().execve(own.file, own.argv, env);
     } catch (e) {
       // The handover stays for no one (another pid), so a restart by systemd elects afresh.
-      log.error(`restart: cannot execute ${own.file}: ${(e as Error).message}; exiting`);
+      log.error(`restart: cannot execute ${own.file}: ${errorMessage(e)}; exiting`);
       process.exit(1);
     }
   };

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { InternalError } from '../errors';
-import { PROTOCOL_KEYS } from '../config/settings';
+import { BROADCAST_ADDRESS, CARP6_MULTICAST, CARP_MULTICAST, PROTOCOL_KEYS } from '../config/settings';
 
 /** The subset of JSON Schema (2020-12) that schemas/ucarp.schema.json uses. */
 export interface SchemaNode {
@@ -59,6 +59,33 @@ export interface FamilyTable {
   rows: readonly (readonly [key: string, applies: string])[];
 }
 
+type Rows = FamilyTable['rows'];
+
+/** What the family alone decides, the same for both protocols. */
+const IPV4_SRCIP = [
+  'srcip',
+  "an IPv4 address of the interface; default: the interface's primary IPv4 address",
+] as const;
+const IPV4_MCAST = ['mcast', `an IPv4 multicast group; default \`${CARP_MULTICAST}\``] as const;
+const IPV4_ANNOUNCE = [
+  'takeover announcement',
+  'gratuitous ARP per address, again after two advertisements (§14)',
+] as const;
+const IPV6_ROWS: Rows = [
+  ['addresses', 'IPv6, prefix length 0..128; added without duplicate address detection (`nodad`)'],
+  [
+    'srcip',
+    "an IPv6 address of the interface; default: the interface's link-local address, learnt when the group starts",
+  ],
+  ['mcast', `an IPv6 multicast group; default \`${CARP6_MULTICAST}\``],
+  ['broadcast', 'not allowed (IPv6 has no broadcast)'],
+  ['peers', 'IPv6 unicast peers; give `srcip` a global address, which is where the peers send'],
+  [
+    'takeover announcement',
+    'unsolicited neighbour advertisements (override flag) to ff02::1, again after two advertisements',
+  ],
+];
+
 export const FAMILY_TABLES: readonly FamilyTable[] = [
   {
     id: 'carp-ipv4',
@@ -66,31 +93,18 @@ export const FAMILY_TABLES: readonly FamilyTable[] = [
     when: 'Every address in `addresses` is IPv4. Wire format: docs/protocol.md §2–§7; ucarp 1.5.2 compatible.',
     rows: [
       ['addresses', 'IPv4, prefix length 0..32; the digest covers them sorted ascending'],
-      ['srcip', "an IPv4 address of the interface; default: the interface's primary IPv4 address"],
-      ['mcast', 'an IPv4 multicast group; default `224.0.0.18`'],
-      ['broadcast', 'allowed: advertisements go to 255.255.255.255'],
+      IPV4_SRCIP,
+      IPV4_MCAST,
+      ['broadcast', `allowed: advertisements go to ${BROADCAST_ADDRESS}`],
       ['peers', 'IPv4 unicast peers'],
-      ['takeover announcement', 'gratuitous ARP per address, again after two advertisements (§14)'],
+      IPV4_ANNOUNCE,
     ],
   },
   {
     id: 'carp-ipv6',
     title: 'CARP over IPv6',
     when: 'Every address in `addresses` is IPv6. Wire format as FreeBSD carp: docs/protocol.md §21.',
-    rows: [
-      ['addresses', 'IPv6, prefix length 0..128; added without duplicate address detection (`nodad`)'],
-      [
-        'srcip',
-        "an IPv6 address of the interface; default: the interface's link-local address, learnt when the group starts",
-      ],
-      ['mcast', 'an IPv6 multicast group; default `ff02::12`'],
-      ['broadcast', 'not allowed (IPv6 has no broadcast)'],
-      ['peers', 'IPv6 unicast peers; give `srcip` a global address, which is where the peers send'],
-      [
-        'takeover announcement',
-        'unsolicited neighbour advertisements (override flag) to ff02::1, again after two advertisements',
-      ],
-    ],
+    rows: IPV6_ROWS,
   },
   {
     id: 'vrrp3-ipv4',
@@ -101,31 +115,18 @@ export const FAMILY_TABLES: readonly FamilyTable[] = [
         'addresses',
         'IPv4, prefix length 0..32; sent in the advertisement sorted ascending; list the same ones as the peers (keepalived drops advertisements whose list differs)',
       ],
-      ['srcip', "an IPv4 address of the interface; default: the interface's primary IPv4 address"],
-      ['mcast', 'an IPv4 multicast group; default `224.0.0.18`'],
+      IPV4_SRCIP,
+      IPV4_MCAST,
       ['broadcast', 'allowed, though no other VRRP implementation listens there'],
       ['peers', "IPv4 unicast peers (keepalived's `unicast_peer`)"],
-      ['takeover announcement', 'gratuitous ARP per address, again after two advertisements (§14)'],
+      IPV4_ANNOUNCE,
     ],
   },
   {
     id: 'vrrp3-ipv6',
     title: 'VRRPv3 over IPv6',
     when: "`protocol: vrrp3` and every address in `addresses` is IPv6. Wire format: docs/protocol.md §22; keepalived's `native_ipv6` compatible.",
-    rows: [
-      ['addresses', 'IPv6, prefix length 0..128; added without duplicate address detection (`nodad`)'],
-      [
-        'srcip',
-        "an IPv6 address of the interface; default: the interface's link-local address, learnt when the group starts",
-      ],
-      ['mcast', 'an IPv6 multicast group; default `ff02::12`'],
-      ['broadcast', 'not allowed (IPv6 has no broadcast)'],
-      ['peers', 'IPv6 unicast peers; give `srcip` a global address, which is where the peers send'],
-      [
-        'takeover announcement',
-        'unsolicited neighbour advertisements (override flag) to ff02::1, again after two advertisements',
-      ],
-    ],
+    rows: IPV6_ROWS,
   },
 ];
 

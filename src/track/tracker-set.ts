@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { TrackerConfig } from '../config/types';
-import { ClosedError, InvalidArgumentError } from '../errors';
+import { ClosedError, InvalidArgumentError, errorMessage } from '../errors';
 import { systemClock, type Clock, type TimerHandle } from '../runtime/clock';
 import type { Logger } from '../util/log';
 import { LOG_PERIOD_MS, RateLimitedLog } from '../util/rate-limited-log';
@@ -267,7 +267,7 @@ async function readSmall(file: string): Promise<FileRead> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
-    return { kind: 'error', message: (e as Error).message };
+    return { kind: 'error', message: errorMessage(e) };
   }
   try {
     // A FIFO or a device is no file of integers, and reading one could block or never end.
@@ -282,7 +282,7 @@ async function readSmall(file: string): Promise<FileRead> {
     if (n > FILE_READ_LIMIT) return { kind: 'error', message: `larger than ${FILE_READ_LIMIT} bytes` };
     return { kind: 'text', text: buf.subarray(0, n).toString('utf8') };
   } catch (e) {
-    return { kind: 'error', message: (e as Error).message };
+    return { kind: 'error', message: errorMessage(e) };
   } finally {
     await fh.close().catch(() => undefined);
   }

@@ -1,8 +1,8 @@
 // A CARP node process inside a Lab host: our bin/ucarp or Debian's ucarp, with its log lines
 // collected and its CARP state tracked from them.
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { Lab, Host, waitFor } from './netns';
+import { LabProcess } from './lab-process';
 
 export const ROOT = path.resolve(__dirname, '../../..');
 export const OUR_UCARP = path.join(ROOT, 'bin/ucarp');
@@ -10,42 +10,30 @@ export const DEBIAN_UCARP = '/usr/sbin/ucarp';
 
 export type Kind = 'ours' | 'ucarp';
 
-export class CarpProc {
-  readonly child: ChildProcess;
-  readonly lines: string[] = [];
+export class CarpProc extends LabProcess {
   state: 'INIT' | 'BACKUP' | 'MASTER' = 'INIT';
   /** Every state change with the Date.now() at which its log line arrived. */
   readonly history: { state: string; at: number }[] = [];
-  exited = false;
-  private buf = '';
 
   constructor(
-    readonly lab: Lab,
-    readonly host: Host,
+    lab: Lab,
+    host: Host,
     readonly kind: Kind,
     args: string[],
   ) {
-    const cmd = kind === 'ours' ? process.execPath : DEBIAN_UCARP;
-    const argv = kind === 'ours' ? [OUR_UCARP, ...args] : args;
-    this.child = lab.spawn(host, cmd, argv);
-    const onData = (d: Buffer) => this.onData(d.toString());
-    this.child.stdout?.on('data', onData);
-    this.child.stderr?.on('data', onData);
-    this.child.on('exit', () => (this.exited = true));
+    super(
+      lab,
+      host,
+      kind === 'ours' ? process.execPath : DEBIAN_UCARP,
+      kind === 'ours' ? [OUR_UCARP, ...args] : args,
+    );
   }
 
-  private onData(s: string): void {
-    this.buf += s;
-    let i: number;
-    while ((i = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, i);
-      this.buf = this.buf.slice(i + 1);
-      this.lines.push(line);
-      const m = /Switching to state:? (MASTER|BACKUP)/.exec(line);
-      if (m) {
-        this.state = m[1] as 'MASTER' | 'BACKUP';
-        this.history.push({ state: this.state, at: Date.now() });
-      }
+  protected override onLine(line: string): void {
+    const m = /Switching to state:? (MASTER|BACKUP)/.exec(line);
+    if (m) {
+      this.state = m[1] as 'MASTER' | 'BACKUP';
+      this.history.push({ state: this.state, at: Date.now() });
     }
   }
 

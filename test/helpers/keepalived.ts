@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { Lab, Host, ip, waitFor } from './netns';
+import { LabProcess } from './lab-process';
 
 export const KEEPALIVED = '/usr/sbin/keepalived';
 
@@ -63,24 +63,20 @@ export function keepalivedConf(h: Host, o: KeepalivedOptions): string {
   return lines.join('\n') + '\n';
 }
 
-export class KeepalivedProc {
-  readonly child: ChildProcess;
-  readonly lines: string[] = [];
+export class KeepalivedProc extends LabProcess {
   readonly dir: string;
-  exited = false;
-  private buf = '';
 
   constructor(
-    readonly lab: Lab,
-    readonly host: Host,
+    lab: Lab,
+    host: Host,
     readonly opts: KeepalivedOptions,
   ) {
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-ka-'));
-    const conf = path.join(this.dir, 'keepalived.conf');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-ka-'));
+    const conf = path.join(dir, 'keepalived.conf');
     fs.writeFileSync(conf, keepalivedConf(host, opts));
     // -n foreground, -l log to the console, -D detailed, --vrrp without the checker; pid files
     // of its own so that instances in other namespaces never collide.
-    this.child = lab.spawn(host, KEEPALIVED, [
+    super(lab, host, KEEPALIVED, [
       '-n',
       '-l',
       '-D',
@@ -88,21 +84,11 @@ export class KeepalivedProc {
       '-f',
       conf,
       '-p',
-      path.join(this.dir, 'keepalived.pid'),
+      path.join(dir, 'keepalived.pid'),
       '-r',
-      path.join(this.dir, 'vrrp.pid'),
+      path.join(dir, 'vrrp.pid'),
     ]);
-    const onData = (d: Buffer) => {
-      this.buf += d.toString();
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        this.lines.push(this.buf.slice(0, i));
-        this.buf = this.buf.slice(i + 1);
-      }
-    };
-    this.child.stdout?.on('data', onData);
-    this.child.stderr?.on('data', onData);
-    this.child.on('exit', () => (this.exited = true));
+    this.dir = dir;
   }
 
   /** keepalived's VRRP child, which sends the advertisements (its pid file, once written). */

@@ -6,6 +6,11 @@ import { ipv4ToInt as ip4 } from '../../src/net/ipv4';
 
 export { ip4 };
 
+/** Bytes given as hex, as tcpdump -x prints them (white space allowed). */
+export function fromHex(hex: readonly string[]): Buffer[] {
+  return hex.map((h) => Buffer.from(h.replace(/\s/g, ''), 'hex'));
+}
+
 export function ipv4Packet(src: string, dst: string, payload: Buffer, ttl = 255): Buffer {
   const h = Buffer.alloc(20);
   h[0] = 0x45;

@@ -109,7 +109,10 @@ export class Simulation {
   private readonly q = new EventQueue();
   private readonly rand: () => number;
 
-  constructor(seed: number, params: GroupParams[]) {
+  constructor(
+    readonly seed: number,
+    params: GroupParams[],
+  ) {
     this.rand = mulberry32(seed);
     this.nodes = params.map((p, i) => ({
       id: i,

@@ -2,8 +2,8 @@
 // valid YAML configurations for test groups.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { Lab, Host, waitFor } from './netns';
+import { LabProcess } from './lab-process';
 import { OUR_UCARP } from './carp-proc';
 
 export interface TestGroup {
@@ -15,6 +15,20 @@ export interface TestGroup {
   preempt?: boolean;
   password?: string;
   extra?: Record<string, string | number | boolean>;
+}
+
+/**
+ * A group on eth0 with one virtual address that preempts: start-up lag on a loaded machine
+ * must not decide who is master.
+ */
+export function preemptingGroup(
+  name: string,
+  vhid: number,
+  address: string,
+  advskew: number,
+  extra?: TestGroup['extra'],
+): TestGroup {
+  return { name, vhid, iface: 'eth0', addresses: [address], advskew, preempt: true, ...(extra && { extra }) };
 }
 
 export function configYaml(
@@ -46,31 +60,15 @@ export function writeByRename(file: string, text: string): void {
   fs.renameSync(tmp, file);
 }
 
-export class SupervisorProc {
-  readonly child: ChildProcess;
-  readonly lines: string[] = [];
-  exited = false;
-  private buf = '';
-
+export class SupervisorProc extends LabProcess {
   constructor(
-    readonly lab: Lab,
-    readonly host: Host,
+    lab: Lab,
+    host: Host,
     readonly file: string,
     /** The daemon's environment, e.g. with JOURNAL_STREAM set to log as under systemd. */
     env: NodeJS.ProcessEnv = process.env,
   ) {
-    this.child = lab.spawn(host, process.execPath, [OUR_UCARP, '-c', file], { env });
-    const onData = (d: Buffer) => {
-      this.buf += d.toString();
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        this.lines.push(this.buf.slice(0, i));
-        this.buf = this.buf.slice(i + 1);
-      }
-    };
-    this.child.stdout?.on('data', onData);
-    this.child.stderr?.on('data', onData);
-    this.child.on('exit', () => (this.exited = true));
+    super(lab, host, process.execPath, [OUR_UCARP, '-c', file], { env });
   }
 
   /** The CARP state of a group as last logged. */

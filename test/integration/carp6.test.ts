@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { waitFor, ip, type Lab, type Host } from '../helpers/netns';
-import type { TestGroup } from '../helpers/supervisor-proc';
+import { preemptingGroup } from '../helpers/supervisor-proc';
 import { Pair, holdersOf, run, type Node } from '../helpers/fault';
 import { ROOT } from '../helpers/carp-proc';
 import { encodeAdvertisement, passwordKey, authPrefix6 } from '../../src/protocol/carp';
@@ -17,30 +17,9 @@ const VIP6 = '2001:db8:1::10';
 const VIP6B = '2001:db8:1::20';
 const VIP4 = '192.0.2.100';
 
-const web6 = (advskew: number): TestGroup => ({
-  name: 'web6',
-  vhid: 20,
-  iface: 'eth0',
-  addresses: [`${VIP6}/64`],
-  advskew,
-  preempt: true,
-});
-const web4 = (advskew: number): TestGroup => ({
-  name: 'web4',
-  vhid: 20,
-  iface: 'eth0',
-  addresses: [`${VIP4}/24`],
-  advskew,
-  preempt: true,
-});
-const web6b = (advskew: number): TestGroup => ({
-  name: 'web6b',
-  vhid: 21,
-  iface: 'eth0',
-  addresses: [`${VIP6B}/64`],
-  advskew,
-  preempt: true,
-});
+const web6 = (advskew: number) => preemptingGroup('web6', 20, `${VIP6}/64`, advskew);
+const web4 = (advskew: number) => preemptingGroup('web4', 20, `${VIP4}/24`, advskew);
+const web6b = (advskew: number) => preemptingGroup('web6b', 21, `${VIP6B}/64`, advskew);
 
 /** The namespaces whose kernel has `address` on any interface (IPv6). */
 async function holders6(lab: Lab, address: string): Promise<string[]> {
@@ -210,15 +189,8 @@ describe('CARP over IPv6 between two of our daemons, with an IPv4 group on the s
 
 describe('CARP over IPv6 with unicast peers', () => {
   const pair = new Pair('carp6-uni');
-  const uni = (self: string, peer: string, advskew: number): TestGroup => ({
-    name: 'uni6',
-    vhid: 30,
-    iface: 'eth0',
-    addresses: ['2001:db8:1::30/64'],
-    advskew,
-    preempt: true,
-    extra: { srcip: self, peers: `[${peer}]` },
-  });
+  const uni = (self: string, peer: string, advskew: number) =>
+    preemptingGroup('uni6', 30, '2001:db8:1::30/64', advskew, { srcip: self, peers: `[${peer}]` });
 
   before(() =>
     pair.start(

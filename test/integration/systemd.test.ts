@@ -13,6 +13,7 @@ import { Lab, type LabHost } from '../../src/demo/lab';
 import { waitFor } from '../helpers/netns';
 import { ROOT, OUR_UCARP } from '../helpers/carp-proc';
 import { configYaml, type TestGroup } from '../helpers/supervisor-proc';
+import { readLines } from '../helpers/lab-process';
 import { SystemdHost, CannotBoot, bootBlocker, needsBind } from '../helpers/systemd-host';
 import type { StatusDocument, GroupStatusJson } from '../../src/control/protocol';
 
@@ -114,7 +115,6 @@ function bootFiles(netns: string): Record<string, string> {
 class Peer {
   readonly lines: { text: string; at: number }[] = [];
   readonly child: ChildProcess;
-  private buf = '';
 
   constructor(
     lab: Lab,
@@ -123,16 +123,9 @@ class Peer {
     readonly socket: string,
   ) {
     this.child = lab.spawn(host, process.execPath, [OUR_UCARP, '-c', file]);
-    const onData = (d: Buffer) => {
-      this.buf += d.toString();
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        this.lines.push({ text: this.buf.slice(0, i), at: Date.now() });
-        this.buf = this.buf.slice(i + 1);
-      }
-    };
-    this.child.stdout?.on('data', onData);
-    this.child.stderr?.on('data', onData);
+    const onLine = (text: string) => this.lines.push({ text, at: Date.now() });
+    readLines(this.child.stdout, onLine);
+    readLines(this.child.stderr, onLine);
   }
 
   transitions(from: number): string[] {

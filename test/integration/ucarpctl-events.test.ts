@@ -9,6 +9,8 @@ import { waitFor } from '../helpers/netns';
 import { writeByRename, type TestGroup } from '../helpers/supervisor-proc';
 import { OUR_UCARPCTL, Pair, deadTimeMs, type Node } from '../helpers/fault';
 import type { EventLine } from '../../src/control/protocol';
+import { TAKEOVER_EVENT } from '../fixtures/sample-events';
+import { readLines } from '../helpers/lab-process';
 
 const SKEW_H1 = 0;
 const SKEW_H2 = 50;
@@ -25,7 +27,6 @@ class EventsProc {
   readonly events: { at: number; ev: EventLine }[] = [];
   stderr = '';
   exitCode: number | null | undefined;
-  private buf = '';
 
   constructor(node: Node) {
     this.child = node.lab.spawn(node.host, process.execPath, [
@@ -35,14 +36,9 @@ class EventsProc {
       'events',
       '--json',
     ]);
-    this.child.stdout?.on('data', (d: Buffer) => {
-      this.buf += d.toString();
-      let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        this.events.push({ at: Date.now(), ev: JSON.parse(this.buf.slice(0, i)) as EventLine });
-        this.buf = this.buf.slice(i + 1);
-      }
-    });
+    readLines(this.child.stdout, (line) =>
+      this.events.push({ at: Date.now(), ev: JSON.parse(line) as EventLine }),
+    );
     this.child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.child.on('exit', (code) => (this.exitCode = code));
   }
@@ -146,15 +142,7 @@ describe('ucarpctl events on a two-host cluster', { timeout: 120_000 }, () => {
       from,
     );
     const { time, ...ev } = hit.ev;
-    assert.deepEqual(ev, {
-      type: 'transition',
-      group: 'web',
-      vhid: 10,
-      interface: 'eth0',
-      from: 'BACKUP',
-      to: 'MASTER',
-      reason: 'master-down',
-    });
+    assert.deepEqual(ev, TAKEOVER_EVENT);
     const ms = hit.at - t0;
     t.diagnostic(`takeover event ${ms} ms after the SIGKILL (bound ${bound} ms); daemon time ${time}`);
     assert.ok(ms <= bound, `takeover event arrived ${ms} ms after the SIGKILL, bound ${bound} ms`);

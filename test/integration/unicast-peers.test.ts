@@ -3,30 +3,15 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor, type Lab } from '../helpers/netns';
-import type { TestGroup } from '../helpers/supervisor-proc';
+import { preemptingGroup } from '../helpers/supervisor-proc';
 import { Pair, holdersOf, run, type Node } from '../helpers/fault';
 
 const UNI = '192.0.2.100';
 const MULTI = '192.0.2.110';
 
-const uni = (advskew: number, peer: string): TestGroup => ({
-  name: 'uni',
-  vhid: 10,
-  iface: 'eth0',
-  addresses: [`${UNI}/24`],
-  advskew,
-  // Preempt: start-up lag under load must not decide who is master.
-  preempt: true,
-  extra: { peers: `[${peer}]` },
-});
-const multi = (advskew: number): TestGroup => ({
-  name: 'multi',
-  vhid: 11,
-  iface: 'eth0',
-  addresses: [`${MULTI}/24`],
-  advskew,
-  preempt: true,
-});
+const uni = (advskew: number, peer: string) =>
+  preemptingGroup('uni', 10, `${UNI}/24`, advskew, { peers: `[${peer}]` });
+const multi = (advskew: number) => preemptingGroup('multi', 11, `${MULTI}/24`, advskew);
 
 /** Every IPv4 multicast frame dropped by the switch (a bridge-family nftables rule). */
 async function dropMulticast(lab: Lab): Promise<void> {

@@ -9,16 +9,16 @@ import {
   CARP_HEADER_LEN,
 } from '../../src/protocol/carp';
 import { internetChecksum } from '../../src/protocol/checksum';
-import { ipv4Packet, vrrpPayload } from '../helpers/packets';
+import { ipv4ToInt as ip } from '../../src/net/ipv4';
+import { fromHex, ipv4Packet, vrrpPayload } from '../helpers/packets';
 
 // Captured with tcpdump -x from Debian's ucarp 1.5.2:
 //   ucarp -i eth0 -s 192.0.2.1 -v 42 -p s3cret -a 192.0.2.100 -b 1 -k 20
-const UCARP_PACKETS = [
+const UCARP_PACKETS = fromHex([
   '45100038c0a54000ff70188cc0000201e0000012212a140700016a913bba89cd22908bd1d2dd978d88f2c50d33c1154819c37698ab73af0e',
   '4510003835f34000ff70a33ec0000201e0000012212a14070001aabc3f0a303147a3a240b19e2e74645973285a32e114f88b3b297feb2075',
-].map((h) => Buffer.from(h.replace(/\s/g, ''), 'hex'));
+]);
 
-const ip = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
 const KEY = passwordKey('s3cret');
 const PREFIX = authPrefix({ key: KEY, vhid: 42, addresses: [ip('192.0.2.100')] });
 

@@ -12,6 +12,7 @@ import {
   verifyAdvertisement,
 } from '../../src/protocol/carp';
 import { ipv6ToBytes } from '../../src/net/ipv6';
+import { InvalidArgumentError } from '../../src/errors';
 
 const A10 = ipv6ToBytes('2001:db8:1::10');
 const A20 = ipv6ToBytes('2001:db8:1::20');
@@ -47,7 +48,7 @@ describe('authPrefix6 (carp_hmac_prepare for INET6)', () => {
   });
 
   it('rejects an address that is not 16 bytes', () => {
-    assert.throws(() => authPrefix6(1, [Buffer.alloc(4)]), RangeError);
+    assert.throws(() => authPrefix6(1, [Buffer.alloc(4)]), InvalidArgumentError);
   });
 });
 

@@ -1,10 +1,9 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
@@ -25,13 +24,10 @@ import { fakeLog } from '../helpers/fake-log';
 import { waitFor } from '../helpers/netns';
 import { Trickler } from '../helpers/slowloris';
 import { SAMPLE_EVENTS } from '../fixtures/sample-events';
+import { tempDir } from '../helpers/temp-dir';
 
 const log = winston.createLogger({ silent: true });
-let tmp: string;
-before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-control-'));
-});
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('ucarp-control-');
 
 let n = 0;
 function sockPath(): string {

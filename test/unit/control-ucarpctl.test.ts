@@ -1,9 +1,9 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import winston from 'winston';
 import {
@@ -23,65 +23,42 @@ import { EventBus, type DaemonEvent } from '../../src/runtime/events';
 import { ROOT } from '../helpers/carp-proc';
 import { FakeGroup, FakeTarget, staleSocket } from '../fixtures/control-fake';
 import { SAMPLE_EVENTS } from '../fixtures/sample-events';
+import { tempDir } from '../helpers/temp-dir';
+import { RESTART_ANSWER_WAIT_MS, RESTART_LIMITS } from '../../src/config/settings';
 
-let tmp: string;
-before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarpctl-'));
-});
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('ucarpctl-');
 
 describe('ucarpctl arguments', () => {
+  /** The whole result of a command line that runs `request`: nothing but what `o` sets. */
+  const runs = (request: object, o: { socket?: string; config?: string; json?: boolean } = {}) => ({
+    kind: 'run',
+    socket: o.socket,
+    config: o.config,
+    request,
+    json: o.json ?? false,
+  });
+
   it('parses commands and options in any order', () => {
-    assert.deepEqual(parseCtlArgs(['status']), {
-      kind: 'run',
-      socket: undefined,
-      config: undefined,
-      request: { cmd: 'status' },
-      json: false,
-    });
-    assert.deepEqual(parseCtlArgs(['status', '--json', '--socket', '/x.sock']), {
-      kind: 'run',
-      socket: '/x.sock',
-      config: undefined,
-      request: { cmd: 'status' },
-      json: true,
-    });
-    assert.deepEqual(parseCtlArgs(['-c', '/etc/u.yaml', 'demote', 'web']), {
-      kind: 'run',
-      socket: undefined,
-      config: '/etc/u.yaml',
-      request: { cmd: 'demote', group: 'web' },
-      json: false,
-    });
-    assert.deepEqual(parseCtlArgs(['--socket=/s', 'status', 'db']), {
-      kind: 'run',
-      socket: '/s',
-      config: undefined,
-      request: { cmd: 'status', group: 'db' },
-      json: false,
-    });
+    assert.deepEqual(parseCtlArgs(['status']), runs({ cmd: 'status' }));
+    assert.deepEqual(
+      parseCtlArgs(['status', '--json', '--socket', '/x.sock']),
+      runs({ cmd: 'status' }, { socket: '/x.sock', json: true }),
+    );
+    assert.deepEqual(
+      parseCtlArgs(['-c', '/etc/u.yaml', 'demote', 'web']),
+      runs({ cmd: 'demote', group: 'web' }, { config: '/etc/u.yaml' }),
+    );
+    assert.deepEqual(
+      parseCtlArgs(['--socket=/s', 'status', 'db']),
+      runs({ cmd: 'status', group: 'db' }, { socket: '/s' }),
+    );
     assert.deepEqual(parseCtlArgs(['reload']).kind, 'run');
-    assert.deepEqual(parseCtlArgs(['restart']), {
-      kind: 'run',
-      socket: undefined,
-      config: undefined,
-      request: { cmd: 'restart' },
-      json: false,
-    });
-    assert.deepEqual(parseCtlArgs(['events']), {
-      kind: 'run',
-      socket: undefined,
-      config: undefined,
-      request: { cmd: 'events' },
-      json: false,
-    });
-    assert.deepEqual(parseCtlArgs(['--json', 'events', '-s', '/s']), {
-      kind: 'run',
-      socket: '/s',
-      config: undefined,
-      request: { cmd: 'events' },
-      json: true,
-    });
+    assert.deepEqual(parseCtlArgs(['restart']), runs({ cmd: 'restart' }));
+    assert.deepEqual(parseCtlArgs(['events']), runs({ cmd: 'events' }));
+    assert.deepEqual(
+      parseCtlArgs(['--json', 'events', '-s', '/s']),
+      runs({ cmd: 'events' }, { socket: '/s', json: true }),
+    );
     assert.deepEqual(parseCtlArgs(['-h', 'status']), { kind: 'help' });
   });
 
@@ -491,4 +468,34 @@ describe('ucarpctl events against a control socket', { timeout: 30_000 }, () => 
       }
     });
   }
+});
+
+describe('ucarpctl restart waits', () => {
+  it('for the answer as long as the daemon may wait for scripts and the configuration check', async (t) => {
+    const dir = tempDir('ucarpctl-restart-wait-');
+    const sock = path.join(dir, 'ctl.sock');
+    // A daemon still waiting for its scripts and the new code's check: connected, silent.
+    const conns = new Set<net.Socket>();
+    const server = net.createServer((c) => conns.add(c));
+    await new Promise<void>((r) => server.listen(sock, r));
+    t.after(() => {
+      for (const c of conns) c.destroy();
+      server.close();
+    });
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const result: { out?: CtlOutput } = {};
+    const done = run(['-s', sock, 'restart']).then((o) => (result.out = o));
+    const turns = async () => {
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    };
+    await turns();
+    // The client's ordinary request timeout would give up here, before the daemon has to answer.
+    t.mock.timers.tick(RESTART_LIMITS.scriptWaitMs + RESTART_LIMITS.checkTimeoutMs);
+    await turns();
+    assert.equal(result.out, undefined, 'ucarpctl gave up while the daemon may still be checking');
+    t.mock.timers.tick(RESTART_ANSWER_WAIT_MS - RESTART_LIMITS.scriptWaitMs - RESTART_LIMITS.checkTimeoutMs);
+    const out = await done;
+    assert.equal(out.code, 2);
+    assert.match(out.stderr, new RegExp(`no answer from .* within ${RESTART_ANSWER_WAIT_MS} ms`));
+  });
 });

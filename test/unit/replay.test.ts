@@ -2,15 +2,8 @@
 // which are sent, and what clocks that differ between hosts do to a cluster.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  accept,
-  isReplay,
-  newest,
-  nextCounter,
-  sent,
-  startWindow,
-  type ReplayWindow,
-} from '../../src/protocol/replay';
+import { accept, isReplay, newest, nextCounter, sent, startWindow } from '../../src/protocol/replay';
+import type { ReplayWindow } from '../../src/protocol/replay';
 
 const S = 1_000_000n; // one second in microseconds
 const T0 = 1_790_000_000n * S; // a wall clock in 2026

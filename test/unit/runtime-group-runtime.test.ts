@@ -406,6 +406,21 @@ describe('GroupRuntime with replay_protection', () => {
     }
   }
 
+  /**
+   * A (advskew 0) started 100 ms before B (advskew 20), both with replay_protection `on`, run
+   * until `settleMs`: A is master and B backup.
+   */
+  function settledPair(aSrc: string, bSrc: string, on: boolean, settleMs: number, aPatch = {}) {
+    const net = new Segment();
+    const a = net.add(aSrc, { replay_protection: on, ...aPatch });
+    net.clock.advance(100);
+    const b = net.add(bSrc, { replay_protection: on, advskew: 20 });
+    net.runUntil(settleMs);
+    assert.equal(a.g.state, 'MASTER');
+    assert.equal(b.g.state, 'BACKUP');
+    return { net, a, b };
+  }
+
   /** With src changed, the IPv4 header checksum recomputed: the CARP bytes stay as captured. */
   function spoof(pkt: Buffer, src: string): Buffer {
     const f = parseFraming(pkt);
@@ -439,13 +454,7 @@ describe('GroupRuntime with replay_protection', () => {
 
   for (const on of [true, false]) {
     it(`a dead master's advertisements replayed: ${on ? 'the backup takes over at its dead time' : 'without the option they hold the backup back'}`, () => {
-      const net = new Segment();
-      const a = net.add('192.0.2.1', { replay_protection: on });
-      net.clock.advance(100);
-      const b = net.add('192.0.2.2', { replay_protection: on, advskew: 20 });
-      net.runUntil(8000);
-      assert.equal(a.g.state, 'MASTER');
-      assert.equal(b.g.state, 'BACKUP');
+      const { net, a, b } = settledPair('192.0.2.1', '192.0.2.2', on, 8000);
       const captured = net.capture.filter((c) => c.from === a.src).map((c) => c.pkt);
       const lastHeard = 8000 + 1;
       net.clock.advance(10);
@@ -466,12 +475,7 @@ describe('GroupRuntime with replay_protection', () => {
     });
 
     it(`a live master hearing its own advertisement from a lower source ${on ? 'stays master' : 'steps down'}`, () => {
-      const net = new Segment();
-      const a = net.add('192.0.2.5', { replay_protection: on });
-      net.clock.advance(100);
-      const b = net.add('192.0.2.9', { replay_protection: on, advskew: 20 });
-      net.runUntil(5000);
-      assert.equal(a.g.state, 'MASTER');
+      const { net, a, b } = settledPair('192.0.2.5', '192.0.2.9', on, 5000);
       const own = net.capture.filter((c) => c.from === a.src).map((c) => spoof(c.pkt, '192.0.2.2'));
       net.replay(own, 5500, 20_000);
       let masterless = 0;
@@ -490,11 +494,9 @@ describe('GroupRuntime with replay_protection', () => {
   }
 
   it('a restarted backup whose clock is ahead by more than its dead time refuses the master, then yields within an interval', () => {
-    const net = new Segment();
-    const a = net.add('192.0.2.1', { replay_protection: true });
-    net.clock.advance(100);
-    let b = net.add('192.0.2.2', { replay_protection: true, advskew: 20 });
-    net.runUntil(5000);
+    const pair = settledPair('192.0.2.1', '192.0.2.2', true, 5000);
+    const { net, a } = pair;
+    let b = pair.b;
     net.kill(b);
     // B is back 10 s ahead: A's counters stay below B's start for 10 s.
     b = net.add('192.0.2.2', { replay_protection: true, advskew: 20 }, 10_000);
@@ -522,11 +524,9 @@ describe('GroupRuntime with replay_protection', () => {
   });
 
   it('a restarted node whose clock is behind is accepted as soon as it has heard the current master', () => {
-    const net = new Segment();
-    let a = net.add('192.0.2.1', { replay_protection: true, preempt: true });
-    net.clock.advance(100);
-    const b = net.add('192.0.2.2', { replay_protection: true, advskew: 20 });
-    net.runUntil(5000);
+    const pair = settledPair('192.0.2.1', '192.0.2.2', true, 5000, { preempt: true });
+    const { net, b } = pair;
+    let a = pair.a;
     net.kill(a);
     net.runUntil(10_000);
     assert.equal(b.g.state, 'MASTER');

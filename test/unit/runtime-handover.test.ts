@@ -1,7 +1,6 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { normalizeGroup } from '../../src/config/normalize';
 import type { GroupConfig } from '../../src/config/types';
@@ -15,6 +14,7 @@ import {
   writeHandover,
   type Handover,
 } from '../../src/runtime/handover';
+import { tempDir } from '../helpers/temp-dir';
 
 function cfg(name: string, patch: Record<string, unknown> = {}, srcip = '192.0.2.1'): GroupConfig {
   return normalizeGroup(
@@ -41,11 +41,7 @@ function handover(groups: GroupConfig[], states: string[], writtenAtMs = 1000): 
   };
 }
 
-let tmp: string;
-before(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'handover-'));
-});
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmp = tempDir('handover-');
 
 describe('restart handover', () => {
   it('lives next to the control socket and keeps the password out', () => {

@@ -28,7 +28,8 @@ import { VhidInUseError } from '../../src/errors';
 import { encodeVrrp } from '../../src/protocol/vrrp';
 import { ipv4ToBytes } from '../../src/net/ipv4';
 
-class FakeSocket extends EventEmitter {
+/** What both fake sockets record: multicast memberships and own sources. */
+class FakeMemberships extends EventEmitter {
   joined: string[] = [];
   sources: string[] = [];
   join(group: string): void {
@@ -43,8 +44,11 @@ class FakeSocket extends EventEmitter {
   removeLocalSource(a: string): void {
     this.sources.splice(this.sources.indexOf(a), 1);
   }
-  send(): void {}
   close(): void {}
+}
+
+class FakeSocket extends FakeMemberships {
+  send(): void {}
   deliver(buf: Buffer): void {
     this.emit('packet', buf, '');
   }
@@ -64,27 +68,12 @@ class FakeGroup implements HubGroup {
 
 const LINK: LinkInfo = { index: 3, name: 'eth0', mac: Buffer.alloc(6, 1), up: true, running: true };
 
-class FakeSocket6 extends EventEmitter {
-  joined: string[] = [];
-  sources: string[] = [];
+class FakeSocket6 extends FakeMemberships {
   sent: { dst: string; src: string; ifindex: number }[] = [];
   opened = 0;
-  join(group: string): void {
-    this.joined.push(group);
-  }
-  leave(group: string): void {
-    this.joined.splice(this.joined.indexOf(group), 1);
-  }
-  addLocalSource(a: string): void {
-    this.sources.push(a);
-  }
-  removeLocalSource(a: string): void {
-    this.sources.splice(this.sources.indexOf(a), 1);
-  }
   send(_payload: Buffer, dst: string, src: string, ifindex: number): void {
     this.sent.push({ dst, src, ifindex });
   }
-  close(): void {}
   deliver(pkt: Packet6): void {
     this.emit('packet', pkt);
   }
@@ -132,6 +121,19 @@ function group(
       },
     ),
   );
+}
+
+/** A CARP group `c` and a VRRPv3 group `v` of the same number on one hub. */
+function carpAndVrrp(
+  h: InterfaceHub,
+  make: (name: string, vhid: number, patch?: Record<string, unknown>) => FakeGroup,
+  vhid: number,
+): { c: FakeGroup; v: FakeGroup } {
+  const c = make('c', vhid);
+  const v = make('v', vhid, { protocol: 'vrrp3' });
+  h.add(c);
+  h.add(v);
+  return { c, v };
 }
 
 const vrrp = (vhid: number, dst = '224.0.0.18', src = '192.0.2.9') =>
@@ -192,10 +194,7 @@ describe('InterfaceHub', () => {
 
   it('demultiplexes by protocol first: a CARP and a VRRP group may share a number', () => {
     const { sock, hub: h } = hub();
-    const c = group('c', 5);
-    const v = group('v', 5, { protocol: 'vrrp3' });
-    h.add(c);
-    h.add(v);
+    const { c, v } = carpAndVrrp(h, group, 5);
     sock.deliver(carp(5));
     sock.deliver(vrrp(5));
     sock.deliver(vrrp(5));
@@ -307,10 +306,7 @@ describe('InterfaceHub', () => {
 
     it('VRRPv3 over IPv6: demultiplexed apart from a CARP group of the same vhid; hop limit checked', () => {
       const { sock6, hub: h } = hub();
-      const c = group6('c', 1);
-      const v = group6('v', 1, { protocol: 'vrrp3' });
-      h.add(c);
-      h.add(v);
+      const { c, v } = carpAndVrrp(h, group6, 1);
       const vrrp6 = encodeVrrp(
         { vrid: 1, priority: 100, interval: 100, addresses: [ipv6ToBytes('2001:db8:1::1')] },
         ipv6ToBytes('fe80::9'),

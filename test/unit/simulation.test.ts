@@ -2,26 +2,38 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GroupParams, masterDownMs, initialState, ADVERT_SLACK_MS } from '../../src/engine/group';
 import { Simulation } from '../helpers/sim';
+import { ipv4ToInt as ip } from '../../src/net/ipv4';
 
 /** The VRRP settings a CARP group carries unused. */
 const CARP = { protocol: 'carp', priority: 100, advertInterval: 100 } as const;
 
-const ip = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+/** The Lehmer (minimal standard) generator: each test's scenario is fixed by its seed. */
+function lehmer(seed: number): () => number {
+  let a = seed;
+  return () => (a = (a * 16807) % 2147483647) / 2147483647;
+}
 
-function nodeParams(i: number, rand: () => number): GroupParams {
+/** A CARP group of vhid 1 at advbase 1 and dead ratio 3. */
+function carpParams(advskew: number, src: string, preempt: boolean): GroupParams {
   return {
-    vhid: 7,
+    vhid: 1,
     advbase: 1,
-    // Some nodes share a skew so that the equal-interval tie-break is exercised.
-    advskew: [0, 0, 20, 20, 100, 100][i % 6] + (rand() < 0.2 ? 1 : 0),
+    advskew,
     deadratio: 3,
     ...CARP,
-    preempt: rand() < 0.5,
+    preempt,
     neutral: false,
     ignoreifstate: false,
-    // Addresses whose natural and ucarp (little-endian) orders disagree.
-    srcip: ip(`192.0.${(i * 37) % 250}.${1 + ((i * 11) % 250)}`),
+    srcip: ip(src),
   };
+}
+
+function nodeParams(i: number, rand: () => number): GroupParams {
+  // Some nodes share a skew so that the equal-interval tie-break is exercised.
+  const advskew = [0, 0, 20, 20, 100, 100][i % 6] + (rand() < 0.2 ? 1 : 0);
+  const preempt = rand() < 0.5;
+  // Addresses whose natural and ucarp (little-endian) orders disagree.
+  return { ...carpParams(advskew, `192.0.${(i * 37) % 250}.${1 + ((i * 11) % 250)}`, preempt), vhid: 7 };
 }
 
 /** Chaos for `chaosMs`, then a healed network; returns the time chaos ended. */
@@ -51,54 +63,60 @@ function chaos(sim: Simulation, from: number, chaosMs: number, seedRand: () => n
   return end;
 }
 
+/** Each node started at a random moment within the first 50 ms. */
+function staggeredStart(sim: Simulation, rand: () => number): void {
+  sim.nodes.forEach((_, i) => sim.at(rand() * 50, () => sim.start(i)));
+}
+
+/**
+ * `rounds` rounds of chaos, each followed by a stable network: `settleMs` after it heals there
+ * is exactly one master, and it stays exactly one for a further 10 s of steady state.
+ */
+function convergesAfterChaos(sim: Simulation, rand: () => number, rounds: number, settleMs: number): void {
+  let t = 0;
+  for (let round = 0; round < rounds; round++) {
+    t = chaos(sim, t, 20000, rand);
+    const settle = t + settleMs;
+    sim.runUntil(settle);
+    for (let probe = settle; probe <= settle + 10000; probe += 250) {
+      sim.runUntil(probe);
+      const m = sim.masters();
+      assert.equal(m.length, 1, `seed ${sim.seed} round ${round} t=${probe}: masters ${JSON.stringify(m)}`);
+    }
+    t = sim.now;
+  }
+}
+
+/** The nodes started together and run for 10 s: node 0 must be the only master. */
+function settledOnFirst(seed: number, params: GroupParams[]): Simulation {
+  const sim = new Simulation(seed, params);
+  params.forEach((_, i) => sim.start(i));
+  sim.runUntil(10000);
+  assert.deepEqual(sim.masters(), [0]);
+  return sim;
+}
+
+/** The longest dead time of the groups. */
+const maxMasterDown = (params: GroupParams[]) =>
+  Math.max(...params.map((p) => masterDownMs(initialState(p, 0))));
+
 for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 42, 1234]) {
   test(`simulation seed ${seed}: 6 nodes, loss, partitions, kills and restarts converge to one master`, () => {
-    const rand = (() => {
-      let a = seed * 7919;
-      return () => (a = (a * 16807) % 2147483647) / 2147483647;
-    })();
+    const rand = lehmer(seed * 7919);
     const params = Array.from({ length: 6 }, (_, i) => nodeParams(i, rand));
     const sim = new Simulation(seed, params);
-    // Staggered start within the first 50 ms.
-    params.forEach((_, i) => sim.at(rand() * 50, () => sim.start(i)));
-    const maxDown = Math.max(...params.map((p) => masterDownMs(initialState(p, 0))));
+    staggeredStart(sim, rand);
     const maxInterval = Math.max(...params.map((p) => 1000 * p.advbase + (p.advskew * 1000) / 256));
-    // Converged after the start, then several rounds of chaos, each followed by a check.
-    let t = 0;
-    for (let round = 0; round < 6; round++) {
-      t = chaos(sim, t, 20000, rand);
-      // Stable network: after the dead time plus two intervals, exactly one master, and it
-      // stays exactly one for a further 10 s of steady state.
-      const settle = t + maxDown + 2 * maxInterval;
-      sim.runUntil(settle);
-      for (let probe = settle; probe <= settle + 10000; probe += 250) {
-        sim.runUntil(probe);
-        const m = sim.masters();
-        assert.equal(m.length, 1, `seed ${seed} round ${round} t=${probe}: masters ${JSON.stringify(m)}`);
-      }
-      t = sim.now;
-    }
+    // Converged after the dead time plus two intervals of a stable network, round after round.
+    convergesAfterChaos(sim, rand, 6, maxMasterDown(params) + 2 * maxInterval);
     assert.deepEqual(sim.violations, []);
     assert.ok(sim.transitions.length > 10, 'the chaos must actually cause transitions');
   });
 }
 
 test('a backup takes over exactly at its dead time after the master dies, lowest interval wins', () => {
-  const params: GroupParams[] = [0, 50, 100].map((skew, i) => ({
-    vhid: 1,
-    advbase: 1,
-    advskew: skew,
-    deadratio: 3,
-    ...CARP,
-    preempt: true,
-    neutral: false,
-    ignoreifstate: false,
-    srcip: ip(`198.51.100.${i + 1}`),
-  }));
-  const sim = new Simulation(99, params);
-  [0, 1, 2].forEach((i) => sim.start(i));
-  sim.runUntil(10000);
-  assert.deepEqual(sim.masters(), [0]);
+  const params = [0, 50, 100].map((skew, i) => carpParams(skew, `198.51.100.${i + 1}`, true));
+  const sim = settledOnFirst(99, params);
   const lastAdvert = Math.floor((10000 - 3000) / 1000) * 1000 + 3000; // node 0 sends on whole seconds
   sim.kill(0);
   sim.runUntil(30000);
@@ -109,17 +127,7 @@ test('a backup takes over exactly at its dead time after the master dies, lowest
 });
 
 test('a graceful stop hands mastership over at once instead of after the dead time', () => {
-  const params: GroupParams[] = [0, 0].map((_, i) => ({
-    vhid: 1,
-    advbase: 1,
-    advskew: i * 10,
-    deadratio: 3,
-    ...CARP,
-    preempt: false,
-    neutral: false,
-    ignoreifstate: false,
-    srcip: ip(`203.0.113.${i + 1}`),
-  }));
+  const params = [0, 10].map((skew, i) => carpParams(skew, `203.0.113.${i + 1}`, false));
   const sim = new Simulation(5, params);
   sim.start(0);
   sim.runUntil(5000);
@@ -132,44 +140,19 @@ test('a graceful stop hands mastership over at once instead of after the dead ti
 });
 
 function vrrpNodeParams(i: number, rand: () => number): GroupParams {
-  return {
-    vhid: 30,
-    advbase: 1,
-    advskew: 0,
-    deadratio: 3,
-    protocol: 'vrrp3',
-    // Shared priorities exercise the tie broken by the higher address.
-    priority: [100, 100, 150, 150, 200, 254][i % 6] - (rand() < 0.2 ? 1 : 0),
-    advertInterval: 100,
-    preempt: rand() < 0.7,
-    neutral: false,
-    ignoreifstate: false,
-    srcip: ip(`198.51.${(i * 37) % 250}.${1 + ((i * 11) % 250)}`),
-  };
+  // Shared priorities exercise the tie broken by the higher address.
+  const priority = [100, 100, 150, 150, 200, 254][i % 6] - (rand() < 0.2 ? 1 : 0);
+  const preempt = rand() < 0.7;
+  return { ...vrrpParams(priority, `198.51.${(i * 37) % 250}.${1 + ((i * 11) % 250)}`), preempt };
 }
 
 for (const seed of [1, 2, 3, 5, 8, 13, 42, 4242]) {
   test(`vrrp simulation seed ${seed}: 6 routers converge to one master, none takes over early`, () => {
-    const rand = (() => {
-      let a = seed * 104729;
-      return () => (a = (a * 16807) % 2147483647) / 2147483647;
-    })();
+    const rand = lehmer(seed * 104729);
     const params = Array.from({ length: 6 }, (_, i) => vrrpNodeParams(i, rand));
     const sim = new Simulation(seed, params);
-    params.forEach((_, i) => sim.at(rand() * 50, () => sim.start(i)));
-    const maxDown = Math.max(...params.map((p) => masterDownMs(initialState(p, 0))));
-    let t = 0;
-    for (let round = 0; round < 6; round++) {
-      t = chaos(sim, t, 20000, rand);
-      const settle = t + maxDown + 2 * 1000;
-      sim.runUntil(settle);
-      for (let probe = settle; probe <= settle + 10000; probe += 250) {
-        sim.runUntil(probe);
-        const m = sim.masters();
-        assert.equal(m.length, 1, `seed ${seed} round ${round} t=${probe}: masters ${JSON.stringify(m)}`);
-      }
-      t = sim.now;
-    }
+    staggeredStart(sim, rand);
+    convergesAfterChaos(sim, rand, 6, maxMasterDown(params) + 2 * 1000);
     assert.deepEqual(sim.violations, []);
     assert.ok(sim.transitions.length > 10, 'the chaos must actually cause transitions');
   });
@@ -177,10 +160,7 @@ for (const seed of [1, 2, 3, 5, 8, 13, 42, 4242]) {
 
 test('vrrp: the best backup takes over after its skew time when the master stops with priority 0', () => {
   const params = [200, 150, 100].map((priority, i) => vrrpParams(priority, `203.0.113.${i + 1}`));
-  const sim = new Simulation(7, params);
-  [0, 1, 2].forEach((i) => sim.start(i));
-  sim.runUntil(10000);
-  assert.deepEqual(sim.masters(), [0]);
+  const sim = settledOnFirst(7, params);
   sim.stop(0);
   const stoppedAt = sim.now;
   sim.runUntil(20000);
@@ -193,10 +173,7 @@ test('vrrp: the best backup takes over after its skew time when the master stops
 
 test('vrrp: after a SIGKILL the best backup takes over at its Master_Down_Interval', () => {
   const params = [200, 150, 100].map((priority, i) => vrrpParams(priority, `203.0.113.${i + 1}`));
-  const sim = new Simulation(8, params);
-  [0, 1, 2].forEach((i) => sim.start(i));
-  sim.runUntil(10000);
-  assert.deepEqual(sim.masters(), [0]);
+  const sim = settledOnFirst(8, params);
   const last = Math.max(...sim.transitions.filter((x) => x.node === 0).map((x) => x.at));
   const lastAdvert = last + Math.floor((10000 - last) / 1000) * 1000;
   sim.kill(0);
@@ -231,10 +208,7 @@ for (const [seed, protocol] of [
   [22, 'vrrp3'],
 ] as const) {
   test(`simulation seed ${seed} (${protocol}): restarts in place of every node, master included, never move mastership`, () => {
-    const rand = (() => {
-      let a = seed * 7919;
-      return () => (a = (a * 16807) % 2147483647) / 2147483647;
-    })();
+    const rand = lehmer(seed * 7919);
     const params = Array.from({ length: 4 }, (_, i) =>
       protocol === 'vrrp3' ? vrrpNodeParams(i, rand) : nodeParams(i, rand),
     );
@@ -273,29 +247,15 @@ for (const [seed, protocol] of [
   [33, 'vrrp3'],
 ] as const) {
   test(`simulation seed ${seed} (${protocol}): timers woken early (a batching scheduler) — masters advertise at most the slack early, backups never take over early`, () => {
-    const rand = (() => {
-      let a = seed * 7919;
-      return () => (a = (a * 16807) % 2147483647) / 2147483647;
-    })();
+    const rand = lehmer(seed * 7919);
     const params = Array.from({ length: 6 }, (_, i) =>
       protocol === 'vrrp3' ? vrrpNodeParams(i, rand) : nodeParams(i, rand),
     );
     const sim = new Simulation(seed, params);
     // Wake-ups up to three slacks early: the engine alone decides what is due.
     sim.earlyWake = 3 * ADVERT_SLACK_MS;
-    params.forEach((_, i) => sim.at(rand() * 50, () => sim.start(i)));
-    const maxDown = Math.max(...params.map((p) => masterDownMs(initialState(p, 0))));
-    let t = 0;
-    for (let round = 0; round < 4; round++) {
-      t = chaos(sim, t, 20000, rand);
-      const settle = t + maxDown + 2500;
-      sim.runUntil(settle);
-      for (let probe = settle; probe <= settle + 10000; probe += 250) {
-        sim.runUntil(probe);
-        assert.equal(sim.masters().length, 1, `seed ${seed} round ${round} t=${probe}`);
-      }
-      t = sim.now;
-    }
+    staggeredStart(sim, rand);
+    convergesAfterChaos(sim, rand, 4, maxMasterDown(params) + 2500);
     // The sim's checks: no master-down before (or after) its deadline, no advertisement
     // before its deadline less the slack.
     assert.deepEqual(sim.violations, []);

@@ -10,19 +10,19 @@ import {
   VRRP_HEADER_LEN,
 } from '../../src/protocol/vrrp';
 import { parseFraming } from '../../src/protocol/carp';
-import { ipv4Packet } from '../helpers/packets';
-import { ipv4ToInt } from '../../src/net/ipv4';
+import { fromHex, ipv4Packet } from '../helpers/packets';
+import { ipv4ToBytes as bytes, ipv4ToInt } from '../../src/net/ipv4';
+import { InvalidArgumentError } from '../../src/errors';
 
 // Captured with tcpdump -x from keepalived 2.2.7 (vrrp_version 3) in a network namespace:
 //   vrrp_instance { interface eth0; virtual_router_id 30; priority 150; advert_int 1;
 //                   virtual_ipaddress { 192.0.2.254/24; 192.0.2.253/24 } }   on 192.0.2.1
 // The second is what it sent on SIGTERM: priority 0.
-const KEEPALIVED = [
+const KEEPALIVED = fromHex([
   '45c0002400010000ff701895c0000201e0000012311e960200640feac00002fec00002fd',
   '45c0002400040000ff701892c0000201e0000012311e00020064a5eac00002fec00002fd',
-].map((h) => Buffer.from(h.replace(/\s/g, ''), 'hex'));
+]);
 
-const bytes = (a: string) => Buffer.from(a.split('.').map(Number));
 const SRC = bytes('192.0.2.1');
 const DST = bytes('224.0.0.18');
 const VIPS = [bytes('192.0.2.254'), bytes('192.0.2.253')];
@@ -92,7 +92,7 @@ test('the IPv6 pseudo-header: 16-byte addresses, 32-bit length, next header last
   assert.ok(verifyVrrp(msg, 0, src, dst).ok);
   assert.throws(
     () => encodeVrrp({ vrid: 7, priority: 100, interval: 100, addresses: [SRC] }, src, dst),
-    RangeError,
+    InvalidArgumentError,
   );
 });
 
@@ -125,7 +125,7 @@ test('framing rejects: ttl, type, length, short; an interval of 0 is refused', (
   assert.deepEqual(verifyVrrp(zero, 0, SRC, DST), { ok: false, reason: 'interval' });
   assert.throws(
     () => encodeVrrp({ vrid: 1, priority: 1, interval: 4096, addresses: [] }, SRC, DST),
-    RangeError,
+    InvalidArgumentError,
   );
 });
 
