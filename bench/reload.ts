@@ -119,7 +119,8 @@ async function bySize(n: number, reloads: number, daemon: string): Promise<strin
     const [hA, hB] = [lab.host(1), lab.host(2)];
     const file = path.join(dir, 'ucarp.yaml');
     const socket = path.join(dir, 'a.sock');
-    const yaml = (gs: readonly LayoutGroup[]) => configYaml(ourGroups(gs, MASTER_SKEW), { socket });
+    const yaml = (gs: readonly LayoutGroup[]) =>
+      configYaml(ourGroups(gs, 'master', { protocol: 'carp', family: 4 }), { socket });
     fs.writeFileSync(file, yaml(groups));
     const child = lab.spawn(hA, process.execPath, [daemon, '-c', file]);
     const clock = new LineClock(child);

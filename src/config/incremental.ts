@@ -10,9 +10,8 @@
 // to its offset in the file. A file whose shape the scanner does not accept, a slice that does
 // not parse alone, and any error at all take the whole-file path: a rejected file's errors are
 // then the full load's by construction, and a bad edit costs what it cost before.
-import fs from 'node:fs';
 import { formatPath, type KeyPath } from './errors';
-import { checkParsed, loadParsedText, type Reuse } from './load';
+import { checkParsed, loadParsedText, readConfigFile, type Reuse } from './load';
 import { mergeGroup, type GroupMerger, type MergedGroup } from './merge';
 import { parseYaml, type Locator, type Position, type Target, type YamlSource } from './parse';
 import { linePosition, splitConfig, type Slice, type SplitFile } from './slices';
@@ -88,19 +87,10 @@ export class IncrementalLoader {
 
   /** As loadConfig (src/config/load.ts), reusing what the last load parsed. */
   load(file: string, host: HostInfo): LoadResult {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      this.last = { path: 'full', why: 'rejected', parsed: 0, reused: 0 };
-      return {
-        ok: false,
-        errors: [{ file, line: 0, column: 0, path: '', message: `cannot read the file (${code})` }],
-        warnings: [],
-      };
-    }
-    return this.loadText(text, file, host);
+    const read = readConfigFile(file);
+    if (typeof read === 'string') return this.loadText(read, file, host);
+    this.last = { path: 'full', why: 'rejected', parsed: 0, reused: 0 };
+    return read;
   }
 
   /** As loadConfigText (src/config/load.ts). */

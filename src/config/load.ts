@@ -7,21 +7,26 @@ import { parseYaml, type Locator } from './parse';
 import { validateSchema } from './schema';
 import { checkSemantics } from './semantic';
 import type { HostInfo, LoadResult } from './types';
+import { errorMessage } from '../errors';
 
 /** Reads, validates and normalizes a configuration file; every problem is reported at once. */
 export function loadConfig(file: string, host: HostInfo): LoadResult {
-  let text: string;
+  const read = readConfigFile(file);
+  return typeof read === 'string' ? loadConfigText(read, file, host) : read;
+}
+
+/** The file's text, or the rejection of a file that cannot be read. */
+export function readConfigFile(file: string): string | LoadResult {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const code = (err as NodeJS.ErrnoException).code ?? errorMessage(err);
     return {
       ok: false,
       errors: [{ file, line: 0, column: 0, path: '', message: `cannot read the file (${code})` }],
       warnings: [],
     };
   }
-  return loadConfigText(text, file, host);
 }
 
 /**

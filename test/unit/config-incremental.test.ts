@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { IncrementalLoader } from '../../src/config/incremental';
 import { loadConfigText } from '../../src/config/load';
 import type { HostInfo } from '../../src/config/types';
+import { tempDir } from '../helpers/temp-dir';
 
 const host: HostInfo = {
   interfaces: () =>
@@ -180,7 +180,7 @@ const EDITS: Array<(m: Model, r: () => number, dir: string) => string> = [
 ];
 
 function passwordDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-incr-'));
+  const dir = tempDir('ucarp-incr-');
   fs.writeFileSync(path.join(dir, 'pw-a'), 'alpha\n', { mode: 0o600 });
   fs.writeFileSync(path.join(dir, 'pw-b'), 'beta\n', { mode: 0o644 });
   return dir;
@@ -192,32 +192,28 @@ test('random configurations and edits: the incremental result is the whole-file 
   const paths = { incremental: 0, full: 0 };
   const incrementalEdits = new Set<string>();
   const why = new Map<string, number>();
-  try {
-    for (let seed = 1; seed <= Number(process.env.SEEDS ?? 150); seed++) {
-      const r = rng(seed);
-      const loader = new IncrementalLoader();
-      const m = model(r, dir);
-      let text = render(m);
-      assert.deepEqual(loader.loadText(text, file, host), loadConfigText(text, file, host), `seed ${seed}`);
-      for (let step = 0; step < 6; step++) {
-        const kind = EDITS[Math.floor(r() * EDITS.length)](m, r, dir);
-        text = render(m);
-        const got = loader.loadText(text, file, host);
-        assert.deepEqual(
-          got,
-          loadConfigText(text, file, host),
-          `seed ${seed} step ${step} (${kind}):\n${text}`,
-        );
-        const how = loader.last?.path ?? 'full';
-        paths[how]++;
-        why.set(`${kind} ${loader.last?.why ?? ''}`, (why.get(`${kind} ${loader.last?.why ?? ''}`) ?? 0) + 1);
-        if (how === 'incremental') incrementalEdits.add(kind);
-        m.undo?.();
-        m.undo = undefined;
-      }
+  for (let seed = 1; seed <= Number(process.env.SEEDS ?? 150); seed++) {
+    const r = rng(seed);
+    const loader = new IncrementalLoader();
+    const m = model(r, dir);
+    let text = render(m);
+    assert.deepEqual(loader.loadText(text, file, host), loadConfigText(text, file, host), `seed ${seed}`);
+    for (let step = 0; step < 6; step++) {
+      const kind = EDITS[Math.floor(r() * EDITS.length)](m, r, dir);
+      text = render(m);
+      const got = loader.loadText(text, file, host);
+      assert.deepEqual(
+        got,
+        loadConfigText(text, file, host),
+        `seed ${seed} step ${step} (${kind}):\n${text}`,
+      );
+      const how = loader.last?.path ?? 'full';
+      paths[how]++;
+      why.set(`${kind} ${loader.last?.why ?? ''}`, (why.get(`${kind} ${loader.last?.why ?? ''}`) ?? 0) + 1);
+      if (how === 'incremental') incrementalEdits.add(kind);
+      m.undo?.();
+      m.undo = undefined;
     }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
   }
   // The comparison means something only if both paths were taken, after every kind of good edit.
   if (process.env.SEEDS) process.stderr.write(`${JSON.stringify([paths, [...why]])}\n`);
@@ -267,22 +263,18 @@ test('a bad edit is reported exactly as a whole-file load reports it', () => {
 
 test('a password file is read again on every load, as a whole-file load reads it', () => {
   const dir = passwordDir();
-  try {
-    const file = path.join(dir, 'ucarp.yaml');
-    const text =
-      'defaults:\n  interface: eth0\n  password_file: pw-a\ngroups:\n  a:\n    vhid: 1\n    addresses: [192.0.2.10/24]\n  b:\n    vhid: 2\n    addresses: [192.0.2.11/24]\n';
-    const loader = new IncrementalLoader();
-    loader.loadText(text, file, host);
-    fs.writeFileSync(path.join(dir, 'pw-a'), 'changed\n');
-    const again = loader.loadText(text, file, host);
-    assert.equal(loader.last?.path, 'incremental');
-    assert.ok(again.ok);
-    assert.equal(again.config.groups[0].password, 'changed');
-    fs.rmSync(path.join(dir, 'pw-a'));
-    const gone = loader.loadText(text, file, host);
-    assert.deepEqual(gone, loadConfigText(text, file, host));
-    assert.equal(gone.ok, false);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const file = path.join(dir, 'ucarp.yaml');
+  const text =
+    'defaults:\n  interface: eth0\n  password_file: pw-a\ngroups:\n  a:\n    vhid: 1\n    addresses: [192.0.2.10/24]\n  b:\n    vhid: 2\n    addresses: [192.0.2.11/24]\n';
+  const loader = new IncrementalLoader();
+  loader.loadText(text, file, host);
+  fs.writeFileSync(path.join(dir, 'pw-a'), 'changed\n');
+  const again = loader.loadText(text, file, host);
+  assert.equal(loader.last?.path, 'incremental');
+  assert.ok(again.ok);
+  assert.equal(again.config.groups[0].password, 'changed');
+  fs.rmSync(path.join(dir, 'pw-a'));
+  const gone = loader.loadText(text, file, host);
+  assert.deepEqual(gone, loadConfigText(text, file, host));
+  assert.equal(gone.ok, false);
 });

@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigLoader, decodeResult, encodeResult } from '../../src/config/off-thread';
 import { loadConfig } from '../../src/config/load';
 import { systemHostInfo } from '../../src/config/host';
 import type { Config, LoadResult } from '../../src/config/types';
+import { tempDir } from '../helpers/temp-dir';
+
+const dir = tempDir('ucarp-offthread-');
 
 // The loader's host facts are the real host's: groups name `lo`, which every host has.
 function file(groups: number, extra = ''): string {
@@ -29,8 +31,7 @@ function config(r: LoadResult): Config {
 }
 
 test('a reload through the worker parses the added group only and sends only it', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-offthread-'));
-  const f = path.join(dir, 'ucarp.yaml');
+  const f = path.join(dir, 'added.yaml');
   const loader = new ConfigLoader();
   try {
     fs.writeFileSync(f, file(50));
@@ -48,7 +49,6 @@ test('a reload through the worker parses the added group only and sends only it'
     assert.equal(groups[50].name, 'added');
   } finally {
     await loader.close();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -68,15 +68,10 @@ test('a reply builds on the requester’s last result only when the worker sent 
 });
 
 function loadConfigResult(): LoadResult {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-offthread-'));
-  try {
-    const f = path.join(dir, 'ucarp.yaml');
-    fs.writeFileSync(
-      f,
-      'defaults:\n  password: pw\n  interface: lo\n  srcip: 127.0.0.1\ngroups:\n  a:\n    vhid: 1\n    addresses: [198.18.0.1/32]\n  b:\n    vhid: 2\n    addresses: [198.18.0.2/32]\n',
-    );
-    return loadConfig(f, systemHostInfo());
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const f = path.join(dir, 'two.yaml');
+  fs.writeFileSync(
+    f,
+    'defaults:\n  password: pw\n  interface: lo\n  srcip: 127.0.0.1\ngroups:\n  a:\n    vhid: 1\n    addresses: [198.18.0.1/32]\n  b:\n    vhid: 2\n    addresses: [198.18.0.2/32]\n',
+  );
+  return loadConfig(f, systemHostInfo());
 }
