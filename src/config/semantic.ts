@@ -8,7 +8,7 @@ import type { Locator } from './parse';
 import type { ConfigError, HostInfo, RawConfig, RawSettings } from './types';
 import { CARP6_MULTICAST, GROUP_DEFAULTS, MAX_PASSWORD_BYTES, PROTOCOL_KEYS } from './settings';
 import { readPasswordFile } from './password-file';
-import { canonicalIp, familyOf, type AddressFamily } from '../net/ipv6';
+import { canonicalIp, canonicalIpv6, type AddressFamily } from '../net/ipv6';
 export const PASSWORD_TOO_LONG = `must be at most ${MAX_PASSWORD_BYTES} bytes (ucarp rejects longer passwords)`;
 
 /** What the checks learned that normalization needs: per group name. */
@@ -151,7 +151,8 @@ function wholeCentiseconds(seconds: number): boolean {
 /** The address part of `addr/prefix`, in canonical text (one IPv6 address has many spellings). */
 function hostPart(cidr: string): string {
   const ip = cidr.split('/')[0];
-  return isIP(ip) === 0 ? ip : canonicalIp(ip);
+  // isIP's answer is the family: canonicalIp would test the address again.
+  return isIP(ip) === 6 ? canonicalIpv6(ip) : ip;
 }
 
 const FAMILY_NAME = { 4: 'IPv4', 6: 'IPv6' } as const;
@@ -168,13 +169,14 @@ function checkFamilies(group: MergedGroup, fail: Fail): AddressFamily | undefine
     if (first !== undefined) fail([...group.path, 'addresses', 0], 'value', `${first} is not an IP address`);
     return undefined;
   }
-  const family = familyOf(first);
+  const family = isIP(first) as AddressFamily;
   const name = FAMILY_NAME[family];
   const other = (what: string) =>
     `${what} is ${FAMILY_NAME[family === 4 ? 6 : 4]}, but this group is ${name} (its first address is ${first}): a group is of one family`;
   const check = (value: string, at: KeyPath) => {
-    if (isIP(value) === 0) fail(at, 'value', `${value} is not an IP address`);
-    else if (familyOf(value) !== family) fail(at, 'value', other(value));
+    const valueFamily = isIP(value);
+    if (valueFamily === 0) fail(at, 'value', `${value} is not an IP address`);
+    else if (valueFamily !== family) fail(at, 'value', other(value));
   };
   s.addresses.forEach((cidr, index) => {
     if (index > 0) check(cidr.split('/')[0], [...group.path, 'addresses', index]);
