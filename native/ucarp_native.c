@@ -472,6 +472,78 @@ static napi_value nl_unsubscribe(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * Sends one datagram of rtnetlink requests to the kernel on a subscription's socket, now: the
+ * kernel handles the messages within the call and queues the answers for the reader. A full
+ * queue (EAGAIN, ENOBUFS) is thrown like any other errno: the caller decides what fails.
+ */
+static napi_value nl_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  nl_box *box = nl_arg(env, argv, argc);
+  if (!box) return NULL;
+  bool is_buffer = false;
+  void *data = NULL;
+  size_t len = 0;
+  if (argc < 2 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "datagram must be a Buffer");
+    return NULL;
+  }
+  if (!box->watch) {
+    throw_errno(env, "netlinkSend", EBADF);
+    return NULL;
+  }
+  struct sockaddr_nl kernel;
+  memset(&kernel, 0, sizeof kernel);
+  kernel.nl_family = AF_NETLINK;
+  ssize_t n;
+  do {
+    n = sendto(box->watch->fd, data, len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw_errno(env, "sendto(AF_NETLINK)", errno);
+  return NULL;
+}
+
+/*
+ * Reads one datagram already queued on a subscription's socket, now, without waiting: the
+ * answers to what netlinkSend sent are queued within that call. Returns null when nothing is
+ * queued; throws ENOBUFS when answers were lost, EMSGSIZE for a datagram that did not fit.
+ */
+static napi_value nl_receive(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  nl_box *box = nl_arg(env, argv, argc);
+  if (!box) return NULL;
+  if (!box->watch) {
+    throw_errno(env, "netlinkReceive", EBADF);
+    return NULL;
+  }
+  nl_watch *w = box->watch;
+  ssize_t n;
+  do {
+    n = recv(w->fd, w->buffer, sizeof w->buffer, MSG_DONTWAIT | MSG_TRUNC);
+  } while (n < 0 && errno == EINTR);
+  napi_value result;
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      napi_get_null(env, &result);
+      return result;
+    }
+    throw_errno(env, "recv(AF_NETLINK)", errno);
+    return NULL;
+  }
+  if ((size_t)n > sizeof w->buffer) {
+    throw_errno(env, "recv(AF_NETLINK)", EMSGSIZE);
+    return NULL;
+  }
+  void *copy;
+  if (napi_create_buffer_copy(env, (size_t)n, w->buffer, &copy, &result) != napi_ok) return NULL;
+  return result;
+}
+
 /* The uid of the process at the other end of a connected AF_UNIX socket (SO_PEERCRED). */
 static napi_value peer_uid(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1039,6 +1111,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"netlinkSubscribe", NULL, nl_subscribe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"netlinkSetRef", NULL, nl_set_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"netlinkUnsubscribe", NULL, nl_unsubscribe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netlinkSend", NULL, nl_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netlinkReceive", NULL, nl_receive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
       {"isChildSubreaper", NULL, is_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},

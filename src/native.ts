@@ -48,6 +48,18 @@ export interface UcarpNative {
   netlinkSetRef(subscription: NetlinkSubscription, ref: boolean): void;
   /** Closes the socket; idempotent. */
   netlinkUnsubscribe(subscription: NetlinkSubscription): void;
+  /**
+   * sendto() of one datagram of requests to the kernel on the subscription's socket, at once
+   * (the kernel handles it within the call; answers arrive through the listener). Throws with
+   * `code` EAGAIN, ENOBUFS… when it cannot be sent, EBADF after netlinkUnsubscribe.
+   */
+  netlinkSend(subscription: NetlinkSubscription, datagram: Buffer): void;
+  /**
+   * One datagram already queued on the subscription's socket, read now without waiting (the
+   * kernel queues the answers to netlinkSend within that call); null when none is. Throws with
+   * `code` ENOBUFS when datagrams were lost, EMSGSIZE for one larger than 64 KiB.
+   */
+  netlinkReceive(subscription: NetlinkSubscription): Buffer | null;
   /** The uid of the peer of a connected AF_UNIX socket (SO_PEERCRED). */
   peerUid(fd: number): number;
   /** prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to this process. */

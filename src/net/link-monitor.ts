@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import { parseMessages, rt, type NetlinkMessage } from 'netlink';
 import { native, type NetlinkSubscription } from '../native';
-import { AlreadyStartedError } from '../errors';
+import { AlreadyStartedError, InternalError, KernelError } from '../errors';
 import { Rtnl, addressOf, linkInfo, type LinkInfo } from './rtnl';
 
 /** Room for a burst of link changes (many VLANs flapping with their parent). */
@@ -163,7 +163,8 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   private onLoss(errno: number): void {
     const { ENOBUFS, EMSGSIZE } = osConstants.errno;
     if (errno !== ENOBUFS && errno !== EMSGSIZE) {
-      this.emitError(new Error(`link notifications failed (errno ${errno}); resubscribing`));
+      const name = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
+      this.emitError(new KernelError(name, `link notifications failed (${name}); resubscribing`));
       if (this.sub) native().netlinkUnsubscribe(this.sub);
       this.sub = undefined;
       try {
@@ -204,6 +205,7 @@ export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
   }
 
   private emitError(e: unknown): void {
-    if (this.listenerCount('error') > 0) this.emit('error', e instanceof Error ? e : new Error(String(e)));
+    if (this.listenerCount('error') > 0)
+      this.emit('error', e instanceof Error ? e : new InternalError(String(e)));
   }
 }

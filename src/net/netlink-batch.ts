@@ -10,10 +10,19 @@ import { getSystemErrorName } from 'node:util';
 import { formatMessage, parseError, Flags, MessageType, type NetlinkMessage } from 'netlink';
 import { ClosedError, KernelError } from '../errors';
 
-/** Where a batch goes: the request socket, and its sequence numbers (shared with its own requests). */
+/** Where a batch goes: its socket, and that socket's sequence numbers. */
 export interface BatchTransport {
-  /** Sends one datagram; `done` reports a failed send. */
-  send(datagram: Buffer, done: (err?: Error) => void): void;
+  /**
+   * Sends one datagram now (the kernel has handled it when this returns); throws when it
+   * cannot be sent.
+   */
+  send(datagram: Buffer): void;
+  /**
+   * Hands every answer already queued on the socket to `onMessage`, now. The kernel answers
+   * within `send`, so a burst past the in-flight bound goes on at once instead of waiting for
+   * the answers to be read in the poll phase.
+   */
+  receive?(): void;
   /** A sequence number no other request on the socket is waiting for. */
   nextSeq(): number;
 }
@@ -28,7 +37,10 @@ export interface NetlinkBatchOptions {
   maxInFlight: number;
   /** A datagram whose last message the kernel never acknowledges fails after this long. */
   timeoutMs: number;
-  /** Runs a flush later in this turn; default queueMicrotask, so one turn's requests go together. */
+  /**
+   * Runs a flush of a partial datagram at the end of the current synchronous run; default
+   * queueMicrotask, so the requests made together go together. A full datagram goes at once.
+   */
   schedule?: (flush: () => void) => void;
 }
 
@@ -83,6 +95,8 @@ export class NetlinkBatch {
   private readonly inFlight = new Map<number, Pending>();
   private scheduled = false;
   private closed = false;
+  /** Inside transport.receive(): answers settle, and the flush running goes on by itself. */
+  private receiving = false;
   private readonly schedule: (flush: () => void) => void;
 
   constructor(
@@ -105,7 +119,10 @@ export class NetlinkBatch {
     if (this.closed) return Promise.reject(new ClosedError('rtnetlink socket is closed'));
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ type, flags: flags | Flags.REQUEST, payload, resolve, reject, seq: 0 });
-      this.later();
+      // A full datagram leaves now: in a mass takeover the requests come from one long
+      // synchronous run of expiring timers, and the first addresses must not wait for its end.
+      if (this.queue.length >= this.opts.maxPerDatagram && !this.receiving) this.flush();
+      else this.later();
     });
   }
 
@@ -154,7 +171,16 @@ export class NetlinkBatch {
     this.scheduled = false;
     if (this.closed) return;
     while (this.queue.length > 0) {
-      const room = Math.min(this.opts.maxInFlight - this.inFlight.size, this.opts.maxPerDatagram);
+      let room = this.room();
+      if (room <= 0 && this.transport.receive !== undefined && !this.receiving) {
+        this.receiving = true;
+        try {
+          this.transport.receive();
+        } finally {
+          this.receiving = false;
+        }
+        room = this.room();
+      }
       if (room <= 0) return;
       const batch = this.queue.splice(0, room);
       for (const p of batch) {
@@ -163,6 +189,11 @@ export class NetlinkBatch {
       }
       this.send(batch);
     }
+  }
+
+  /** Messages the next datagram may carry. */
+  private room(): number {
+    return Math.min(this.opts.maxInFlight - this.inFlight.size, this.opts.maxPerDatagram);
   }
 
   private send(batch: Pending[]): void {
@@ -186,9 +217,11 @@ export class NetlinkBatch {
     );
     const d: Datagram = { members: batch, last, timer };
     for (const p of batch) p.datagram = d;
-    this.transport.send(datagram, (err) => {
-      if (err) this.fail(batch, err);
-    });
+    try {
+      this.transport.send(datagram);
+    } catch (e) {
+      this.fail(batch, e as Error);
+    }
   }
 
   /** Rejects those of `batch` still unsettled. */
@@ -206,7 +239,7 @@ export class NetlinkBatch {
   }
 
   private refill(): void {
-    if (this.queue.length > 0) this.later(true);
+    if (this.queue.length > 0 && !this.receiving) this.later(true);
   }
 
   private later(fromAck = false): void {

@@ -3,15 +3,10 @@
 // net/link-monitor.ts's job.
 import { ipv4ToBytes } from './ipv4';
 import { bytesToIpv6, familyOf, ipv6ToBytes } from './ipv6';
-import {
-  AttrStream,
-  createRtNetlink,
-  FlagsNew,
-  rt,
-  type NetlinkMessage,
-  type RtNetlinkSocket,
-} from 'netlink';
+import { constants as osConstants } from 'node:os';
+import { AttrStream, createRtNetlink, FlagsNew, parseMessages, rt, type RtNetlinkSocket } from 'netlink';
 import { NetlinkBatch } from './netlink-batch';
+import { native, type NetlinkSubscription } from '../native';
 import { ClosedError, InterfaceNotFoundError, InvalidArgumentError, KernelError } from '../errors';
 
 export interface LinkInfo {
@@ -72,7 +67,8 @@ const MAX_PER_DATAGRAM = 64;
 /**
  * Address changes sent and not yet settled. Only failures and each datagram's last message
  * are answered, so the receive buffer holds at most this many answers (≈ 1.2 KB each with the
- * echoed request): 300 KB, within the 416 KB a default net.core.rmem_max allows.
+ * echoed request): 300 KB, within the 416 KB a default net.core.rmem_max allows. A burst past
+ * it does not wait: the kernel answers within sendto(), and those answers are read at once.
  */
 const MAX_BATCH_IN_FLIGHT = 256;
 /** Room for MAX_IN_FLIGHT ACKs with a wide margin (the kernel caps it at net.core.rmem_max × 2). */
@@ -151,6 +147,13 @@ class Limiter {
 export class Rtnl {
   private readonly sock: RtNetlinkSocket;
   private readonly dumpSock: RtNetlinkSocket;
+  /**
+   * The address changes' own socket (the addon's): the `netlink` package sends one datagram
+   * and queues the next behind its completion callback, which runs only in the poll phase,
+   * so the datagrams of a burst would wait for the burst to end; this one sends at once.
+   */
+  private batchSock: NetlinkSubscription;
+  private batchSeq = 0;
   private readonly limiter = new Limiter(MAX_IN_FLIGHT);
   /** Address changes, batched (MAX_BATCH_IN_FLIGHT answers at most, besides `limiter`'s). */
   private readonly batch: NetlinkBatch;
@@ -160,25 +163,75 @@ export class Rtnl {
   private readonly lookups = new Map<string, Promise<number>>();
   private closed = false;
 
-  constructor() {
+  /**
+   * `beforeChange` runs right before each datagram of address changes goes to the kernel:
+   * the address record is written there (runtime/address-record.ts).
+   */
+  constructor(private readonly opts: { beforeChange?: () => void } = {}) {
     this.sock = createRtNetlink({ recvBufferSize: REQUEST_RCVBUF, sendBufferSize: 0 });
     this.dumpSock = createRtNetlink();
     // Without a listener an asynchronous socket error would crash the process; requests
     // still fail on their own through their timeout.
     this.sock.socket.on('error', () => undefined);
     this.dumpSock.socket.on('error', () => undefined);
-    const nl = this.sock.socket;
     this.batch = new NetlinkBatch(
       {
-        send: (datagram, done) => nl.socket.send(datagram, {}, done),
-        nextSeq: () => nl.generateSeq(),
+        send: (datagram) => {
+          this.opts.beforeChange?.();
+          try {
+            native().netlinkSend(this.batchSock, datagram);
+          } catch (e) {
+            const errno = (e as NodeJS.ErrnoException).code ?? 'EIO';
+            throw new KernelError(errno, `sending the request failed: ${errno}`, { cause: e });
+          }
+        },
+        receive: () => {
+          try {
+            for (
+              let d = native().netlinkReceive(this.batchSock);
+              d;
+              d = native().netlinkReceive(this.batchSock)
+            )
+              this.onAnswers(d);
+          } catch {
+            // Lost answers (ENOBUFS): their requests time out, as when the listener sees it.
+          }
+        },
+        nextSeq: () => (this.batchSeq = (this.batchSeq + 1) >>> 0),
       },
       { maxPerDatagram: MAX_PER_DATAGRAM, maxInFlight: MAX_BATCH_IN_FLIGHT, timeoutMs: REQUEST_TIMEOUT_MS },
     );
-    // ACKs no request of the `netlink` package waits for: the batch's.
-    nl.on('message', (msgs: NetlinkMessage[]) => {
-      for (const m of msgs) this.batch.onMessage(m);
+    this.batchSock = this.openBatchSocket();
+  }
+
+  /** A NETLINK_ROUTE socket in no multicast group: it receives only the answers to the batch. */
+  private openBatchSocket(): NetlinkSubscription {
+    const sub = native().netlinkSubscribe(0, REQUEST_RCVBUF, (data, errno) => {
+      if (sub !== this.batchSock) return;
+      if (data) {
+        this.onAnswers(data);
+        return;
+      }
+      // Lost answers (ENOBUFS) leave their requests to the timeout. Any other errno stopped
+      // the socket: later requests get a new one, those in flight time out.
+      const { ENOBUFS, EMSGSIZE } = osConstants.errno;
+      if (errno !== ENOBUFS && errno !== EMSGSIZE && !this.closed) {
+        native().netlinkUnsubscribe(sub);
+        this.batchSock = this.openBatchSocket();
+      }
     });
+    return sub;
+  }
+
+  private onAnswers(data: Buffer): void {
+    // The kernel's own framing; should it ever be malformed, its requests time out.
+    let msgs;
+    try {
+      msgs = parseMessages(data);
+    } catch {
+      return;
+    }
+    for (const m of msgs) this.batch.onMessage(m);
   }
 
   async links(): Promise<LinkInfo[]> {
@@ -292,6 +345,7 @@ export class Rtnl {
     if (this.closed) return;
     this.closed = true;
     this.batch.close();
+    native().netlinkUnsubscribe(this.batchSock);
     this.sock.socket.close();
     this.dumpSock.socket.close();
   }

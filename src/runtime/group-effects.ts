@@ -5,6 +5,7 @@ import type { AddressConfig, GroupConfig } from '../config/types';
 import type { Logger } from '../util/log';
 import { ScriptRunner, scriptArgs, scriptEnv } from '../hooks/scripts';
 import type { CarpState } from '../engine/group';
+import { errorMessage } from '../errors';
 
 /** The address operations a group needs; the group set wires them to rtnetlink. */
 export interface AddressIo {
@@ -18,6 +19,8 @@ export class GroupEffects {
   private readonly notifier: ScriptRunner;
   /** Address changes of this group, in order: a removal never overtakes an addition. */
   private addressChain: Promise<void> = Promise.resolve();
+  /** Address changes queued and not finished: while any is, a new one waits its turn. */
+  private queued = 0;
   /** Settles once a stopping group has released its addresses: the downscript runs after. */
   private released: Promise<unknown> | undefined;
 
@@ -49,23 +52,34 @@ export class GroupEffects {
   }
 
   private queue(add: boolean, addrs: readonly AddressConfig[]): void {
+    // Nothing earlier pending: the requests are made now, within the transition, so that in
+    // a mass takeover they join the netlink datagram being filled instead of waiting for the
+    // whole run of expiring timers to end (docs/performance.md, "Mass failover").
+    const idle = this.queued === 0;
+    this.queued++;
+    const change = () => this.change(add, addrs);
+    const done = idle ? change() : this.addressChain.then(change);
+    this.addressChain = done.finally(() => {
+      this.queued--;
+    });
+  }
+
+  private async change(add: boolean, addrs: readonly AddressConfig[]): Promise<void> {
     const ifname = this.cfg.interface;
-    this.addressChain = this.addressChain.then(async () => {
-      const results = await Promise.allSettled(
-        addrs.map((a) =>
-          add
-            ? this.io.addAddress(ifname, a.address, a.prefixlen)
-            : this.io.delAddress(ifname, a.address, a.prefixlen),
-        ),
-      );
-      results.forEach((r, i) => {
-        if (r.status === 'rejected') {
-          const a = addrs[i];
-          this.log.error(
-            `${add ? 'adding' : 'removing'} ${a.address}/${a.prefixlen} failed: ${(r.reason as Error).message}`,
-          );
-        }
-      });
+    const results = await Promise.allSettled(
+      addrs.map((a) =>
+        add
+          ? this.io.addAddress(ifname, a.address, a.prefixlen)
+          : this.io.delAddress(ifname, a.address, a.prefixlen),
+      ),
+    );
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        const a = addrs[i];
+        this.log.error(
+          `${add ? 'adding' : 'removing'} ${a.address}/${a.prefixlen} failed: ${errorMessage(r.reason)}`,
+        );
+      }
     });
   }
 

@@ -56,7 +56,8 @@ export interface ApplySummary {
 const addressKey = (ifname: string, address: string) => `${ifname} ${address}`;
 
 export class GroupSet {
-  private readonly rtnl = new Rtnl();
+  /** The record's lines are written before each datagram of address changes leaves. */
+  private readonly rtnl = new Rtnl({ beforeChange: () => this.record.sync() });
   private readonly monitor = new LinkMonitor({ addresses: true });
   private readonly hubs = new Map<string, InterfaceHub>();
   private readonly groups = new Map<string, GroupRuntime>();
@@ -147,7 +148,7 @@ export class GroupSet {
     await Promise.all(groups.map((g) => g.effectsSettled()));
     for (const h of this.hubs.values()) h.close();
     this.hubs.clear();
-    await this.record.flushed();
+    this.record.close();
     this.rtnl.close();
     return out;
   }
@@ -285,7 +286,7 @@ export class GroupSet {
     for (const h of this.hubs.values()) h.close();
     this.hubs.clear();
     this.monitor.close();
-    await this.record.flushed();
+    this.record.close();
     this.rtnl.close();
   }
 
@@ -426,7 +427,10 @@ export class GroupSet {
   // ------------------------------------------------------------ addresses
 
   private async addAddress(group: string, ifname: string, address: string, prefixlen: number): Promise<void> {
-    await this.record.add({ ifname, address, prefixlen, group });
+    // Recorded before the kernel has it (written before the datagram leaves); both within this
+    // call, so that the request joins the datagram being filled now (docs/performance.md,
+    // "Mass failover").
+    this.record.add({ ifname, address, prefixlen, group });
     await this.rtnl.addAddress(ifname, address, prefixlen);
   }
 

@@ -130,6 +130,65 @@ describe('rtnetlink inside a namespace', () => {
     assert.ok(pipelined < 5000, `pipelined adds took ${pipelined} ms`);
   });
 
+  test('a batch of 64 changes: the one the kernel refuses gets its own errno, the others apply', async () => {
+    // IPv6 turned off on bad0: the kernel refuses an IPv6 address there (EACCES), in the
+    // middle of a datagram whose other messages are IPv4 additions on eth0.
+    await ip('-n', host.ns, 'link', 'add', 'bad0', 'type', 'veth', 'peer', 'name', 'bad0p');
+    await lab.exec(host, 'sysctl', ['-qw', 'net.ipv6.conf.bad0.disable_ipv6=1']);
+    try {
+      const v4 = Array.from({ length: 63 }, (_, i) => `198.18.7.${i + 1}`);
+      const batch: [string, string, number][] = v4.map((a) => ['eth0', a, 32]);
+      batch.splice(20, 0, ['bad0', '2001:db8:7::1', 64]);
+      type Outcome = { datagrams: number; results: string[] };
+      const { datagrams, results: added } = await rpc.call<Outcome>('changeBatch', true, batch);
+      assert.equal(datagrams, 1, 'the 64 changes went in one datagram');
+      assert.deepEqual(added.map((r, i) => (r === 'ok' ? '' : `${i} ${r}`)).filter(Boolean), ['20 EACCES']);
+      const present = new Set(await lab.addresses(host));
+      assert.deepEqual(
+        v4.filter((a) => !present.has(a)),
+        [],
+        'every other address is on eth0',
+      );
+      const { results: removed } = await rpc.call<Outcome>('changeBatch', false, batch);
+      assert.deepEqual(
+        removed.filter((r, i) => i !== 20 && r !== 'ok'),
+        [],
+      );
+      const left = new Set(await lab.addresses(host));
+      assert.deepEqual(
+        v4.filter((a) => left.has(a)),
+        [],
+        'every address removed',
+      );
+    } finally {
+      await ip('-n', host.ns, 'link', 'del', 'bad0');
+    }
+  });
+
+  test('1000 changes asked for in one run go out in 16 datagrams, past the in-flight bound', async () => {
+    // 256 messages may be unsettled: the answers the kernel queued within each sendto() are
+    // read at once, and the rest of the run's datagrams follow.
+    const addrs = Array.from({ length: 1000 }, (_, i) => `198.18.${8 + (i >> 8)}.${i & 255}`);
+    const batch = addrs.map((a): [string, string, number] => ['eth0', a, 32]);
+    type Outcome = { inRun: number; datagrams: number; results: string[] };
+    const added = await rpc.call<Outcome>('changeBatch', true, batch);
+    assert.equal(added.inRun, 15, 'every full datagram left within the run');
+    assert.equal(added.datagrams, 16);
+    assert.deepEqual(
+      added.results.filter((r) => r !== 'ok'),
+      [],
+    );
+    const present = new Set(await lab.addresses(host));
+    assert.equal(addrs.filter((a) => present.has(a)).length, 1000);
+    const removed = await rpc.call<Outcome>('changeBatch', false, batch);
+    assert.deepEqual(
+      removed.results.filter((r) => r !== 'ok'),
+      [],
+    );
+    const left = new Set(await lab.addresses(host));
+    assert.equal(addrs.filter((a) => left.has(a)).length, 0);
+  });
+
   test('LinkMonitor reports carrier loss and return without polling', async () => {
     const initial = await rpc.call<WireLink[]>('monitor');
     assert.equal(initial.find((l) => l.name === 'eth0')?.running, true);

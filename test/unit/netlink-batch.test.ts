@@ -55,11 +55,11 @@ class FakeSocket {
   private seq = 100;
 
   transport = {
-    send: (d: Buffer, done: (err?: Error) => void) => {
-      this.datagrams.push(parseMessages(d));
+    send: (d: Buffer) => {
       const err = this.failNext;
       this.failNext = undefined;
-      setImmediate(() => done(err));
+      if (err) throw err;
+      this.datagrams.push(parseMessages(d));
     },
     nextSeq: () => this.seq++,
   };
@@ -170,6 +170,56 @@ describe('NetlinkBatch', () => {
       [4, 4, 2],
     );
     for (const d of sock.datagrams) batch.onMessage(ack(d[d.length - 1]));
+    await Promise.all(all);
+  });
+
+  it('a full datagram leaves inside the synchronous run that fills it; the partial rest at its end', async () => {
+    const { sock, batch } = setup({ maxPerDatagram: 4 });
+    const all: Promise<void>[] = [];
+    const sentAfter: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      all.push(batch.request(rt.MessageType.NEWADDR, 0, addrPayload(i)));
+      sentAfter.push(sock.datagrams.length);
+    }
+    // A mass takeover asks for its addresses from one long run of expiring timers: the first
+    // datagrams must be in the kernel before that run ends, not after it.
+    assert.deepEqual(sentAfter, [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]);
+    await Promise.resolve();
+    assert.deepEqual(
+      sock.datagrams.map((d) => d.length),
+      [4, 4, 2],
+      'the partial datagram goes before any other task',
+    );
+    for (const d of sock.datagrams) batch.onMessage(ack(d[d.length - 1]));
+    await Promise.all(all);
+    assert.equal(batch.pending, 0);
+  });
+
+  it('past maxInFlight, the answers the kernel already queued are read at once and the burst goes on', async () => {
+    const sock = new FakeSocket();
+    const answered: number[] = [];
+    const batch: NetlinkBatch = new NetlinkBatch(
+      {
+        ...sock.transport,
+        // The kernel answers within sendmsg(): every datagram sent so far has its ACK queued.
+        receive: () => {
+          for (const d of sock.datagrams.splice(0)) {
+            answered.push(d.length);
+            batch.onMessage(ack(d[d.length - 1]));
+          }
+        },
+      },
+      { maxPerDatagram: 4, maxInFlight: 8, timeoutMs: 5000 },
+    );
+    const all = Array.from({ length: 20 }, (_, i) =>
+      batch.request(rt.MessageType.NEWADDR, 0, addrPayload(i)),
+    );
+    // All five datagrams left within the synchronous run, two at a time between reads.
+    assert.deepEqual([...answered, ...sock.datagrams.map((d) => d.length)], [4, 4, 4, 4, 4]);
+    assert.deepEqual(answered, [4, 4, 4, 4]);
+    assert.equal(batch.pending, 4);
+    const last = sock.datagrams[0];
+    batch.onMessage(ack(last[last.length - 1]));
     await Promise.all(all);
   });
 
