@@ -185,7 +185,11 @@ function checkFamilies(group: MergedGroup, fail: Fail): AddressFamily | undefine
   if (s.mcast !== undefined) check(s.mcast, group.where('mcast'));
   (s.peers ?? []).forEach((peer, index) => check(peer, [...group.where('peers'), index]));
   if (family === 6 && s.broadcast === true)
-    fail(group.where('broadcast'), 'value', 'IPv6 has no broadcast: an IPv6 group sends to mcast (ff02::12)');
+    fail(
+      group.where('broadcast'),
+      'value',
+      `IPv6 has no broadcast: an IPv6 group sends to mcast (${CARP6_MULTICAST})`,
+    );
   return family;
 }
 
