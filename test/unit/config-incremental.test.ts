@@ -6,6 +6,7 @@ import { IncrementalLoader } from '../../src/config/incremental';
 import { loadConfigText } from '../../src/config/load';
 import type { HostInfo } from '../../src/config/types';
 import { tempDir } from '../helpers/temp-dir';
+import { mulberry32 } from '../helpers/sim';
 
 const host: HostInfo = {
   interfaces: () =>
@@ -14,18 +15,6 @@ const host: HostInfo = {
       ['eth1', { addresses: ['198.51.100.1'], addresses6: [] }],
     ]),
 };
-
-/** A small seeded generator (mulberry32): a failure names its seed and replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Model {
   top: Array<{ key: string; lines: string[] }>;
@@ -193,7 +182,7 @@ test('random configurations and edits: the incremental result is the whole-file 
   const incrementalEdits = new Set<string>();
   const why = new Map<string, number>();
   for (let seed = 1; seed <= Number(process.env.SEEDS ?? 150); seed++) {
-    const r = rng(seed);
+    const r = mulberry32(seed);
     const loader = new IncrementalLoader();
     const m = model(r, dir);
     let text = render(m);
