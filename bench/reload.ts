@@ -5,14 +5,35 @@
 // largest gap between two advertisements of any stable group over the whole run, and the
 // stable groups' transitions from the daemons' logs.
 // Usage: node dist/bench/reload.js [--reloads N] [--pause MS]
+//
+// With --sizes (e.g. --sizes 255,4080): the CPU of reloads by file size instead. One daemon,
+// its groups over 16 interfaces (255 per interface, as bench/scale lays them out), master of
+// all; its file rewritten by rename (the watcher reloads it) to add, then remove, one group,
+// --reloads times. Reported per reload: write -> summary, the daemon's CPU (every thread; and
+// its main thread alone) over 2.5 s from the write minus its rate over the 2.5 s before the
+// write, and the largest interval between two advertisements of any other group around it,
+// captured on a second host. The first reload is the one right after start-up. --daemon PATH
+// runs another build's bin/ucarp (the code before a change).
+// Usage: node dist/bench/reload.js --sizes 255,4080 [--reloads 6] [--daemon PATH]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lab, waitFor } from '../test/helpers/netns';
 import { SupervisorProc, configYaml, writeByRename } from '../test/helpers/supervisor-proc';
 import { Capture, epochNow, formatTable, isBowOut, ms, parseOptions, sleep, summarize } from './common';
+import { OUR_UCARP } from '../test/helpers/carp-proc';
+import { ourGroups } from './scale-fleets';
 import {
   CpuWindow,
+  MAX_SLOTS,
+  addSegments,
+  CLK_TCK,
+  cpuTimes,
+  layoutVip,
+  mcastAddress,
+  processTree,
+  scaleLayout,
+  type LayoutGroup,
   LineClock,
   MAX_VHID,
   execedPid,
@@ -57,8 +78,169 @@ function summaryRow(label: string, values: number[], target = '', verdict = ''):
   return [label, String(s.n), ms(s.min), ms(s.median), ms(s.p95), ms(s.max), target, verdict];
 }
 
+/** The reload CPU window, as docs/performance.md "Reload CPU and load time by size" measured it. */
+const CPU_WINDOW_MS = 2500;
+const SIZE_PAUSE_MS = 4500;
+const PER_INTERFACE = 255;
+
+/** CPU seconds of the daemon's main thread alone (the event loop that times advertisements). */
+function mainThreadCpu(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+interface SizeSample {
+  kind: 'add' | 'remove';
+  toSummaryMs: number;
+  cpuMs: number;
+  /** The main thread's share, over its own steady rate. */
+  mainMs: number;
+  gapMs: number | undefined;
+}
+
+async function bySize(n: number, reloads: number, daemon: string): Promise<string[][]> {
+  const interfaces = Math.max(1, Math.min(16, Math.ceil(n / PER_INTERFACE)));
+  const groups = scaleLayout(n, interfaces, 1);
+  // A destination no layout uses, on the first interface.
+  const extra: LayoutGroup = {
+    index: n + 1,
+    name: `g${n + 1}`,
+    vhid: 1,
+    iface: 0,
+    mcast: MAX_SLOTS,
+    vip: layoutVip(MAX_SLOTS, 1),
+  };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ucarp-reload-size-'));
+  const lab = await Lab.create({ hosts: 2, segments: Math.min(interfaces, 3) });
+  const load0 = loadavg();
+  try {
+    await addSegments(lab, interfaces);
+    const [hA, hB] = [lab.host(1), lab.host(2)];
+    const file = path.join(dir, 'ucarp.yaml');
+    const socket = path.join(dir, 'a.sock');
+    const yaml = (gs: readonly LayoutGroup[]) =>
+      configYaml(ourGroups(gs, 'master', { protocol: 'carp', family: 4 }), { socket });
+    fs.writeFileSync(file, yaml(groups));
+    const child = lab.spawn(hA, process.execPath, [daemon, '-c', file]);
+    const clock = new LineClock(child);
+    const pid = await execedPid(child, 'node');
+    const masters = () => {
+      const states = new Map<string, string>();
+      for (const { line } of clock.lines) {
+        const t = parseTransition(line);
+        if (t) states.set(t.group, t.state);
+      }
+      return [...states.values()].filter((s) => s === 'MASTER').length;
+    };
+    await waitFor(() => masters() >= n, 60000 + n * 20, `every group MASTER on ${hA.ns}`, 200);
+    const caps = hB.ifaces.map((iface) => new Capture(lab, hB, iface));
+    await Promise.all(caps.map((c) => c.ready()));
+    await sleep(SETTLE_MS);
+    const cpu = () =>
+      processTree(hA.ns, pid).reduce((sum, p) => sum + cpuTimes(p).user + cpuTimes(p).system, 0);
+    /** CPU seconds per second of the whole daemon and of its main thread over `windowMs`. */
+    const rates = async (windowMs: number) => {
+      const [c0, m0, t0] = [cpu(), mainThreadCpu(pid), epochNow()];
+      await sleep(windowMs);
+      const dt = epochNow() - t0;
+      return { all: (cpu() - c0) / dt, main: (mainThreadCpu(pid) - m0) / dt };
+    };
+    const memBefore = memoryOf(pid);
+    const samples: SizeSample[] = [];
+    // Packets from a second before the first write on.
+    await sleep(ADVBASE * 1000);
+    const marks = caps.map((c) => c.packets.length);
+    const srcs = new Set(hA.ips);
+    const stable = new Set(groups.map((g) => `${g.iface} ${mcastAddress(g.mcast)} ${g.vhid}`));
+    for (let i = 0; i < reloads; i++) {
+      const kind = i % 2 === 0 ? 'add' : 'remove';
+      // The steady rate just before each reload (a start-up's tail or the group added by the
+      // previous reload taking over would bias a single measurement made once).
+      const steady = await rates(CPU_WINDOW_MS);
+      const mark = clock.lines.length;
+      const c0 = cpu();
+      const m0 = mainThreadCpu(pid);
+      const t0 = epochNow();
+      writeByRename(file, yaml(kind === 'add' ? [...groups, extra] : groups));
+      const summary = await clock.next(
+        new RegExp(`reload \\(.*\\): .*${kind === 'add' ? 'added' : 'removed'} 1 \\(${extra.name}\\)`),
+        mark,
+        30000,
+      );
+      await sleep(Math.max(0, t0 * 1000 + CPU_WINDOW_MS - epochNow() * 1000));
+      const cpuMs = (cpu() - c0 - steady.all * (epochNow() - t0)) * 1000;
+      const mainMs = (mainThreadCpu(pid) - m0 - steady.main * (epochNow() - t0)) * 1000;
+      // Past the added group's takeover (its dead time after the reload) before the next
+      // baseline window.
+      await sleep(SIZE_PAUSE_MS - CPU_WINDOW_MS + ADVBASE * 1000);
+      // Every other group's largest interval, from a second before the write to now.
+      let gap: number | undefined;
+      caps.forEach((c, iface) => {
+        const last = new Map<string, number>();
+        for (let k = marks[iface]; k < c.packets.length; k++) {
+          const p = c.packets[k];
+          const key = `${iface} ${p.dst} ${p.vhid}`;
+          if (!srcs.has(p.src) || p.t < t0 - ADVBASE || !stable.has(key)) continue;
+          const prev = last.get(key);
+          if (prev !== undefined && (gap === undefined || (p.t - prev) * 1000 > gap))
+            gap = (p.t - prev) * 1000;
+          last.set(key, p.t);
+        }
+      });
+      samples.push({ kind, toSummaryMs: (summary.t - t0) * 1000, cpuMs, mainMs, gapMs: gap });
+      process.stderr.write(
+        `${n} groups, reload ${i + 1}/${reloads} (${kind}): summary ${ms(samples[i].toSummaryMs)} ms, CPU ${ms(cpuMs)} ms (main thread ${ms(mainMs)}), largest interval ${gap === undefined ? '-' : ms(gap)} ms\n`,
+      );
+    }
+    const memAfter = memoryOf(pid);
+    for (const c of caps) c.stop();
+    return samples.map((x, i) => [
+      String(n),
+      i === 0 ? 'first' : x.kind,
+      ms(x.toSummaryMs),
+      ms(x.cpuMs),
+      ms(x.mainMs),
+      x.gapMs === undefined ? '-' : ms(x.gapMs),
+      i === 0 ? `${mb(memBefore.rssKb)} -> ${mb(memAfter.rssKb)}` : '',
+      i === 0 ? `${load0} -> ${loadavg()}` : '',
+    ]);
+  } finally {
+    await lab.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function sizes(list: number[], reloads: number, daemon: string): Promise<void> {
+  const rows: string[][] = [];
+  for (const n of list) rows.push(...(await bySize(n, reloads, daemon)));
+  process.stdout.write(
+    `reload CPU by size: ${daemon}, ${new Date().toISOString()}\n` +
+      formatTable(
+        [
+          'groups',
+          'reload',
+          'write -> summary ms',
+          'CPU ms',
+          'main thread ms',
+          'largest interval ms',
+          'RSS MB',
+          'load average',
+        ],
+        rows,
+      ) +
+      '\n',
+  );
+}
+
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2), ['reloads', 'pause']);
+  const opts = parseOptions(process.argv.slice(2), ['reloads', 'pause', 'sizes', 'daemon']);
+  if (opts.has('sizes')) {
+    const list = String(opts.get('sizes')).split(',').map(Number);
+    if (list.some((n) => !Number.isInteger(n) || n < 1 || n > 16 * PER_INTERFACE))
+      throw new Error('--sizes takes group counts 1..4080');
+    return sizes(list, Number(opts.get('reloads') ?? 6), String(opts.get('daemon') ?? OUR_UCARP));
+  }
   const reloads = Number(opts.get('reloads') ?? 100);
   const pauseMs = Number(opts.get('pause') ?? 500);
   if (!Number.isInteger(reloads) || reloads < 1) throw new Error('--reloads must be a positive whole number');

@@ -94,6 +94,14 @@ export class SpawnError extends UcarpError {
   }
 }
 
+/**
+ * A configuration problem lies outside the pieces a reload re-parsed (src/config/incremental.ts):
+ * the file is loaded whole instead.
+ */
+export class NotInSliceError extends UcarpError {
+  readonly code = 'ERR_NOT_IN_SLICE';
+}
+
 /** The message of whatever was thrown (an Error or anything else), for a log line or a wrapping error. */
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

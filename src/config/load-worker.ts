@@ -1,9 +1,19 @@
-// Worker-thread side of loadConfigOffThread(): parsing and validating a large file takes tens
-// of milliseconds of CPU, which on the main thread would delay every group's advertisement.
+// Worker-thread side of ConfigLoader (src/config/off-thread.ts): parsing and validating a large
+// file takes hundreds of milliseconds of CPU, which on the main thread would delay every
+// group's advertisement. The thread keeps what the last load parsed, so that a reload parses
+// only the parts of the file that changed (src/config/incremental.ts), and sends only the
+// groups that changed since the result the main thread holds.
 import { parentPort } from 'node:worker_threads';
-import { loadConfig } from './load';
+import { IncrementalLoader } from './incremental';
 import { systemHostInfo } from './host';
+import { encodeResult, type LoadRequest, type SentGroups } from './off-thread';
 
-parentPort?.on('message', (msg: { id: number; file: string }) => {
-  parentPort?.postMessage({ id: msg.id, result: loadConfig(msg.file, systemHostInfo()) });
+const loader = new IncrementalLoader();
+let sent: SentGroups | undefined;
+
+parentPort?.on('message', (msg: LoadRequest) => {
+  const result = loader.load(msg.file, systemHostInfo());
+  const reply = encodeResult(msg, result, sent);
+  if (result.ok) sent = { seq: msg.id, groups: new Map(result.config.groups.map((g) => [g.name, g])) };
+  parentPort?.postMessage({ ...reply, stats: loader.last, cached: loader.cached });
 });

@@ -24,8 +24,18 @@ import type {
   TrackerConfig,
 } from './types';
 
+/** How one group is normalized: normalizeGroup, or a cache of it (src/config/incremental.ts). */
+export type GroupNormalizer = (group: MergedGroup, config: RawConfig, facts: Resolved) => GroupConfig;
+
+const normalizeMerged: GroupNormalizer = (g, _config, facts) => normalizeGroup(g.name, g.settings, facts);
+
 /** Builds the daemon's view once every check passed: nothing left optional that has a default. */
-export function normalize(config: RawConfig, groups: MergedGroup[], resolved: Map<string, Resolved>): Config {
+export function normalize(
+  config: RawConfig,
+  groups: MergedGroup[],
+  resolved: Map<string, Resolved>,
+  group: GroupNormalizer = normalizeMerged,
+): Config {
   const out: Config = {
     logging: {
       level: config.logging?.level ?? LOGGING_DEFAULTS.level,
@@ -36,7 +46,7 @@ export function normalize(config: RawConfig, groups: MergedGroup[], resolved: Ma
     groups: groups.map((g) => {
       const facts = resolved.get(g.name);
       if (!facts) throw new InternalError(`group ${g.name} normalized before its semantic checks passed`);
-      return normalizeGroup(g.name, g.settings, facts);
+      return group(g, config, facts);
     }),
   };
   if (config.metrics) out.metrics = parseListen(config.metrics.listen);

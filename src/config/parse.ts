@@ -13,11 +13,17 @@ export interface Position {
   offset: number;
 }
 
+/** What turns a key path into a position in the file: all that the checks after parsing need. */
+export interface Locator {
+  locate(path: KeyPath, target: Target): Position;
+  error(path: KeyPath, target: Target, message: string): ConfigError;
+}
+
 /**
  * A parsed YAML document that remembers where every node came from, so that any error found on
  * the plain data (by ajv or by semantic checks) can be reported at `file:line:column`.
  */
-export class YamlSource {
+export class YamlSource implements Locator {
   constructor(
     readonly file: string,
     private readonly doc: Document.Parsed,

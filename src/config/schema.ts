@@ -5,7 +5,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import schemaJson from '../../schemas/ucarp.schema.json';
 import type { KeyPath } from './errors';
 import { FORMATS } from './formats';
-import type { YamlSource } from './parse';
+import type { Locator } from './parse';
 import { PASSWORD_TOO_LONG } from './semantic';
 import type { ConfigError, RawConfig } from './types';
 
@@ -82,7 +82,7 @@ export function validatorOrigin(): 'precompiled' | 'compiled' | undefined {
 /** Validates against schemas/ucarp.schema.json; every ajv error becomes a positioned ConfigError. */
 export function validateSchema(
   data: unknown,
-  source: YamlSource,
+  source: Locator,
 ): { ok: true; config: RawConfig } | { ok: false; errors: ConfigError[] } {
   const validate = validator();
   if (validate(data)) {
@@ -100,7 +100,7 @@ export function validateSchema(
   return { ok: false, errors };
 }
 
-function mapError(e: ErrorObject, data: unknown, source: YamlSource): ConfigError | undefined {
+function mapError(e: ErrorObject, data: unknown, source: Locator): ConfigError | undefined {
   const path = pointerToPath(e.instancePath, data);
   const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
   const params = e.params as Record<string, unknown>;

@@ -1,12 +1,14 @@
-import * as net from 'node:net';
+// Named imports: a namespace import reads each function through a getter, thousands of times
+// per load.
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import * as path from 'node:path';
 import { formatPath, type KeyPath } from './errors';
 import type { MergedGroup } from './merge';
-import type { YamlSource } from './parse';
+import type { Locator } from './parse';
 import type { ConfigError, HostInfo, RawConfig, RawSettings } from './types';
 import { CARP6_MULTICAST, GROUP_DEFAULTS, MAX_PASSWORD_BYTES, PROTOCOL_KEYS } from './settings';
 import { readPasswordFile } from './password-file';
-import { canonicalIp, familyOf, type AddressFamily } from '../net/ipv6';
+import { canonicalIp, canonicalIpv6, type AddressFamily } from '../net/ipv6';
 export const PASSWORD_TOO_LONG = `must be at most ${MAX_PASSWORD_BYTES} bytes (ucarp rejects longer passwords)`;
 
 /** What the checks learned that normalization needs: per group name. */
@@ -22,7 +24,7 @@ export interface SemanticResult {
 }
 
 export interface SemanticContext {
-  source: YamlSource;
+  source: Locator;
   host: HostInfo;
   /** Directory relative password_file paths are resolved against: the configuration's own. */
   baseDir: string;
@@ -54,10 +56,12 @@ export function checkSemantics(
   const passwordFiles = new PasswordFiles(ctx, result);
   const destinations = new Map<string, string>();
   const addressOwners = new Map<string, string>();
+  // Each address's host part, computed once: thousands of groups are checked on every reload.
+  const hostParts = groups.map((g) => g.settings.addresses.map(hostPart));
   // After a crash our virtual addresses may still sit on the interface: never mistake one for ours.
-  const virtual = new Set(groups.flatMap((g) => g.settings.addresses.map(hostPart)));
+  const virtual = new Set(hostParts.flat());
 
-  for (const group of groups) {
+  groups.forEach((group, groupIndex) => {
     const s = group.settings;
     const protocol = s.protocol ?? GROUP_DEFAULTS.protocol;
     checkDestination(config.groups[group.name], group.path, fail);
@@ -108,8 +112,7 @@ export function checkSemantics(
       }
     }
 
-    s.addresses.forEach((cidr, index) => {
-      const ip = hostPart(cidr);
+    hostParts[groupIndex].forEach((ip, index) => {
       const at: KeyPath = [...group.path, 'addresses', index];
       const owner = addressOwners.get(ip);
       if (owner === group.name) fail(at, 'value', `${ip} is listed twice in this group`);
@@ -126,7 +129,7 @@ export function checkSemantics(
     });
 
     if (password !== undefined && srcip !== undefined) result.resolved.set(group.name, { password, srcip });
-  }
+  });
   return result;
 }
 
@@ -148,7 +151,8 @@ function wholeCentiseconds(seconds: number): boolean {
 /** The address part of `addr/prefix`, in canonical text (one IPv6 address has many spellings). */
 function hostPart(cidr: string): string {
   const ip = cidr.split('/')[0];
-  return net.isIP(ip) === 0 ? ip : canonicalIp(ip);
+  // isIP's answer is the family: canonicalIp would test the address again.
+  return isIP(ip) === 6 ? canonicalIpv6(ip) : ip;
 }
 
 const FAMILY_NAME = { 4: 'IPv4', 6: 'IPv6' } as const;
@@ -161,17 +165,18 @@ const FAMILY_NAME = { 4: 'IPv4', 6: 'IPv6' } as const;
 function checkFamilies(group: MergedGroup, fail: Fail): AddressFamily | undefined {
   const s = group.settings;
   const first = s.addresses[0]?.split('/')[0];
-  if (first === undefined || net.isIP(first) === 0) {
+  if (first === undefined || isIP(first) === 0) {
     if (first !== undefined) fail([...group.path, 'addresses', 0], 'value', `${first} is not an IP address`);
     return undefined;
   }
-  const family = familyOf(first);
+  const family = isIP(first) as AddressFamily;
   const name = FAMILY_NAME[family];
   const other = (what: string) =>
     `${what} is ${FAMILY_NAME[family === 4 ? 6 : 4]}, but this group is ${name} (its first address is ${first}): a group is of one family`;
   const check = (value: string, at: KeyPath) => {
-    if (net.isIP(value) === 0) fail(at, 'value', `${value} is not an IP address`);
-    else if (familyOf(value) !== family) fail(at, 'value', other(value));
+    const valueFamily = isIP(value);
+    if (valueFamily === 0) fail(at, 'value', `${value} is not an IP address`);
+    else if (valueFamily !== family) fail(at, 'value', other(value));
   };
   s.addresses.forEach((cidr, index) => {
     if (index > 0) check(cidr.split('/')[0], [...group.path, 'addresses', index]);
@@ -180,7 +185,11 @@ function checkFamilies(group: MergedGroup, fail: Fail): AddressFamily | undefine
   if (s.mcast !== undefined) check(s.mcast, group.where('mcast'));
   (s.peers ?? []).forEach((peer, index) => check(peer, [...group.where('peers'), index]));
   if (family === 6 && s.broadcast === true)
-    fail(group.where('broadcast'), 'value', 'IPv6 has no broadcast: an IPv6 group sends to mcast (ff02::12)');
+    fail(
+      group.where('broadcast'),
+      'value',
+      `IPv6 has no broadcast: an IPv6 group sends to mcast (${CARP6_MULTICAST})`,
+    );
   return family;
 }
 
@@ -265,13 +274,13 @@ function checkTrack(group: MergedGroup, trackers: string[], fail: Fail): void {
 function checkMetrics(config: RawConfig, fail: Fail): void {
   const listen = config.metrics?.listen;
   const bracketed = listen?.match(/^\[(.*)\]:\d+$/);
-  if (bracketed && !net.isIPv6(bracketed[1]))
+  if (bracketed && !isIPv6(bracketed[1]))
     fail(['metrics', 'listen'], 'value', 'must contain a valid IPv6 address');
 }
 
 function resolvePassword(
   group: MergedGroup,
-  source: YamlSource,
+  source: Locator,
   files: PasswordFiles,
   fail: Fail,
 ): string | undefined {
@@ -371,7 +380,7 @@ function resolveSrcip(
     );
     return group.settings.srcip ?? '';
   }
-  const own = iface.addresses.filter((a) => net.isIPv4(a));
+  const own = iface.addresses.filter((a) => isIPv4(a));
   const srcip = group.settings.srcip;
   if (srcip === undefined) {
     const primary = own.find((a) => !virtual.has(a));

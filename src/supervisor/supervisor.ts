@@ -53,6 +53,11 @@ const ADDRESS_RECORD_SUFFIX = '.addresses.json';
 
 export interface SupervisorHooks {
   onReload?(outcome: ReloadOutcome): void;
+  /**
+   * The loader the start-up file came through: its thread keeps the file's parsed slices, so
+   * the first reload already parses only what changed (src/config/incremental.ts).
+   */
+  loader?: ConfigLoader;
 }
 
 /** The command line this process was started with: what ucarpctl restart executes again. */
@@ -123,7 +128,7 @@ export class Supervisor {
   /** Reloads are serialized; requests arriving meanwhile collapse into one more run. */
   private running: Promise<ReloadOutcome> | null = null;
   private pending: Promise<ReloadOutcome> | null = null;
-  private readonly loader = new ConfigLoader();
+  private readonly loader: ConfigLoader;
   private restarting = false;
   /** The control socket bound at start: a reload cannot move it (runSupervisor). */
   private readonly socket: string;
@@ -137,6 +142,7 @@ export class Supervisor {
     private readonly hooks: SupervisorHooks = {},
   ) {
     this.config = config;
+    this.loader = hooks.loader ?? new ConfigLoader();
     this.socket = config.control.socket;
     this.log = log;
     this.groups = new GroupSet({
@@ -285,6 +291,13 @@ export class Supervisor {
     );
     try {
       const r = await this.loader.load(this.file);
+      const how = this.loader.last;
+      if (how)
+        this.log.debug(
+          how.path === 'incremental'
+            ? `reload (${why}): parsed ${how.parsed} part(s) of ${this.file}, reused ${how.reused}`
+            : `reload (${why}): parsed ${this.file} whole (${how.why ?? 'no reuse'})`,
+        );
       for (const w of r.warnings) this.log.warn(formatWarning(w));
       if (!r.ok) {
         this.reloads.failed++;
@@ -351,7 +364,9 @@ export class Supervisor {
 }
 
 export async function runSupervisor(file: string): Promise<void> {
-  const r = loadConfig(file, systemHostInfo());
+  // In the loader's thread, like every reload: that thread keeps what it parsed.
+  const loader = new ConfigLoader();
+  const r = await loader.load(file);
   if (!r.ok) {
     process.stderr.write(formatErrors(r.errors) + '\n');
     process.exit(1);
@@ -362,6 +377,7 @@ export async function runSupervisor(file: string): Promise<void> {
   // The control socket and metrics endpoint are bound once; a reload cannot move them.
   const endpoints = (c: Config) => JSON.stringify([c.control, c.metrics ?? null]);
   const sup = new Supervisor(file, r.config, log, {
+    loader,
     onReload: (o) => {
       if (o.ok && endpoints(sup.config) !== endpoints(r.config))
         log.warn('control socket and metrics settings take effect at the next restart');

@@ -8,6 +8,8 @@ import {
   LOGGING_DEFAULTS,
   MAX_IFNAME_BYTES,
   MAX_PASSWORD_BYTES,
+  TRACKER_DEFAULTS,
+  TRACKER_LIMITS,
 } from '../../src/config/settings';
 import { normalizeGroup } from '../../src/config/normalize';
 import { ucarpGroup } from '../../src/cli/ucarp';
@@ -34,6 +36,11 @@ test('every schema default is the one in settings, and every setting with a defa
     const d = resolve(node).default;
     if (d !== undefined) assert.deepEqual(d, (GROUP_DEFAULTS as Record<string, unknown>)[key], key);
   }
+  const trackerProps = defs.tracker.properties ?? {};
+  for (const [key, value] of Object.entries(TRACKER_DEFAULTS))
+    assert.equal(resolve(trackerProps[key]).default, value, `tracker ${key}`);
+  for (const [key, node] of Object.entries(trackerProps))
+    if (resolve(node).default !== undefined) assert.ok(key in TRACKER_DEFAULTS, `tracker ${key}'s default`);
   const logging = root.properties?.logging.properties ?? {};
   assert.equal(logging.level.default, LOGGING_DEFAULTS.level);
   assert.equal(logging.facility.default, LOGGING_DEFAULTS.facility);
@@ -46,6 +53,12 @@ test('schema bounds are the limits in settings', () => {
     const node = resolve(groupProps[key]);
     const declared = Object.fromEntries(keywords.filter((k) => k in node).map((k) => [k, node[k]]));
     assert.deepEqual(declared, limits, key);
+  }
+  const trackerProps = defs.tracker.properties ?? {};
+  for (const [key, limits] of Object.entries(TRACKER_LIMITS)) {
+    const node = resolve(trackerProps[key]);
+    const declared = Object.fromEntries(keywords.filter((k) => k in node).map((k) => [k, node[k]]));
+    assert.deepEqual(declared, limits, `tracker ${key}`);
   }
   assert.equal(resolve(groupProps.password).maxLength, MAX_PASSWORD_BYTES);
   assert.match(String(resolve(groupProps.interface).pattern), new RegExp(`\\{1,${MAX_IFNAME_BYTES}\\}`));
