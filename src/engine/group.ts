@@ -483,7 +483,6 @@ function onAdvert(
   const mine = advertisedTiming(s);
   const ours = intervalUnits(mine.advbase, mine.advskew);
   const theirs = intervalUnits(ev.advbase, ev.advskew);
-  const sender: MasterInfo = { src: ev.src, advbase: ev.advbase, advskew: ev.advskew };
 
   if (s.state === 'MASTER') {
     const senderLower = sourceOrder(ev.src) < sourceOrder(s.params.srcip);
@@ -491,7 +490,7 @@ function onAdvert(
       // Tell the others once more who we were, so that a third node does not time out.
       actions.push({ type: 'send', ...mine });
       const backup = becomeBackup({ ...s, lastAdvertAt: now }, now, 'better-master', true, actions);
-      return { ...backup, master: sender };
+      return { ...backup, master: carpMaster(ev) };
     }
     // A worse master is out there: re-assert our address now and once more later.
     actions.push({ type: 'garp' });
@@ -509,8 +508,45 @@ function onAdvert(
   }
   // The steady path, once per advertisement per backup: one new state, the master's description
   // kept when unchanged; the deadline is backupDeadline's with lastAdvertAt = now.
-  const master = sameCarpMaster(s.master, ev) ? s.master : sender;
-  return { ...s, lastAdvertAt: now, master, masterDownAt: Math.max(now + masterDownMs(s), s.holdUntil) };
+  const master = sameCarpMaster(s.master, ev) ? s.master : carpMaster(ev);
+  return heard(s, now, master, Math.max(now + masterDownMs(s), s.holdUntil));
+}
+
+/**
+ * A backup's state after a master's advertisement, spelt out field by field rather than spread:
+ * a literal of all fields in one order gets one hidden class with the fields in the object, where
+ * a spread of a state whose fields changed representation (null to a number) is copied property by
+ * property into a growing backing store (issue 11: the per-packet cost of a backup).
+ */
+function heard(s: GroupState, now: number, master: MasterInfo | null, masterDownAt: number): GroupState {
+  return {
+    params: s.params,
+    state: s.state,
+    since: s.since,
+    linkUp: s.linkUp,
+    present: s.present,
+    trackFault: s.trackFault,
+    syncFault: s.syncFault,
+    demotion: s.demotion,
+    stopped: s.stopped,
+    advertAt: s.advertAt,
+    masterDownAt,
+    lastAdvertAt: now,
+    holdUntil: s.holdUntil,
+    delayedGarp: s.delayedGarp,
+    sendFailures: s.sendFailures,
+    sendSuccesses: s.sendSuccesses,
+    suppressed: s.suppressed,
+    override: s.override,
+    master,
+    masterInterval: s.masterInterval,
+    shutdownSeen: s.shutdownSeen,
+  };
+}
+
+/** The sender of a CARP advertisement as the master it describes (built only when kept). */
+function carpMaster(ev: { src: SourceAddress; advbase: number; advskew: number }): MasterInfo {
+  return { src: ev.src, advbase: ev.advbase, advskew: ev.advskew };
 }
 
 function sameCarpMaster(

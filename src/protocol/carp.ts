@@ -243,24 +243,44 @@ export function verifyAdvertisement(
   return verifyAdvertisementWith(pkt, offset, new PreparedDigest(key, prefix));
 }
 
+/** Where the fields a receiver acts on lie in the CARP header (docs/protocol.md §3). */
+export const CARP_ADVSKEW_AT = 2;
+export const CARP_ADVBASE_AT = 5;
+export const CARP_COUNTER_AT = 8;
+
+/**
+ * The checks of verifyAdvertisementWith without decoding: null when the packet at `offset` is
+ * a valid advertisement of the digest's group. The receive path reads the fields it needs
+ * itself (CARP_*_AT), so a packet costs no result objects and no counter when it is not wanted.
+ */
+export function checkAdvertisementWith(
+  pkt: Uint8Array,
+  offset: number,
+  digest: PreparedDigest,
+): RejectReason | null {
+  if (pkt.length < offset + CARP_HEADER_LEN) return 'short';
+  if (internetChecksum(pkt, offset, offset + CARP_HEADER_LEN) !== 0) return 'checksum';
+  if (!digest.verify(pkt, offset + CARP_COUNTER_AT, offset + CARP_COUNTER_AT + 8)) return 'digest';
+  return null;
+}
+
 /** verifyAdvertisement with the group's digest prepared once (protocol/hmac-sha1.ts). */
 export function verifyAdvertisementWith(
   pkt: Uint8Array,
   offset: number,
   digest: PreparedDigest,
 ): VerifyResult {
-  if (pkt.length < offset + CARP_HEADER_LEN) return { ok: false, reason: 'short' };
-  if (internetChecksum(pkt, offset, offset + CARP_HEADER_LEN) !== 0) return { ok: false, reason: 'checksum' };
-  if (!digest.verify(pkt, offset + 8, offset + 16)) return { ok: false, reason: 'digest' };
+  const reason = checkAdvertisementWith(pkt, offset, digest);
+  if (reason !== null) return { ok: false, reason };
   const view = Buffer.isBuffer(pkt) ? pkt : Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength);
   return {
     ok: true,
     adv: {
       vhid: pkt[offset + 1],
-      advskew: pkt[offset + 2],
+      advskew: pkt[offset + CARP_ADVSKEW_AT],
       demote: pkt[offset + 4],
-      advbase: pkt[offset + 5],
-      counter: view.readBigUInt64BE(offset + 8),
+      advbase: pkt[offset + CARP_ADVBASE_AT],
+      counter: view.readBigUInt64BE(offset + CARP_COUNTER_AT),
     },
   };
 }

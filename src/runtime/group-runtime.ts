@@ -9,7 +9,10 @@ import {
   type SourceAddress,
   encodeAdvertisementWith,
   passwordKey,
-  verifyAdvertisementWith,
+  checkAdvertisementWith,
+  CARP_ADVBASE_AT,
+  CARP_ADVSKEW_AT,
+  CARP_COUNTER_AT,
   CARP_HEADER_LEN,
   CARP_VERSION,
   type Framing,
@@ -124,6 +127,12 @@ export class GroupRuntime {
   /** HMAC-SHA1 with the key's pads and the constant prefix prepared once (docs/protocol.md §5). */
   private readonly digest: PreparedDigest;
   private counter: bigint;
+  /**
+   * Replay protection off: the counter of the last advertisement heard, kept as its 8 bytes and
+   * read into `counter` only when needed (counterNow), not once per packet.
+   */
+  private readonly heardCounter = Buffer.alloc(8);
+  private counterHeard = false;
   /** With replay protection on, the newest counters accepted and sent; null when off. */
   private replay: ReplayWindow | null;
   private readonly wallClock: WallClock;
@@ -211,6 +220,7 @@ export class GroupRuntime {
   private carryOn(counter: bigint): void {
     if (this.replay === null) {
       this.counter = counter;
+      this.counterHeard = false;
       return;
     }
     if (counter > this.replay.lastSent) this.replay = sent(this.replay, counter);
@@ -223,7 +233,7 @@ export class GroupRuntime {
   freeze(): { state: CarpState; counter: bigint } {
     this.dispatch({ type: 'freeze' });
     this.clearTimer();
-    return { state: this.s.state, counter: this.replay !== null ? newest(this.replay) : this.counter };
+    return { state: this.s.state, counter: this.replay !== null ? newest(this.replay) : this.counterNow() };
   }
 
   /** A packet the interface demultiplexed to this group; framing is already checked. */
@@ -238,22 +248,41 @@ export class GroupRuntime {
       this.onVrrpPacket(pkt, framing);
       return;
     }
-    const r = verifyAdvertisementWith(pkt, framing.offset, this.digest);
-    if (!r.ok) {
-      this.reject(r.reason, framing.src);
+    const off = framing.offset;
+    const reason = checkAdvertisementWith(pkt, off, this.digest);
+    if (reason !== null) {
+      this.reject(reason, framing.src);
       return;
     }
-    const counter = r.adv.counter;
     if (this.replay !== null) {
+      const counter = pkt.readBigUInt64BE(off + CARP_COUNTER_AT);
       // Whatever its source: the source is not covered by the digest (docs/protocol.md §20).
       if (isReplay(this.replay, counter)) {
         this.reject('replay', framing.src, `counter ${counter} is not newer than ${newest(this.replay)}`);
         return;
       }
       this.replay = accept(this.replay, counter);
-    } else this.counter = counter;
+    } else {
+      const at = off + CARP_COUNTER_AT;
+      for (let i = 0; i < 8; i++) this.heardCounter[i] = pkt[at + i];
+      this.counterHeard = true;
+    }
     this.stats.received++;
-    this.dispatch({ type: 'advert', src: framing.src, advbase: r.adv.advbase, advskew: r.adv.advskew });
+    this.dispatch({
+      type: 'advert',
+      src: framing.src,
+      advbase: pkt[off + CARP_ADVBASE_AT],
+      advskew: pkt[off + CARP_ADVSKEW_AT],
+    });
+  }
+
+  /** The counter to continue from without replay protection: the last heard or sent. */
+  private counterNow(): bigint {
+    if (this.counterHeard) {
+      this.counter = this.heardCounter.readBigUInt64BE(0);
+      this.counterHeard = false;
+    }
+    return this.counter;
   }
 
   private onVrrpPacket(pkt: Buffer, framing: Framing): void {
@@ -528,7 +557,7 @@ export class GroupRuntime {
     if (this.replay !== null) {
       this.counter = nextCounter(this.replay, this.wallClock());
       this.replay = sent(this.replay, this.counter);
-    } else this.counter = (this.counter + 1n) & U64;
+    } else this.counter = (this.counterNow() + 1n) & U64;
     encodeAdvertisementWith(
       { vhid: this.cfg.vhid, advbase, advskew, counter: this.counter },
       this.digest,
