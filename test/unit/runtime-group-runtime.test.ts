@@ -95,6 +95,33 @@ function advert(g: GroupRuntime, src: string, advbase: number, advskew: number, 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
 describe('GroupRuntime', () => {
+  it('without replay protection, a new master carries on from the last counter it heard', () => {
+    const { clock, io, g } = setup();
+    const counters: bigint[] = [];
+    const send = io.send.bind(io);
+    io.send = (payload, dst, src, done) => {
+      counters.push(payload.readBigUInt64BE(8));
+      send(payload, dst, src, done);
+    };
+    g.start(true);
+    for (const counter of [41n, 77n]) {
+      clock.advanceTo(clock.now() + 1000);
+      const pkt = ipv4Packet(
+        '192.0.2.9',
+        '224.0.0.18',
+        carpPayload({ vhid: 10, password: PASSWORD, addresses: ['192.0.2.100'], counter }),
+      );
+      const f = parseFraming(pkt);
+      assert.ok(f.ok);
+      g.onPacket(pkt, f.framing);
+    }
+    assert.equal(g.state, 'BACKUP');
+    clock.advanceTo(clock.now() + 3000);
+    assert.equal(g.state, 'MASTER');
+    assert.equal(counters[0], 78n);
+    assert.equal(g.freeze().counter, 79n, 'the advertisement at freeze is the next one');
+  });
+
   it('starts as BACKUP, wakes early for the dead time, and takes over exactly at it', async () => {
     const { clock, io, g } = setup();
     const t0 = clock.now();
