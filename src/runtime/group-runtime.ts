@@ -47,6 +47,7 @@ import {
   startWindow,
   type ReplayWindow,
 } from '../protocol/replay';
+import { errorMessage } from '../errors';
 import { randomBytes } from 'node:crypto';
 import { ipv4ToBytes, ipv4ToInt } from '../net/ipv4';
 import { bigIntToBytes, familyOf, formatSource, ipv6ToBytes, sourceOf } from '../net/ipv6';
@@ -545,13 +546,19 @@ export class GroupRuntime {
         this.garpDone,
       );
     } catch (e) {
-      this.garpDone(e as Error);
+      this.garpFailed(e);
     }
   }
 
   private readonly garpDone = (err: Error | null): void => {
-    if (err !== null) this.log.error(`gratuitous ARP failed: ${err.message}`);
+    if (err !== null) this.garpFailed(err);
   };
+
+  private garpFailed(e: unknown): void {
+    // IPv6 groups announce with neighbour advertisements (GroupIo.garp).
+    const what = familyOf(this.cfg.addresses[0].address) === 6 ? 'neighbour advertisement' : 'gratuitous ARP';
+    this.log.error(`${what} failed: ${errorMessage(e)}`);
+  }
 
   private sendAdvertisement(advbase: number, advskew: number): void {
     if (this.replay !== null) {
@@ -581,7 +588,7 @@ export class GroupRuntime {
     // is known when the turn's batch has been sent; the engine hears it then.
     const round = { pending: this.destinations.length, ok: false };
     for (const [i, dst] of this.destinations.entries()) {
-      const done = (err: Error | null): void => {
+      const done = (err: unknown): void => {
         if (err === null) round.ok = true;
         else this.sendFailed(dst, err);
         if (--round.pending === 0) this.sendSettled(round.ok);
@@ -589,16 +596,16 @@ export class GroupRuntime {
       try {
         this.io.send(payload(i), dst, this.cfg.srcip, done);
       } catch (e) {
-        done(e as Error);
+        done(e);
       }
     }
   }
 
-  private sendFailed(dst: string, e: Error): void {
+  private sendFailed(dst: string, e: unknown): void {
     this.stats.sendErrors++;
     const to = this.cfg.peers.length > 0 ? ` to ${dst}` : '';
     this.warnings.report('send', (more) =>
-      this.log.warn(`sending advertisement${to} failed: ${e.message}${more}`),
+      this.log.warn(`sending advertisement${to} failed: ${errorMessage(e)}${more}`),
     );
   }
 

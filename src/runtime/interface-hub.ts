@@ -19,7 +19,7 @@ import type { Logger } from '../util/log';
 import type { GroupRuntime } from './group-runtime';
 import type { GroupConfig } from '../config/types';
 import { emptyRejects, type RejectCounters } from './counters';
-import { ClosedError, VhidInUseError } from '../errors';
+import { ClosedError, VhidInUseError, errorMessage } from '../errors';
 
 /** What the demultiplexer needs of a group. */
 export type HubGroup = Pick<GroupRuntime, 'config' | 'onPacket' | 'reject'>;
@@ -152,7 +152,7 @@ export class InterfaceHub {
       garp.open();
     } catch (e) {
       // Not fatal here: the first takeover retries and logs if it still fails.
-      this.log.warn(`cannot open a packet socket on ${this.ifname} yet: ${(e as Error).message}`);
+      this.log.warn(`cannot open a packet socket on ${this.ifname} yet: ${errorMessage(e)}`);
     }
     sock.on('packet', (buf) => this.onPacket(buf));
     sock.on('receiveError', (err) => this.log.warn(`receive error on ${this.ifname}: ${err.message}`));
@@ -288,7 +288,9 @@ export class InterfaceHub {
       a.sock.addLocalSource(c.srcip);
       this.sources.set(g, { src: c.srcip, joined });
     } catch (e) {
-      this.log.error(`cannot listen for vhid ${c.vhid} on ${this.ifname}: ${(e as Error).message}`);
+      this.log.error(
+        `group ${c.name}: cannot listen for vhid ${c.vhid} on ${this.ifname}: ${errorMessage(e)}`,
+      );
     }
   }
 

@@ -95,6 +95,30 @@ function advert(g: GroupRuntime, src: string, advbase: number, advskew: number, 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
 describe('GroupRuntime', () => {
+  it('logs a failed announcement as what it is: gratuitous ARP, or neighbour advertisements for IPv6', () => {
+    const families = [
+      { address: '192.0.2.100/24', srcip: '192.0.2.1', what: 'gratuitous ARP' },
+      { address: '2001:db8::100/64', srcip: '2001:db8::1', what: 'neighbour advertisement' },
+    ];
+    for (const { address, srcip, what } of families) {
+      const clock = new FakeClock();
+      const io = new FakeIo(clock);
+      (io as GroupIo).garp = (_addresses, _src, done) => done(new Error('Network is down'));
+      const logs = fakeLog();
+      const cfg = normalizeGroup(
+        'web',
+        { vhid: 10, interface: 'eth0', addresses: [address] },
+        { srcip, password: PASSWORD },
+      );
+      const batch = new AfterBatch((flush) => queueMicrotask(flush));
+      const g = new GroupRuntime(cfg, { io, log: logs.log, clock, afterBatch: batch });
+      g.start(true);
+      clock.advanceTo(clock.now() + 3000);
+      assert.equal(g.state, 'MASTER');
+      assert.deepEqual(logs.at('error'), [`${what} failed: Network is down`]);
+    }
+  });
+
   it('without replay protection, a new master carries on from the last counter it heard', () => {
     const { clock, io, g } = setup();
     const counters: bigint[] = [];

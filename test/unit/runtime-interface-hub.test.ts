@@ -128,9 +128,10 @@ function hub() {
       };
     },
   };
-  const h = new InterfaceHub('eth0', fakeLog().log, deps);
+  const logs = fakeLog();
+  const h = new InterfaceHub('eth0', logs.log, deps);
   h.attach(LINK);
-  return { sock, sock6, announced, hub: h };
+  return { sock, sock6, announced, hub: h, logs };
 }
 
 function group(
@@ -179,6 +180,17 @@ const carp = (vhid: number, dst = '224.0.0.18', src = '192.0.2.9') =>
   ipv4Packet(src, dst, carpPayload({ vhid, password: 'pw', addresses: [`192.0.2.${100 + vhid}`] }));
 
 describe('InterfaceHub', () => {
+  it('names the group whose listening failed', () => {
+    const { sock, hub: h, logs } = hub();
+    sock.join = () => {
+      throw new Error('No buffer space available');
+    };
+    h.add(group('web', 7));
+    assert.deepEqual(logs.at('error'), [
+      'group web: cannot listen for vhid 7 on eth0: No buffer space available',
+    ]);
+  });
+
   it('hands each packet to the group of its (destination, vhid) and to no other', () => {
     const { sock, hub: h } = hub();
     const a = group('a', 1);
