@@ -282,6 +282,11 @@ export class CpuWindow {
     return sum;
   }
 
+  /** CPU seconds of the processes up to construction (for a process started then, its start-up). */
+  startSeconds(): number {
+    return this.cpu0.user + this.cpu0.system;
+  }
+
   /** Total, user-space and kernel shares since construction. */
   percent(): { total: number; user: number; system: number } {
     const wall = (performance.now() - this.t0) / 1000;
