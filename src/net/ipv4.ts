@@ -4,6 +4,7 @@ import { isIPv4 } from 'node:net';
 
 import { internetChecksum } from '../protocol/checksum';
 import { CARP_TTL, IPPROTO_CARP } from '../protocol/carp';
+import { InvalidArgumentError } from '../errors';
 
 // One RFC 1071 implementation and one set of protocol constants for the whole project: the CARP
 // codec owns them; they are re-exported so that users of the transport need not reach into it.
@@ -16,7 +17,7 @@ export const IP_FLAG_DF = 0x4000;
 
 /** Parses a dotted quad into its network-order value as an unsigned 32-bit integer. */
 export function ipv4ToInt(addr: string): number {
-  if (!isIPv4(addr)) throw new TypeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+  if (!isIPv4(addr)) throw new InvalidArgumentError(`not an IPv4 address: ${JSON.stringify(addr)}`);
   const p = addr.split('.');
   return ((+p[0] << 24) | (+p[1] << 16) | (+p[2] << 8) | +p[3]) >>> 0;
 }
@@ -30,7 +31,8 @@ export function ipv4ToBytes(addr: string): Buffer {
 
 /** Formats an unsigned 32-bit (network-order value) address as a dotted quad. */
 export function intToIpv4(n: number): string {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`not a uint32 address: ${n}`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+    throw new InvalidArgumentError(`not a uint32 address: ${n}`);
   return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
 }
 
@@ -101,7 +103,8 @@ export interface Ipv4HeaderFields {
 
 function addr(a: string | number): number {
   if (typeof a === 'number') {
-    if (!Number.isInteger(a) || a < 0 || a > 0xffffffff) throw new RangeError(`not a uint32 address: ${a}`);
+    if (!Number.isInteger(a) || a < 0 || a > 0xffffffff)
+      throw new InvalidArgumentError(`not a uint32 address: ${a}`);
     return a;
   }
   return ipv4ToInt(a);
@@ -120,10 +123,10 @@ export function buildIpv4Header(
 ): Buffer {
   const total = IPV4_MIN_HEADER_LEN + f.payloadLength;
   if (!Number.isInteger(f.payloadLength) || f.payloadLength < 0 || total > 0xffff) {
-    throw new RangeError(`bad IPv4 payload length: ${f.payloadLength}`);
+    throw new InvalidArgumentError(`bad IPv4 payload length: ${f.payloadLength}`);
   }
   if (out.length < offset + IPV4_MIN_HEADER_LEN)
-    throw new RangeError('output buffer too short for IPv4 header');
+    throw new InvalidArgumentError('output buffer too short for IPv4 header');
   out[offset] = 0x45; // version 4, IHL 5
   out[offset + 1] = f.tos ?? CARP_TOS;
   out.writeUInt16BE(total, offset + 2);

@@ -4,23 +4,24 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { intToIpv4, ipv4ToInt } from './ipv4';
 import type { SourceAddress } from '../protocol/carp';
+import { InvalidArgumentError } from '../errors';
 
 /** All nodes on the link: where unsolicited neighbour advertisements go. */
 export const ALL_NODES = 'ff02::1';
 
 export type AddressFamily = 4 | 6;
 
-/** 4 or 6 for an address in text form (a prefix after '/' is ignored); TypeError otherwise. */
+/** 4 or 6 for an address in text form (a prefix after '/' is ignored); InvalidArgumentError otherwise. */
 export function familyOf(addr: string): AddressFamily {
   const ip = addr.split('/')[0];
   if (isIPv4(ip)) return 4;
   if (isIPv6(ip)) return 6;
-  throw new TypeError(`not an IP address: ${JSON.stringify(addr)}`);
+  throw new InvalidArgumentError(`not an IP address: ${JSON.stringify(addr)}`);
 }
 
 /** The 16 bytes of an IPv6 address in text form (any valid spelling, embedded IPv4 included). */
 export function ipv6ToBytes(addr: string): Buffer {
-  if (!isIPv6(addr)) throw new TypeError(`not an IPv6 address: ${JSON.stringify(addr)}`);
+  if (!isIPv6(addr)) throw new InvalidArgumentError(`not an IPv6 address: ${JSON.stringify(addr)}`);
   const out = Buffer.alloc(16);
   let text = addr;
   // A dotted quad at the end stands for the last two 16-bit groups.
@@ -40,7 +41,7 @@ export function ipv6ToBytes(addr: string): Buffer {
 
 /** RFC 5952 text: lower case, the longest run of two or more zero groups as '::' (first wins). */
 export function bytesToIpv6(b: Uint8Array): string {
-  if (b.length !== 16) throw new RangeError(`an IPv6 address is 16 bytes, not ${b.length}`);
+  if (b.length !== 16) throw new InvalidArgumentError(`an IPv6 address is 16 bytes, not ${b.length}`);
   const w: number[] = [];
   for (let i = 0; i < 16; i += 2) w.push((b[i] << 8) | b[i + 1]);
   let best = -1;
@@ -125,4 +126,42 @@ export function compareAddresses(a: string, b: string): number {
 
 export function formatSource(src: SourceAddress): string {
   return typeof src === 'bigint' ? bigIntToIpv6(src) : intToIpv4(src);
+}
+
+/**
+ * The text of the last address read at one place of a receive buffer. A backup hears the same
+ * master (and destination) packet after packet; formatting both per packet cost more than the
+ * rest of the receive path (docs/performance.md, "IPv6 receive path"), so an unchanged address
+ * gives back the text made for it the first time.
+ */
+export class Ipv6TextMemo {
+  private readonly last = Buffer.alloc(16);
+  private text = '';
+
+  /** The address in `buf[at, at + 16)`, in canonical text. */
+  read(buf: Buffer, at: number): string {
+    if (this.text !== '' && buf.compare(this.last, 0, 16, at, at + 16) === 0) return this.text;
+    buf.copy(this.last, 0, at, at + 16);
+    this.text = bytesToIpv6(this.last);
+    return this.text;
+  }
+}
+
+/**
+ * ipv6ToBigInt for the few addresses a hub hears (its masters, its destinations), each parsed
+ * once: the Map is emptied past `limit` entries so that a flood of forged sources cannot grow it.
+ */
+export class Ipv6ValueMemo {
+  private readonly values = new Map<string, bigint>();
+  constructor(private readonly limit = 1024) {}
+
+  get(addr: string): bigint {
+    let v = this.values.get(addr);
+    if (v === undefined) {
+      v = ipv6ToBigInt(addr);
+      if (this.values.size >= this.limit) this.values.clear();
+      this.values.set(addr, v);
+    }
+    return v;
+  }
 }

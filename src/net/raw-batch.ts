@@ -42,8 +42,8 @@ export type TransportOp = 'open' | 'send' | 'join' | 'leave' | 'receive';
 
 /**
  * A failure of a socket operation: the kernel refused it, or the socket is closed. Argument
- * mistakes (not an address, not a multicast group, leave without join) are TypeError or
- * RangeError instead, because they are bugs rather than conditions to count.
+ * mistakes (not an address, not a multicast group, leave without join) are
+ * InvalidArgumentError instead, because they are bugs rather than conditions to count.
  */
 export class TransportError extends Error {
   override readonly name = 'TransportError';

@@ -31,6 +31,7 @@ export {
   type TransportOp,
   type TransportStats,
 } from './raw-batch';
+import { InvalidArgumentError } from '../errors';
 
 const IFNAMSIZ = 16;
 const MAX_PAYLOAD = 0xffff - IPV4_MIN_HEADER_LEN;
@@ -105,7 +106,7 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
   static open(ifname: string): InterfaceSocket {
     const name = Buffer.from(ifname, 'utf8');
     if (name.length === 0 || name.length >= IFNAMSIZ || name.includes(0)) {
-      throw new RangeError(`bad interface name: ${JSON.stringify(ifname)}`);
+      throw new InvalidArgumentError(`bad interface name: ${JSON.stringify(ifname)}`);
     }
     return new InterfaceSocket(ifname);
   }
@@ -126,16 +127,16 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
    */
   join(group: string, localAddr: string, ifindex: number): void {
     const g = ipv4ToInt(group);
-    ipv4ToInt(localAddr); // a RangeError when it is not an address
-    if (!isMulticast(g)) throw new RangeError(`not a multicast group: ${group}`);
+    ipv4ToInt(localAddr); // an InvalidArgumentError when it is not an address
+    if (!isMulticast(g)) throw new InvalidArgumentError(`not a multicast group: ${group}`);
     if (!Number.isInteger(ifindex) || ifindex <= 0 || ifindex > 0x7fffffff) {
-      throw new RangeError(`bad ifindex: ${ifindex}`);
+      throw new InvalidArgumentError(`bad ifindex: ${ifindex}`);
     }
     this.assertOpen('join');
     const m = this.memberships.get(g);
     if (m) {
       if (m.ifindex !== ifindex) {
-        throw new RangeError(
+        throw new InvalidArgumentError(
           `${group} already joined on ifindex ${m.ifindex}, not ${ifindex} (${this.ifname})`,
         );
       }
@@ -149,14 +150,14 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
 
   /**
    * Removes one user of `group`; the last one drops the kernel membership. After close() it
-   * does nothing (closing released every membership). Leaving a group never joined is a
-   * RangeError.
+   * does nothing (closing released every membership). Leaving a group never joined is an
+   * InvalidArgumentError.
    */
   leave(group: string): void {
     const g = ipv4ToInt(group);
     if (this.closed) return;
     const m = this.memberships.get(g);
-    if (!m) throw new RangeError(`${group} is not joined on ${this.ifname}`);
+    if (!m) throw new InvalidArgumentError(`${group} is not joined on ${this.ifname}`);
     if (--m.refs > 0) return;
     // Forget it first: if the drop fails (the interface vanished, taking the membership with
     // it), a later join must start afresh.
@@ -174,7 +175,7 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
   removeLocalSource(addr: string): void {
     const a = ipv4ToInt(addr);
     const n = this.localSources.get(a);
-    if (n === undefined) throw new RangeError(`${addr} is not a local source on ${this.ifname}`);
+    if (n === undefined) throw new InvalidArgumentError(`${addr} is not a local source on ${this.ifname}`);
     if (n > 1) this.localSources.set(a, n - 1);
     else this.localSources.delete(a);
   }
@@ -201,7 +202,7 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
   queue(payload: Uint8Array, dst: string, src: string, done?: SendDone): void {
     const d = ipv4ToInt(dst);
     const s = ipv4ToInt(src);
-    if (payload.length > MAX_PAYLOAD) throw new RangeError(`payload too long: ${payload.length}`);
+    if (payload.length > MAX_PAYLOAD) throw new InvalidArgumentError(`payload too long: ${payload.length}`);
     if (this.closed) {
       this.stats.sendErrors++;
       throw this.sock.closedError();

@@ -4,7 +4,7 @@
 // goes to 'packet' with its source, destination, hop limit and interface; the hub parses it.
 import { EventEmitter } from 'node:events';
 import { IPPROTO_CARP } from '../protocol/carp';
-import { bytesToIpv6, ipv6ToBytes, isMulticast6 } from './ipv6';
+import { Ipv6TextMemo, bytesToIpv6, ipv6ToBytes, isMulticast6 } from './ipv6';
 import {
   M_DST,
   M_HOPS,
@@ -19,6 +19,7 @@ import {
   type SendDone,
   type TransportStats,
 } from './raw-batch';
+import { InvalidArgumentError } from '../errors';
 
 export interface Packet6 {
   /**
@@ -56,6 +57,8 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
   private readonly memberships = new Map<string, Membership6>();
   private readonly localSources = new Map<string, number>();
   private readonly sock: RawBatchSocket;
+  private readonly srcText = new Ipv6TextMemo();
+  private readonly dstText = new Ipv6TextMemo();
   private closed = false;
 
   private constructor(
@@ -85,8 +88,8 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
 
   /** Adds one user of multicast `group` on `ifindex`; only the first joins in the kernel. */
   join(group: string, ifindex: number): void {
-    if (!isMulticast6(group)) throw new RangeError(`not an IPv6 multicast group: ${group}`);
-    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new RangeError(`bad ifindex: ${ifindex}`);
+    if (!isMulticast6(group)) throw new InvalidArgumentError(`not an IPv6 multicast group: ${group}`);
+    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new InvalidArgumentError(`bad ifindex: ${ifindex}`);
     if (this.closed) throw new TransportError('join', this.ifname, 'socket is closed');
     const key = bytesToIpv6(ipv6ToBytes(group));
     const m = this.memberships.get(key);
@@ -103,7 +106,7 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
     if (this.closed) return;
     const key = bytesToIpv6(ipv6ToBytes(group));
     const m = this.memberships.get(key);
-    if (!m) throw new RangeError(`${group} is not joined on ${this.ifname}`);
+    if (!m) throw new InvalidArgumentError(`${group} is not joined on ${this.ifname}`);
     if (--m.refs > 0) return;
     this.memberships.delete(key);
     this.sock.membership('leave', `IPV6_LEAVE_GROUP ${group}`, m.group, null, m.ifindex);
@@ -117,7 +120,7 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
   removeLocalSource(addr: string): void {
     const a = bytesToIpv6(ipv6ToBytes(addr));
     const n = this.localSources.get(a);
-    if (n === undefined) throw new RangeError(`${addr} is not a local source on ${this.ifname}`);
+    if (n === undefined) throw new InvalidArgumentError(`${addr} is not a local source on ${this.ifname}`);
     if (n > 1) this.localSources.set(a, n - 1);
     else this.localSources.delete(a);
   }
@@ -170,7 +173,7 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
     const bytes = Buffer.from(meta.buffer, meta.byteOffset, meta.byteLength);
     for (let i = 0; i < count && !this.closed; i++) {
       const m = i * RAW_META_STRIDE;
-      const source = bytesToIpv6(bytes.subarray((m + M_SRC) * 4, (m + M_SRC) * 4 + 16));
+      const source = this.srcText.read(bytes, (m + M_SRC) * 4);
       if (this.localSources.size !== 0 && this.localSources.has(source)) {
         this.stats.droppedOwn++;
         continue;
@@ -180,7 +183,7 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
       this.emit('packet', {
         payload: rx.subarray(at, at + meta[m + M_LENGTH]),
         src: source,
-        dst: bytesToIpv6(bytes.subarray((m + M_DST) * 4, (m + M_DST) * 4 + 16)),
+        dst: this.dstText.read(bytes, (m + M_DST) * 4),
         hopLimit: meta[m + M_HOPS],
         ifindex: meta[m + M_IFINDEX],
       });

@@ -11,7 +11,7 @@ import { isVrrpIpv4, parseVrrpFraming, parseVrrpFraming6, VRRP_VERSION } from '.
 import { InterfaceSocket, type SendDone } from '../net/transport';
 import { SEND_BATCH } from '../net/raw-batch';
 import { Interface6Socket, type Packet6 } from '../net/transport6';
-import { familyOf, ipv6ToBigInt, isMulticast6 } from '../net/ipv6';
+import { Ipv6ValueMemo, familyOf, isMulticast6 } from '../net/ipv6';
 import { GarpSender } from '../net/garp';
 import { ipv4ToInt, isMulticast } from '../net/ipv4';
 import type { LinkInfo } from '../net/rtnl';
@@ -110,6 +110,8 @@ export class InterfaceHub {
   private readonly groups = new Map<number, HubGroup>();
   /** IPv6 groups by (destination, vhid); IPv4 ones stay on exact integer keys. */
   private readonly groups6 = new Map<string, HubGroup>();
+  /** The IPv6 sources and destinations heard, as numbers: parsed once each, not per packet. */
+  private readonly v6Values = new Ipv6ValueMemo();
   /** Each group's demultiplexing key, as added (its source or peers may change later). */
   private readonly keys = new Map<HubGroup, number | string>();
   /** What each group registered on the current socket: its source and any membership. */
@@ -320,8 +322,8 @@ export class InterfaceHub {
 
   /** The IPv6 path: the same checks and counters as onPacket, the addresses from the socket. */
   private onPacket6(pkt: Packet6): void {
-    const src = ipv6ToBigInt(pkt.src);
-    const dst = ipv6ToBigInt(pkt.dst);
+    const src = this.v6Values.get(pkt.src);
+    const dst = this.v6Values.get(pkt.dst);
     const version =
       pkt.payload.length > 0 && pkt.payload[0] >> 4 === VRRP_VERSION ? VRRP_VERSION : CARP_VERSION;
     const f =

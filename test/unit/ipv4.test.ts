@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../../src/errors';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -42,10 +43,10 @@ describe('ipv4ToInt / intToIpv4', () => {
 
   it('rejects anything that is not an IPv4 address', () => {
     for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.0.0.1', '01.2.3.4', 'a.b.c.d', '::1', ' 1.2.3.4']) {
-      assert.throws(() => ipv4ToInt(bad), TypeError, bad);
+      assert.throws(() => ipv4ToInt(bad), InvalidArgumentError, bad);
     }
     for (const bad of [-1, 0x100000000, 1.5, NaN]) {
-      assert.throws(() => intToIpv4(bad), RangeError, String(bad));
+      assert.throws(() => intToIpv4(bad), InvalidArgumentError, String(bad));
     }
   });
 
@@ -144,11 +145,14 @@ describe('buildIpv4Header', () => {
 
   it('rejects bad lengths, addresses and short output buffers', () => {
     const f = { src: '192.0.2.1', dst: '224.0.0.18' };
-    assert.throws(() => buildIpv4Header({ ...f, payloadLength: -1 }), RangeError);
-    assert.throws(() => buildIpv4Header({ ...f, payloadLength: 0xffff - 19 }), RangeError);
-    assert.throws(() => buildIpv4Header({ ...f, payloadLength: 1.5 }), RangeError);
-    assert.throws(() => buildIpv4Header({ ...f, src: '192.0.2', payloadLength: 36 }), TypeError);
-    assert.throws(() => buildIpv4Header({ ...f, dst: 2 ** 32, payloadLength: 36 }), RangeError);
-    assert.throws(() => buildIpv4Header({ ...f, payloadLength: 36 }, Buffer.alloc(20), 1), RangeError);
+    assert.throws(() => buildIpv4Header({ ...f, payloadLength: -1 }), InvalidArgumentError);
+    assert.throws(() => buildIpv4Header({ ...f, payloadLength: 0xffff - 19 }), InvalidArgumentError);
+    assert.throws(() => buildIpv4Header({ ...f, payloadLength: 1.5 }), InvalidArgumentError);
+    assert.throws(() => buildIpv4Header({ ...f, src: '192.0.2', payloadLength: 36 }), InvalidArgumentError);
+    assert.throws(() => buildIpv4Header({ ...f, dst: 2 ** 32, payloadLength: 36 }), InvalidArgumentError);
+    assert.throws(
+      () => buildIpv4Header({ ...f, payloadLength: 36 }, Buffer.alloc(20), 1),
+      InvalidArgumentError,
+    );
   });
 });

@@ -1,7 +1,10 @@
 // IPv6 text, bytes and values: the canonical form every part compares, and family questions.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { InvalidArgumentError } from '../../src/errors';
 import {
+  Ipv6TextMemo,
+  Ipv6ValueMemo,
   bigIntToIpv6,
   bytesToIpv6,
   canonicalIp,
@@ -23,7 +26,7 @@ describe('ipv6', () => {
       assert.equal(ipv6ToBytes(s).toString('hex'), want);
     assert.equal(ipv6ToBytes('::ffff:192.0.2.1').toString('hex'), '00000000000000000000ffffc0000201');
     assert.equal(ipv6ToBytes('::').toString('hex'), '0'.repeat(32));
-    assert.throws(() => ipv6ToBytes('192.0.2.1'), TypeError);
+    assert.throws(() => ipv6ToBytes('192.0.2.1'), InvalidArgumentError);
   });
 
   it('formats as RFC 5952 (as ip addr prints): longest zero run, first on a tie, never one group', () => {
@@ -48,7 +51,7 @@ describe('ipv6', () => {
   it('families, sources and order', () => {
     assert.equal(familyOf('2001:db8::1/64'), 6);
     assert.equal(familyOf('192.0.2.1/24'), 4);
-    assert.throws(() => familyOf('nope'), TypeError);
+    assert.throws(() => familyOf('nope'), InvalidArgumentError);
     assert.equal(sourceOf('192.0.2.1'), 0xc0000201);
     assert.equal(sourceOf('::2'), 2n);
     assert.equal(formatSource(0xc0000201), '192.0.2.1');
@@ -65,5 +68,31 @@ describe('ipv6', () => {
     assert.ok(isLinkLocal6('fe80::1'));
     assert.ok(isLinkLocal6('febf::1'));
     assert.ok(!isLinkLocal6('fec0::1'));
+  });
+});
+
+describe('memos of the receive path', () => {
+  it('Ipv6TextMemo gives the text of the bytes at hand, reusing it only while they are unchanged', () => {
+    const memo = new Ipv6TextMemo();
+    const buf = Buffer.alloc(40);
+    ipv6ToBytes('fe80::1').copy(buf, 4);
+    const first = memo.read(buf, 4);
+    assert.equal(first, 'fe80::1');
+    assert.equal(memo.read(buf, 4), first);
+    ipv6ToBytes('fe80::2').copy(buf, 4);
+    assert.equal(memo.read(buf, 4), 'fe80::2');
+    ipv6ToBytes('2001:db8::1').copy(buf, 20);
+    assert.equal(memo.read(buf, 20), '2001:db8::1');
+    assert.equal(memo.read(buf, 4), 'fe80::2');
+    // All zeroes is an address like any other, not "nothing read yet".
+    assert.equal(new Ipv6TextMemo().read(Buffer.alloc(16), 0), '::');
+  });
+
+  it('Ipv6ValueMemo parses each address once and stays bounded', () => {
+    const memo = new Ipv6ValueMemo(2);
+    assert.equal(memo.get('fe80::1'), ipv6ToBigInt('fe80::1'));
+    assert.equal(memo.get('fe80::2'), ipv6ToBigInt('fe80::2'));
+    assert.equal(memo.get('2001:db8::3'), ipv6ToBigInt('2001:db8::3'));
+    assert.equal(memo.get('fe80::1'), ipv6ToBigInt('fe80::1'));
   });
 });

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../../src/errors';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -281,8 +282,11 @@ describe('script timeout', () => {
 
   it('rejects a timeout that is not positive', () => {
     const { log } = testLogger();
-    assert.throws(() => new ScriptRunner({ log, timeoutMs: 0 }), RangeError);
-    assert.throws(() => new ScriptRunner({ log, timeoutMs: 1000 }).setTimeout(Number.NaN), RangeError);
+    assert.throws(() => new ScriptRunner({ log, timeoutMs: 0 }), InvalidArgumentError);
+    assert.throws(
+      () => new ScriptRunner({ log, timeoutMs: 1000 }).setTimeout(Number.NaN),
+      InvalidArgumentError,
+    );
   });
 });
 
