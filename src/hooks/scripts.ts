@@ -238,7 +238,8 @@ export class ScriptRunner {
   }
 
   private static checkTimeout(ms: number): number {
-    if (!Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError(`script timeout must be > 0 ms, got ${ms}`);
+    if (!Number.isFinite(ms) || ms <= 0)
+      throw new InvalidArgumentError(`script timeout must be > 0 ms, got ${ms}`);
     return ms;
   }
 
