@@ -103,10 +103,15 @@ const U64 = (1n << 64n) - 1n;
 
 /** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
-  const picked = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as Omit<GroupParams, 'srcip'>;
+  // Built by adding the fields in one order to a fresh object, never by a spread: every group's
+  // parameters then share one hidden class. A spread gave each group its own, so at thousands of
+  // groups the engine's loads of these fields missed V8's lookup cache on every packet
+  // (docs/performance.md, "One hidden class per kind of object").
+  const params = Object.fromEntries(ENGINE_SETTINGS.map((k) => [k, cfg[k]])) as GroupParams;
   // An unknown source (the interface has no address yet) compares as 0.0.0.0 (::) until learnt.
   const unknown = familyOf(cfg.addresses[0].address) === 6 ? 0n : 0;
-  return { ...picked, srcip: cfg.srcip === '' ? unknown : sourceOf(cfg.srcip) };
+  params.srcip = cfg.srcip === '' ? unknown : sourceOf(cfg.srcip);
+  return params;
 }
 
 type SendFailure = 'send';

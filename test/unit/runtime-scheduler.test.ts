@@ -36,6 +36,28 @@ describe('Scheduler', () => {
     assert.equal(sched.served, 3);
   });
 
+  it('serves backups whose deadlines moved later (each advertisement heard) at their last deadline, in order', () => {
+    const { clock, runs, task } = setup();
+    const t0 = clock.now();
+    const a = task('a');
+    const b = task('b');
+    const c = task('c');
+    a.set(t0 + 3000, t0 + 3000);
+    b.set(t0 + 3100, t0 + 3100);
+    c.set(t0 + 3200, t0 + 3200);
+    // Each hears its master again and again: a ends up last, b and c on one instant, c set first.
+    for (let k = 1; k <= 5; k++) a.set(t0 + 3000 + 200 * k, t0 + 3000 + 200 * k);
+    c.set(t0 + 3500, t0 + 3500);
+    b.set(t0 + 3500, t0 + 3500);
+    clock.advanceTo(t0 + 3499);
+    assert.equal(runs.length, 0);
+    clock.advanceTo(t0 + 5000);
+    assert.deepEqual(
+      runs.map((r) => `${r.name}@${r.at - t0}`),
+      ['c@3500', 'b@3500', 'a@4000'],
+    );
+  });
+
   it('never serves an exact deadline (a backup) early, even when a wake-up falls just before it', () => {
     const { clock, runs, task } = setup();
     const t0 = clock.now();
