@@ -17,6 +17,7 @@ import { ipv4ToInt, isMulticast } from '../net/ipv4';
 import type { LinkInfo } from '../net/rtnl';
 import type { Logger } from '../util/log';
 import type { GroupRuntime } from './group-runtime';
+import { DemuxTable } from './demux-table';
 import type { GroupConfig } from '../config/types';
 import { emptyRejects, type RejectCounters } from './counters';
 import { ClosedError, VhidInUseError, errorMessage } from '../errors';
@@ -24,12 +25,9 @@ import { ClosedError, VhidInUseError, errorMessage } from '../errors';
 /** What the demultiplexer needs of a group. */
 export type HubGroup = Pick<GroupRuntime, 'config' | 'onPacket' | 'reject'>;
 
-/**
- * dst fits in 32 bits, vhid in 8 and the protocol in 1: the sum (below 2^41) is an exact
- * integer key, no string building.
- */
-function demuxKey(dst: number, vhid: number, version: number): number {
-  return (dst * 256 + vhid) * 2 + (version === VRRP_VERSION ? 1 : 0);
+/** (vhid, protocol) as one small integer: vhid × 2, plus 1 for VRRP. */
+function vhidKey(vhid: number, version: number): number {
+  return vhid * 2 + (version === VRRP_VERSION ? 1 : 0);
 }
 
 function otherVersion(version: number): number {
@@ -42,20 +40,29 @@ function groupVersion(c: GroupConfig): number {
 
 /**
  * Where a group's advertisements arrive: its multicast (or broadcast) destination, or for a
- * unicast group this host's own source address, which its peers send to.
+ * unicast group this host's own source address, which its peers send to. IPv4 as a number,
+ * IPv6 in canonical text (docs/protocol.md §21, §22).
  */
-function groupKey(c: GroupConfig): number {
-  const dst = c.peers.length > 0 ? (c.srcip === '' ? 0 : ipv4ToInt(c.srcip)) : ipv4ToInt(c.destination);
-  return demuxKey(dst, c.vhid, groupVersion(c));
+interface GroupKey {
+  v6: boolean;
+  dst: number | string;
+  vhid: number;
+  version: number;
 }
 
-/** The IPv6 key: destination in canonical text, vhid, and VRRP's mark (docs/protocol.md §21, §22). */
-function demuxKey6(dst: string, vhid: number, version: number = CARP_VERSION): string {
-  return version === VRRP_VERSION ? `${dst} ${vhid} vrrp` : `${dst} ${vhid}`;
-}
-
-function groupKey6(c: GroupConfig): string {
-  return demuxKey6(c.peers.length > 0 ? c.srcip : c.destination, c.vhid, groupVersion(c));
+function groupKey(c: GroupConfig): GroupKey {
+  const v6 = isV6(c);
+  const unicast = c.peers.length > 0;
+  const dst = v6
+    ? unicast
+      ? c.srcip
+      : c.destination
+    : unicast
+      ? c.srcip === ''
+        ? 0
+        : ipv4ToInt(c.srcip)
+      : ipv4ToInt(c.destination);
+  return { v6, dst, vhid: c.vhid, version: groupVersion(c) };
 }
 
 function isV6(c: GroupConfig): boolean {
@@ -107,13 +114,12 @@ export class InterfaceHub {
   readonly rejects: RejectCounters = emptyRejects();
   running = false;
   private attached: Attached | undefined;
-  private readonly groups = new Map<number, HubGroup>();
-  /** IPv6 groups by (destination, vhid); IPv4 ones stay on exact integer keys. */
-  private readonly groups6 = new Map<string, HubGroup>();
+  private readonly groups = new DemuxTable<number, HubGroup>();
+  private readonly groups6 = new DemuxTable<string, HubGroup>();
   /** The IPv6 sources and destinations heard, as numbers: parsed once each, not per packet. */
   private readonly v6Values = new Ipv6ValueMemo();
   /** Each group's demultiplexing key, as added (its source or peers may change later). */
-  private readonly keys = new Map<HubGroup, number | string>();
+  private readonly keys = new Map<HubGroup, GroupKey>();
   /** What each group registered on the current socket: its source and any membership. */
   private readonly sources = new Map<HubGroup, { src: string; joined: string | null }>();
   /**
@@ -161,6 +167,8 @@ export class InterfaceHub {
     this.attached = { link, sock, sock6: undefined, garp };
     this.running = link.running;
     for (const g of this.groups.values()) this.register(g);
+    // IPv6 groups too: their socket, membership and source went with the old interface.
+    for (const g of this.groups6.values()) this.register(g);
   }
 
   /** The interface is gone: its sockets and memberships went with it. */
@@ -177,31 +185,35 @@ export class InterfaceHub {
 
   add(g: HubGroup): void {
     const c = g.config;
-    const v6 = isV6(c);
-    const key = v6 ? groupKey6(c) : groupKey(c);
-    const taken = v6 ? this.groups6.get(key as string) : this.groups.get(key as number);
+    const key = groupKey(c);
+    const taken = this.lookup(key);
     if (taken !== undefined && taken !== g)
       throw new VhidInUseError(`vhid ${c.vhid} to ${where(c)} is already in use on ${this.ifname}`);
-    if (v6) this.groups6.set(key as string, g);
-    else this.groups.set(key as number, g);
+    if (key.v6) this.groups6.set(key.dst as string, key.vhid, key.version, g);
+    else this.groups.set(key.dst as number, key.vhid, key.version, g);
     this.keys.set(g, key);
-    const vk = demuxKey(0, c.vhid, groupVersion(c));
+    const vk = vhidKey(c.vhid, groupVersion(c));
     this.vhids.set(vk, (this.vhids.get(vk) ?? 0) + 1);
     if (this.attached) this.register(g);
   }
 
   remove(g: HubGroup): void {
     const key = this.keys.get(g);
-    if (key === undefined) return;
-    const map: Map<number | string, HubGroup> = typeof key === 'string' ? this.groups6 : this.groups;
-    if (map.get(key) !== g) return;
-    map.delete(key);
+    if (key === undefined || this.lookup(key) !== g) return;
+    if (key.v6) this.groups6.delete(key.dst as string, key.vhid, key.version);
+    else this.groups.delete(key.dst as number, key.vhid, key.version);
     this.keys.delete(g);
-    const vk = demuxKey(0, g.config.vhid, groupVersion(g.config));
+    const vk = vhidKey(g.config.vhid, groupVersion(g.config));
     const n = (this.vhids.get(vk) ?? 1) - 1;
     if (n > 0) this.vhids.set(vk, n);
     else this.vhids.delete(vk);
     this.unregister(g);
+  }
+
+  private lookup(k: GroupKey): HubGroup | undefined {
+    return k.v6
+      ? this.groups6.get(k.dst as string, k.vhid, k.version)
+      : this.groups.get(k.dst as number, k.vhid, k.version);
   }
 
   /**
@@ -335,24 +347,23 @@ export class InterfaceHub {
       if (pkt.payload.length >= 2) {
         const vhid = pkt.payload[1];
         const g =
-          this.groups6.get(demuxKey6(pkt.dst, vhid, version)) ??
-          this.groups6.get(demuxKey6(pkt.dst, vhid, otherVersion(version)));
+          this.groups6.get(pkt.dst, vhid, version) ?? this.groups6.get(pkt.dst, vhid, otherVersion(version));
         g?.reject(f.reason, src);
       }
       return;
     }
-    const g = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid, version));
+    const g = this.groups6.get(pkt.dst, f.framing.vhid, version);
     if (g) {
       g.onPacket(pkt.payload, f.framing);
       return;
     }
-    const other = this.groups6.get(demuxKey6(pkt.dst, f.framing.vhid, otherVersion(version)));
+    const other = this.groups6.get(pkt.dst, f.framing.vhid, otherVersion(version));
     if (other) {
       this.rejects.version++;
       other.reject('version', src);
       return;
     }
-    this.rejects[this.vhids.has(demuxKey(0, f.framing.vhid, version)) ? 'destination' : 'vhid']++;
+    this.rejects[this.vhids.has(vhidKey(f.framing.vhid, version)) ? 'destination' : 'vhid']++;
   }
 
   private onPacket(buf: Buffer): void {
@@ -363,21 +374,21 @@ export class InterfaceHub {
       return;
     }
     const { framing } = f;
-    const g = this.groups.get(demuxKey(framing.dst, framing.vhid, version));
+    const g = this.groups.get(framing.dst, framing.vhid, version);
     if (g) {
       g.onPacket(buf, framing);
       return;
     }
     // The other protocol on a group's own destination and number: a peer configured for
     // CARP where we run VRRP or the reverse, worth telling that group's operator.
-    const other = this.groups.get(demuxKey(framing.dst, framing.vhid, otherVersion(version)));
+    const other = this.groups.get(framing.dst, framing.vhid, otherVersion(version));
     if (other) {
       this.rejects.version++;
       other.reject('version', framing.src);
       return;
     }
     // Another group's traffic (ucarp ignores it silently); counted, never logged one by one.
-    this.rejects[this.vhids.has(demuxKey(0, framing.vhid, version)) ? 'destination' : 'vhid']++;
+    this.rejects[this.vhids.has(vhidKey(framing.vhid, version)) ? 'destination' : 'vhid']++;
   }
 
   /** A malformed packet counts on the interface, and on its group too when it names one. */
@@ -388,8 +399,8 @@ export class InterfaceHub {
     if (buf.length < ihl + 2) return;
     const dst = buf.readUInt32BE(16);
     const g =
-      this.groups.get(demuxKey(dst, buf[ihl + 1], version)) ??
-      this.groups.get(demuxKey(dst, buf[ihl + 1], otherVersion(version)));
+      this.groups.get(dst, buf[ihl + 1], version) ??
+      this.groups.get(dst, buf[ihl + 1], otherVersion(version));
     g?.reject(reason, buf.readUInt32BE(12));
   }
 }

@@ -403,6 +403,22 @@ describe('InterfaceHub', () => {
       assert.deepEqual(told, [null, null]);
     });
 
+    it('an interface deleted and created again: IPv6 groups get a new socket, membership and source', () => {
+      const { sock, sock6, hub: h } = hub();
+      h.add(group('v4', 1));
+      h.add(group6('a', 1));
+      h.detach();
+      // The kernel dropped the memberships with the old interface.
+      sock.joined = [];
+      sock6.joined = [];
+      sock6.sources = [];
+      h.attach(LINK);
+      assert.deepEqual(sock.joined, ['224.0.0.18']);
+      assert.equal(sock6.opened, 2, 'a new IPv6 socket on the new interface');
+      assert.deepEqual(sock6.joined, ['ff02::12']);
+      assert.deepEqual(sock6.sources, [LL]);
+    });
+
     it('a group removed leaves its membership and source', () => {
       const { sock6, hub: h } = hub();
       const a = group6('a', 1);
