@@ -231,14 +231,19 @@ function isVrrp(s: GroupState): boolean {
 function advertAction(s: GroupState): Action {
   return isVrrp(s)
     ? { type: 'sendVrrp', priority: advertisedPriority(s), interval: s.params.advertInterval }
-    : { type: 'send', ...advertisedTiming(s) };
+    : sendAction(advertisedTiming(s));
+}
+
+/** A CARP advertisement to send: a literal, not a spread (the master's per-advertisement path). */
+function sendAction(t: { advbase: number; advskew: number }): Action {
+  return { type: 'send', advbase: t.advbase, advskew: t.advskew };
 }
 
 /** What a leaving master sends: CARP's bow-out, VRRP's priority 0. */
 function bowOutAction(s: GroupState): Action {
   return isVrrp(s)
     ? { type: 'sendVrrp', priority: SHUTDOWN_PRIORITY, interval: s.params.advertInterval }
-    : { type: 'send', ...BOW_OUT };
+    : sendAction(BOW_OUT);
 }
 
 function preempts(s: GroupState): boolean {
@@ -463,7 +468,7 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
     // resynchronise instead of sending a burst.
     let advertAt = s.advertAt + interval;
     if (advertAt <= now) advertAt = now + interval;
-    return { ...s, advertAt, delayedGarp };
+    return steady(s, advertAt, s.masterDownAt, s.lastAdvertAt, delayedGarp, s.master);
   }
   return s;
 }
@@ -488,7 +493,7 @@ function onAdvert(
     const senderLower = sourceOrder(ev.src) < sourceOrder(s.params.srcip);
     if (theirs < ours || (theirs === ours && senderLower)) {
       // Tell the others once more who we were, so that a third node does not time out.
-      actions.push({ type: 'send', ...mine });
+      actions.push(sendAction(mine));
       const backup = becomeBackup({ ...s, lastAdvertAt: now }, now, 'better-master', true, actions);
       return { ...backup, master: carpMaster(ev) };
     }
@@ -513,12 +518,20 @@ function onAdvert(
 }
 
 /**
- * A backup's state after a master's advertisement, spelt out field by field rather than spread:
- * a literal of all fields in one order gets one hidden class with the fields in the object, where
- * a spread of a state whose fields changed representation (null to a number) is copied property by
- * property into a growing backing store (issue 11: the per-packet cost of a backup).
+ * The state after one of the two steady steps, a backup hearing its master or a master sending
+ * its advertisement, spelt out field by field rather than spread: a literal of all fields in one
+ * order gets one hidden class with the fields in the object, where a spread of a state whose
+ * fields changed representation (null to a number) is copied property by property into a
+ * growing backing store (issue 11: the per-packet cost of both hosts).
  */
-function heard(s: GroupState, now: number, master: MasterInfo | null, masterDownAt: number): GroupState {
+function steady(
+  s: GroupState,
+  advertAt: number | null,
+  masterDownAt: number | null,
+  lastAdvertAt: number | null,
+  delayedGarp: number,
+  master: MasterInfo | null,
+): GroupState {
   return {
     params: s.params,
     state: s.state,
@@ -529,11 +542,11 @@ function heard(s: GroupState, now: number, master: MasterInfo | null, masterDown
     syncFault: s.syncFault,
     demotion: s.demotion,
     stopped: s.stopped,
-    advertAt: s.advertAt,
+    advertAt,
     masterDownAt,
-    lastAdvertAt: now,
+    lastAdvertAt,
     holdUntil: s.holdUntil,
-    delayedGarp: s.delayedGarp,
+    delayedGarp,
     sendFailures: s.sendFailures,
     sendSuccesses: s.sendSuccesses,
     suppressed: s.suppressed,
@@ -542,6 +555,11 @@ function heard(s: GroupState, now: number, master: MasterInfo | null, masterDown
     masterInterval: s.masterInterval,
     shutdownSeen: s.shutdownSeen,
   };
+}
+
+/** A backup's state after a master's advertisement: heard now, the deadline moved. */
+function heard(s: GroupState, now: number, master: MasterInfo | null, masterDownAt: number): GroupState {
+  return steady(s, s.advertAt, masterDownAt, now, s.delayedGarp, master);
 }
 
 /** The sender of a CARP advertisement as the master it describes (built only when kept). */

@@ -87,6 +87,10 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
   private readonly localSources = new Map<number, number>();
   private readonly sock: RawBatchSocket;
   private closed = false;
+  private lastDst = '';
+  private lastDstInt = 0;
+  private lastSrc = '';
+  private lastSrcInt = 0;
 
   private constructor(readonly ifname: string) {
     super();
@@ -200,8 +204,18 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
    * `done` hears the outcome at the end of the turn. On a closed socket it throws at once.
    */
   queue(payload: Uint8Array, dst: string, src: string, done?: SendDone): void {
-    const d = ipv4ToInt(dst);
-    const s = ipv4ToInt(src);
+    // Every group of an interface sends to the same few destinations from the same source:
+    // the last text of each is parsed once, not per advertisement.
+    if (dst !== this.lastDst) {
+      this.lastDstInt = ipv4ToInt(dst);
+      this.lastDst = dst;
+    }
+    if (src !== this.lastSrc) {
+      this.lastSrcInt = ipv4ToInt(src);
+      this.lastSrc = src;
+    }
+    const d = this.lastDstInt;
+    const s = this.lastSrcInt;
     if (payload.length > MAX_PAYLOAD) throw new InvalidArgumentError(`payload too long: ${payload.length}`);
     if (this.closed) {
       this.stats.sendErrors++;

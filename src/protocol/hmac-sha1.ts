@@ -112,7 +112,9 @@ export class PreparedDigest {
     const tail = this.tail;
     for (let i = 0; i < COUNTER_LEN; i++) tail[this.counterAt + i] = src[srcOff + i];
     const st = this.st;
-    st.set(this.inner);
+    // Five words copied by hand: TypedArray.prototype.set is a builtin call, twice per packet.
+    const inner = this.inner;
+    for (let i = 0; i < 5; i++) st[i] = inner[i];
     for (let off = 0; off < tail.length; off += BLOCK) compress(st, tail, off);
     const ob = this.outerBlock;
     for (let i = 0; i < 5; i++) {
@@ -122,7 +124,8 @@ export class PreparedDigest {
       ob[4 * i + 2] = (w >>> 8) & 0xff;
       ob[4 * i + 3] = w & 0xff;
     }
-    st.set(this.outer);
+    const outer = this.outer;
+    for (let i = 0; i < 5; i++) st[i] = outer[i];
     compress(st, ob, 0);
     for (let i = 0; i < 5; i++) {
       const w = st[i];

@@ -592,7 +592,8 @@ export class GroupRuntime {
     // least one copy left, so one unreachable peer does not suppress the group. The outcome
     // is known when the turn's batch has been sent; the engine hears it then.
     const round = { pending: this.destinations.length, ok: false };
-    for (const [i, dst] of this.destinations.entries()) {
+    for (let i = 0; i < this.destinations.length; i++) {
+      const dst = this.destinations[i];
       const done = (err: unknown): void => {
         if (err === null) round.ok = true;
         else this.sendFailed(dst, err);

@@ -233,7 +233,8 @@ export class InterfaceHub {
   send(payload: Buffer, dst: string, src: string, done: SendDone): void {
     const a = this.attached;
     if (!a) throw new ClosedError(`interface ${this.ifname} does not exist`);
-    if (familyOf(dst) === 4) a.sock.queue(payload, dst, src, done);
+    // Configuration text, already validated: only IPv6 has colons (familyOf parses, per packet).
+    if (!dst.includes(':')) a.sock.queue(payload, dst, src, done);
     else if (a.sock6) a.sock6.queue(payload, dst, src, a.link.index, done);
     else throw new ClosedError(`no IPv6 socket on ${this.ifname}`);
   }
