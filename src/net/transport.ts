@@ -24,13 +24,6 @@ import {
   type TransportStats,
 } from './raw-batch';
 
-export {
-  TransportError,
-  emptyTransportStats,
-  type SendDone,
-  type TransportOp,
-  type TransportStats,
-} from './raw-batch';
 import { InvalidArgumentError } from '../errors';
 
 const IFNAMSIZ = 16;

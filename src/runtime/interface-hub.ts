@@ -8,8 +8,8 @@
 // whatever new index, the sockets and every membership are set up again (attach).
 import { parseFraming, parseFraming6, CARP_VERSION, type RejectReason } from '../protocol/carp';
 import { isVrrpIpv4, parseVrrpFraming, parseVrrpFraming6, VRRP_VERSION } from '../protocol/vrrp';
-import { InterfaceSocket, type SendDone } from '../net/transport';
-import { SEND_BATCH } from '../net/raw-batch';
+import { InterfaceSocket } from '../net/transport';
+import { SEND_BATCH, type SendDone } from '../net/raw-batch';
 import { Interface6Socket, type Packet6 } from '../net/transport6';
 import { Ipv6ValueMemo, familyOf, isMulticast6 } from '../net/ipv6';
 import { GarpSender } from '../net/garp';

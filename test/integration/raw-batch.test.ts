@@ -10,7 +10,7 @@ import { ChildProcess, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { Host, Lab, waitFor } from '../helpers/netns';
-import type { TransportStats } from '../../src/net/transport';
+import type { TransportStats } from '../../src/net/raw-batch';
 import { SEND_BATCH } from '../../src/net/raw-batch';
 
 const exec = promisify(execFile);
