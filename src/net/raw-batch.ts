@@ -328,3 +328,23 @@ export class RawBatchSocket {
     return new TransportError(op, this.ifname, `${what}: ${this.n.errnoMessage(errno)}`);
   }
 }
+
+/**
+ * The wire form of the last address text given, parsed only when the text changes: every group
+ * of an interface sends to the same few destinations from the same source, so the sockets' send
+ * paths parse per change, not per advertisement (both families; the value is copied when queued).
+ */
+export class LastParsed<T> {
+  private text: string | undefined;
+  private value!: T;
+
+  constructor(private readonly parse: (text: string) => T) {}
+
+  get(text: string): T {
+    if (text !== this.text) {
+      this.value = this.parse(text);
+      this.text = text;
+    }
+    return this.value;
+  }
+}

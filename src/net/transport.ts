@@ -16,6 +16,7 @@ import {
   M_LENGTH,
   RAW_META_STRIDE,
   RECV_SLOT_SIZE,
+  LastParsed,
   RawBatchSocket,
   TransportError,
   emptyTransportStats,
@@ -80,10 +81,8 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
   private readonly localSources = new Map<number, number>();
   private readonly sock: RawBatchSocket;
   private closed = false;
-  private lastDst = '';
-  private lastDstInt = 0;
-  private lastSrc = '';
-  private lastSrcInt = 0;
+  private readonly dstInt = new LastParsed(ipv4ToInt);
+  private readonly srcInt = new LastParsed(ipv4ToInt);
 
   private constructor(readonly ifname: string) {
     super();
@@ -197,18 +196,8 @@ export class InterfaceSocket extends EventEmitter<InterfaceSocketEvents> {
    * `done` hears the outcome at the end of the turn. On a closed socket it throws at once.
    */
   queue(payload: Uint8Array, dst: string, src: string, done?: SendDone): void {
-    // Every group of an interface sends to the same few destinations from the same source:
-    // the last text of each is parsed once, not per advertisement.
-    if (dst !== this.lastDst) {
-      this.lastDstInt = ipv4ToInt(dst);
-      this.lastDst = dst;
-    }
-    if (src !== this.lastSrc) {
-      this.lastSrcInt = ipv4ToInt(src);
-      this.lastSrc = src;
-    }
-    const d = this.lastDstInt;
-    const s = this.lastSrcInt;
+    const d = this.dstInt.get(dst);
+    const s = this.srcInt.get(src);
     if (payload.length > MAX_PAYLOAD) throw new InvalidArgumentError(`payload too long: ${payload.length}`);
     if (this.closed) {
       this.stats.sendErrors++;

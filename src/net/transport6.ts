@@ -13,6 +13,7 @@ import {
   M_SRC,
   RAW_META_STRIDE,
   RECV_SLOT_SIZE,
+  LastParsed,
   RawBatchSocket,
   TransportError,
   emptyTransportStats,
@@ -59,6 +60,8 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
   private readonly sock: RawBatchSocket;
   private readonly srcText = new Ipv6TextMemo();
   private readonly dstText = new Ipv6TextMemo();
+  private readonly dstBytes = new LastParsed(ipv6ToBytes);
+  private readonly srcBytes = new LastParsed(ipv6ToBytes);
   private closed = false;
 
   private constructor(
@@ -135,8 +138,8 @@ export class Interface6Socket extends EventEmitter<Interface6SocketEvents> {
 
   /** Queues `payload` for the end of the turn's sendmmsg() (see InterfaceSocket.queue). */
   queue(payload: Buffer, dst: string, src: string, ifindex: number, done?: SendDone): void {
-    const d = ipv6ToBytes(dst);
-    const s = ipv6ToBytes(src);
+    const d = this.dstBytes.get(dst);
+    const s = this.srcBytes.get(src);
     if (this.closed) {
       this.stats.sendErrors++;
       throw this.sock.closedError();
