@@ -74,4 +74,7 @@ napi_value watch_close(napi_env env, napi_callback_info info, const char *what);
 /* Defined in rawsock.c: the raw IPv4/IPv6 sockets. */
 void define_rawsock(napi_env env, napi_value exports);
 
+/* Defined in digest.c: the per-packet part of the CARP digest. */
+void define_digest(napi_env env, napi_value exports);
+
 #endif

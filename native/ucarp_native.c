@@ -655,6 +655,7 @@ static void define_spawn(napi_env env, napi_value exports);
 static napi_value init(napi_env env, napi_value exports) {
   define_spawn(env, exports);
   define_rawsock(env, exports);
+  define_digest(env, exports);
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetSend", NULL, packet_send, NULL, NULL, NULL, napi_enumerable, NULL},

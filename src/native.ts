@@ -4,6 +4,7 @@
 // child-subreaper flag with a waitpid() for one given child, execve() for `ucarpctl restart`, and posix_spawn for scripts; none of which Node (20)
 // or our dependencies do safely (or cheaply).
 import path from 'node:path';
+import type { DigestKernel } from './protocol/hmac-sha1';
 
 /** Opaque handle of a netlink subscription. */
 export type NetlinkSubscription = { readonly __brand: 'NetlinkSubscription' };
@@ -112,6 +113,11 @@ export interface UcarpNative {
    * (code, -1) or (-1, signal number) once the child is reaped, (-1, -1) if someone else reaped
    * it. Throws with `code` ENOENT, EACCES… when it cannot run, ENOSYS without pidfd_open.
    */
+  /**
+   * The per-packet part of the CARP digest over a PreparedDigest's prep (native/digest.c);
+   * only on a CPU with the SHA extensions, undefined elsewhere.
+   */
+  carpDigest?: DigestKernel;
   spawn(
     file: string,
     argv: readonly string[],

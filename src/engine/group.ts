@@ -585,12 +585,10 @@ function onVrrpAdvert(
 ): GroupState {
   if (!hearsAdverts(s)) return s;
   const mine = advertisedPriority(s);
-  const sender: MasterInfo = { src: ev.src, priority: ev.priority, interval: ev.interval };
-
   if (s.state === 'MASTER') {
     if (ev.priority !== SHUTDOWN_PRIORITY && senderWins(ev.priority, ev.src, mine, s.params.srcip)) {
       const backup = becomeBackup({ ...s, lastAdvertAt: now }, now, 'better-master', true, actions);
-      const learnt = { ...backup, master: sender, masterInterval: ev.interval, shutdownSeen: false };
+      const learnt = { ...backup, master: vrrpMaster(ev), masterInterval: ev.interval, shutdownSeen: false };
       return { ...learnt, masterDownAt: backupDeadline(learnt, now) };
     }
     // A leaving or a worse master: advertise now so that it (and every backup) hears us
@@ -608,8 +606,38 @@ function onVrrpAdvert(
     return { ...next, masterDownAt: backupDeadline(next, now) };
   }
   if (!held && !backupFollows(ev.priority, mine, preempts(s))) return s;
-  const next = { ...s, lastAdvertAt: now, master: sender, masterInterval: ev.interval, shutdownSeen: false };
+  if (s.masterInterval === ev.interval && !s.shutdownSeen) {
+    // The steady path, as for CARP: the master's interval and so the deadline's length are
+    // unchanged, and its description is kept when it is the same master.
+    const master = sameVrrpMaster(s.master, ev) ? s.master : vrrpMaster(ev);
+    return heard(s, now, master, Math.max(now + masterDownMs(s), s.holdUntil));
+  }
+  const next = {
+    ...s,
+    lastAdvertAt: now,
+    master: vrrpMaster(ev),
+    masterInterval: ev.interval,
+    shutdownSeen: false,
+  };
   return { ...next, masterDownAt: backupDeadline(next, now) };
+}
+
+/** The sender of a VRRPv3 advertisement as the master it describes (built only when kept). */
+function vrrpMaster(ev: { src: SourceAddress; priority: number; interval: number }): MasterInfo {
+  return { src: ev.src, priority: ev.priority, interval: ev.interval };
+}
+
+function sameVrrpMaster(
+  m: MasterInfo | null,
+  ev: { src: SourceAddress; priority: number; interval: number },
+): boolean {
+  return (
+    m !== null &&
+    'priority' in m &&
+    m.src === ev.src &&
+    m.priority === ev.priority &&
+    m.interval === ev.interval
+  );
 }
 
 export function step(s: GroupState, ev: Event, now: number): StepResult {

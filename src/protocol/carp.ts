@@ -116,7 +116,7 @@ export function encodeAdvertisementWith(
   out[5] = adv.advbase;
   out.writeUInt16BE(0, 6);
   out.writeBigUInt64BE(BigInt.asUintN(64, adv.counter), 8);
-  digest.digestInto(out, 8, out, 16);
+  digest.sign(out, 8, 16);
   out.writeUInt16BE(internetChecksum(out, 0, CARP_HEADER_LEN), 6);
   return out;
 }

@@ -78,6 +78,61 @@ function writeLength(buf: Uint8Array, end: number, bytes: number): void {
   view.setUint32(end - 4, bits >>> 0);
 }
 
+/**
+ * The per-packet step done outside JavaScript: the addon's carpDigest (native/digest.c) over
+ * the prep at `arena[at]`. Without compare it writes the digest of buf[counterOff..+8] at
+ * buf[digestOff] and returns true; with it, returns whether the 20 bytes there are that digest.
+ */
+export type DigestKernel = (
+  arena: Uint8Array,
+  at: number,
+  buf: Uint8Array,
+  counterOff: number,
+  digestOff: number,
+  compare: boolean,
+) => boolean;
+
+/**
+ * What a DigestKernel reads, laid out as native/digest.c's carp_prep: the inner and the outer
+ * state (five host-order words each), the tail's block count, the counter's place in the
+ * tail, and from byte 64 the tail itself.
+ */
+const PREP_LEN = 192;
+const PREP_OUTER = 20;
+const PREP_BLOCKS = 40;
+const PREP_COUNTER_AT = 41;
+const PREP_TAIL = 64;
+
+/**
+ * Every group's prep in one array. A typed array per group made each packet's kernel call read
+ * a cold object and its buffer before the prep itself (a 4080-group backup spent more in V8's
+ * IsTypedArray and Length than in SHA-1); the arena is the same hot object for every packet.
+ * A slot is reused once its digest is collected.
+ */
+class PrepArena {
+  bytes = new Uint8Array(PREP_LEN * 64);
+  private next = 0;
+  private readonly free: number[] = [];
+  private readonly released = new FinalizationRegistry<number>((at) => this.free.push(at));
+
+  alloc(owner: object): number {
+    let at = this.free.pop();
+    if (at === undefined) {
+      at = this.next;
+      this.next += PREP_LEN;
+      if (this.next > this.bytes.length) {
+        const grown = new Uint8Array(this.bytes.length * 2);
+        grown.set(this.bytes);
+        this.bytes = grown;
+      }
+    }
+    this.released.register(owner, at);
+    return at;
+  }
+}
+
+const arena = new PrepArena();
+
 /** HMAC-SHA1(key, prefix ‖ counter) for one key and prefix, prepared once. */
 export class PreparedDigest {
   /** SHA-1 state after the inner pad and the prefix's whole blocks. */
@@ -94,7 +149,18 @@ export class PreparedDigest {
   /** The digest last computed, for verify(). */
   private readonly scratch = new Uint8Array(DIGEST_LEN);
 
-  constructor(key: Uint8Array, prefix: Uint8Array) {
+  /** Where this digest's prep is in the arena (with a kernel). */
+  private readonly at: number = -1;
+
+  /**
+   * `kernel`: where sign() and verify() compute the digest (the addon's, several times faster
+   * than compress() below); without one, here.
+   */
+  constructor(
+    key: Uint8Array,
+    prefix: Uint8Array,
+    private readonly kernel?: DigestKernel,
+  ) {
     if (key.length > BLOCK)
       throw new InvalidArgumentError(`an HMAC key of more than ${BLOCK} bytes must be hashed first`);
     const pad = new Uint8Array(BLOCK);
@@ -116,6 +182,23 @@ export class PreparedDigest {
     writeLength(this.tail, tailLen, BLOCK + prefix.length + COUNTER_LEN);
     this.outerBlock[DIGEST_LEN] = 0x80;
     writeLength(this.outerBlock, BLOCK, BLOCK + DIGEST_LEN);
+    if (kernel) {
+      this.at = arena.alloc(this);
+      const prep = arena.bytes.subarray(this.at, this.at + PREP_LEN);
+      prep.fill(0);
+      const words = new Int32Array(prep.buffer, prep.byteOffset, 10);
+      words.set(this.inner, 0);
+      words.set(this.outer, PREP_OUTER / 4);
+      prep[PREP_BLOCKS] = tailLen / BLOCK;
+      prep[PREP_COUNTER_AT] = rest;
+      prep.set(this.tail, PREP_TAIL);
+    }
+  }
+
+  /** Writes the digest of the 8 counter bytes at `buf[counterOff]` to `buf[digestOff]`. */
+  sign(buf: Uint8Array, counterOff: number, digestOff: number): void {
+    if (this.kernel) this.kernel(arena.bytes, this.at, buf, counterOff, digestOff, false);
+    else this.digestInto(buf, counterOff, buf, digestOff);
   }
 
   /** Writes the digest of the 8 counter bytes at `src[srcOff]` to `out[outOff]`. */
@@ -153,6 +236,7 @@ export class PreparedDigest {
    */
   verify(pkt: Uint8Array, counterOff: number, digestOff: number): boolean {
     if (pkt.length < digestOff + DIGEST_LEN) return false;
+    if (this.kernel) return this.kernel(arena.bytes, this.at, pkt, counterOff, digestOff, true);
     this.digestInto(pkt, counterOff, this.scratch, 0);
     let diff = 0;
     for (let i = 0; i < DIGEST_LEN; i++) diff |= this.scratch[i] ^ pkt[digestOff + i];

@@ -20,6 +20,7 @@ import {
 } from '../protocol/carp';
 import { encodeVrrp, verifyVrrp } from '../protocol/vrrp';
 import { PreparedDigest } from '../protocol/hmac-sha1';
+import { native } from '../native';
 import {
   ENGINE_SETTINGS,
   advertisedTiming,
@@ -187,7 +188,7 @@ export class GroupRuntime {
             cfg.addresses.map((a) => ipv6ToBytes(a.address)),
           )
         : authPrefix({ key, vhid: cfg.vhid, addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)) });
-    this.digest = new PreparedDigest(key, prefix);
+    this.digest = new PreparedDigest(key, prefix, native().carpDigest);
     this.counter = randomBytes(8).readBigUInt64BE();
     this.wallClock = deps.wallClock ?? systemWallClock;
     this.replay = cfg.replayProtection ? startWindow(this.wallClock()) : null;

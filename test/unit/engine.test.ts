@@ -481,6 +481,29 @@ test('vrrp: the backup learns Master_Adver_Interval from the master', () => {
   assert.deepEqual(d.s.master, { src: ip('192.0.2.2'), priority: 200, interval: 50 });
 });
 
+test('vrrp: the steady step keeps the same master, moves the deadline, and relearns a change', () => {
+  const d = new VrrpDriver({ priority: 100 });
+  d.ev({ type: 'start', linkUp: true, present: true });
+  d.now = 1200;
+  d.vrrp('192.0.2.2', 200);
+  const first = d.s.master;
+  d.now = 2200;
+  d.vrrp('192.0.2.2', 200);
+  assert.equal(d.s.master, first, 'the same master: its description is kept, not rebuilt');
+  assert.equal(d.s.lastAdvertAt, 2200);
+  assert.equal(d.s.masterDownAt, 2200 + downMs(100));
+  d.now = 3200;
+  d.vrrp('192.0.2.2', 201);
+  assert.deepEqual(d.s.master, { src: ip('192.0.2.2'), priority: 201, interval: 100 });
+  d.now = 4200;
+  d.vrrp('192.0.2.2', 201, 50);
+  assert.equal(d.s.masterInterval, 50);
+  assert.equal(d.s.masterDownAt, 4200 + downMs(100, 500));
+  d.now = 4700;
+  d.vrrp('192.0.2.2', 201, 50);
+  assert.equal(d.s.masterDownAt, 4700 + downMs(100, 500));
+});
+
 test('vrrp: priority 0 from the master makes the backup wait only Skew_Time', () => {
   const d = new VrrpDriver({ priority: 100 });
   d.ev({ type: 'start', linkUp: true, present: true });
