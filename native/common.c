@@ -41,6 +41,29 @@ int32_t int_arg(napi_env env, napi_value *argv, size_t argc, size_t i, const cha
   return value;
 }
 
+int call_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
+  if (argc < n) {
+    napi_throw_type_error(env, NULL, usage);
+    return -1;
+  }
+  return 0;
+}
+
+void *typed_array_arg(napi_env env, napi_value value, napi_typedarray_type type, size_t *length,
+                      const char *name) {
+  napi_typedarray_type got;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, value, &got, length, &data, NULL, NULL) != napi_ok || got != type) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s must be %s", name, type == napi_int32_array ? "an Int32Array" : "a Uint8Array");
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  return data;
+}
+
 static void watch_free(uv_handle_t *handle) { free(handle); }
 
 static void watch_release(watch *w) {

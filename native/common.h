@@ -14,8 +14,21 @@
 /* Throws an Error with errno (number) and code (its name), like Node's system errors. */
 void throw_errno(napi_env env, const char *what, int err);
 
+/*
+ * The call's first n arguments into argv: 0, or -1 with a TypeError naming the call's `usage`
+ * when fewer were given.
+ */
+int call_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage);
+
 /* Reads argument i as a non-negative int32; throws a TypeError and returns -1 otherwise. */
 int32_t int_arg(napi_env env, napi_value *argv, size_t argc, size_t i, const char *name);
+
+/*
+ * A typed array argument of `type` (napi_uint8_array also takes a Buffer): its memory and its
+ * length in elements; NULL with a TypeError thrown otherwise.
+ */
+void *typed_array_arg(napi_env env, napi_value value, napi_typedarray_type type, size_t *length,
+                      const char *name);
 
 /*
  * A socket read when libuv says it is readable, calling one JavaScript function. The struct

@@ -128,20 +128,6 @@ static void carp_digest(const carp_prep *prep, const uint8_t *counter, uint8_t o
   for (int i = 0; i < 5; i++) put_be32(out + 4 * i, st[i]);
 }
 
-/* A Uint8Array (or Buffer) argument's memory and length; throws a TypeError otherwise. */
-static uint8_t *bytes_arg(napi_env env, napi_value value, size_t *length, const char *name) {
-  napi_typedarray_type type;
-  void *data = NULL;
-  if (napi_get_typedarray_info(env, value, &type, length, &data, NULL, NULL) != napi_ok ||
-      type != napi_uint8_array) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s must be a Uint8Array", name);
-    napi_throw_type_error(env, NULL, msg);
-    return NULL;
-  }
-  return data;
-}
-
 /*
  * carpDigest(arena, at, buf, counterOff, digestOff, compare) → boolean, with the prep at
  * arena[at]. Without compare, writes the digest of buf[counterOff..+8] at buf[digestOff] and
@@ -149,19 +135,15 @@ static uint8_t *bytes_arg(napi_env env, napi_value value, size_t *length, const 
  * byte whatever the first difference.
  */
 static napi_value carp_digest_js(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 6) {
-    napi_throw_type_error(env, NULL, "carpDigest(arena, at, buf, counterOff, digestOff, compare)");
-    return NULL;
-  }
+  if (call_args(env, info, 6, argv, "carpDigest(arena, at, buf, counterOff, digestOff, compare)") < 0) return NULL;
+  const size_t argc = 6;
   size_t arena_len, len;
-  const uint8_t *arena = bytes_arg(env, argv[0], &arena_len, "arena");
+  const uint8_t *arena = typed_array_arg(env, argv[0], napi_uint8_array, &arena_len, "arena");
   if (!arena) return NULL;
   int32_t at = int_arg(env, argv, argc, 1, "at");
   if (at < 0) return NULL;
-  uint8_t *buf = bytes_arg(env, argv[2], &len, "buf");
+  uint8_t *buf = typed_array_arg(env, argv[2], napi_uint8_array, &len, "buf");
   if (!buf) return NULL;
   int32_t counter_off = int_arg(env, argv, argc, 3, "counterOff");
   if (counter_off < 0) return NULL;

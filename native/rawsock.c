@@ -176,22 +176,6 @@ static int raw_configure(int fd, int family, const char *ifname, size_t ifname_l
              : 0;
 }
 
-/* An Int32Array argument's memory and length in elements; throws a TypeError otherwise. */
-static int32_t *int32_array_arg(napi_env env, napi_value value, size_t *length, const char *name) {
-  bool is_typed = false;
-  napi_typedarray_type type;
-  void *data = NULL;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, value, &type, length, &data, NULL, NULL) != napi_ok ||
-      type != napi_int32_array) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s must be an Int32Array", name);
-    napi_throw_type_error(env, NULL, msg);
-    return NULL;
-  }
-  return data;
-}
-
 static unsigned char *buffer_arg(napi_env env, napi_value value, size_t *length, const char *name) {
   bool is_buffer = false;
   void *data = NULL;
@@ -213,13 +197,9 @@ static unsigned char *buffer_arg(napi_env env, napi_value value, size_t *length,
  * socket only sends. A receiving socket keeps the process alive until rawClose.
  */
 static napi_value raw_open(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 7) {
-    napi_throw_type_error(env, NULL, "rawOpen(family, ifname, protocol, rx, meta, onBatch, rcvbuf)");
-    return NULL;
-  }
+  if (call_args(env, info, 7, argv, "rawOpen(family, ifname, protocol, rx, meta, onBatch, rcvbuf)") < 0) return NULL;
+  const size_t argc = 7;
   int32_t fam = int_arg(env, argv, argc, 0, "family");
   if (fam < 0) return NULL;
   if (fam != 4 && fam != 6) {
@@ -251,7 +231,7 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
   size_t rx_len = 0, meta_len = 0;
   if (listen) {
     if (!(rx = buffer_arg(env, argv[3], &rx_len, "rx"))) return NULL;
-    if (!(meta = int32_array_arg(env, argv[4], &meta_len, "meta"))) return NULL;
+    if (!(meta = typed_array_arg(env, argv[4], napi_int32_array, &meta_len, "meta"))) return NULL;
     size_t slots = meta_len / RAW_META_STRIDE;
     if (slots == 0 || slots > RAW_MAX_SLOTS || rx_len / slots < 64) {
       napi_throw_range_error(env, NULL, "rx and meta must hold 1..256 slots of at least 64 bytes");
@@ -321,13 +301,9 @@ static napi_value raw_open(napi_env env, napi_callback_info info) {
 
 /* rawMembership(handle, group (4 or 16 bytes), local (4 bytes) | null, ifindex, join) */
 static napi_value raw_membership(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "rawMembership(handle, group, local, ifindex, join)");
-    return NULL;
-  }
+  if (call_args(env, info, 5, argv, "rawMembership(handle, group, local, ifindex, join)") < 0) return NULL;
+  const size_t argc = 5;
   raw_sock *s = (raw_sock *)watch_arg(env, argv[0], RAW_WHAT, 0);
   if (!s) return NULL;
   size_t glen = 0, llen = 0;
@@ -381,23 +357,19 @@ static napi_value raw_membership(napi_env env, napi_callback_info info) {
  * before it, so the refused packet is tried alone once more to learn why, and the rest go on.
  */
 static napi_value raw_send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "rawSend(handle, arena, meta, count, results)");
-    return NULL;
-  }
+  if (call_args(env, info, 5, argv, "rawSend(handle, arena, meta, count, results)") < 0) return NULL;
+  const size_t argc = 5;
   raw_sock *s = (raw_sock *)watch_arg(env, argv[0], RAW_WHAT, 0);
   if (!s) return NULL;
   size_t arena_len = 0, meta_len = 0, results_len = 0;
   unsigned char *arena = buffer_arg(env, argv[1], &arena_len, "arena");
   if (!arena) return NULL;
-  int32_t *meta = int32_array_arg(env, argv[2], &meta_len, "meta");
+  int32_t *meta = typed_array_arg(env, argv[2], napi_int32_array, &meta_len, "meta");
   if (!meta) return NULL;
   int32_t count = int_arg(env, argv, argc, 3, "count");
   if (count < 0) return NULL;
-  int32_t *results = int32_array_arg(env, argv[4], &results_len, "results");
+  int32_t *results = typed_array_arg(env, argv[4], napi_int32_array, &results_len, "results");
   if (!results) return NULL;
   if ((size_t)count * RAW_META_STRIDE > meta_len || (size_t)count > results_len) {
     napi_throw_range_error(env, NULL, "count exceeds meta or results");

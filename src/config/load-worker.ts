@@ -3,10 +3,18 @@
 // group's advertisement. The thread keeps what the last load parsed, so that a reload parses
 // only the parts of the file that changed (src/config/incremental.ts), and sends only the
 // groups that changed since the result the main thread holds.
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { IncrementalLoader } from './incremental';
 import { systemHostInfo } from './host';
-import { encodeResult, type LoadRequest, type SentGroups } from './off-thread';
+import { encodeResult, LOADER_NICE, type LoadRequest, type SentGroups } from './off-thread';
+
+// Per thread on Linux: the main thread, which times every advertisement, keeps its own.
+try {
+  setPriority(0, LOADER_NICE);
+} catch {
+  // Refused (a seccomp filter): the parse only competes for the CPU as before.
+}
 
 const loader = new IncrementalLoader();
 let sent: SentGroups | undefined;

@@ -47,10 +47,12 @@ export type GroupParams = Pick<GroupConfig, (typeof ENGINE_SETTINGS)[number]> & 
 /** Operator override (ucarpctl demote/promote); cleared by reset or reload. */
 export type Override = 'none' | 'demote' | 'promote';
 
-/** The master as its advertisements describe it: CARP timing, or VRRP priority and interval (cs). */
-export type MasterInfo =
-  | { src: SourceAddress; advbase: number; advskew: number }
-  | { src: SourceAddress; priority: number; interval: number };
+/** What an advertisement says of its sender, CARP's and VRRPv3's (interval in cs). */
+type CarpSender = { src: SourceAddress; advbase: number; advskew: number };
+type VrrpSender = { src: SourceAddress; priority: number; interval: number };
+
+/** The master as its advertisements describe it: CARP timing, or VRRP priority and interval. */
+export type MasterInfo = CarpSender | VrrpSender;
 
 export interface GroupState {
   readonly params: GroupParams;
@@ -478,12 +480,7 @@ function hearsAdverts(s: GroupState): boolean {
   return !s.stopped && s.state !== 'INIT' && s.state !== 'FAULT' && linkActive(s);
 }
 
-function onAdvert(
-  s: GroupState,
-  ev: { src: SourceAddress; advbase: number; advskew: number },
-  now: number,
-  actions: Action[],
-): GroupState {
+function onAdvert(s: GroupState, ev: CarpSender, now: number, actions: Action[]): GroupState {
   if (!hearsAdverts(s)) return s;
   const mine = advertisedTiming(s);
   const ours = intervalUnits(mine.advbase, mine.advskew);
@@ -495,7 +492,7 @@ function onAdvert(
       // Tell the others once more who we were, so that a third node does not time out.
       actions.push(sendAction(mine));
       const backup = becomeBackup({ ...s, lastAdvertAt: now }, now, 'better-master', true, actions);
-      return { ...backup, master: carpMaster(ev) };
+      return { ...backup, master: masterOf(null, ev) };
     }
     // A worse master is out there: re-assert our address now and once more later.
     actions.push({ type: 'garp' });
@@ -513,7 +510,7 @@ function onAdvert(
   }
   // The steady path, once per advertisement per backup: one new state, the master's description
   // kept when unchanged; the deadline is backupDeadline's with lastAdvertAt = now.
-  const master = sameCarpMaster(s.master, ev) ? s.master : carpMaster(ev);
+  const master = masterOf(s.master, ev);
   return heard(s, now, master, Math.max(now + masterDownMs(s), s.holdUntil));
 }
 
@@ -562,33 +559,46 @@ function heard(s: GroupState, now: number, master: MasterInfo | null, masterDown
   return steady(s, s.advertAt, masterDownAt, now, s.delayedGarp, master);
 }
 
-/** The sender of a CARP advertisement as the master it describes (built only when kept). */
-function carpMaster(ev: { src: SourceAddress; advbase: number; advskew: number }): MasterInfo {
-  return { src: ev.src, advbase: ev.advbase, advskew: ev.advskew };
-}
-
-function sameCarpMaster(
-  m: MasterInfo | null,
-  ev: { src: SourceAddress; advbase: number; advskew: number },
-): boolean {
-  return (
-    m !== null && 'advbase' in m && m.src === ev.src && m.advbase === ev.advbase && m.advskew === ev.advskew
-  );
+/**
+ * The master an advertisement describes: `kept` itself when it describes the same one (the
+ * steady path builds no object per packet), else a new description.
+ */
+function masterOf(kept: MasterInfo | null, ev: CarpSender | VrrpSender): MasterInfo {
+  if ('advbase' in ev) {
+    if (
+      kept !== null &&
+      'advbase' in kept &&
+      kept.src === ev.src &&
+      kept.advbase === ev.advbase &&
+      kept.advskew === ev.advskew
+    )
+      return kept;
+    return { src: ev.src, advbase: ev.advbase, advskew: ev.advskew };
+  }
+  if (
+    kept !== null &&
+    'priority' in kept &&
+    kept.src === ev.src &&
+    kept.priority === ev.priority &&
+    kept.interval === ev.interval
+  )
+    return kept;
+  return { src: ev.src, priority: ev.priority, interval: ev.interval };
 }
 
 /** A VRRPv3 advertisement (RFC 5798 §6.4.2–§6.4.3, docs/protocol.md §22). */
-function onVrrpAdvert(
-  s: GroupState,
-  ev: { src: SourceAddress; priority: number; interval: number },
-  now: number,
-  actions: Action[],
-): GroupState {
+function onVrrpAdvert(s: GroupState, ev: VrrpSender, now: number, actions: Action[]): GroupState {
   if (!hearsAdverts(s)) return s;
   const mine = advertisedPriority(s);
   if (s.state === 'MASTER') {
     if (ev.priority !== SHUTDOWN_PRIORITY && senderWins(ev.priority, ev.src, mine, s.params.srcip)) {
       const backup = becomeBackup({ ...s, lastAdvertAt: now }, now, 'better-master', true, actions);
-      const learnt = { ...backup, master: vrrpMaster(ev), masterInterval: ev.interval, shutdownSeen: false };
+      const learnt = {
+        ...backup,
+        master: masterOf(null, ev),
+        masterInterval: ev.interval,
+        shutdownSeen: false,
+      };
       return { ...learnt, masterDownAt: backupDeadline(learnt, now) };
     }
     // A leaving or a worse master: advertise now so that it (and every backup) hears us
@@ -609,35 +619,17 @@ function onVrrpAdvert(
   if (s.masterInterval === ev.interval && !s.shutdownSeen) {
     // The steady path, as for CARP: the master's interval and so the deadline's length are
     // unchanged, and its description is kept when it is the same master.
-    const master = sameVrrpMaster(s.master, ev) ? s.master : vrrpMaster(ev);
+    const master = masterOf(s.master, ev);
     return heard(s, now, master, Math.max(now + masterDownMs(s), s.holdUntil));
   }
   const next = {
     ...s,
     lastAdvertAt: now,
-    master: vrrpMaster(ev),
+    master: masterOf(null, ev),
     masterInterval: ev.interval,
     shutdownSeen: false,
   };
   return { ...next, masterDownAt: backupDeadline(next, now) };
-}
-
-/** The sender of a VRRPv3 advertisement as the master it describes (built only when kept). */
-function vrrpMaster(ev: { src: SourceAddress; priority: number; interval: number }): MasterInfo {
-  return { src: ev.src, priority: ev.priority, interval: ev.interval };
-}
-
-function sameVrrpMaster(
-  m: MasterInfo | null,
-  ev: { src: SourceAddress; priority: number; interval: number },
-): boolean {
-  return (
-    m !== null &&
-    'priority' in m &&
-    m.src === ev.src &&
-    m.priority === ev.priority &&
-    m.interval === ev.interval
-  );
 }
 
 export function step(s: GroupState, ev: Event, now: number): StepResult {

@@ -16,6 +16,7 @@ import { configYaml, type TestGroup } from '../helpers/supervisor-proc';
 import { readLines } from '../helpers/lab-process';
 import { SystemdHost, CannotBoot, bootBlocker, needsBind } from '../helpers/systemd-host';
 import type { StatusDocument, GroupStatusJson } from '../../src/control/protocol';
+import { LOADER_NICE } from '../../src/config/off-thread';
 
 const run = promisify(execFile);
 const UCARPCTL = path.join(ROOT, 'bin/ucarpctl');
@@ -278,6 +279,13 @@ describe('systemd/ucarp.service under a real systemd', () => {
     assert.match(st.stdout, /^NoNewPrivs:\s+1$/m);
     const netns = await sd.exec('readlink', [`/proc/${doc.pid}/ns/net`]);
     assert.equal(netns.stdout.trim(), `net:[${fs.statSync(`/run/netns/${h1.ns}`).ino}]`);
+    // The filter lets the configuration loader thread lower its own priority, and only its own.
+    const nices = (await sd.exec('sh', ['-c', `cat /proc/${doc.pid}/task/*/stat`])).stdout
+      .trim()
+      .split('\n')
+      .map((line) => Number(line.slice(line.lastIndexOf(')') + 2).split(' ')[16]));
+    assert.equal(nices.filter((n) => n === LOADER_NICE).length, 1, `thread nice values ${nices.join(' ')}`);
+    assert.equal(nices.filter((n) => n === 0).length, nices.length - 1);
 
     await waitFor(
       async () => (await status()).groups.every((g) => g.state === 'MASTER'),

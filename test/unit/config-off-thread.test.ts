@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigLoader, decodeResult, encodeResult } from '../../src/config/off-thread';
+import { ConfigLoader, decodeResult, encodeResult, LOADER_NICE } from '../../src/config/off-thread';
 import { loadConfig } from '../../src/config/load';
 import { systemHostInfo } from '../../src/config/host';
 import type { Config, LoadResult } from '../../src/config/types';
@@ -47,6 +47,29 @@ test('a reload through the worker parses the added group only and sends only it'
     for (let i = 0; i < 50; i++) assert.equal(groups[i], first.groups[i]);
     assert.notEqual(groups[50], undefined);
     assert.equal(groups[50].name, 'added');
+  } finally {
+    await loader.close();
+  }
+});
+
+/** The nice value of each thread of this process (field 19 of /proc/self/task/T/stat). */
+function threadNices(): number[] {
+  return fs.readdirSync('/proc/self/task').map((t) => {
+    const stat = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+test('the loader thread yields the CPU to the main thread, which keeps its nice value', async () => {
+  const f = path.join(dir, 'nice.yaml');
+  const before = threadNices().filter((n) => n === LOADER_NICE).length;
+  const loader = new ConfigLoader();
+  try {
+    fs.writeFileSync(f, file(3));
+    config(await loader.load(f));
+    assert.equal(threadNices().filter((n) => n === LOADER_NICE).length, before + 1);
+    const main = fs.readFileSync('/proc/self/stat', 'utf8');
+    assert.equal(Number(main.slice(main.lastIndexOf(')') + 2).split(' ')[16]), 0);
   } finally {
     await loader.close();
   }
