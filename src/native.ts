@@ -2,7 +2,8 @@
 // batches (recvmmsg, sendmmsg), AF_PACKET sockets for gratuitous ARP, the systemd notification
 // datagram, a netlink multicast subscription that survives receive-buffer overruns, and the
 // child-subreaper flag with a waitpid() for one given child, execve() for `ucarpctl restart`, and posix_spawn for scripts; none of which Node (20)
-// or our dependencies do safely (or cheaply).
+// or our dependencies do safely (or cheaply). Also the per-packet part of the CARP digest with
+// the CPU's SHA extensions, where it has them.
 import path from 'node:path';
 import type { DigestKernel } from './protocol/hmac-sha1';
 
