@@ -52,7 +52,7 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
  * The loader thread's nice value. On a small machine a reload's parse competes for a core with
  * the main thread, which times every advertisement: at 4080 groups on two cores an existing
  * group's advertisement came 27 ms late in most reloads, and on time with the loader at nice 10
- * (docs/performance.md, "Reload"). Raising one's own nice value needs no privilege.
+ * (docs/performance.md, "Reload gap at 4080"). Raising one's own nice value needs no privilege.
  */
 export const LOADER_NICE = 10;
 
