@@ -1,6 +1,6 @@
-// The receive path of a BACKUP host in-process (issue 11): N groups as backups, each fed its
-// master's real encoded advertisements through the interface hub's packet handler, with fake
-// sockets and a fake clock. Prints ns and bytes allocated per packet. A bench, not a test:
+// The receive path of a BACKUP host in-process (issue 11): N groups as backups (255 per
+// interface), each fed its master's real encoded advertisements through the interface hub's
+// packet handler, with fake sockets and a fake clock. Prints ns and bytes allocated per packet. A bench, not a test:
 //   node --expose-gc dist/bench/rx-path.js [groups] [rounds]
 import { EventEmitter } from 'node:events';
 import { InterfaceHub, type HubDeps, type HubSocket, type HubSocket6 } from '../src/runtime/interface-hub';
@@ -34,21 +34,33 @@ const io: GroupIo = {
 } as unknown as GroupIo;
 const quiet = { debug() {}, info() {}, warn() {}, error() {} } as never;
 
-const sock = new Sock();
-const deps: HubDeps = {
-  openSocket: () => sock as unknown as HubSocket,
-  openSocket6: () => new Sock() as unknown as HubSocket6,
-  garpSender: () =>
-    ({
-      open: () => 0,
-      queuedFrames: 0,
-      queue() {},
-      queueNeighbourAdverts() {},
-      flush() {},
-      close() {},
-    }) as never,
-};
-const LINK: LinkInfo = { index: 3, name: 'eth0', mac: Buffer.alloc(6, 1), up: true, running: true };
+/** One socket per interface: the hub of interface i listens on socks[i]. */
+const socks: Sock[] = [];
+function deps(sock: Sock): HubDeps {
+  return {
+    openSocket: () => sock as unknown as HubSocket,
+    openSocket6: () => new Sock() as unknown as HubSocket6,
+    garpSender: () =>
+      ({
+        open: () => 0,
+        queuedFrames: 0,
+        queue() {},
+        queueNeighbourAdverts() {},
+        flush() {},
+        close() {},
+      }) as never,
+  };
+}
+const link = (i: number): LinkInfo => ({
+  index: 3 + i,
+  name: `eth${i}`,
+  mac: Buffer.alloc(6, 1),
+  up: true,
+  running: true,
+});
+/** vhids 1..255 on each interface, as the scale benchmark lays out more than 255 groups. */
+const VHIDS = 255;
+const INTERFACES = Math.ceil(GROUPS / VHIDS);
 /** A clock moved by the bench whose timers fire as it passes them, allocating nothing else. */
 class BenchClock implements Clock {
   t = 1000;
@@ -81,36 +93,42 @@ class BenchClock implements Clock {
   }
 }
 const clock = new BenchClock();
+function vip(n: number): string {
+  return `198.18.${n >> 8}.${n & 255}/15`;
+}
 const scheduler = new Scheduler(clock);
-const hub = new InterfaceHub('eth0', quiet, deps);
-hub.attach(LINK);
 const batch = new AfterBatch((flush) => queueMicrotask(flush));
 const groups: GroupRuntime[] = [];
-for (let v = 1; v <= GROUPS; v++) {
-  const address = `198.18.${v >> 8}.${v & 255}/15`;
-  const cfg = normalizeGroup(
-    `g${v}`,
-    { vhid: v, interface: 'eth0', addresses: [address], advskew: 100, manage_addresses: false },
-    { srcip: '198.18.255.2', password: 'pw' },
-  );
-  const g = new GroupRuntime(cfg, { io, log: quiet, clock, afterBatch: batch, scheduler });
-  hub.add(g);
-  g.start(true);
-  groups.push(g);
+for (let i = 0; i < INTERFACES; i++) {
+  const sock = new Sock();
+  socks.push(sock);
+  const hub = new InterfaceHub(`eth${i}`, quiet, deps(sock));
+  hub.attach(link(i));
+  for (let v = 1; v <= Math.min(VHIDS, GROUPS - i * VHIDS); v++) {
+    const n = i * VHIDS + v;
+    const cfg = normalizeGroup(
+      `g${n}`,
+      { vhid: v, interface: `eth${i}`, addresses: [vip(n)], advskew: 100, manage_addresses: false },
+      { srcip: '198.18.255.2', password: 'pw' },
+    );
+    const g = new GroupRuntime(cfg, { io, log: quiet, clock, afterBatch: batch, scheduler });
+    hub.add(g);
+    g.start(true);
+    groups.push(g);
+  }
 }
 
 // Each master's advertisements with counters 1.., framed as the kernel hands them over.
-function packets(counter: bigint): Buffer[] {
-  const out: Buffer[] = [];
-  for (let v = 1; v <= GROUPS; v++) {
-    const p = carpPayload({
-      vhid: v,
-      password: 'pw',
-      addresses: [`198.18.${v >> 8}.${v & 255}`],
-      counter,
-    });
-    out.push(ipv4Packet('198.18.255.1', '224.0.0.18', p));
-  }
+// Interleaved across the interfaces, as a master's groups started together send them.
+function packets(counter: bigint): { sock: Sock; buf: Buffer }[] {
+  const out: { sock: Sock; buf: Buffer }[] = [];
+  for (let v = 1; v <= VHIDS; v++)
+    for (let i = 0; i < INTERFACES; i++) {
+      const n = i * VHIDS + v;
+      if (n > GROUPS) continue;
+      const p = carpPayload({ vhid: v, password: 'pw', addresses: [vip(n).split('/')[0]], counter });
+      out.push({ sock: socks[i], buf: ipv4Packet('198.18.255.1', '224.0.0.18', p) });
+    }
   return out;
 }
 const sets = [packets(1n), packets(2n), packets(3n), packets(4n)];
@@ -119,9 +137,9 @@ const sets = [packets(1n), packets(2n), packets(3n), packets(4n)];
 const STEP = 1000 / GROUPS;
 function round(r: number): void {
   const set = sets[r % sets.length];
-  for (const b of set) {
+  for (const p of set) {
     clock.advance(STEP);
-    sock.emit('packet', b);
+    p.sock.emit('packet', p.buf);
   }
 }
 
