@@ -560,6 +560,46 @@ function heard(s: GroupState, now: number, master: MasterInfo | null, masterDown
 }
 
 /**
+ * The advertisement a backup hears from its master every interval, when stepping it would only
+ * move the backup's deadline: the same master with the same timing, followed whatever the hold
+ * (no preemption, no time-out), no action. The runtime may step the last of a run of these
+ * instead of each (docs/architecture.md, "Deferred steady advertisements"): stepping them one
+ * by one or only the last gives the same state, and in between the deadline is `steadyDeadline`.
+ * Null when the next advertisement could do anything else.
+ */
+export interface SteadyAdvert {
+  /** The advertisement as its event, built from the master's description. */
+  readonly event: Extract<Event, { type: 'advert' | 'vrrpAdvert' }>;
+  /** The dead time heard from then on, and the step-down hold it never ends before. */
+  readonly deadMs: number;
+  readonly holdUntil: number;
+}
+
+export function steadyAdvert(s: GroupState): SteadyAdvert | null {
+  const m = s.master;
+  if (s.state !== 'BACKUP' || m === null || s.advertAt !== null || !hearsAdverts(s)) return null;
+  if (isVrrp(s)) {
+    if (!('priority' in m) || m.priority === SHUTDOWN_PRIORITY) return null;
+    if (m.interval !== s.masterInterval || s.shutdownSeen) return null;
+    if (!backupFollows(m.priority, advertisedPriority(s), preempts(s))) return null;
+    const event = { type: 'vrrpAdvert', src: m.src, priority: m.priority, interval: m.interval } as const;
+    return { event, deadMs: masterDownMs(s), holdUntil: s.holdUntil };
+  }
+  if (!('advbase' in m)) return null;
+  const mine = advertisedTiming(s);
+  const theirs = intervalUnits(m.advbase, m.advskew);
+  if (preempts(s) && theirs > intervalUnits(mine.advbase, mine.advskew)) return null;
+  if (theirs > intervalUnits(mine.advbase * s.params.deadratio, mine.advskew)) return null;
+  const event = { type: 'advert', src: m.src, advbase: m.advbase, advskew: m.advskew } as const;
+  return { event, deadMs: masterDownMs(s), holdUntil: s.holdUntil };
+}
+
+/** A backup's deadline after hearing `steady`'s advertisement at `at`: onAdvert's steady path. */
+export function steadyDeadline(steady: SteadyAdvert, at: number): number {
+  return Math.max(at + steady.deadMs, steady.holdUntil);
+}
+
+/**
  * The master an advertisement describes: `kept` itself when it describes the same one (the
  * steady path builds no object per packet), else a new description.
  */

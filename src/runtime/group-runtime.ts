@@ -30,6 +30,8 @@ import {
   earliestDeadline,
   nextDeadline,
   step,
+  steadyAdvert,
+  steadyDeadline,
   type Action,
   type CarpState,
   type Event,
@@ -37,6 +39,7 @@ import {
   type GroupState,
   type Override,
   type ResumeState,
+  type SteadyAdvert,
   type TransitionReason,
 } from '../engine/group';
 import {
@@ -158,6 +161,12 @@ export class GroupRuntime {
   /** Events raised while an earlier one is being carried out wait here, in order. */
   private readonly queue: Event[] = [];
   private dispatching = false;
+  /**
+   * What the engine says a steady advertisement would do in the current state (null: step
+   * every advertisement), and when the last one not yet stepped arrived (-1: none).
+   */
+  private steady: SteadyAdvert | null = null;
+  private heardAt = -1;
   private stopping: StopOptions | null = null;
   /** Unicast peers as integers for the per-packet check; null for a multicast group. */
   private peers: Set<SourceAddress> | null = null;
@@ -275,12 +284,36 @@ export class GroupRuntime {
       this.counterHeard = true;
     }
     this.stats.received++;
-    this.dispatch({
-      type: 'advert',
-      src: framing.src,
-      advbase: pkt[off + CARP_ADVBASE_AT],
-      advskew: pkt[off + CARP_ADVSKEW_AT],
-    });
+    const advbase = pkt[off + CARP_ADVBASE_AT];
+    const advskew = pkt[off + CARP_ADVSKEW_AT];
+    const st = this.steady;
+    if (
+      st !== null &&
+      st.event.type === 'advert' &&
+      st.event.src === framing.src &&
+      st.event.advbase === advbase &&
+      st.event.advskew === advskew
+    ) {
+      this.defer(st);
+      return;
+    }
+    this.dispatch({ type: 'advert', src: framing.src, advbase, advskew });
+  }
+
+  /**
+   * A steady advertisement (engine/group.ts, steadyAdvert) is not stepped now: the next event
+   * steps the last of them at its own time first, which gives the state stepping each would
+   * have, and meanwhile the timer is where that state would put it.
+   */
+  private defer(st: SteadyAdvert): void {
+    if (this.dispatching) {
+      this.dispatch(st.event);
+      return;
+    }
+    const now = this.clock.now();
+    this.heardAt = now;
+    const at = steadyDeadline(st, now);
+    this.timer.set(at, at);
   }
 
   /** The counter to continue from without replay protection: the last heard or sent. */
@@ -304,6 +337,17 @@ export class GroupRuntime {
       return;
     }
     this.stats.received++;
+    const st = this.steady;
+    if (
+      st !== null &&
+      st.event.type === 'vrrpAdvert' &&
+      st.event.src === framing.src &&
+      st.event.priority === r.adv.priority &&
+      st.event.interval === r.adv.interval
+    ) {
+      this.defer(st);
+      return;
+    }
     this.dispatch({
       type: 'vrrpAdvert',
       src: framing.src,
@@ -480,6 +524,13 @@ export class GroupRuntime {
     if (this.dispatching) return;
     this.dispatching = true;
     try {
+      if (this.heardAt >= 0 && this.steady !== null) {
+        // The deferred advertisement, at the time it arrived; it has no actions.
+        const r = step(this.s, this.steady.event, this.heardAt);
+        this.s = r.state;
+        for (const a of r.actions) this.perform(a);
+      }
+      this.heardAt = -1;
       for (let next = this.queue.shift(); next !== undefined; next = this.queue.shift()) {
         const r = step(this.s, next, this.clock.now());
         this.s = r.state;
@@ -488,6 +539,7 @@ export class GroupRuntime {
     } finally {
       this.dispatching = false;
     }
+    this.steady = steadyAdvert(this.s);
     this.arm();
   }
 

@@ -8,6 +8,8 @@ import {
   step,
   masterDownMs,
   advertSlackMs,
+  steadyAdvert,
+  steadyDeadline,
   Action,
 } from '../../src/engine/group';
 
@@ -83,6 +85,8 @@ export interface SimNode {
   timerGen: number;
   /** When this node last accepted an advertisement from a master (or started listening). */
   lastHeard: number;
+  /** deferSteady: when the last steady advertisement not yet stepped arrived (-1: none). */
+  heardAt: number;
 }
 
 export interface Violation {
@@ -106,6 +110,13 @@ export class Simulation {
   earlyWake = 0;
   /** Periodic advertisements sent before their deadline (within the slack). */
   earlyAdverts = 0;
+  /**
+   * Steady advertisements (engine/group.ts, steadyAdvert) are not stepped when they arrive: the
+   * node's next event steps the last of them at its arrival time first, as GroupRuntime does.
+   */
+  deferSteady = false;
+  /** Advertisements deferSteady did not step when they arrived. */
+  deferred = 0;
   private readonly q = new EventQueue();
   private readonly rand: () => number;
 
@@ -122,6 +133,7 @@ export class Simulation {
       partition: 0,
       timerGen: 0,
       lastHeard: 0,
+      heardAt: -1,
     }));
   }
 
@@ -134,6 +146,7 @@ export class Simulation {
     n.alive = true;
     n.state = initialState(n.params, this.now);
     n.lastHeard = this.now;
+    n.heardAt = -1;
     this.apply(n, { type: 'start', linkUp: true, present: true });
   }
 
@@ -163,6 +176,7 @@ export class Simulation {
       n.alive = true;
       n.state = initialState(n.params, this.now);
       n.lastHeard = this.now;
+      n.heardAt = -1;
       const resume = was === 'MASTER' || was === 'BACKUP' ? was : undefined;
       this.apply(n, { type: 'start', linkUp: true, present: true, resume });
     });
@@ -193,6 +207,20 @@ export class Simulation {
 
   private apply(n: SimNode, ev: Parameters<typeof step>[1]): void {
     if (!n.alive || !n.state) return;
+    const steady = this.deferSteady ? steadyAdvert(n.state) : null;
+    if (steady !== null && sameEvent(steady.event, ev)) {
+      n.heardAt = this.now;
+      n.lastHeard = this.now;
+      this.deferred++;
+      this.schedule(n, steadyDeadline(steady, this.now));
+      return;
+    }
+    if (steady !== null && n.heardAt >= 0) {
+      const r = step(n.state, steady.event, n.heardAt);
+      if (r.actions.length > 0) this.violation(`node ${n.id}: a steady advertisement acted`);
+      n.state = r.state;
+    }
+    n.heardAt = -1;
     const before = n.state;
     const r = step(n.state, ev, this.now);
     n.state = r.state;
@@ -206,7 +234,7 @@ export class Simulation {
       if (periodic && this.now < before.advertAt) this.earlyAdverts++;
     }
     for (const a of r.actions) this.effect(n, before, a);
-    this.schedule(n);
+    this.schedule(n, n.state ? nextDeadline(n.state) : null);
   }
 
   private effect(n: SimNode, before: GroupState, a: Action): void {
@@ -235,9 +263,8 @@ export class Simulation {
     }
   }
 
-  private schedule(n: SimNode): void {
+  private schedule(n: SimNode, d: number | null): void {
     const gen = ++n.timerGen;
-    const d = n.state ? nextDeadline(n.state) : null;
     if (d === null) return;
     let at = this.earlyWake > 0 ? d - this.earlyWake * this.rand() : d;
     if (at <= this.now) at = Math.max(d, this.now);
@@ -249,4 +276,12 @@ export class Simulation {
   private violation(what: string): void {
     this.violations.push({ at: this.now, what });
   }
+}
+
+function sameEvent(a: Parameters<typeof step>[1], b: Parameters<typeof step>[1]): boolean {
+  if (a.type === 'advert' && b.type === 'advert')
+    return a.src === b.src && a.advbase === b.advbase && a.advskew === b.advskew;
+  if (a.type === 'vrrpAdvert' && b.type === 'vrrpAdvert')
+    return a.src === b.src && a.priority === b.priority && a.interval === b.interval;
+  return false;
 }

@@ -16,6 +16,8 @@ import {
   advertisedTiming,
   advertisedPriority,
   ucarpAddressOrder,
+  steadyAdvert,
+  steadyDeadline,
 } from '../../src/engine/group';
 
 const ip = ipv4ToInt;
@@ -657,4 +659,140 @@ test('freeze: a master advertises once more (no bow-out), then nothing is armed 
   assert.deepEqual(b.ev({ type: 'freeze' }), []);
   assert.equal(b.s.state, 'BACKUP');
   assert.equal(nextDeadline(b.s), null);
+});
+
+// ---- Deferred steady advertisements (docs/architecture.md) ----
+
+/** The Lehmer generator: a fixed walk per seed. */
+function walk(seed: number): () => number {
+  let a = seed;
+  return () => (a = (a * 16807) % 2147483647) / 2147483647;
+}
+
+/** Every state a random walk of events visits, both protocols, from a few settings. */
+function visitedStates(seed: number, protocol: 'carp' | 'vrrp3'): GroupState[] {
+  const rand = walk(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const d = new Driver({
+    protocol,
+    advskew: pick([0, 50, 100]),
+    priority: pick([50, 100, 200]),
+    preempt: rand() < 0.5,
+  });
+  const out: GroupState[] = [];
+  d.ev({ type: 'start', linkUp: true, present: true });
+  const masters = ['192.0.2.2', '192.0.2.9', '192.0.2.1'];
+  for (let i = 0; i < 400; i++) {
+    d.now += rand() < 0.8 ? 200 + rand() * 900 : rand() * 5000;
+    d.runUntil(d.now);
+    const r = rand();
+    const src = ip(pick(masters));
+    if (r < 0.55) {
+      if (protocol === 'carp')
+        d.ev({ type: 'advert', src, advbase: 1, advskew: pick([0, 50, 100, 100, 255]) });
+      else
+        d.ev({
+          type: 'vrrpAdvert',
+          src,
+          priority: pick([0, 50, 100, 200, 200, 255]),
+          interval: pick([100, 100, 50]),
+        });
+    } else if (r < 0.65) d.ev({ type: 'override', override: pick(['none', 'demote', 'promote'] as const) });
+    else if (r < 0.75)
+      d.ev({ type: 'health', trackFault: rand() < 0.2, syncFault: false, demotion: pick([0, 0, 30, 200]) });
+    else if (r < 0.8) d.ev({ type: 'stepDown' });
+    else if (r < 0.85) d.ev({ type: 'link', up: rand() < 0.7 });
+    else if (r < 0.9) d.ev({ type: 'update', params: { ...d.s.params, preempt: !d.s.params.preempt } });
+    out.push(d.s);
+  }
+  return out;
+}
+
+test('steadyAdvert: its step only moves the deadline, to steadyDeadline, and stepping only the last of a run equals stepping each', () => {
+  let checked = 0;
+  let backupsWithout = 0;
+  for (const protocol of ['carp', 'vrrp3'] as const)
+    for (let seed = 1; seed <= 40; seed++)
+      for (const s of visitedStates(seed * 7919, protocol)) {
+        const r = steadyAdvert(s);
+        if (r === null) {
+          if (s.state === 'BACKUP') backupsWithout++;
+          continue;
+        }
+        checked++;
+        assert.equal(s.state, 'BACKUP');
+        const t1 = (s.lastAdvertAt ?? s.since) + 1000;
+        const one = step(s, r.event, t1);
+        assert.deepEqual(one.actions, []);
+        assert.equal(one.state.master, s.master, 'the same master description');
+        assert.deepEqual(one.state, { ...s, lastAdvertAt: t1, masterDownAt: steadyDeadline(r, t1) });
+        assert.equal(nextDeadline(one.state), steadyDeadline(r, t1));
+        assert.equal(earliestDeadline(one.state), steadyDeadline(r, t1));
+        assert.deepEqual(steadyAdvert(one.state), r, 'the same rule after it');
+        const t2 = t1 + 999.5;
+        assert.deepEqual(step(one.state, r.event, t2), step(s, r.event, t2));
+      }
+  assert.ok(checked > 2000, `states with a steady advertisement: ${checked}`);
+  assert.ok(backupsWithout > 200, `backups without one: ${backupsWithout}`);
+});
+
+test('steadyAdvert: none for a master, in FAULT, stopped, before a preemption or time-out, after a VRRP shutdown', () => {
+  const heard = (d: Driver, advskew: number) => {
+    d.ev({ type: 'start', linkUp: true, present: true });
+    d.now += 500;
+    d.advert('192.0.2.2', 1, advskew);
+    return d;
+  };
+  // The steady case, then each way out of it.
+  assert.deepEqual(steadyAdvert(heard(new Driver({ advskew: 100 }), 0).s)?.event, {
+    type: 'advert',
+    src: ip('192.0.2.2'),
+    advbase: 1,
+    advskew: 0,
+  });
+  const master = new Driver({ advskew: 0 });
+  master.ev({ type: 'start', linkUp: true, present: true });
+  master.runUntil(5000);
+  assert.equal(master.s.state, 'MASTER');
+  assert.equal(steadyAdvert(master.s), null);
+  const fault = heard(new Driver({ advskew: 100 }), 0);
+  fault.ev({ type: 'link', up: false });
+  assert.equal(steadyAdvert(fault.s), null);
+  const stopped = heard(new Driver({ advskew: 100 }), 0);
+  stopped.ev({ type: 'stop', bowOut: false });
+  assert.equal(steadyAdvert(stopped.s), null);
+  // Held after a step-down, a preempting backup follows a worse master; past the hold, the
+  // same advertisement preempts, so it is not steady.
+  const held = new Driver({ advskew: 0, preempt: true });
+  held.ev({ type: 'start', linkUp: true, present: true });
+  held.ev({ type: 'stepDown' });
+  held.now += 100;
+  held.advert('192.0.2.2', 1, 100);
+  assert.equal(held.s.state, 'BACKUP');
+  assert.equal(steadyAdvert(held.s), null);
+  // ucarpctl promote makes a backup preempt the master it followed.
+  const promoted = heard(new Driver({ advskew: 100, preempt: false }), 50);
+  assert.notEqual(steadyAdvert(promoted.s), null);
+  promoted.ev({ type: 'override', override: 'promote' });
+  assert.equal(steadyAdvert(promoted.s), null);
+  // Held, a backup follows a master slower than its own dead time; past the hold, that
+  // master's next advertisement is timed out.
+  const slow = new Driver({ advskew: 0, preempt: false });
+  slow.ev({ type: 'start', linkUp: true, present: true });
+  slow.ev({ type: 'stepDown' });
+  slow.now += 100;
+  slow.advert('192.0.2.2', 5, 0);
+  assert.deepEqual(
+    [slow.s.state, slow.s.master],
+    ['BACKUP', { src: ip('192.0.2.2'), advbase: 5, advskew: 0 }],
+  );
+  assert.equal(steadyAdvert(slow.s), null);
+  const v = new VrrpDriver({ priority: 100 });
+  v.ev({ type: 'start', linkUp: true, present: true });
+  v.now += 500;
+  v.vrrp('192.0.2.2', 200);
+  assert.notEqual(steadyAdvert(v.s), null);
+  v.now += 500;
+  v.vrrp('192.0.2.2', 0);
+  assert.equal(steadyAdvert(v.s), null, 'after priority 0 the master is unknown');
 });

@@ -187,6 +187,55 @@ describe('GroupRuntime', () => {
     assert.equal(advertsBeforeAdd, 1, 'the advertisement goes first');
   });
 
+  it("steps a run of its master's steady advertisements once, at the last one's time, before the next event", () => {
+    const { clock, g } = setup({ advskew: 100 });
+    const t0 = clock.now();
+    g.start(true);
+    const engineState = () => (g as unknown as { s: object }).s;
+    clock.advanceTo(t0 + 500);
+    advert(g, '192.0.2.2', 1, 0);
+    const followed = engineState();
+    for (let k = 1; k <= 5; k++) {
+      clock.advanceTo(t0 + 500 + k * 1000);
+      advert(g, '192.0.2.2', 1, 0);
+    }
+    assert.equal(engineState(), followed, 'steady advertisements were not stepped one by one');
+    const last = t0 + 5500;
+    // An event in between steps the deferred one first, at its own time: the demotion's new
+    // dead time counts from the last advertisement, not from now.
+    clock.advanceTo(last + 700);
+    g.setHealth({ trackFault: false, syncFault: false, demotion: 20, failed: [] });
+    assert.notEqual(engineState(), followed);
+    assert.equal((engineState() as { lastAdvertAt: number }).lastAdvertAt, last);
+    const demoted = 3000 + (120 * 1000) / 256;
+    clock.advanceTo(last + demoted - 0.5);
+    assert.equal(g.state, 'BACKUP');
+    // The scheduler's re-arm is a whole number of ms: within 1 ms of the deadline.
+    clock.advanceTo(last + demoted + 1);
+    assert.equal(g.state, 'MASTER');
+  });
+
+  it('takes over exactly its dead time after the last of a run of steady advertisements', () => {
+    const { clock, g } = setup({ advskew: 100 });
+    const t0 = clock.now();
+    g.start(true);
+    const dead = 3000 + (100 * 1000) / 256;
+    for (let k = 0; k < 4; k++) {
+      clock.advanceTo(t0 + 300 + k * 1000);
+      advert(g, '192.0.2.2', 1, 0);
+    }
+    // A new timing from the same master is not steady: stepped at once, and the next ones are
+    // steady again with it.
+    clock.advanceTo(t0 + 4300);
+    advert(g, '192.0.2.2', 1, 50);
+    clock.advanceTo(t0 + 5300);
+    advert(g, '192.0.2.2', 1, 50);
+    clock.advanceTo(t0 + 5300 + dead - 0.5);
+    assert.equal(g.state, 'BACKUP');
+    clock.advanceTo(t0 + 5300 + dead + 1);
+    assert.equal(g.state, 'MASTER');
+  });
+
   it('as MASTER advertises every advbase second on drift-free deadlines, without early wakes', () => {
     const { clock, io, g } = setup({ advskew: 128 });
     const t0 = clock.now();

@@ -262,3 +262,35 @@ for (const [seed, protocol] of [
     assert.ok(sim.earlyAdverts > 20, `advertisements sent early: ${sim.earlyAdverts}`);
   });
 }
+
+for (const [seed, protocol, earlyWake] of [
+  [51, 'carp', 0],
+  [52, 'carp', 3 * ADVERT_SLACK_MS],
+  [53, 'vrrp3', 0],
+  [54, 'vrrp3', 3 * ADVERT_SLACK_MS],
+] as const) {
+  test(`simulation seed ${seed} (${protocol}${earlyWake ? ', early wake-ups' : ''}): stepping only the last of a run of steady advertisements decides exactly as stepping each`, () => {
+    const run = (deferSteady: boolean) => {
+      const rand = lehmer(seed * 7919);
+      const params = Array.from({ length: 6 }, (_, i) =>
+        protocol === 'vrrp3' ? vrrpNodeParams(i, rand) : nodeParams(i, rand),
+      );
+      const sim = new Simulation(seed, params);
+      sim.earlyWake = earlyWake;
+      sim.deferSteady = deferSteady;
+      staggeredStart(sim, rand);
+      convergesAfterChaos(sim, rand, 4, maxMasterDown(params) + 2500);
+      sim.nodes.forEach((n) => n.alive && sim.restartInPlace(n.id, 1000));
+      sim.runUntil(sim.now + 30_000);
+      assert.deepEqual(sim.violations, []);
+      return sim;
+    };
+    const each = run(false);
+    const last = run(true);
+    assert.equal(each.deferred, 0);
+    assert.ok(last.deferred > 50, `deferred: ${last.deferred}`);
+    assert.ok(each.transitions.length > 10, 'the chaos must actually cause transitions');
+    assert.deepEqual(last.transitions, each.transitions);
+    assert.deepEqual(last.masters(), each.masters());
+  });
+}
