@@ -132,50 +132,54 @@ function masterStatus(m: MasterInfo): MasterStatus {
 }
 
 export class GroupRuntime {
-  private s: GroupState;
-  private cfg: GroupConfig;
+  // The fields a received advertisement reads come first, in the object's first two cache
+  // lines (class fields are laid out in declaration order): at thousands of groups each packet
+  // finds its group's objects cold (docs/performance.md, issue 11).
+  /** Unicast peers as integers for the per-packet check; null for a multicast group. */
+  private peers: Set<SourceAddress> | null = null;
   /** HMAC-SHA1 with the key's pads and the constant prefix prepared once (docs/protocol.md §5). */
   private readonly digest: PreparedDigest;
-  private counter: bigint;
-  /**
-   * Replay protection off: the counter of the last advertisement heard, kept as its 8 bytes and
-   * read into `counter` only when needed (counterNow), not once per packet.
-   */
-  private readonly heardCounter = Buffer.alloc(8);
-  private counterHeard = false;
   /** With replay protection on, the newest counters accepted and sent; null when off. */
   private replay: ReplayWindow | null;
-  private readonly wallClock: WallClock;
-  private readonly out = Buffer.alloc(CARP_HEADER_LEN);
-  /** The CARP payload for every destination: one buffer, rewritten per advertisement. */
-  private readonly carpOut = (): Buffer => this.out;
-  private readonly io: GroupIo;
-  private readonly log: Logger;
-  private readonly clock: Clock;
-  private readonly afterBatch: AfterBatch;
-  private readonly events: EventBus | undefined;
-  private readonly effects: GroupEffects;
-  private readonly warnings: RateLimitedLog<RejectReason | SendFailure>;
-  /** This group's place in the shared scheduler: its timer event, when the engine wants it. */
-  private readonly timer: ScheduledTask;
-  /** Events raised while an earlier one is being carried out wait here, in order. */
-  private readonly queue: Event[] = [];
-  private dispatching = false;
+  /**
+   * Replay protection off: the counter of the last advertisement heard, as its two 32-bit
+   * halves (signed), read into `counter` only when needed (counterNow), not once per packet.
+   */
+  private heardHigh = 0;
+  private heardLow = 0;
+  private counterHeard = false;
+  readonly stats: GroupStats = emptyStats();
   /**
    * What the engine says a steady advertisement would do in the current state (null: step
    * every advertisement), and when the last one not yet stepped arrived (-1: none).
    */
   private steady: SteadyAdvert | null = null;
   private heardAt = -1;
+  private dispatching = false;
+  private readonly clock: Clock;
+  /** This group's place in the shared scheduler: its timer event, when the engine wants it. */
+  private readonly timer: ScheduledTask;
+  private s: GroupState;
+  private cfg: GroupConfig;
+  private counter: bigint;
+  private readonly wallClock: WallClock;
+  private readonly out = Buffer.alloc(CARP_HEADER_LEN);
+  /** The CARP payload for every destination: one buffer, rewritten per advertisement. */
+  private readonly carpOut = (): Buffer => this.out;
+  private readonly io: GroupIo;
+  private readonly log: Logger;
+  private readonly afterBatch: AfterBatch;
+  private readonly events: EventBus | undefined;
+  private readonly effects: GroupEffects;
+  private readonly warnings: RateLimitedLog<RejectReason | SendFailure>;
+  /** Events raised while an earlier one is being carried out wait here, in order. */
+  private readonly queue: Event[] = [];
   private stopping: StopOptions | null = null;
-  /** Unicast peers as integers for the per-packet check; null for a multicast group. */
-  private peers: Set<SourceAddress> | null = null;
   /** Where each advertisement goes: the peers, or the one multicast/broadcast destination. */
   private destinations: readonly string[] = [];
   /** VRRP: the destinations and the virtual addresses as bytes, for the pseudo-header checksum. */
   private vrrpDestinations: readonly Buffer[] = [];
   private vrrpAddresses: readonly Buffer[] = [];
-  readonly stats: GroupStats = emptyStats();
   /** Trackers that are failed now, as last reported by setHealth. */
   private failedTrackers: string[] = [];
   /** Addresses of this group present on this host while it is not master. */
@@ -280,7 +284,10 @@ export class GroupRuntime {
       this.replay = accept(this.replay, counter);
     } else {
       const at = off + CARP_COUNTER_AT;
-      for (let i = 0; i < 8; i++) this.heardCounter[i] = pkt[at + i];
+      // Signed: a small integer stays in the object, where an unsigned one above 2^31 would be
+      // a number boxed elsewhere.
+      this.heardHigh = (pkt[at] << 24) | (pkt[at + 1] << 16) | (pkt[at + 2] << 8) | pkt[at + 3];
+      this.heardLow = (pkt[at + 4] << 24) | (pkt[at + 5] << 16) | (pkt[at + 6] << 8) | pkt[at + 7];
       this.counterHeard = true;
     }
     this.stats.received++;
@@ -319,7 +326,7 @@ export class GroupRuntime {
   /** The counter to continue from without replay protection: the last heard or sent. */
   private counterNow(): bigint {
     if (this.counterHeard) {
-      this.counter = this.heardCounter.readBigUInt64BE(0);
+      this.counter = (BigInt(this.heardHigh >>> 0) << 32n) | BigInt(this.heardLow >>> 0);
       this.counterHeard = false;
     }
     return this.counter;

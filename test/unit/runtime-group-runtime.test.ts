@@ -129,7 +129,8 @@ describe('GroupRuntime', () => {
       send(payload, dst, src, done);
     };
     g.start(true);
-    for (const counter of [41n, 77n]) {
+    // The last one's halves both have their top bit set (kept as signed 32-bit integers).
+    for (const counter of [41n, 0xfedcba98_f6543210n]) {
       clock.advanceTo(clock.now() + 1000);
       const pkt = ipv4Packet(
         '192.0.2.9',
@@ -143,8 +144,8 @@ describe('GroupRuntime', () => {
     assert.equal(g.state, 'BACKUP');
     clock.advanceTo(clock.now() + 3000);
     assert.equal(g.state, 'MASTER');
-    assert.equal(counters[0], 78n);
-    assert.equal(g.freeze().counter, 79n, 'the advertisement at freeze is the next one');
+    assert.equal(counters[0], 0xfedcba98_f6543211n);
+    assert.equal(g.freeze().counter, 0xfedcba98_f6543212n, 'the advertisement at freeze is the next one');
   });
 
   it('starts as BACKUP, wakes early for the dead time, and takes over exactly at it', async () => {
