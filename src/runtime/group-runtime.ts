@@ -92,6 +92,8 @@ export interface GroupDeps {
   afterBatch?: AfterBatch;
   /** Where transitions, conflicts and restores are announced (`ucarpctl events`). */
   events?: EventBus;
+  /** Told of each transition (the group set's burst collector). */
+  onTransition?: () => void;
 }
 
 export interface StopOptions {
@@ -170,6 +172,7 @@ export class GroupRuntime {
   private readonly log: Logger;
   private readonly afterBatch: AfterBatch;
   private readonly events: EventBus | undefined;
+  private readonly onTransition: (() => void) | undefined;
   private readonly effects: GroupEffects;
   private readonly warnings: RateLimitedLog<RejectReason | SendFailure>;
   /** Events raised while an earlier one is being carried out wait here, in order. */
@@ -193,6 +196,7 @@ export class GroupRuntime {
     this.timer = (deps.scheduler ?? Scheduler.for(this.clock)).task(() => this.fire());
     this.afterBatch = deps.afterBatch ?? new AfterBatch();
     this.events = deps.events;
+    this.onTransition = deps.onTransition;
     const key = passwordKey(cfg.password);
     const prefix =
       familyOf(cfg.addresses[0].address) === 6
@@ -688,6 +692,7 @@ export class GroupRuntime {
 
   private transition(from: CarpState, to: CarpState, reason: TransitionReason, runScript: boolean): void {
     this.stats.transitions++;
+    this.onTransition?.();
     const line = `Switching to state: ${to} (${reason})`;
     this.afterBatch.defer(() =>
       to === 'MASTER' || from === 'MASTER' ? this.log.warn(line) : this.log.info(line),

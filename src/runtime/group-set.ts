@@ -24,6 +24,9 @@ import { AlreadyStartedError, ClosedError, errorMessage } from '../errors';
 import type { GroupResume } from './handover';
 import { familyOf, isLinkLocal6 } from '../net/ipv6';
 import { settleScripts } from '../hooks/scripts';
+import { BurstCollector } from './burst-collector';
+import { systemClock } from './clock';
+import { garbageCollector } from '../util/collect-garbage';
 
 /**
  * How long a stopping daemon waits for the downscripts before killing what is left of every
@@ -67,6 +70,7 @@ export class GroupSet {
   /** ifindex → name, so that each address notification finds its interface in O(1). */
   private readonly linkNames = new Map<number, string>();
   private readonly afterBatch = new AfterBatch();
+  private readonly bursts: BurstCollector;
   private readonly record: AddressRecord;
   readonly events: EventBus;
   private readonly trackerSet: TrackerSet;
@@ -79,6 +83,9 @@ export class GroupSet {
     this.record = new AddressRecord(opts.recordFile ?? null, opts.log);
     this.events = opts.events ?? new EventBus();
     this.trackerSet = new TrackerSet({ log: opts.log });
+    this.bursts = new BurstCollector(garbageCollector(), systemClock, (n, ms) =>
+      opts.log.debug(`collected garbage after a burst of ${n} transitions (${ms.toFixed(1)} ms)`),
+    );
     this.trackerSet.on('change', (st) => {
       this.events.publish({
         type: 'tracker',
@@ -287,10 +294,13 @@ export class GroupSet {
     await settleScripts(STOP_SCRIPT_WAIT_MS);
     for (const h of this.hubs.values()) h.close();
     this.hubs.clear();
+    this.bursts.close();
     this.monitor.close();
     this.record.close();
     this.rtnl.close();
   }
+
+  private readonly noteTransition = (): void => this.bursts.note();
 
   private addGroup(cfg: GroupConfig): void {
     const hub = this.hub(cfg.interface);
@@ -301,7 +311,13 @@ export class GroupSet {
       addAddress: (ifname, address, prefixlen) => this.addAddress(cfg.name, ifname, address, prefixlen),
       delAddress: (ifname, address, prefixlen) => this.delAddress(ifname, address, prefixlen),
     };
-    const g = new GroupRuntime(cfg, { io, log, afterBatch: this.afterBatch, events: this.events });
+    const g = new GroupRuntime(cfg, {
+      io,
+      log,
+      afterBatch: this.afterBatch,
+      events: this.events,
+      onTransition: this.noteTransition,
+    });
     hub.add(g);
     this.groups.set(cfg.name, g);
     if (cfg.manageAddresses)
