@@ -19,8 +19,11 @@ try {
 
 /**
  * The thread sits idle between loads, and V8 collects an idle heap only when something
- * allocates: what a parse of 4080 groups left (~35 MB of the old generation) stayed in the
- * daemon's memory in some runs and not in others (docs/performance.md, issue 11).
+ * allocates: what a parse of the whole file of 4080 groups left (~35 MB of the old generation)
+ * stayed in the daemon's memory in some runs and not in others (docs/performance.md, issue 11).
+ * Only after such a parse: an incremental reload leaves little, and the collection's helper
+ * threads, which do not run at the loader's nice value, would compete with the main thread
+ * while it applies the reload.
  */
 const collect = garbageCollector();
 
@@ -33,5 +36,5 @@ parentPort?.on('message', (msg: LoadRequest) => {
   if (result.ok) sent = { seq: msg.id, groups: new Map(result.config.groups.map((g) => [g.name, g])) };
   parentPort?.postMessage({ ...reply, stats: loader.last, cached: loader.cached });
   // After the reply: the main thread is not kept waiting for it.
-  if (collect !== null) setImmediate(collect);
+  if (collect !== null && loader.last?.path === 'full') setImmediate(collect);
 });
