@@ -763,11 +763,15 @@ test('steadyAdvert: none for a master, in FAULT, stopped, before a preemption or
   assert.equal(steadyAdvert(stopped.s), null);
   // Held after a step-down, a preempting backup follows a worse master; past the hold, the
   // same advertisement preempts, so it is not steady.
-  const held = new Driver({ advskew: 0, preempt: true });
-  held.ev({ type: 'start', linkUp: true, present: true });
-  held.ev({ type: 'stepDown' });
-  held.now += 100;
-  held.advert('192.0.2.2', 1, 100);
+  const heldHearing = (p: Partial<GroupParams>, advbase: number, advskew: number) => {
+    const d = new Driver(p);
+    d.ev({ type: 'start', linkUp: true, present: true });
+    d.ev({ type: 'stepDown' });
+    d.now += 100;
+    d.advert('192.0.2.2', advbase, advskew);
+    return d;
+  };
+  const held = heldHearing({ advskew: 0, preempt: true }, 1, 100);
   assert.equal(held.s.state, 'BACKUP');
   assert.equal(steadyAdvert(held.s), null);
   // ucarpctl promote makes a backup preempt the master it followed.
@@ -777,11 +781,7 @@ test('steadyAdvert: none for a master, in FAULT, stopped, before a preemption or
   assert.equal(steadyAdvert(promoted.s), null);
   // Held, a backup follows a master slower than its own dead time; past the hold, that
   // master's next advertisement is timed out.
-  const slow = new Driver({ advskew: 0, preempt: false });
-  slow.ev({ type: 'start', linkUp: true, present: true });
-  slow.ev({ type: 'stepDown' });
-  slow.now += 100;
-  slow.advert('192.0.2.2', 5, 0);
+  const slow = heldHearing({ advskew: 0, preempt: false }, 5, 0);
   assert.deepEqual(
     [slow.s.state, slow.s.master],
     ['BACKUP', { src: ip('192.0.2.2'), advbase: 5, advskew: 0 }],
