@@ -17,8 +17,6 @@ export class BurstCollector {
   private count = 0;
   private lastAt = 0;
   private timer: TimerHandle | undefined;
-  /** Collections so far, for tests and the log. */
-  collections = 0;
 
   constructor(
     private readonly collect: (() => void) | null,
@@ -54,7 +52,6 @@ export class BurstCollector {
     this.count = 0;
     const t0 = this.clock.now();
     this.collect?.();
-    this.collections++;
     this.onCollected(transitions, this.clock.now() - t0);
   }
 }

@@ -183,6 +183,11 @@ export class GroupRuntime {
   /** VRRP: the destinations and the virtual addresses as bytes, for the pseudo-header checksum. */
   private vrrpDestinations: readonly Buffer[] = [];
   private vrrpAddresses: readonly Buffer[] = [];
+  /**
+   * VRRP: this node's source as bytes, for the checksum. Zeros while it is unknown: the group
+   * cannot be heard then anyway, and its send fails as CARP's would.
+   */
+  private vrrpSource: Buffer = Buffer.alloc(0);
   /** Trackers that are failed now, as last reported by setHealth. */
   private failedTrackers: string[] = [];
   /** Addresses of this group present on this host while it is not master. */
@@ -403,6 +408,7 @@ export class GroupRuntime {
   setSource(srcip: string): void {
     if (srcip === this.cfg.srcip) return;
     this.cfg = { ...this.cfg, srcip };
+    this.usePeers(this.cfg);
     this.log.info(`advertising from ${srcip}`);
     this.dispatch({ type: 'update', params: groupParams(this.cfg) });
   }
@@ -598,12 +604,14 @@ export class GroupRuntime {
     return out;
   }
 
-  /** Computed once per configuration: the send and receive paths only look them up. */
+  /** Computed once per configuration and source: the send and receive paths only look them up. */
   private usePeers(cfg: GroupConfig): void {
     this.peers = cfg.peers.length > 0 ? new Set(cfg.peers.map(sourceOf)) : null;
     this.destinations = cfg.peers.length > 0 ? cfg.peers : [cfg.destination];
     this.vrrpDestinations = this.destinations.map(addressBytes);
     this.vrrpAddresses = cfg.addresses.map((a) => addressBytes(a.address));
+    this.vrrpSource =
+      cfg.srcip === '' ? Buffer.alloc(this.vrrpDestinations[0].length) : addressBytes(cfg.srcip);
   }
 
   private ref(): { group: string; vhid: number; interface: string } {
@@ -648,10 +656,8 @@ export class GroupRuntime {
   /** A VRRPv3 advertisement: checksummed per destination, as the pseudo-header includes it. */
   private sendVrrp(priority: number, interval: number): void {
     const c = this.cfg;
-    // Without a source yet the group cannot be heard anyway; the send fails like CARP's would.
-    const src = c.srcip === '' ? Buffer.alloc(this.vrrpDestinations[0].length) : addressBytes(c.srcip);
     const adv = { vrid: c.vhid, priority, interval, addresses: this.vrrpAddresses };
-    this.sendToAll((i) => encodeVrrp(adv, src, this.vrrpDestinations[i]));
+    this.sendToAll((i) => encodeVrrp(adv, this.vrrpSource, this.vrrpDestinations[i]));
   }
 
   private sendToAll(payload: (index: number) => Buffer): void {

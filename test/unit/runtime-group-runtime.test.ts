@@ -11,6 +11,8 @@ import { CARP_HEADER_LEN, parseFraming } from '../../src/protocol/carp';
 import { FakeClock } from '../helpers/fake-clock';
 import { fakeLog } from '../helpers/fake-log';
 import { carpPayload, ipv4Packet } from '../helpers/packets';
+import { verifyVrrp } from '../../src/protocol/vrrp';
+import { ipv4ToBytes } from '../../src/net/ipv4';
 
 const PASSWORD = 'secret';
 
@@ -235,6 +237,40 @@ describe('GroupRuntime', () => {
     assert.equal(g.state, 'BACKUP');
     clock.advanceTo(t0 + 5300 + dead + 1);
     assert.equal(g.state, 'MASTER');
+  });
+
+  it('VRRP: checksums each advertisement with the source it has, learnt or not', () => {
+    const clock = new FakeClock();
+    const sent: Buffer[] = [];
+    const io = {
+      send: (payload: Buffer, _dst: string, _src: string, done: (err: Error | null) => void) => {
+        sent.push(Buffer.from(payload));
+        done(null);
+      },
+      garp: () => {},
+      addAddress: async () => {},
+      delAddress: async () => {},
+    } as unknown as GroupIo;
+    const cfg = normalizeGroup(
+      'web',
+      { vhid: 10, interface: 'eth0', addresses: ['192.0.2.100/24'], protocol: 'vrrp3', priority: 255 },
+      { srcip: '', password: PASSWORD },
+    );
+    const g = new GroupRuntime(cfg, {
+      io,
+      log: fakeLog().log,
+      clock,
+      afterBatch: new AfterBatch((f) => queueMicrotask(f)),
+    });
+    g.start(true);
+    assert.equal(g.state, 'MASTER', 'the address owner is master at once');
+    const group = ipv4ToBytes('224.0.0.18');
+    assert.ok(verifyVrrp(sent[0], 0, Buffer.alloc(4), group).ok, 'no source yet: zeros');
+    g.setSource('192.0.2.7');
+    clock.advanceTo(clock.now() + 1000);
+    const last = sent[sent.length - 1];
+    assert.ok(verifyVrrp(last, 0, ipv4ToBytes('192.0.2.7'), group).ok);
+    assert.ok(!verifyVrrp(last, 0, Buffer.alloc(4), group).ok);
   });
 
   it('as MASTER advertises every advbase second on drift-free deadlines, without early wakes', () => {
