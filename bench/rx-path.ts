@@ -9,7 +9,7 @@ import { Scheduler } from '../src/runtime/scheduler';
 import { AfterBatch } from '../src/util/after-batch';
 import { normalizeGroup } from '../src/config/normalize';
 import type { LinkInfo } from '../src/net/rtnl';
-import type { Clock, TimerHandle } from '../src/runtime/clock';
+import { BenchClock } from './bench-clock';
 import { carpPayload, ipv4Packet } from '../test/helpers/packets';
 
 const GROUPS = Number(process.argv[2] ?? 255);
@@ -61,37 +61,6 @@ const link = (i: number): LinkInfo => ({
 /** vhids 1..255 on each interface, as the scale benchmark lays out more than 255 groups. */
 const VHIDS = 255;
 const INTERFACES = Math.ceil(GROUPS / VHIDS);
-/** A clock moved by the bench whose timers fire as it passes them, allocating nothing else. */
-class BenchClock implements Clock {
-  t = 1000;
-  private seq = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  now(): number {
-    return this.t;
-  }
-  /** No timer is due before this: advance() looks at the timers only then. */
-  private soonest = Infinity;
-  setTimer(fn: () => void, ms: number): TimerHandle {
-    this.timers.set(++this.seq, { at: this.t + ms, fn });
-    this.soonest = Math.min(this.soonest, this.t + ms);
-    return this.seq as unknown as TimerHandle;
-  }
-  clearTimer(h: TimerHandle): void {
-    this.timers.delete(h as unknown as number);
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    if (this.t < this.soonest) return;
-    this.soonest = Infinity;
-    for (const x of this.timers.values()) this.soonest = Math.min(this.soonest, x.at);
-    if (this.t < this.soonest) return;
-    for (const [id, x] of this.timers)
-      if (x.at <= this.t) {
-        this.timers.delete(id);
-        x.fn();
-      }
-  }
-}
 const clock = new BenchClock();
 function vip(n: number): string {
   return `198.18.${n >> 8}.${n & 255}/15`;

@@ -464,15 +464,54 @@ function onTimer(s: GroupState, now: number, actions: Action[]): GroupState {
       delayedGarp -= 1;
       if (delayedGarp === 0) actions.push({ type: 'garp' });
     }
-    const interval = advertIntervalMs(s);
-    // Drift-free: the next deadline follows the previous deadline, not "now" (sent early within
-    // the slack or late, the rhythm stays); only after a stall longer than an interval do we
-    // resynchronise instead of sending a burst.
-    let advertAt = s.advertAt + interval;
-    if (advertAt <= now) advertAt = now + interval;
+    const advertAt = followingAdvertAt(s.advertAt, advertIntervalMs(s), now);
     return steady(s, advertAt, s.masterDownAt, s.lastAdvertAt, delayedGarp, s.master);
   }
   return s;
+}
+
+/**
+ * Drift-free: the next deadline follows the previous deadline, not "now" (sent early within
+ * the slack or late, the rhythm stays); only after a stall longer than an interval do we
+ * resynchronise instead of sending a burst.
+ */
+function followingAdvertAt(advertAt: number, intervalMs: number, now: number): number {
+  const next = advertAt + intervalMs;
+  return next <= now ? now + intervalMs : next;
+}
+
+/**
+ * A master's periodic advertisement when stepping its timer would only send it and move
+ * advertAt along (no gratuitous ARP due with it, no master-down deadline): the runtime may
+ * carry such timers out without stepping them and step nothing until its next event, when
+ * `afterSteadyTimers` gives the state that stepping each would have given (docs/architecture.md,
+ * "Deferred steady advertisements"). Null when the next timer could do anything else.
+ */
+export interface SteadyTimer {
+  /** The advertisement each such timer sends: the action onTimer would return. */
+  readonly action: Action;
+  readonly intervalMs: number;
+  /** How early it may go: advertSlackMs. */
+  readonly slackMs: number;
+}
+
+export function steadyTimer(s: GroupState): SteadyTimer | null {
+  if (s.state !== 'MASTER' || s.stopped || s.advertAt === null || s.masterDownAt !== null) return null;
+  if (s.delayedGarp !== 0) return null;
+  return { action: advertAction(s), intervalMs: advertIntervalMs(s), slackMs: advertSlackMs(s) };
+}
+
+/**
+ * Where a steady timer at `now` moves the deadline `advertAt` (onTimer's rule), or null when it
+ * is not due yet and would do nothing.
+ */
+export function steadyAdvertAt(st: SteadyTimer, advertAt: number, now: number): number | null {
+  return now >= advertAt - st.slackMs ? followingAdvertAt(advertAt, st.intervalMs, now) : null;
+}
+
+/** The state after steady timers (steadyTimer) have moved its deadline to `advertAt`. */
+export function afterSteadyTimers(s: GroupState, advertAt: number): GroupState {
+  return steady(s, advertAt, s.masterDownAt, s.lastAdvertAt, s.delayedGarp, s.master);
 }
 
 /** Only a running master or backup on an active link acts on what it hears, whatever the protocol. */

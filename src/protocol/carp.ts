@@ -99,23 +99,38 @@ export function encodeAdvertisement(
   prefix: Buffer,
   out: Buffer = Buffer.alloc(CARP_HEADER_LEN),
 ): Buffer {
-  return encodeAdvertisementWith(adv, new PreparedDigest(key, prefix), out);
+  const counter = BigInt.asUintN(64, adv.counter);
+  const high = Number(counter >> 32n) | 0;
+  const low = Number(counter & 0xffffffffn) | 0;
+  const digest = new PreparedDigest(key, prefix);
+  return writeAdvertisement(out, digest, adv.vhid, adv.advbase, adv.advskew, adv.demote ?? 0, high, low);
 }
 
-/** encodeAdvertisement with the group's digest prepared once (protocol/hmac-sha1.ts), into `out`. */
-export function encodeAdvertisementWith(
-  adv: { advbase: number; advskew: number; counter: bigint; vhid: number; demote?: number },
-  digest: PreparedDigest,
+/**
+ * encodeAdvertisement with the group's digest prepared once (protocol/hmac-sha1.ts), into
+ * `out`, the counter given as its two 32-bit halves (any sign): a master's per-advertisement
+ * path, which allocates nothing.
+ */
+export function writeAdvertisement(
   out: Buffer,
+  digest: PreparedDigest,
+  vhid: number,
+  advbase: number,
+  advskew: number,
+  demote: number,
+  counterHigh: number,
+  counterLow: number,
 ): Buffer {
   out[0] = (CARP_VERSION << 4) | CARP_TYPE_ADVERTISEMENT;
-  out[1] = adv.vhid;
-  out[2] = adv.advskew;
+  out[1] = vhid;
+  out[2] = advskew;
   out[3] = CARP_AUTHLEN;
-  out[4] = adv.demote ?? 0;
-  out[5] = adv.advbase;
-  out.writeUInt16BE(0, 6);
-  out.writeBigUInt64BE(BigInt.asUintN(64, adv.counter), 8);
+  out[4] = demote;
+  out[5] = advbase;
+  out[6] = 0;
+  out[7] = 0;
+  out.writeInt32BE(counterHigh | 0, 8);
+  out.writeInt32BE(counterLow | 0, 12);
   digest.sign(out, 8, 16);
   out.writeUInt16BE(internetChecksum(out, 0, CARP_HEADER_LEN), 6);
   return out;

@@ -60,14 +60,16 @@ export function vrrpChecksum(msg: Uint8Array, src: Uint8Array, dst: Uint8Array):
 }
 
 /**
- * Builds a VRRPv3 advertisement with its checksum. The pseudo-header's destination is where the
- * copy goes: a unicast group encodes once per peer.
+ * Builds a VRRPv3 advertisement with its checksum, into `into` when it has the length. The
+ * pseudo-header's destination is where the copy goes: a unicast group encodes once per peer.
  */
-export function encodeVrrp(adv: VrrpAdvertisement, src: Uint8Array, dst: Uint8Array): Buffer {
+export function encodeVrrp(adv: VrrpAdvertisement, src: Uint8Array, dst: Uint8Array, into?: Buffer): Buffer {
   if (adv.interval < 1 || adv.interval > VRRP_MAX_INTERVAL_CS)
     throw new InvalidArgumentError(`interval ${adv.interval} cs is outside 1..${VRRP_MAX_INTERVAL_CS}`);
   const alen = src.length;
-  const out = Buffer.alloc(VRRP_HEADER_LEN + alen * adv.addresses.length);
+  const length = VRRP_HEADER_LEN + alen * adv.addresses.length;
+  // A sender's own buffer, rewritten per advertisement (the socket copies it when queued).
+  const out = into !== undefined && into.length === length ? into : Buffer.alloc(length);
   out[0] = (VRRP_VERSION << 4) | VRRP_TYPE_ADVERTISEMENT;
   out[1] = adv.vrid;
   out[2] = adv.priority;

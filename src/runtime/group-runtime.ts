@@ -7,7 +7,7 @@ import {
   authPrefix,
   authPrefix6,
   type SourceAddress,
-  encodeAdvertisementWith,
+  writeAdvertisement,
   passwordKey,
   checkAdvertisementWith,
   CARP_ADVBASE_AT,
@@ -18,7 +18,7 @@ import {
   type Framing,
   type RejectReason,
 } from '../protocol/carp';
-import { encodeVrrp, verifyVrrp } from '../protocol/vrrp';
+import { VRRP_HEADER_LEN, encodeVrrp, verifyVrrp } from '../protocol/vrrp';
 import { PreparedDigest } from '../protocol/hmac-sha1';
 import { native } from '../native';
 import {
@@ -30,8 +30,11 @@ import {
   earliestDeadline,
   nextDeadline,
   step,
+  afterSteadyTimers,
   steadyAdvert,
+  steadyAdvertAt,
   steadyDeadline,
+  steadyTimer,
   type Action,
   type CarpState,
   type Event,
@@ -40,6 +43,7 @@ import {
   type Override,
   type ResumeState,
   type SteadyAdvert,
+  type SteadyTimer,
   type TransitionReason,
 } from '../engine/group';
 import {
@@ -106,6 +110,8 @@ export interface StopOptions {
 }
 
 const U64 = (1n << 64n) - 1n;
+/** Events that carry nothing: one object each, not one per dispatch. */
+const TIMER: Event = { type: 'timer' };
 
 /** The engine's view of a group's settings. */
 export function groupParams(cfg: GroupConfig): GroupParams {
@@ -145,11 +151,16 @@ export class GroupRuntime {
   private replay: ReplayWindow | null;
   /**
    * Replay protection off: the counter of the last advertisement heard, as its two 32-bit
-   * halves (signed), read into `counter` only when needed (counterNow), not once per packet.
+   * halves (signed), taken as the counter only when needed (counterNow, sending), not once per
+   * packet. Signed: a small integer stays in the object, where an unsigned one above 2^31 would
+   * be a number boxed elsewhere.
    */
   private heardHigh = 0;
   private heardLow = 0;
   private counterHeard = false;
+  /** The counter last sent or carried on from, as two signed 32-bit halves (as heard's). */
+  private counterHigh = 0;
+  private counterLow = 0;
   readonly stats: GroupStats = emptyStats();
   /**
    * What the engine says a steady advertisement would do in the current state (null: step
@@ -157,13 +168,18 @@ export class GroupRuntime {
    */
   private steady: SteadyAdvert | null = null;
   private heardAt = -1;
+  /**
+   * A master's counterpart: what the engine says a steady timer would send (null: step every
+   * timer), and the deadline the timers carried out but not stepped have moved to (-1: none).
+   */
+  private steadyTimer: SteadyTimer | null = null;
+  private advertAt = -1;
   private dispatching = false;
   private readonly clock: Clock;
   /** This group's place in the shared scheduler: its timer event, when the engine wants it. */
   private readonly timer: ScheduledTask;
   private s: GroupState;
   private cfg: GroupConfig;
-  private counter: bigint;
   private readonly wallClock: WallClock;
   private readonly out = Buffer.alloc(CARP_HEADER_LEN);
   /** The CARP payload for every destination: one buffer, rewritten per advertisement. */
@@ -188,6 +204,8 @@ export class GroupRuntime {
    * cannot be heard then anyway, and its send fails as CARP's would.
    */
   private vrrpSource: Buffer = Buffer.alloc(0);
+  /** VRRP: the advertisement, rewritten per destination as CARP's `out`. */
+  private vrrpOut: Buffer = Buffer.alloc(0);
   /** Trackers that are failed now, as last reported by setHealth. */
   private failedTrackers: string[] = [];
   /** Addresses of this group present on this host while it is not master. */
@@ -211,7 +229,9 @@ export class GroupRuntime {
           )
         : authPrefix({ key, vhid: cfg.vhid, addresses: cfg.addresses.map((a) => ipv4ToInt(a.address)) });
     this.digest = new PreparedDigest(key, prefix, native().carpDigest);
-    this.counter = randomBytes(8).readBigUInt64BE();
+    const start = randomBytes(8);
+    this.counterHigh = start.readInt32BE(0);
+    this.counterLow = start.readInt32BE(4);
     this.wallClock = deps.wallClock ?? systemWallClock;
     this.replay = cfg.replayProtection ? startWindow(this.wallClock()) : null;
     this.s = initialState(groupParams(cfg), this.clock.now());
@@ -248,7 +268,8 @@ export class GroupRuntime {
    */
   private carryOn(counter: bigint): void {
     if (this.replay === null) {
-      this.counter = counter;
+      this.counterHigh = Number(counter >> 32n) | 0;
+      this.counterLow = Number(counter & 0xffffffffn) | 0;
       this.counterHeard = false;
       return;
     }
@@ -293,8 +314,6 @@ export class GroupRuntime {
       this.replay = accept(this.replay, counter);
     } else {
       const at = off + CARP_COUNTER_AT;
-      // Signed: a small integer stays in the object, where an unsigned one above 2^31 would be
-      // a number boxed elsewhere.
       this.heardHigh = (pkt[at] << 24) | (pkt[at + 1] << 16) | (pkt[at + 2] << 8) | pkt[at + 3];
       this.heardLow = (pkt[at + 4] << 24) | (pkt[at + 5] << 16) | (pkt[at + 6] << 8) | pkt[at + 7];
       this.counterHeard = true;
@@ -334,11 +353,16 @@ export class GroupRuntime {
 
   /** The counter to continue from without replay protection: the last heard or sent. */
   private counterNow(): bigint {
-    if (this.counterHeard) {
-      this.counter = (BigInt(this.heardHigh >>> 0) << 32n) | BigInt(this.heardLow >>> 0);
-      this.counterHeard = false;
-    }
-    return this.counter;
+    this.takeHeard();
+    return (BigInt(this.counterHigh >>> 0) << 32n) | BigInt(this.counterLow >>> 0);
+  }
+
+  /** A counter heard since the last send is the one to continue from. */
+  private takeHeard(): void {
+    if (!this.counterHeard) return;
+    this.counterHigh = this.heardHigh;
+    this.counterLow = this.heardLow;
+    this.counterHeard = false;
   }
 
   private onVrrpPacket(pkt: Buffer, framing: Framing): void {
@@ -548,6 +572,9 @@ export class GroupRuntime {
         for (const a of r.actions) this.perform(a);
       }
       this.heardAt = -1;
+      // The master's timers carried out since the last dispatch, their sends already done.
+      if (this.advertAt >= 0 && this.steadyTimer !== null) this.s = afterSteadyTimers(this.s, this.advertAt);
+      this.advertAt = -1;
       for (let next = this.queue.shift(); next !== undefined; next = this.queue.shift()) {
         const r = step(this.s, next, this.clock.now());
         this.s = r.state;
@@ -557,11 +584,29 @@ export class GroupRuntime {
       this.dispatching = false;
     }
     this.steady = steadyAdvert(this.s);
+    this.steadyTimer = steadyTimer(this.s);
     this.arm();
   }
 
+  /**
+   * The timer event. A master's steady one (engine/group.ts, steadyTimer) is carried out
+   * without a step: its advertisement sent, the deadline moved as the step would move it; the
+   * next dispatch applies the moved deadline to the state first.
+   */
   private fire(): void {
-    this.dispatch({ type: 'timer' });
+    const st = this.steadyTimer;
+    if (st !== null && !this.dispatching) {
+      const from = this.advertAt >= 0 ? this.advertAt : this.s.advertAt;
+      const next = from === null ? null : steadyAdvertAt(st, from, this.clock.now());
+      if (next !== null) {
+        this.advertAt = next;
+        // Before sending: a send that fails at once dispatches, which re-arms from the state.
+        this.timer.set(next - st.slackMs, next);
+        this.perform(st.action);
+        return;
+      }
+    }
+    this.dispatch(TIMER);
   }
 
   /**
@@ -612,6 +657,7 @@ export class GroupRuntime {
     this.vrrpAddresses = cfg.addresses.map((a) => addressBytes(a.address));
     this.vrrpSource =
       cfg.srcip === '' ? Buffer.alloc(this.vrrpDestinations[0].length) : addressBytes(cfg.srcip);
+    this.vrrpOut = Buffer.alloc(VRRP_HEADER_LEN + this.vrrpSource.length * this.vrrpAddresses.length);
   }
 
   private ref(): { group: string; vhid: number; interface: string } {
@@ -642,13 +688,25 @@ export class GroupRuntime {
 
   private sendAdvertisement(advbase: number, advskew: number): void {
     if (this.replay !== null) {
-      this.counter = nextCounter(this.replay, this.wallClock());
-      this.replay = sent(this.replay, this.counter);
-    } else this.counter = (this.counterNow() + 1n) & U64;
-    encodeAdvertisementWith(
-      { vhid: this.cfg.vhid, advbase, advskew, counter: this.counter },
-      this.digest,
+      const counter = nextCounter(this.replay, this.wallClock());
+      this.replay = sent(this.replay, counter);
+      this.counterHigh = Number(counter >> 32n) | 0;
+      this.counterLow = Number(counter & 0xffffffffn) | 0;
+    } else {
+      // Plus one, modulo 2^64, in halves: no BigInt per advertisement.
+      this.takeHeard();
+      this.counterLow = (this.counterLow + 1) | 0;
+      if (this.counterLow === 0) this.counterHigh = (this.counterHigh + 1) | 0;
+    }
+    writeAdvertisement(
       this.out,
+      this.digest,
+      this.cfg.vhid,
+      advbase,
+      advskew,
+      0,
+      this.counterHigh,
+      this.counterLow,
     );
     this.sendToAll(this.carpOut);
   }
@@ -657,10 +715,19 @@ export class GroupRuntime {
   private sendVrrp(priority: number, interval: number): void {
     const c = this.cfg;
     const adv = { vrid: c.vhid, priority, interval, addresses: this.vrrpAddresses };
-    this.sendToAll((i) => encodeVrrp(adv, this.vrrpSource, this.vrrpDestinations[i]));
+    this.sendToAll((i) => encodeVrrp(adv, this.vrrpSource, this.vrrpDestinations[i], this.vrrpOut));
   }
 
   private sendToAll(payload: (index: number) => Buffer): void {
+    // A multicast group's one copy is told to a callback made once (the master's steady path).
+    if (this.peers === null) {
+      try {
+        this.io.send(payload(0), this.destinations[0], this.cfg.srcip, this.sentMulticast);
+      } catch (e) {
+        this.sentMulticast(e);
+      }
+      return;
+    }
     // A unicast group sends the same advertisement to each peer; it counts as sent when at
     // least one copy left, so one unreachable peer does not suppress the group. The outcome
     // is known when the turn's batch has been sent; the engine hears it then.
@@ -679,6 +746,11 @@ export class GroupRuntime {
       }
     }
   }
+
+  private readonly sentMulticast = (err: unknown): void => {
+    if (err !== null) this.sendFailed(this.cfg.destination, err);
+    this.sendSettled(err === null);
+  };
 
   private sendFailed(dst: string, e: unknown): void {
     this.stats.sendErrors++;

@@ -10,6 +10,9 @@ import {
   advertSlackMs,
   steadyAdvert,
   steadyDeadline,
+  steadyTimer,
+  steadyAdvertAt,
+  afterSteadyTimers,
   Action,
 } from '../../src/engine/group';
 
@@ -87,6 +90,8 @@ export interface SimNode {
   lastHeard: number;
   /** deferSteady: when the last steady advertisement not yet stepped arrived (-1: none). */
   heardAt: number;
+  /** deferSteady: where the master's timers carried out but not stepped moved advertAt (-1: none). */
+  advertAt: number;
 }
 
 export interface Violation {
@@ -112,11 +117,15 @@ export class Simulation {
   earlyAdverts = 0;
   /**
    * Steady advertisements (engine/group.ts, steadyAdvert) are not stepped when they arrive: the
-   * node's next event steps the last of them at its arrival time first, as GroupRuntime does.
+   * node's next event steps the last of them at its arrival time first, as GroupRuntime does;
+   * likewise a master's steady timers are carried out without a step, and the next event
+   * applies the deadline they moved to (afterSteadyTimers).
    */
   deferSteady = false;
   /** Advertisements deferSteady did not step when they arrived. */
   deferred = 0;
+  /** Also a master's steady timers (engine/group.ts, steadyTimer): carried out, not stepped. */
+  deferredTimers = 0;
   private readonly q = new EventQueue();
   private readonly rand: () => number;
 
@@ -134,6 +143,7 @@ export class Simulation {
       timerGen: 0,
       lastHeard: 0,
       heardAt: -1,
+      advertAt: -1,
     }));
   }
 
@@ -147,6 +157,7 @@ export class Simulation {
     n.state = initialState(n.params, this.now);
     n.lastHeard = this.now;
     n.heardAt = -1;
+    n.advertAt = -1;
     this.apply(n, { type: 'start', linkUp: true, present: true });
   }
 
@@ -177,6 +188,7 @@ export class Simulation {
       n.state = initialState(n.params, this.now);
       n.lastHeard = this.now;
       n.heardAt = -1;
+      n.advertAt = -1;
       const resume = was === 'MASTER' || was === 'BACKUP' ? was : undefined;
       this.apply(n, { type: 'start', linkUp: true, present: true, resume });
     });
@@ -215,12 +227,27 @@ export class Simulation {
       this.schedule(n, steadyDeadline(steady, this.now));
       return;
     }
+    const timed = this.deferSteady && ev.type === 'timer' ? steadyTimer(n.state) : null;
+    if (timed !== null) {
+      const from = n.advertAt >= 0 ? n.advertAt : n.state.advertAt!;
+      const next = steadyAdvertAt(timed, from, this.now);
+      if (next !== null) {
+        if (this.now < from) this.earlyAdverts++;
+        n.advertAt = next;
+        this.deferredTimers++;
+        this.effect(n, n.state, timed.action);
+        this.schedule(n, next);
+        return;
+      }
+    }
     if (steady !== null && n.heardAt >= 0) {
       const r = step(n.state, steady.event, n.heardAt);
       if (r.actions.length > 0) this.violation(`node ${n.id}: a steady advertisement acted`);
       n.state = r.state;
     }
     n.heardAt = -1;
+    if (n.advertAt >= 0) n.state = afterSteadyTimers(n.state, n.advertAt);
+    n.advertAt = -1;
     const before = n.state;
     const r = step(n.state, ev, this.now);
     n.state = r.state;

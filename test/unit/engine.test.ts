@@ -18,6 +18,9 @@ import {
   ucarpAddressOrder,
   steadyAdvert,
   steadyDeadline,
+  steadyTimer,
+  steadyAdvertAt,
+  afterSteadyTimers,
 } from '../../src/engine/group';
 
 const ip = ipv4ToInt;
@@ -795,4 +798,83 @@ test('steadyAdvert: none for a master, in FAULT, stopped, before a preemption or
   v.now += 500;
   v.vrrp('192.0.2.2', 0);
   assert.equal(steadyAdvert(v.s), null, 'after priority 0 the master is unknown');
+});
+
+test('steadyTimer: its step only sends its action and moves advertAt as steadyAdvertAt says, and afterSteadyTimers equals stepping each of a run', () => {
+  let checked = 0;
+  let mastersWithout = 0;
+  for (const protocol of ['carp', 'vrrp3'] as const)
+    for (let seed = 1; seed <= 40; seed++)
+      for (const s of visitedStates(seed * 7919, protocol)) {
+        const st = steadyTimer(s);
+        if (st === null) {
+          if (s.state === 'MASTER' && !s.stopped) mastersWithout++;
+          continue;
+        }
+        checked++;
+        assert.equal(s.state, 'MASTER');
+        const advertAt = s.advertAt!;
+        // Not yet due (before the slack): the timer does nothing.
+        assert.equal(steadyAdvertAt(st, advertAt, advertAt - st.slackMs - 0.5), null);
+        assert.deepEqual(step(s, { type: 'timer' }, advertAt - st.slackMs - 0.5), { state: s, actions: [] });
+        // Early within the slack, on time, late, and after a stall of more than an interval.
+        let state = s;
+        let at = advertAt;
+        for (const lateness of [-st.slackMs, 0, 7.5, st.intervalMs * 2.5]) {
+          const now = at + lateness;
+          const one = step(state, { type: 'timer' }, now);
+          assert.deepEqual(one.actions, [st.action]);
+          const next: number = steadyAdvertAt(st, at, now)!;
+          assert.equal(next, lateness > st.intervalMs ? now + st.intervalMs : at + st.intervalMs);
+          assert.deepEqual(one.state, afterSteadyTimers(state, next));
+          assert.deepEqual(one.state, { ...state, advertAt: next });
+          assert.deepEqual(steadyTimer(one.state), st, 'the same rule after it');
+          assert.equal(nextDeadline(one.state), next);
+          assert.equal(earliestDeadline(one.state), next - st.slackMs);
+          state = one.state;
+          at = next;
+        }
+        // Only the deadline moves: the run's end state from the original one.
+        assert.deepEqual(afterSteadyTimers(s, at), state);
+      }
+  assert.ok(checked > 500, `states with a steady timer: ${checked}`);
+  assert.ok(mastersWithout > 20, `masters without one: ${mastersWithout}`);
+});
+
+test('steadyTimer: none for a backup, in FAULT, stopped, or with a gratuitous ARP still due', () => {
+  const master = new Driver({ advskew: 0 });
+  master.ev({ type: 'start', linkUp: true, present: true });
+  master.runUntil(5000);
+  assert.equal(master.s.state, 'MASTER');
+  // The takeover's delayed gratuitous ARP is still due.
+  assert.equal(steadyTimer(master.s), null);
+  master.runUntil(20_000);
+  assert.deepEqual(steadyTimer(master.s), {
+    action: { type: 'send', advbase: 1, advskew: 0 },
+    intervalMs: 1000,
+    slackMs: advertSlackMs(master.s),
+  });
+  // A worse master heard: a gratuitous ARP goes with a later advertisement, so not steady
+  // until it has gone.
+  master.advert('192.0.2.9', 1, 100);
+  assert.equal(steadyTimer(master.s), null);
+  master.runUntil(master.now + 10_000);
+  assert.notEqual(steadyTimer(master.s), null);
+  const backup = new Driver({ advskew: 100 });
+  backup.ev({ type: 'start', linkUp: true, present: true });
+  assert.equal(steadyTimer(backup.s), null);
+  const fault = new Driver({ advskew: 0 });
+  fault.ev({ type: 'start', linkUp: true, present: true });
+  fault.runUntil(5000);
+  fault.ev({ type: 'link', up: false });
+  assert.equal(steadyTimer(fault.s), null);
+  const stopped = new Driver({ advskew: 0 });
+  stopped.ev({ type: 'start', linkUp: true, present: true });
+  stopped.runUntil(5000);
+  stopped.ev({ type: 'stop', bowOut: false });
+  assert.equal(steadyTimer(stopped.s), null);
+  const v = new VrrpDriver({ priority: 200 });
+  v.ev({ type: 'start', linkUp: true, present: true });
+  v.runUntil(20_000);
+  assert.deepEqual(steadyTimer(v.s)?.action, { type: 'sendVrrp', priority: 200, interval: 100 });
 });

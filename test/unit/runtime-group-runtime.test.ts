@@ -150,6 +150,40 @@ describe('GroupRuntime', () => {
     assert.equal(g.freeze().counter, 0xfedcba98_f6543212n, 'the advertisement at freeze is the next one');
   });
 
+  it('counts on from a heard counter modulo 2^64, carrying from the low half into the high one', () => {
+    for (const [heard, next] of [
+      [0x00000007_ffffffffn, 0x00000008_00000000n],
+      [0x7fffffff_ffffffffn, 0x80000000_00000000n],
+      [0xffffffff_ffffffffn, 0n],
+      [0xffffffff_7fffffffn, 0xffffffff_80000000n],
+    ]) {
+      const { clock, io, g } = setup();
+      const counters: bigint[] = [];
+      const send = io.send.bind(io);
+      io.send = (payload, dst, src, done) => {
+        counters.push(payload.readBigUInt64BE(8));
+        send(payload, dst, src, done);
+      };
+      g.start(true);
+      clock.advanceTo(clock.now() + 1000);
+      const pkt = ipv4Packet(
+        '192.0.2.9',
+        '224.0.0.18',
+        carpPayload({ vhid: 10, password: PASSWORD, addresses: ['192.0.2.100'], counter: heard }),
+      );
+      const f = parseFraming(pkt);
+      assert.ok(f.ok);
+      g.onPacket(pkt, f.framing);
+      clock.advanceTo(clock.now() + 5000);
+      assert.equal(g.state, 'MASTER');
+      assert.deepEqual(counters.slice(0, 3), [
+        next,
+        (next + 1n) & 0xffffffff_ffffffffn,
+        (next + 2n) & 0xffffffff_ffffffffn,
+      ]);
+    }
+  });
+
   it('starts as BACKUP, wakes early for the dead time, and takes over exactly at it', async () => {
     const { clock, io, g } = setup();
     const t0 = clock.now();
@@ -216,6 +250,43 @@ describe('GroupRuntime', () => {
     // The scheduler's re-arm is a whole number of ms: within 1 ms of the deadline.
     clock.advanceTo(last + demoted + 1);
     assert.equal(g.state, 'MASTER');
+  });
+
+  it("carries out a master's steady advertisements without stepping them; the next event starts from the deadline they moved", () => {
+    const { clock, io, g } = setup({ advskew: 0 });
+    const t0 = clock.now();
+    g.start(true);
+    // Master after the dead time, and past the takeover's delayed gratuitous ARP.
+    clock.advanceTo(t0 + 8000);
+    assert.equal(g.state, 'MASTER');
+    const engineState = () => (g as unknown as { s: { advertAt: number } }).s;
+    const before = engineState();
+    const n = io.sent.length;
+    clock.advanceTo(t0 + 13_000);
+    assert.equal(engineState(), before, 'steady timers were not stepped');
+    const times = io.sent.slice(n).map((x) => x.at);
+    assert.equal(times.length, 5);
+    // Each a whole interval after the one before (the scheduler's wake-up is within 1 ms).
+    for (let i = 1; i < times.length; i++)
+      assert.ok(Math.abs(times[i] - times[i - 1] - 1000) <= 1, `${times}`);
+    assert.deepEqual(
+      io.sent.slice(n).map((x) => [x.advbase, x.advskew]),
+      times.map(() => [1, 0]),
+    );
+    // A worse master: a gratuitous ARP now and one with the second advertisement after it. The
+    // step starts from the deadline the steady timers moved, not from the state's old one.
+    const last = times[times.length - 1];
+    const garps = io.garps.length;
+    clock.advanceTo(last + 400);
+    advert(g, '192.0.2.9', 1, 100);
+    assert.equal(io.garps.length, garps + 1);
+    assert.ok(Math.abs(engineState().advertAt - (last + 1000)) <= 1, `${engineState().advertAt} vs ${last}`);
+    assert.equal(io.sent.length, n + 5, 'nothing sent at once');
+    clock.advanceTo(last + 2500);
+    const after = io.sent.slice(n + 5).map((x) => x.at - last);
+    assert.equal(after.length, 2);
+    assert.ok(Math.abs(after[0] - 1000) <= 1 && Math.abs(after[1] - 2000) <= 1, `${after}`);
+    assert.equal(io.garps.length, garps + 2, 'the delayed one went with the second advertisement');
   });
 
   it('takes over exactly its dead time after the last of a run of steady advertisements', () => {
