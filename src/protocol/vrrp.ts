@@ -1,7 +1,7 @@
 // VRRPv3 advertisement codec (RFC 5798 §5; docs/protocol.md §22). Pure: no sockets, no clock.
 // The address family is a parameter: the checksum's pseudo-header takes the source and
 // destination as bytes (4 for IPv4, 16 for IPv6) and is laid out accordingly.
-import { internetChecksum } from './checksum';
+import { foldChecksum, onesSum } from './checksum';
 import {
   frameIpv4,
   frameIpv6,
@@ -33,30 +33,26 @@ export interface VrrpAdvertisement {
 
 export type VrrpVerifyResult = { ok: true; adv: VrrpAdvertisement } | { ok: false; reason: RejectReason };
 
-/** The one's-complement sum of the pseudo-header (RFC 768 for IPv4, RFC 8200 §8.1 for IPv6). */
-function pseudoHeader(src: Uint8Array, dst: Uint8Array, length: number): Buffer {
+/**
+ * The unfolded sum of the pseudo-header (RFC 768 for IPv4, RFC 8200 §8.1 for IPv6) of a
+ * message of `length` bytes, given its addresses' sum (onesSum of source and destination):
+ * plus the protocol and the length (IPv6's 32-bit length as two words; the same sum for
+ * IPv4's 16-bit one).
+ */
+export function vrrpPseudoSum(addressSum: number, length: number): number {
+  return addressSum + IPPROTO_VRRP + (length >>> 16) + (length & 0xffff);
+}
+
+/** The pseudo-header's addresses' sum, checking that they are both of one family. */
+function addressSum(src: Uint8Array, dst: Uint8Array): number {
   if (src.length !== dst.length || (src.length !== 4 && src.length !== 16))
     throw new InvalidArgumentError('pseudo-header addresses must both be 4 or 16 bytes');
-  if (src.length === 4) {
-    const b = Buffer.alloc(12);
-    b.set(src, 0);
-    b.set(dst, 4);
-    b[9] = IPPROTO_VRRP;
-    b.writeUInt16BE(length, 10);
-    return b;
-  }
-  const b = Buffer.alloc(40);
-  b.set(src, 0);
-  b.set(dst, 16);
-  b.writeUInt32BE(length, 32);
-  b[39] = IPPROTO_VRRP;
-  return b;
+  return onesSum(src) + onesSum(dst);
 }
 
 /** The checksum of a VRRP message with its pseudo-header; 0 over a message that carries a valid one. */
 export function vrrpChecksum(msg: Uint8Array, src: Uint8Array, dst: Uint8Array): number {
-  const all = Buffer.concat([pseudoHeader(src, dst, msg.length), msg]);
-  return internetChecksum(all);
+  return foldChecksum(vrrpPseudoSum(addressSum(src, dst), msg.length) + onesSum(msg));
 }
 
 /**
@@ -122,8 +118,33 @@ export function parseVrrpFraming6(
 }
 
 /**
+ * Checks the VRRP message at `offset` to the end of `pkt`, its addresses `alen` bytes each,
+ * against the unfolded sum of its pseudo-header (vrrpPseudoSum): null when valid, else why not. An interval of
+ * 0 is refused: a backup could never time it out. Allocates nothing (a backup's per-packet
+ * path); the priority is at offset + 2, the interval vrrpInterval's.
+ */
+export function checkVrrp(
+  pkt: Uint8Array,
+  offset: number,
+  alen: number,
+  pseudoSum: number,
+): RejectReason | null {
+  if (pkt.length < offset + VRRP_HEADER_LEN) return 'short';
+  const count = pkt[offset + 3];
+  if (pkt.length - offset !== VRRP_HEADER_LEN + alen * count) return 'length';
+  if (foldChecksum(pseudoSum + onesSum(pkt, offset, pkt.length)) !== 0) return 'checksum';
+  if (vrrpInterval(pkt, offset) === 0) return 'interval';
+  return null;
+}
+
+/** The Max Advertise Interval (centiseconds) of the VRRP message at `offset`. */
+export function vrrpInterval(pkt: Uint8Array, offset: number): number {
+  return ((pkt[offset + 4] << 8) | pkt[offset + 5]) & VRRP_MAX_INTERVAL_CS;
+}
+
+/**
  * Verifies the checksum of the VRRP message at `offset` (src and dst as they were on the IP
- * header) and decodes it. An interval of 0 is refused: a backup could never time it out.
+ * header) and decodes it (checkVrrp).
  */
 export function verifyVrrp(
   pkt: Uint8Array,
@@ -132,15 +153,11 @@ export function verifyVrrp(
   dst: Uint8Array,
 ): VrrpVerifyResult {
   const alen = src.length;
-  if (pkt.length < offset + VRRP_HEADER_LEN) return { ok: false, reason: 'short' };
-  const count = pkt[offset + 3];
-  if (pkt.length - offset !== VRRP_HEADER_LEN + alen * count) return { ok: false, reason: 'length' };
+  const reason = checkVrrp(pkt, offset, alen, vrrpPseudoSum(addressSum(src, dst), pkt.length - offset));
+  if (reason !== null) return { ok: false, reason };
   const msg = pkt.subarray(offset);
-  if (vrrpChecksum(msg, src, dst) !== 0) return { ok: false, reason: 'checksum' };
-  const interval = ((msg[4] << 8) | msg[5]) & VRRP_MAX_INTERVAL_CS;
-  if (interval === 0) return { ok: false, reason: 'interval' };
   const addresses: Uint8Array[] = [];
-  for (let i = 0; i < count; i++)
+  for (let i = 0; i < msg[3]; i++)
     addresses.push(msg.subarray(VRRP_HEADER_LEN + alen * i, VRRP_HEADER_LEN + alen * (i + 1)));
-  return { ok: true, adv: { vrid: msg[1], priority: msg[2], interval, addresses } };
+  return { ok: true, adv: { vrid: msg[1], priority: msg[2], interval: vrrpInterval(msg, 0), addresses } };
 }

@@ -18,7 +18,8 @@ import {
   type Framing,
   type RejectReason,
 } from '../protocol/carp';
-import { VRRP_HEADER_LEN, encodeVrrp, verifyVrrp } from '../protocol/vrrp';
+import { VRRP_HEADER_LEN, checkVrrp, encodeVrrp, vrrpInterval, vrrpPseudoSum } from '../protocol/vrrp';
+import { onesSum } from '../protocol/checksum';
 import { PreparedDigest } from '../protocol/hmac-sha1';
 import { native } from '../native';
 import {
@@ -366,34 +367,33 @@ export class GroupRuntime {
   }
 
   private onVrrpPacket(pkt: Buffer, framing: Framing): void {
-    // The pseudo-header is the IP header's own source and destination: read from the IPv4
-    // header, or for IPv6 (no header here) from the addresses the socket reported.
-    const r =
-      typeof framing.src === 'bigint' && typeof framing.dst === 'bigint'
-        ? verifyVrrp(pkt, framing.offset, bigIntToBytes(framing.src), bigIntToBytes(framing.dst))
-        : verifyVrrp(pkt, framing.offset, pkt.subarray(12, 16), pkt.subarray(16, 20));
-    if (!r.ok) {
-      this.reject(r.reason, framing.src);
+    // The pseudo-header is the IP header's own source and destination: the IPv4 header's bytes
+    // 12 to 20, or for IPv6 (no header here) the addresses the socket reported.
+    const off = framing.offset;
+    const v6 = typeof framing.src === 'bigint' && typeof framing.dst === 'bigint';
+    const addresses = v6
+      ? onesSum(bigIntToBytes(framing.src as bigint)) + onesSum(bigIntToBytes(framing.dst as bigint))
+      : onesSum(pkt, 12, 20);
+    const reason = checkVrrp(pkt, off, v6 ? 16 : 4, vrrpPseudoSum(addresses, pkt.length - off));
+    if (reason !== null) {
+      this.reject(reason, framing.src);
       return;
     }
     this.stats.received++;
+    const priority = pkt[off + 2];
+    const interval = vrrpInterval(pkt, off);
     const st = this.steady;
     if (
       st !== null &&
       st.event.type === 'vrrpAdvert' &&
       st.event.src === framing.src &&
-      st.event.priority === r.adv.priority &&
-      st.event.interval === r.adv.interval
+      st.event.priority === priority &&
+      st.event.interval === interval
     ) {
       this.defer(st);
       return;
     }
-    this.dispatch({
-      type: 'vrrpAdvert',
-      src: framing.src,
-      priority: r.adv.priority,
-      interval: r.adv.interval,
-    });
+    this.dispatch({ type: 'vrrpAdvert', src: framing.src, priority, interval });
   }
 
   /** A rejected packet attributed to this group (its vhid and destination matched). */

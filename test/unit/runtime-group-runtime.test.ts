@@ -11,8 +11,9 @@ import { CARP_HEADER_LEN, parseFraming } from '../../src/protocol/carp';
 import { FakeClock } from '../helpers/fake-clock';
 import { fakeLog } from '../helpers/fake-log';
 import { carpPayload, ipv4Packet } from '../helpers/packets';
-import { verifyVrrp } from '../../src/protocol/vrrp';
+import { encodeVrrp, parseVrrpFraming, verifyVrrp } from '../../src/protocol/vrrp';
 import { ipv4ToBytes } from '../../src/net/ipv4';
+import { ipv6ToBytes, sourceOf } from '../../src/net/ipv6';
 
 const PASSWORD = 'secret';
 
@@ -342,6 +343,60 @@ describe('GroupRuntime', () => {
     const last = sent[sent.length - 1];
     assert.ok(verifyVrrp(last, 0, ipv4ToBytes('192.0.2.7'), group).ok);
     assert.ok(!verifyVrrp(last, 0, Buffer.alloc(4), group).ok);
+  });
+
+  it("VRRP: a backup checks each advertisement's checksum against its own IP source and destination, both families", () => {
+    for (const family of [4, 6] as const) {
+      const clock = new FakeClock();
+      const io = { send: () => {}, garp: () => {}, addAddress: async () => {}, delAddress: async () => {} };
+      const [vip, src, other, group] =
+        family === 4
+          ? ['192.0.2.100/24', '192.0.2.9', '192.0.2.8', '224.0.0.18']
+          : ['2001:db8::100/64', 'fe80::9', 'fe80::8', 'ff02::12'];
+      const cfg = normalizeGroup(
+        'web',
+        { vhid: 10, interface: 'eth0', addresses: [vip], protocol: 'vrrp3', priority: 100 },
+        { srcip: family === 4 ? '192.0.2.1' : 'fe80::1', password: PASSWORD },
+      );
+      const g = new GroupRuntime(cfg, {
+        io: io as unknown as GroupIo,
+        log: fakeLog().log,
+        clock,
+        afterBatch: new AfterBatch((f) => queueMicrotask(f)),
+      });
+      g.start(true);
+      const bytes = family === 4 ? ipv4ToBytes : ipv6ToBytes;
+      const vrrp = bytes(vip.split('/')[0]);
+      // Checksummed from `from`, delivered as coming from `as` (the pseudo-header's source).
+      const deliver = (from: string, as: string) => {
+        const msg = encodeVrrp(
+          { vrid: 10, priority: 200, interval: 100, addresses: [vrrp] },
+          bytes(from),
+          bytes(group),
+        );
+        if (family === 6) {
+          g.onPacket(msg, { offset: 0, src: sourceOf(as), dst: sourceOf(group), vhid: 10, version: 3 });
+          return;
+        }
+        const pkt = ipv4Packet(as, group, msg);
+        const f = parseVrrpFraming(pkt);
+        assert.ok(f.ok);
+        g.onPacket(pkt, f.framing);
+      };
+      for (let k = 0; k < 5; k++) {
+        clock.advanceTo(clock.now() + 1000);
+        deliver(src, src);
+      }
+      assert.equal(g.state, 'BACKUP', `IPv${family}: followed`);
+      assert.equal(g.status().stats.received, 5);
+      deliver(src, other);
+      assert.equal(g.status().stats.rejects.checksum, 1, `IPv${family}: another source fails the checksum`);
+      // Only rejected ones from now on: the dead time after the last good one, it takes over.
+      clock.advanceTo(clock.now() + 900);
+      deliver(src, other);
+      clock.advanceTo(clock.now() + 3000);
+      assert.equal(g.state, 'MASTER', `IPv${family}`);
+    }
   });
 
   it('as MASTER advertises every advbase second on drift-free deadlines, without early wakes', () => {
