@@ -15,13 +15,6 @@ export class ScheduledTask {
   latest = 0;
   /** Insertion order, so that equal deadlines are served in the order they were set. */
   seq = 0;
-  /**
-   * Where the heap holds the task: its latest time and order when it was last placed. A later
-   * move only updates `latest` and `seq`; the place is corrected when the task reaches the top
-   * (Scheduler.settleTop), so the key is never later than the truth.
-   */
-  key = 0;
-  keySeq = 0;
   /** Taken off the heap by the current wake-up and not moved or cancelled since. */
   due = false;
   constructor(
@@ -55,6 +48,15 @@ function earlyAim(remaining: number): number {
   return remaining > EARLY_AIM_AFTER_MS ? Math.ceil(remaining / 500) + 1 : 0;
 }
 
+/**
+ * Children per heap node. Thousands of masters each leave the heap's top once a second and
+ * come back at its bottom: a binary heap sifted through twelve levels of cold task objects per
+ * advertisement (issue 11: ~9 % of a 4080-group master's profile). Four children per node make
+ * it six levels, and the keys compared live in typed arrays, a node's children in one or two
+ * cache lines: 7.7 % of the profile (docs/performance.md). Eight measured no better in-process.
+ */
+const ARITY = 4;
+
 export class Scheduler {
   private static readonly shared = new WeakMap<Clock, Scheduler>();
 
@@ -68,7 +70,14 @@ export class Scheduler {
     return s;
   }
 
+  /**
+   * The heap: tasks, and per place the latest time and order the task had when placed there. A
+   * later move only updates the task's `latest` and `seq`; its place is corrected when it
+   * reaches the top (settleTop), so a key is never later than the truth.
+   */
   private readonly heap: ScheduledTask[] = [];
+  private keys = new Float64Array(64);
+  private keySeqs = new Float64Array(64);
   private seq = 0;
   private timer: TimerHandle | undefined;
   private timerAt: number | null = null;
@@ -185,9 +194,9 @@ export class Scheduler {
     const h = this.heap;
     while (h.length > 0) {
       const top = h[0];
-      if (top.key === top.latest && top.keySeq === top.seq) return top;
-      top.key = top.latest;
-      top.keySeq = top.seq;
+      if (this.keys[0] === top.latest && this.keySeqs[0] === top.seq) return top;
+      this.keys[0] = top.latest;
+      this.keySeqs[0] = top.seq;
       this.down(0);
     }
     return undefined;
@@ -195,59 +204,91 @@ export class Scheduler {
 
   private push(t: ScheduledTask): void {
     if (t.latest - t.earliest > this.widest) this.widest = t.latest - t.earliest;
-    t.key = t.latest;
-    t.keySeq = t.seq;
-    t.slot = this.heap.length;
+    const i = this.heap.length;
+    if (i === this.keys.length) {
+      const keys = new Float64Array(i * 2);
+      keys.set(this.keys);
+      this.keys = keys;
+      const seqs = new Float64Array(i * 2);
+      seqs.set(this.keySeqs);
+      this.keySeqs = seqs;
+    }
     this.heap.push(t);
-    this.up(t.slot);
+    this.keys[i] = t.latest;
+    this.keySeqs[i] = t.seq;
+    t.slot = i;
+    this.up(i);
   }
 
   private remove(t: ScheduledTask): void {
     const h = this.heap;
     const i = t.slot;
+    const end = h.length - 1;
     const last = h.pop()!;
     t.slot = -1;
-    if (i === h.length) return;
+    if (i === end) return;
     h[i] = last;
+    this.keys[i] = this.keys[end];
+    this.keySeqs[i] = this.keySeqs[end];
     last.slot = i;
     this.down(i);
     this.up(last.slot);
   }
 
-  private less(a: ScheduledTask, b: ScheduledTask): boolean {
-    return a.key < b.key || (a.key === b.key && a.keySeq < b.keySeq);
-  }
-
+  /** Moves the task at `i` towards the top while it comes before its parent. */
   private up(i: number): void {
-    const h = this.heap;
+    const { heap: h, keys, keySeqs: seqs } = this;
+    const t = h[i];
+    const k = keys[i];
+    const q = seqs[i];
     while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(h[i], h[p])) break;
-      this.swap(i, p);
+      const p = Math.floor((i - 1) / ARITY);
+      const pk = keys[p];
+      if (!(k < pk || (k === pk && q < seqs[p]))) break;
+      h[i] = h[p];
+      keys[i] = pk;
+      seqs[i] = seqs[p];
+      h[i].slot = i;
       i = p;
     }
+    h[i] = t;
+    keys[i] = k;
+    seqs[i] = q;
+    t.slot = i;
   }
 
+  /** Moves the task at `i` towards the bottom while one of its children comes before it. */
   private down(i: number): void {
-    const h = this.heap;
+    const { heap: h, keys, keySeqs: seqs } = this;
+    const n = h.length;
+    const t = h[i];
+    const k = keys[i];
+    const q = seqs[i];
     for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && this.less(h[l], h[m])) m = l;
-      if (r < h.length && this.less(h[r], h[m])) m = r;
-      if (m === i) return;
-      this.swap(i, m);
+      const first = i * ARITY + 1;
+      if (first >= n) break;
+      const end = Math.min(first + ARITY, n);
+      let m = first;
+      let mk = keys[first];
+      let mq = seqs[first];
+      for (let c = first + 1; c < end; c++) {
+        const ck = keys[c];
+        if (ck < mk || (ck === mk && seqs[c] < mq)) {
+          m = c;
+          mk = ck;
+          mq = seqs[c];
+        }
+      }
+      if (!(mk < k || (mk === k && mq < q))) break;
+      h[i] = h[m];
+      keys[i] = mk;
+      seqs[i] = mq;
+      h[i].slot = i;
       i = m;
     }
-  }
-
-  private swap(i: number, j: number): void {
-    const h = this.heap;
-    const a = h[i];
-    h[i] = h[j];
-    h[j] = a;
-    a.slot = j;
-    h[i].slot = i;
+    h[i] = t;
+    keys[i] = k;
+    seqs[i] = q;
+    t.slot = i;
   }
 }
