@@ -617,20 +617,24 @@ export interface SteadyAdvert {
 export function steadyAdvert(s: GroupState): SteadyAdvert | null {
   const m = s.master;
   if (s.state !== 'BACKUP' || m === null || s.advertAt !== null || !hearsAdverts(s)) return null;
+  const event = steadyEvent(s, m);
+  return event === null ? null : { event, deadMs: masterDownMs(s), holdUntil: s.holdUntil };
+}
+
+/** The advertisement a backup's master `m` sends, when hearing it again would only be followed. */
+function steadyEvent(s: GroupState, m: MasterInfo): SteadyAdvert['event'] | null {
   if (isVrrp(s)) {
     if (!('priority' in m) || m.priority === SHUTDOWN_PRIORITY) return null;
     if (m.interval !== s.masterInterval || s.shutdownSeen) return null;
     if (!backupFollows(m.priority, advertisedPriority(s), preempts(s))) return null;
-    const event = { type: 'vrrpAdvert', src: m.src, priority: m.priority, interval: m.interval } as const;
-    return { event, deadMs: masterDownMs(s), holdUntil: s.holdUntil };
+    return { type: 'vrrpAdvert', src: m.src, priority: m.priority, interval: m.interval };
   }
   if (!('advbase' in m)) return null;
   const mine = advertisedTiming(s);
   const theirs = intervalUnits(m.advbase, m.advskew);
   if (preempts(s) && theirs > intervalUnits(mine.advbase, mine.advskew)) return null;
   if (theirs > intervalUnits(mine.advbase * s.params.deadratio, mine.advskew)) return null;
-  const event = { type: 'advert', src: m.src, advbase: m.advbase, advskew: m.advskew } as const;
-  return { event, deadMs: masterDownMs(s), holdUntil: s.holdUntil };
+  return { type: 'advert', src: m.src, advbase: m.advbase, advskew: m.advskew };
 }
 
 /** A backup's deadline after hearing `steady`'s advertisement at `at`: onAdvert's steady path. */
@@ -643,26 +647,17 @@ export function steadyDeadline(steady: SteadyAdvert, at: number): number {
  * steady path builds no object per packet), else a new description.
  */
 function masterOf(kept: MasterInfo | null, ev: CarpSender | VrrpSender): MasterInfo {
-  if ('advbase' in ev) {
-    if (
-      kept !== null &&
-      'advbase' in kept &&
-      kept.src === ev.src &&
-      kept.advbase === ev.advbase &&
-      kept.advskew === ev.advskew
-    )
-      return kept;
-    return { src: ev.src, advbase: ev.advbase, advskew: ev.advskew };
-  }
-  if (
-    kept !== null &&
-    'priority' in kept &&
-    kept.src === ev.src &&
-    kept.priority === ev.priority &&
-    kept.interval === ev.interval
-  )
-    return kept;
-  return { src: ev.src, priority: ev.priority, interval: ev.interval };
+  if (kept !== null && sameMaster(kept, ev)) return kept;
+  return 'advbase' in ev
+    ? { src: ev.src, advbase: ev.advbase, advskew: ev.advskew }
+    : { src: ev.src, priority: ev.priority, interval: ev.interval };
+}
+
+/** Whether `m` describes the sender of `ev` with the timing (and VRRP priority) it sends. */
+function sameMaster(m: MasterInfo, ev: CarpSender | VrrpSender): boolean {
+  if (m.src !== ev.src) return false;
+  if ('advbase' in ev) return 'advbase' in m && m.advbase === ev.advbase && m.advskew === ev.advskew;
+  return 'priority' in m && m.priority === ev.priority && m.interval === ev.interval;
 }
 
 /** A VRRPv3 advertisement (RFC 5798 §6.4.2–§6.4.3, docs/protocol.md §22). */
