@@ -2,29 +2,16 @@
 // interface), each fed its master's real encoded advertisements through the interface hub's
 // packet handler, with fake sockets and a fake clock. Prints ns and bytes allocated per packet. A bench, not a test:
 //   node --expose-gc dist/bench/rx-path.js [groups] [rounds]
-import { EventEmitter } from 'node:events';
-import { InterfaceHub, type HubDeps, type HubSocket, type HubSocket6 } from '../src/runtime/interface-hub';
 import { GroupRuntime, type GroupIo } from '../src/runtime/group-runtime';
 import { Scheduler } from '../src/runtime/scheduler';
 import { AfterBatch } from '../src/util/after-batch';
 import { normalizeGroup } from '../src/config/normalize';
-import type { LinkInfo } from '../src/net/rtnl';
-import { BenchClock } from './bench-clock';
+import { BenchClock, BenchSocket, benchHub, quiet } from './in-process';
 import { carpPayload, ipv4Packet } from '../test/helpers/packets';
 
 const GROUPS = Number(process.argv[2] ?? 255);
 const ROUNDS = Number(process.argv[3] ?? 400);
 const WARMUP = 200;
-
-class Sock extends EventEmitter {
-  join(): void {}
-  leave(): void {}
-  addLocalSource(): void {}
-  removeLocalSource(): void {}
-  queue(): void {}
-  transmit(): void {}
-  close(): void {}
-}
 
 const io: GroupIo = {
   send: (_p: Buffer, _d: string, _s: string, done: (err: Error | null) => void) => done(null),
@@ -32,32 +19,9 @@ const io: GroupIo = {
   addAddress: async () => {},
   delAddress: async () => {},
 } as unknown as GroupIo;
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as never;
 
 /** One socket per interface: the hub of interface i listens on socks[i]. */
-const socks: Sock[] = [];
-function deps(sock: Sock): HubDeps {
-  return {
-    openSocket: () => sock as unknown as HubSocket,
-    openSocket6: () => new Sock() as unknown as HubSocket6,
-    garpSender: () =>
-      ({
-        open: () => 0,
-        queuedFrames: 0,
-        queue() {},
-        queueNeighbourAdverts() {},
-        flush() {},
-        close() {},
-      }) as never,
-  };
-}
-const link = (i: number): LinkInfo => ({
-  index: 3 + i,
-  name: `eth${i}`,
-  mac: Buffer.alloc(6, 1),
-  up: true,
-  running: true,
-});
+const socks: BenchSocket[] = [];
 /** vhids 1..255 on each interface, as the scale benchmark lays out more than 255 groups. */
 const VHIDS = 255;
 const INTERFACES = Math.ceil(GROUPS / VHIDS);
@@ -69,10 +33,9 @@ const scheduler = new Scheduler(clock);
 const batch = new AfterBatch((flush) => queueMicrotask(flush));
 const groups: GroupRuntime[] = [];
 for (let i = 0; i < INTERFACES; i++) {
-  const sock = new Sock();
+  const sock = new BenchSocket();
   socks.push(sock);
-  const hub = new InterfaceHub(`eth${i}`, quiet, deps(sock));
-  hub.attach(link(i));
+  const hub = benchHub(i, sock);
   for (let v = 1; v <= Math.min(VHIDS, GROUPS - i * VHIDS); v++) {
     const n = i * VHIDS + v;
     const cfg = normalizeGroup(
@@ -89,8 +52,8 @@ for (let i = 0; i < INTERFACES; i++) {
 
 // Each master's advertisements with counters 1.., framed as the kernel hands them over.
 // Interleaved across the interfaces, as a master's groups started together send them.
-function packets(counter: bigint): { sock: Sock; buf: Buffer }[] {
-  const out: { sock: Sock; buf: Buffer }[] = [];
+function packets(counter: bigint): { sock: BenchSocket; buf: Buffer }[] {
+  const out: { sock: BenchSocket; buf: Buffer }[] = [];
   for (let v = 1; v <= VHIDS; v++)
     for (let i = 0; i < INTERFACES; i++) {
       const n = i * VHIDS + v;

@@ -2,14 +2,11 @@
 // advertising through the interface hubs and the shared scheduler, with fake sockets and a fake
 // clock. Prints ns and bytes allocated per advertisement. A bench, not a test:
 //   node --expose-gc dist/bench/tx-path.js [groups] [seconds]
-import { EventEmitter } from 'node:events';
-import { InterfaceHub, type HubDeps, type HubSocket, type HubSocket6 } from '../src/runtime/interface-hub';
 import { GroupRuntime, type GroupIo } from '../src/runtime/group-runtime';
 import { Scheduler } from '../src/runtime/scheduler';
 import { AfterBatch } from '../src/util/after-batch';
 import { normalizeGroup } from '../src/config/normalize';
-import type { LinkInfo } from '../src/net/rtnl';
-import { BenchClock } from './bench-clock';
+import { BenchClock, BenchSocket, benchHub, quiet } from './in-process';
 
 const GROUPS = Number(process.argv[2] ?? 255);
 const SECONDS = Number(process.argv[3] ?? 100);
@@ -20,18 +17,12 @@ const TICK_MS = 1;
 /** Sends are told of their outcome at the end of the turn, as RawBatchSocket does. */
 let pending: ((err: null) => void)[] = [];
 let sent = 0;
-class Sock extends EventEmitter {
-  join(): void {}
-  leave(): void {}
-  addLocalSource(): void {}
-  removeLocalSource(): void {}
-  queue(payload: Buffer, _dst: string, _src: string, done: (err: null) => void): void {
+class Sock extends BenchSocket {
+  override queue(payload: Buffer, _dst: string, _src: string, done: (err: null) => void): void {
     if (payload.length !== 36) throw new Error('not an advertisement');
     sent++;
     pending.push(done);
   }
-  transmit(): void {}
-  close(): void {}
 }
 function endOfTurn(): void {
   const p = pending;
@@ -39,29 +30,6 @@ function endOfTurn(): void {
   for (const done of p) done(null);
 }
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} } as never;
-function deps(sock: Sock): HubDeps {
-  return {
-    openSocket: () => sock as unknown as HubSocket,
-    openSocket6: () => new Sock() as unknown as HubSocket6,
-    garpSender: () =>
-      ({
-        open: () => 0,
-        queuedFrames: 0,
-        queue() {},
-        queueNeighbourAdverts() {},
-        flush() {},
-        close() {},
-      }) as never,
-  };
-}
-const link = (i: number): LinkInfo => ({
-  index: 3 + i,
-  name: `eth${i}`,
-  mac: Buffer.alloc(6, 1),
-  up: true,
-  running: true,
-});
 const VHIDS = 255;
 const INTERFACES = Math.ceil(GROUPS / VHIDS);
 const clock = new BenchClock();
@@ -70,8 +38,7 @@ const batch = new AfterBatch((flush) => queueMicrotask(flush));
 const groups: GroupRuntime[] = [];
 for (let i = 0; i < INTERFACES; i++) {
   const sock = new Sock();
-  const hub = new InterfaceHub(`eth${i}`, quiet, deps(sock));
-  hub.attach(link(i));
+  const hub = benchHub(i, sock);
   for (let v = 1; v <= Math.min(VHIDS, GROUPS - i * VHIDS); v++) {
     const n = i * VHIDS + v;
     const cfg = normalizeGroup(
