@@ -71,6 +71,9 @@ export function encodeVrrp(adv: VrrpAdvertisement, src: Uint8Array, dst: Uint8Ar
   out[2] = adv.priority;
   out[3] = adv.addresses.length;
   out.writeUInt16BE(adv.interval & VRRP_MAX_INTERVAL_CS, 4);
+  // The checksum is summed with its own field zero: a reused buffer holds the last one.
+  out[6] = 0;
+  out[7] = 0;
   adv.addresses.forEach((a, i) => {
     if (a.length !== alen) throw new InvalidArgumentError('a virtual address is not of the packet family');
     out.set(a, VRRP_HEADER_LEN + alen * i);

@@ -332,6 +332,11 @@ describe('GroupRuntime', () => {
     const last = sent[sent.length - 1];
     assert.ok(verifyVrrp(last, 0, ipv4ToBytes('192.0.2.7'), group).ok);
     assert.ok(!verifyVrrp(last, 0, Buffer.alloc(4), group).ok);
+    // Every one of a run, each encoded into the buffer the one before was (its checksum there).
+    const from = sent.length;
+    clock.advanceTo(clock.now() + 5000);
+    assert.equal(sent.length - from, 5);
+    for (const adv of sent.slice(from)) assert.ok(verifyVrrp(adv, 0, ipv4ToBytes('192.0.2.7'), group).ok);
   });
 
   it("VRRP: a backup checks each advertisement's checksum against its own IP source and destination, both families", () => {

@@ -162,3 +162,13 @@ test('IPv6 framing: hop limit, type, 8 + 16 × count bytes; verified with the IP
   carp[0] = 0x21;
   assert.deepEqual(parseVrrpFraming6(carp, 255, big(src), big(dst)), { ok: false, reason: 'version' });
 });
+
+test('encoding into a buffer that holds an earlier advertisement gives the same bytes as a new one', () => {
+  const into = Buffer.alloc(VRRP_HEADER_LEN + 4 * VIPS.length);
+  for (const priority of [150, 0, 150, 200]) {
+    const out = encodeVrrp({ vrid: 30, priority, interval: 100, addresses: VIPS }, SRC, DST, into);
+    assert.equal(out, into, 'written in place');
+    assert.deepEqual(out, encodeVrrp({ vrid: 30, priority, interval: 100, addresses: VIPS }, SRC, DST));
+    assert.equal(vrrpChecksum(out, SRC, DST), 0);
+  }
+});
