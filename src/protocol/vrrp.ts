@@ -122,9 +122,9 @@ export function parseVrrpFraming6(
 
 /**
  * Checks the VRRP message at `offset` to the end of `pkt`, its addresses `alen` bytes each,
- * against the unfolded sum of its pseudo-header (vrrpPseudoSum): null when valid, else why not. An interval of
- * 0 is refused: a backup could never time it out. Allocates nothing (a backup's per-packet
- * path); the priority is at offset + 2, the interval vrrpInterval's.
+ * against the unfolded sum of its pseudo-header (vrrpPseudoSum): null when valid, else why
+ * not. An interval of 0 is refused: a backup could never time it out. Allocates nothing (a
+ * backup's per-packet path); the priority is at offset + 2, the interval vrrpInterval's.
  */
 export function checkVrrp(
   pkt: Uint8Array,
