@@ -99,11 +99,20 @@ export function encodeAdvertisement(
   prefix: Buffer,
   out: Buffer = Buffer.alloc(CARP_HEADER_LEN),
 ): Buffer {
-  const counter = BigInt.asUintN(64, adv.counter);
-  const high = Number(counter >> 32n) | 0;
-  const low = Number(counter & 0xffffffffn) | 0;
+  const c = counterHalves(adv.counter);
   const digest = new PreparedDigest(key, prefix);
-  return writeAdvertisement(out, digest, adv.vhid, adv.advbase, adv.advskew, adv.demote ?? 0, high, low);
+  return writeAdvertisement(out, digest, adv.vhid, adv.advbase, adv.advskew, adv.demote ?? 0, c.high, c.low);
+}
+
+/** A 64-bit counter (modulo 2^64) as the two signed 32-bit halves writeAdvertisement takes. */
+export function counterHalves(counter: bigint): { high: number; low: number } {
+  const c = BigInt.asUintN(64, counter);
+  return { high: Number(c >> 32n) | 0, low: Number(c & 0xffffffffn) | 0 };
+}
+
+/** The counter two halves (counterHalves) stand for. */
+export function counterOf(high: number, low: number): bigint {
+  return (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0);
 }
 
 /**

@@ -8,6 +8,8 @@ import {
   authPrefix6,
   type SourceAddress,
   writeAdvertisement,
+  counterHalves,
+  counterOf,
   passwordKey,
   checkAdvertisementWith,
   CARP_ADVBASE_AT,
@@ -269,8 +271,7 @@ export class GroupRuntime {
    */
   private carryOn(counter: bigint): void {
     if (this.replay === null) {
-      this.counterHigh = Number(counter >> 32n) | 0;
-      this.counterLow = Number(counter & 0xffffffffn) | 0;
+      this.useCounter(counter);
       this.counterHeard = false;
       return;
     }
@@ -355,7 +356,13 @@ export class GroupRuntime {
   /** The counter to continue from without replay protection: the last heard or sent. */
   private counterNow(): bigint {
     this.takeHeard();
-    return (BigInt(this.counterHigh >>> 0) << 32n) | BigInt(this.counterLow >>> 0);
+    return counterOf(this.counterHigh, this.counterLow);
+  }
+
+  private useCounter(counter: bigint): void {
+    const c = counterHalves(counter);
+    this.counterHigh = c.high;
+    this.counterLow = c.low;
   }
 
   /** A counter heard since the last send is the one to continue from. */
@@ -690,8 +697,7 @@ export class GroupRuntime {
     if (this.replay !== null) {
       const counter = nextCounter(this.replay, this.wallClock());
       this.replay = sent(this.replay, counter);
-      this.counterHigh = Number(counter >> 32n) | 0;
-      this.counterLow = Number(counter & 0xffffffffn) | 0;
+      this.useCounter(counter);
     } else {
       // Plus one, modulo 2^64, in halves: no BigInt per advertisement.
       this.takeHeard();
